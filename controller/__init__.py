@@ -1,0 +1,1 @@
+"""Controller: reconcilers for the Knative-compatible resources."""

@@ -1,0 +1,1 @@
+"""Channel dispatcher: ingress, fan-out and subscription delivery."""

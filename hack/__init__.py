@@ -1,0 +1,1 @@
+"""Development tooling: the local cluster, its node agent and helper scripts."""

@@ -1,0 +1,1 @@
+"""The local Kubernetes control plane built from upstream Go modules."""

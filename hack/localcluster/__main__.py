@@ -1,0 +1,50 @@
+"""`hack/cluster up | down [--wipe] | status | kubeconfig | env`: the local control plane CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from hack.localcluster import cluster
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hack/cluster", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start the cluster (or reuse the running one)")
+    down = sub.add_parser("down", help="stop every process `up` started")
+    down.add_argument("--wipe", action="store_true", help="also delete etcd data, PKI, logs")
+    sub.add_parser("status", help="print what runs, as JSON")
+    sub.add_parser("kubeconfig", help="print the admin kubeconfig path")
+    sub.add_parser("env", help="print shell exports for KUBECONFIG and kubectl")
+    args = parser.parse_args(argv)
+
+    def log(msg: str) -> None:
+        print(f"cluster: {msg}", file=sys.stderr)
+
+    if args.command == "up":
+        try:
+            cluster.up(log)
+        except cluster.ClusterError as err:
+            log(f"start failed: {err}")
+            return 1
+        print(cluster.state_dir() / "admin.kubeconfig")
+    elif args.command == "down":
+        stopped = cluster.down(wipe=args.wipe)
+        log(f"stopped {len(stopped)} process(es)" + (" and wiped state" if args.wipe else ""))
+    elif args.command == "status":
+        info = cluster.status()
+        print(json.dumps(info, indent=2))
+        return 0 if info["ready"] else 3
+    elif args.command == "kubeconfig":
+        print(cluster.state_dir() / "admin.kubeconfig")
+    elif args.command == "env":
+        d = cluster.state_dir()
+        print(f"export KUBECONFIG={d / 'admin.kubeconfig'}")
+        print(f"export PATH={d / 'bin'}:$PATH")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

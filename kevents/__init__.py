@@ -1,0 +1,1 @@
+"""kevents: the shared lower layer (settings, sender, retries, metrics, tracing, runner)."""

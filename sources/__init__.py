@@ -1,0 +1,1 @@
+"""Event sources: one subpackage per source kind."""

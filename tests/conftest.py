@@ -1,0 +1,31 @@
+"""Shared test hygiene and fixtures for every tier.
+
+- `no_leaked_tasks` (autouse): an async test that leaves tasks running fails.
+- Cluster fixtures (real kube-apiserver from `hack/cluster`) live in `tests/cluster.py` and are
+  registered here as a plugin so every tier can ask for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+pytest_plugins = ["tests.cluster"]
+
+
+@pytest.fixture(autouse=True)
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    """Fail the test when it leaves asyncio tasks behind (a leaked task is a leaked worker)."""
+    before = asyncio.all_tasks()
+    yield
+    current = asyncio.current_task()
+    # Give cancelled tasks one loop iteration to finish their cleanup.
+    await asyncio.sleep(0)
+    leaked = [t for t in asyncio.all_tasks() - before if t is not current and not t.done()]
+    if leaked:
+        for task in leaked:
+            task.cancel()
+        await asyncio.gather(*leaked, return_exceptions=True)
+        pytest.fail(f"test leaked {len(leaked)} asyncio task(s): {leaked!r}")
