@@ -1,1 +1,122 @@
-"""Cluster fixtures: filled in by the foundation work (real kube-apiserver via hack/cluster)."""
+"""Pytest fixtures for tests against a real Kubernetes control plane.
+
+    kube            session: a `Kube` handle (kubeconfig path, API URL, kubectl runner)
+    api_client      function: a kubernetes-asyncio `ApiClient` on the admin kubeconfig
+    namespace       function: a fresh namespace, deleted after the test
+
+By default the local control plane of `hack/cluster` is started (or reused when it already
+runs). With `KEVENTS_CLUSTER=kind` and a Docker engine plus `kind` on the machine, the same
+tests run against a kind cluster made by pytest-kind instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+
+import pytest
+from kubernetes_asyncio import client, config
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Kube:
+    """A running cluster the tests may use."""
+
+    kubeconfig: pathlib.Path
+    kubectl_path: str
+    state_dir: pathlib.Path | None
+    """The local cluster's state folder (None on kind)."""
+
+    def kubectl(
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run kubectl against this cluster and return the completed process."""
+        proc = subprocess.run(
+            [self.kubectl_path, f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}"
+            )
+        return proc
+
+    def apply(self, manifest: str, namespace: str | None = None) -> None:
+        ns = [f"--namespace={namespace}"] if namespace else []
+        self.kubectl("apply", *ns, "-f", "-", input=manifest)
+
+    def get_json(self, *args: str) -> dict[str, object]:
+        out = self.kubectl("get", *args, "-o", "json").stdout
+        result: dict[str, object] = json.loads(out)
+        return result
+
+
+def _local_cluster() -> Kube:
+    cluster = REPO / "hack" / "cluster"
+    proc = subprocess.run(
+        [str(cluster), "up"], capture_output=True, text=True, timeout=1800, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"hack/cluster up failed:\n{proc.stderr}\n{proc.stdout}")
+    kubeconfig = pathlib.Path(proc.stdout.strip().splitlines()[-1])
+    state = kubeconfig.parent
+    return Kube(kubeconfig=kubeconfig, kubectl_path=str(state / "bin" / "kubectl"), state_dir=state)
+
+
+def _kind_cluster(names: Sequence[str]) -> Iterator[Kube]:
+    from pytest_kind import KindCluster  # only importable where kind is wanted
+
+    kind = KindCluster("kevents-" + "-".join(names))
+    kind.create()
+    try:
+        kubectl = shutil.which("kubectl") or "kubectl"
+        yield Kube(
+            kubeconfig=pathlib.Path(kind.kubeconfig_path), kubectl_path=kubectl, state_dir=None
+        )
+    finally:
+        kind.delete()
+
+
+@pytest.fixture(scope="session")
+def kube() -> Iterator[Kube]:
+    """The cluster under test: the local control plane unless KEVENTS_CLUSTER=kind."""
+    if os.environ.get("KEVENTS_CLUSTER") == "kind":
+        yield from _kind_cluster(["e2e"])
+        return
+    yield _local_cluster()
+
+
+@pytest.fixture
+async def api_client(kube: Kube) -> AsyncIterator[client.ApiClient]:
+    """A kubernetes-asyncio client authenticated as cluster admin."""
+    cfg = client.Configuration()
+    await config.load_kube_config(config_file=str(kube.kubeconfig), client_configuration=cfg)
+    async with client.ApiClient(configuration=cfg) as api:
+        yield api
+
+
+@pytest.fixture
+async def namespace(api_client: client.ApiClient) -> AsyncIterator[str]:
+    """A fresh namespace for one test; deleted (not awaited to completion) afterwards."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core = client.CoreV1Api(api_client)
+    await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        await core.delete_namespace(name)

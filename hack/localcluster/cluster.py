@@ -59,7 +59,7 @@ class State:
     """What `up` recorded: the ports it chose and the processes it started."""
 
     ports: dict[str, int] = field(default_factory=dict)
-    processes: list[processes.Recorded] = field(default_factory=list)
+    started: list[processes.Recorded] = field(default_factory=list)
 
     @classmethod
     def load(cls, directory: pathlib.Path) -> State:
@@ -69,18 +69,18 @@ class State:
         raw = json.loads(path.read_text())
         return cls(
             ports={str(k): int(v) for k, v in raw.get("ports", {}).items()},
-            processes=[processes.Recorded(**p) for p in raw.get("processes", [])],
+            started=[processes.Recorded(**p) for p in raw.get("processes", [])],
         )
 
     def save(self, directory: pathlib.Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        payload = {"ports": self.ports, "processes": [asdict(p) for p in self.processes]}
+        payload = {"ports": self.ports, "processes": [asdict(p) for p in self.started]}
         tmp = directory / "state.json.tmp"
         tmp.write_text(json.dumps(payload, indent=2))
         tmp.replace(directory / "state.json")
 
     def alive(self) -> list[processes.Recorded]:
-        return [p for p in self.processes if processes.alive(p)]
+        return [p for p in self.started if processes.alive(p)]
 
 
 def free_port() -> int:
@@ -123,7 +123,9 @@ def write_kubeconfig(directory: pathlib.Path, stem: str, server: str) -> pathlib
                 },
             }
         ],
-        "contexts": [{"name": "kevents-local", "context": {"cluster": "kevents-local", "user": stem}}],
+        "contexts": [
+            {"name": "kevents-local", "context": {"cluster": "kevents-local", "user": stem}}
+        ],
         "current-context": "kevents-local",
     }
     path = directory / f"{stem}.kubeconfig"
@@ -285,11 +287,11 @@ def down(*, wipe: bool = False) -> list[processes.Recorded]:
     directory = state_dir()
     st = State.load(directory)
     stopped = []
-    for rec in reversed(st.processes):
+    for rec in reversed(st.started):
         if processes.alive(rec):
             processes.stop(rec)
             stopped.append(rec)
-    st.processes = []
+    st.started = []
     if wipe:
         shutil.rmtree(directory, ignore_errors=True)
     elif directory.exists():
@@ -305,13 +307,15 @@ def up(log: Callable[[str], None] = lambda _: None) -> State:
     if set(COMPONENTS) <= names and apiserver_ready(directory, st):
         log(f"cluster already running at {api_url(st)}")
         return st
-    if st.processes:
+    if st.started:
         log("a previous cluster is partly running; restarting it")
         down()
         st = State.load(directory)
     binary = build_binary()
     _choose_ports(st)
-    pki.ensure(directory / "pki", identities=IDENTITIES, apiserver_ips=("127.0.0.1", KUBERNETES_SERVICE_IP))
+    pki.ensure(
+        directory / "pki", identities=IDENTITIES, apiserver_ips=("127.0.0.1", KUBERNETES_SERVICE_IP)
+    )
     server = f"https://127.0.0.1:{st.ports['apiserver']}"
     for ident in IDENTITIES:
         write_kubeconfig(directory, ident.stem, server)
@@ -322,11 +326,11 @@ def up(log: Callable[[str], None] = lambda _: None) -> State:
     link.symlink_to(binary)
     argv = _argv(binary, directory, st)
     logs = directory / "logs"
-    st.processes = []
+    st.started = []
     try:
         for name in COMPONENTS:
             rec = processes.spawn(name, argv[name], logs / f"{name}.log")
-            st.processes.append(rec)
+            st.started.append(rec)
             st.save(directory)
             log(f"started {name} (pid {rec.pid})")
             if name == "etcd":
@@ -355,6 +359,6 @@ def status() -> dict[str, object]:
         "kubeconfig": str(directory / "admin.kubeconfig"),
         "processes": [
             {"name": p.name, "pid": p.pid, "alive": processes.alive(p), "log": p.log}
-            for p in st.processes
+            for p in st.started
         ],
     }

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print events/s, latency percentiles and RSS."""

@@ -1,0 +1,105 @@
+"""CustomResourceDefinitions are served, and watches see ADDED, MODIFIED, DELETED in order."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from kubernetes_asyncio import client, watch
+
+pytestmark = pytest.mark.cluster
+
+
+def _crd(group: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "properties": {"size": {"type": "integer"}},
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+async def _wait_established(ext: client.ApiextensionsV1Api, name: str) -> None:
+    for _ in range(100):
+        crd = await ext.read_custom_resource_definition(name)
+        conditions = crd.status.conditions or []
+        if any(c.type == "Established" and c.status == "True" for c in conditions):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"CRD {name} never became Established")
+
+
+async def test_custom_resources_are_created_watched_and_deleted(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    group = f"t{uuid.uuid4().hex[:8]}.kevents.dev"
+    ext = client.ApiextensionsV1Api(api_client)
+    objects = client.CustomObjectsApi(api_client)
+    crd_name = f"widgets.{group}"
+    await ext.create_custom_resource_definition(_crd(group))  # type: ignore[arg-type]
+    try:
+        await _wait_established(ext, crd_name)
+        listing = await objects.list_namespaced_custom_object(group, "v1", namespace, "widgets")
+        start_rv = listing["metadata"]["resourceVersion"]
+
+        seen: list[tuple[str, int | None]] = []
+
+        async def observe() -> None:
+            w = watch.Watch()
+            async with w.stream(
+                objects.list_namespaced_custom_object,
+                group,
+                "v1",
+                namespace,
+                "widgets",
+                resource_version=start_rv,
+                timeout_seconds=30,
+            ) as stream:
+                async for event in stream:
+                    obj = event["object"]
+                    seen.append((event["type"], obj.get("spec", {}).get("size")))
+                    if event["type"] == "DELETED":
+                        return
+
+        watcher = asyncio.create_task(observe())
+        body = {
+            "apiVersion": f"{group}/v1",
+            "kind": "Widget",
+            "metadata": {"name": "w1"},
+            "spec": {"size": 1},
+        }
+        await objects.create_namespaced_custom_object(group, "v1", namespace, "widgets", body)
+        await objects.patch_namespaced_custom_object(
+            group, "v1", namespace, "widgets", "w1", {"spec": {"size": 2}}
+        )
+        got = await objects.get_namespaced_custom_object(group, "v1", namespace, "widgets", "w1")
+        assert got["spec"]["size"] == 2
+        await objects.delete_namespaced_custom_object(group, "v1", namespace, "widgets", "w1")
+        await asyncio.wait_for(watcher, timeout=30)
+        assert seen == [("ADDED", 1), ("MODIFIED", 2), ("DELETED", 2)]
+    finally:
+        await ext.delete_custom_resource_definition(crd_name)
