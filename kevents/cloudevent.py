@@ -1,0 +1,195 @@
+"""Thin helpers over the CloudEvents v2 SDK (`cloudevents.core`): build, encode, decode.
+
+- `build()` makes a spec 1.0 event (id = new UUID, time = now, unless given).
+- `encode()` gives headers + body for HTTP binary mode (Knative's default) or structured mode.
+- `decode()` turns an incoming HTTP request/response into an event or raises
+  `errors.InvalidEventError` whose reason is fit for a 400 answer.
+- `apply_overrides()` sets the `K_CE_OVERRIDES` extensions (they overwrite same-named ones).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from cloudevents.core import exceptions as ce_exceptions
+from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.formats import json as ce_json
+from cloudevents.core.v1 import event as ce_event
+
+from kevents import errors
+
+CloudEvent = ce_event.CloudEvent
+Data = dict[str, Any] | str | bytes | None
+HTTPMessage = ce_http.HTTPMessage
+
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
+
+
+class Encoding(enum.StrEnum):
+    """HTTP content mode; values are Knative's `delivery.format` names."""
+
+    BINARY = "binary"
+    STRUCTURED = "json"
+
+
+class _DataFormat(ce_json.JSONFormat):
+    """JSON format that keeps payload bytes faithful when decoding binary mode.
+
+    The SDK turns any UTF-8 body into `str` and any JSON body into whatever it parses to; a
+    forwarder would then re-serialise it differently. Here: a JSON *object* becomes a dict,
+    `text/*` becomes str, everything else stays the exact bytes received.
+    """
+
+    def read_data(self, body: bytes, datacontenttype: str | None) -> Data:
+        if not body:
+            return None
+        content_type = (datacontenttype or self.DEFAULT_CONTENT_TYPE).lower()
+        if self.JSON_CONTENT_TYPE_PATTERN.match(content_type) and body.lstrip()[:1] == b"{":
+            parsed = super().read_data(body, datacontenttype)
+            if isinstance(parsed, dict):
+                return parsed
+            return body
+        if content_type.startswith("text/"):
+            try:
+                return body.decode("utf-8")
+            except UnicodeDecodeError:
+                return body
+        return body
+
+
+_FORMAT = _DataFormat()
+
+
+_REQUIRED = ("specversion", "id", "source", "type")
+
+
+def _decoding_factory(attributes: dict[str, Any], data: Data) -> CloudEvent:
+    """Event factory for decoding: the SDK would invent `id`, `specversion` and `time`."""
+    missing = [name for name in _REQUIRED if name not in attributes]
+    if missing:
+        raise errors.InvalidEventError(f"missing required attribute(s): {', '.join(missing)}")
+    had_time = "time" in attributes
+    event = CloudEvent(attributes, data)
+    if not had_time:
+        del event.get_attributes()["time"]
+    return event
+
+
+def build(
+    type: str,
+    source: str,
+    data: Data = None,
+    *,
+    id: str | None = None,
+    subject: str | None = None,
+    datacontenttype: str | None = None,
+    time: datetime | None = None,
+    extensions: Mapping[str, object] | None = None,
+) -> CloudEvent:
+    """Build a spec 1.0 CloudEvent; invalid attributes raise `errors.InvalidEventError`."""
+    attributes: dict[str, Any] = {"type": type, "source": source}
+    if id is not None:
+        attributes["id"] = id
+    if subject is not None:
+        attributes["subject"] = subject
+    if datacontenttype is not None:
+        attributes["datacontenttype"] = datacontenttype
+    if time is not None:
+        attributes["time"] = time
+    if extensions:
+        attributes.update(extensions)
+    try:
+        return CloudEvent(attributes, data)
+    except ce_exceptions.BaseCloudEventException as exc:
+        raise errors.InvalidEventError(str(exc)) from exc
+
+
+def apply_overrides(event: CloudEvent, extensions: Mapping[str, str]) -> CloudEvent:
+    """A copy of `event` with `extensions` set, overwriting same-named attributes."""
+    if not extensions:
+        return event
+    attributes = dict(event.get_attributes())
+    attributes.update(extensions)
+    try:
+        return CloudEvent(attributes, event.get_data())
+    except ce_exceptions.BaseCloudEventException as exc:
+        raise errors.InvalidEventError(str(exc)) from exc
+
+
+def _canonical(event: CloudEvent) -> CloudEvent:
+    """Booleans as `true`/`false` (CloudEvents type system), not Python's `True`/`False`."""
+    attributes = event.get_attributes()
+    if not any(isinstance(v, bool) for v in attributes.values()):
+        return event
+    fixed = {
+        k: (("true" if v else "false") if isinstance(v, bool) else v) for k, v in attributes.items()
+    }
+    return CloudEvent(fixed, event.get_data())
+
+
+def encode(event: CloudEvent, encoding: Encoding = Encoding.BINARY) -> HTTPMessage:
+    """Headers and body to POST `event` in the given HTTP content mode."""
+    if encoding is Encoding.STRUCTURED:
+        return ce_http.to_structured(event, _FORMAT)
+    return ce_http.to_binary(_canonical(event), _FORMAT)
+
+
+_CE_ATTRIBUTE_HEADER = re.compile(r"ce-[a-z0-9]+")
+
+
+def is_cloudevent(headers: Mapping[str, str]) -> bool:
+    """Whether an HTTP message (e.g. a subscriber's reply) claims to carry a CloudEvent."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if "ce-specversion" in lowered:
+        return True
+    content_type = lowered.get("content-type", "").split(";", 1)[0].strip().lower()
+    return content_type == STRUCTURED_CONTENT_TYPE
+
+
+def decode(headers: Mapping[str, str], body: bytes) -> CloudEvent:
+    """Decode a binary- or structured-mode HTTP message; errors name the 400 reason."""
+    lowered: dict[str, str] = {}
+    for key, value in headers.items():
+        name = key.lower()
+        if name.startswith("ce-") and not _CE_ATTRIBUTE_HEADER.fullmatch(name):
+            continue  # not an attribute header (e.g. a stray "ce-" prefixed proxy header)
+        lowered.setdefault(name, value)
+    content_type = lowered.get("content-type", "").split(";", 1)[0].strip().lower()
+    try:
+        if "ce-specversion" in lowered:
+            if lowered["ce-specversion"] != "1.0":
+                raise errors.InvalidEventError(
+                    f"unsupported CloudEvents specversion {lowered['ce-specversion']!r}"
+                )
+            message = ce_http.HTTPMessage(headers=lowered, body=body)
+            event = ce_http.from_binary(message, _FORMAT, _decoding_factory)
+        elif content_type == STRUCTURED_CONTENT_TYPE:
+            if body.lstrip()[:1] != b"{":
+                raise errors.InvalidEventError("structured CloudEvent body must be a JSON object")
+            message = ce_http.HTTPMessage(headers=lowered, body=body)
+            event = ce_http.from_structured(message, _FORMAT, _decoding_factory)
+        elif content_type == BATCH_CONTENT_TYPE:
+            raise errors.InvalidEventError("batched CloudEvents are not supported")
+        else:
+            raise errors.InvalidEventError(
+                "not a CloudEvent: no ce-specversion header and Content-Type is not "
+                f"{STRUCTURED_CONTENT_TYPE}"
+            )
+    except errors.InvalidEventError:
+        raise
+    except ce_exceptions.BaseCloudEventException as exc:
+        raise errors.InvalidEventError(f"invalid CloudEvent: {exc}") from exc
+    except (ValueError, TypeError, OverflowError) as exc:  # bad JSON, time, base64, UTF-8
+        raise errors.InvalidEventError(f"malformed CloudEvent: {exc}") from exc
+    if not isinstance(event, CloudEvent):  # pragma: no cover - factory always gives one
+        raise errors.InvalidEventError("unsupported CloudEvents specversion")
+    if event.get_specversion() != "1.0":
+        raise errors.InvalidEventError(
+            f"unsupported CloudEvents specversion {event.get_specversion()!r}"
+        )
+    return event

@@ -1,0 +1,155 @@
+"""Prometheus metrics of the shared runtime, on a registry passed in (never the global one).
+
+Labels are bounded: result, status class, status code, namespace/name of the *source object*
+(one per adapter), queue name. Never event ids, types, subjects or URLs.
+
+Two families exist side by side:
+- `kevents_*`: our names, with `_total`/`_seconds` suffixes.
+- Knative-compatible `event_count` and `retry_event_count` (the source stats reporter of
+  `knative/eventing` <= 1.18), emitted with their exact names so existing dashboards work.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, exposition
+from prometheus_client import registry as prom_registry
+from prometheus_client.metrics_core import Metric
+
+from kevents import delivery
+
+DURATION_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0,
+)  # fmt: skip
+"""Seconds. Knative's OTel dispatch buckets, plus 30 s and 60 s because a delivery includes
+its retries and backoff waits."""
+
+_KNATIVE_LABELS = (
+    "namespace_name",
+    "name",
+    "resource_group",
+    "event_scheme",
+    "response_code",
+    "response_code_class",
+)
+
+
+class _KnativeCounters:
+    """Exposes `event_count` / `retry_event_count` without prometheus_client's `_total`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, dict[tuple[str, ...], float]] = {
+            "event_count": {},
+            "retry_event_count": {},
+        }
+
+    def inc(self, metric: str, labels: tuple[str, ...]) -> None:
+        with self._lock:
+            series = self._counts[metric]
+            series[labels] = series.get(labels, 0.0) + 1.0
+
+    def collect(self) -> Iterator[Metric]:
+        helps = {
+            "event_count": "Number of events sent (Knative-compatible name)",
+            "retry_event_count": "Number of retries (Knative-compatible name)",
+        }
+        with self._lock:
+            snapshot = {name: dict(series) for name, series in self._counts.items()}
+        for name, series in snapshot.items():
+            family = Metric(name, helps[name], "counter")
+            for labels, value in series.items():
+                family.add_sample(name, dict(zip(_KNATIVE_LABELS, labels, strict=True)), value)
+            yield family
+
+
+class SenderMetrics:
+    """Metrics of `sender.Sender` and `sendqueue.SendQueue` for one process."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        namespace: str = "",
+        name: str = "",
+        resource_group: str = "",
+    ) -> None:
+        self._static = (namespace, name, resource_group)
+        self.events_sent = Counter(
+            "kevents_events_sent",
+            "Events whose delivery finished, by result (delivered|failed) and status class",
+            ["result", "response_code_class"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            "kevents_send_retries",
+            "Retry attempts made, by the status class that caused them",
+            ["response_code_class"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "kevents_delivery_duration_seconds",
+            "Seconds from first attempt to final outcome of one delivery, retries included",
+            ["result"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "kevents_send_queue_depth",
+            "Events waiting in a send queue",
+            ["queue"],
+            registry=registry,
+        )
+        self.queue_rejected = Counter(
+            "kevents_send_queue_rejected",
+            "Events refused because the send queue was full or closed",
+            ["queue", "reason"],
+            registry=registry,
+        )
+        self.events_lost = Counter(
+            "kevents_events_lost",
+            "Events given up: retries exhausted, terminal refusal, or shutdown before delivery",
+            ["reason"],
+            registry=registry,
+        )
+        self._knative = _KnativeCounters()
+        registry.register(self._knative)
+
+    def observe(self, result: delivery.DeliveryResult, *, scheme: str) -> None:
+        """Record one finished delivery."""
+        outcome = "delivered" if result.ok else "failed"
+        self.events_sent.labels(outcome, result.status_class).inc()
+        self.duration.labels(outcome).observe(result.duration)
+        code = str(result.status) if result.status is not None else ""
+        self._knative.inc("event_count", (*self._static, scheme, code, result.status_class))
+
+    def observe_retry(self, status: int | None, *, scheme: str) -> None:
+        """Record one retry caused by a failed attempt with `status`."""
+        status_class = "none" if status is None else f"{status // 100}xx"
+        self.retries.labels(status_class).inc()
+        code = str(status) if status is not None else ""
+        self._knative.inc("retry_event_count", (*self._static, scheme, code, status_class))
+
+    def lost(self, reason: str, count: int = 1) -> None:
+        """Record events given up for `reason` (bounded: retries_exhausted|refused|shutdown)."""
+        self.events_lost.labels(reason).inc(count)
+
+
+METRICS_REGISTRY = web.AppKey("metrics_registry", prom_registry.CollectorRegistry)
+
+
+async def _serve_metrics(request: web.Request) -> web.Response:
+    registry = request.app[METRICS_REGISTRY]
+    body = exposition.generate_latest(registry)
+    return web.Response(body=body, headers={"Content-Type": exposition.CONTENT_TYPE_LATEST})
+
+
+def make_app(registry: CollectorRegistry) -> web.Application:
+    """An aiohttp app serving `registry` at `/metrics` (Prometheus text format 0.0.4)."""
+    app = web.Application()
+    app[METRICS_REGISTRY] = registry
+    app.router.add_get("/metrics", _serve_metrics)
+    return app

@@ -1,0 +1,73 @@
+"""An aiohttp application served as a runner component (`async def run()`).
+
+Used for the metrics and probes ports, and by receivers (GitHub webhook, channel ingress).
+Port 0 picks a free port; `port` tells which one after `wait_started()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+logger = logging.getLogger(__name__)
+
+
+class WebServer:
+    def __init__(
+        self,
+        app: web.Application,
+        *,
+        host: str,
+        port: int,
+        name: str = "http",
+        shutdown_timeout: float = 5.0,
+        reuse_port: bool = False,
+    ) -> None:
+        self.app = app
+        self.host = host
+        self.name = name
+        self._requested_port = port
+        self._shutdown_timeout = shutdown_timeout
+        self._reuse_port = reuse_port
+        self._bound_port: int | None = None
+        self._started = asyncio.Event()
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0); only valid once started."""
+        if self._bound_port is None:
+            raise RuntimeError(f"{self.name} server has not started")
+        return self._bound_port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def wait_started(self) -> None:
+        await self._started.wait()
+
+    async def run(self) -> None:
+        """Serve until cancelled, then close listeners and in-flight requests."""
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            site = web.TCPSite(
+                runner,
+                self.host,
+                self._requested_port,
+                shutdown_timeout=self._shutdown_timeout,
+                reuse_port=self._reuse_port or None,
+            )
+            await site.start()
+            self._bound_port = int(runner.addresses[0][1])
+            logger.info(
+                "Serving %s on %s:%d.", self.name, self.host, self._bound_port,
+                extra={"component": self.name},
+            )  # fmt: skip
+            self._started.set()
+            await asyncio.Event().wait()  # until cancelled
+        finally:
+            await asyncio.shield(runner.cleanup())
+            logger.info("Stopped serving %s.", self.name)
