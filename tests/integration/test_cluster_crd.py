@@ -53,6 +53,20 @@ async def _wait_established(ext: client.ApiextensionsV1Api, name: str) -> None:
     raise AssertionError(f"CRD {name} never became Established")
 
 
+async def _list_rv(objects: client.CustomObjectsApi, group: str, namespace: str) -> str:
+    """The list's resourceVersion, waiting out 429 while the new resource's cache initialises."""
+    for _ in range(50):
+        try:
+            listing = await objects.list_namespaced_custom_object(group, "v1", namespace, "widgets")
+        except client.ApiException as err:
+            if err.status != 429:
+                raise
+            await asyncio.sleep(0.2)
+            continue
+        return str(listing["metadata"]["resourceVersion"])
+    raise AssertionError("the new resource was never listable")
+
+
 async def test_custom_resources_are_created_watched_and_deleted(
     api_client: client.ApiClient, namespace: str
 ) -> None:
@@ -63,8 +77,7 @@ async def test_custom_resources_are_created_watched_and_deleted(
     await ext.create_custom_resource_definition(_crd(group))  # type: ignore[arg-type]
     try:
         await _wait_established(ext, crd_name)
-        listing = await objects.list_namespaced_custom_object(group, "v1", namespace, "widgets")
-        start_rv = listing["metadata"]["resourceVersion"]
+        start_rv = await _list_rv(objects, group, namespace)
 
         seen: list[tuple[str, int | None]] = []
 
@@ -94,7 +107,13 @@ async def test_custom_resources_are_created_watched_and_deleted(
         }
         await objects.create_namespaced_custom_object(group, "v1", namespace, "widgets", body)
         await objects.patch_namespaced_custom_object(
-            group, "v1", namespace, "widgets", "w1", {"spec": {"size": 2}}
+            group,
+            "v1",
+            namespace,
+            "widgets",
+            "w1",
+            {"spec": {"size": 2}},
+            _content_type="application/merge-patch+json",
         )
         got = await objects.get_namespaced_custom_object(group, "v1", namespace, "widgets", "w1")
         assert got["spec"]["size"] == 2

@@ -1,0 +1,25 @@
+"""The kevents node agent: a kubelet stand-in for the local cluster of `hack/cluster`.
+
+It registers a Node, renews its Lease, and runs the containers of the pods bound to it as
+local processes (image -> command map in `images.yaml`), each pod in its own network and mount
+namespace with the pod's env, volumes, ServiceAccount token and DNS. It reports pod status,
+serves container logs over the kubelet API, and keeps the `kubernetes` and `kube-dns`
+endpoints pointing where pods reach them.
+
+    __main__.py     CLI: `python -m hack.agent run | cleanup`
+    settings.py     the agent's Settings
+    kubeapi.py      a small typed REST client (list, watch, patch) on aiohttp
+    node.py         Node registration, status heartbeats, Lease renewal
+    images.py       image reference -> local command
+    envvars.py      container env: valueFrom, envFrom, service links, $(VAR) expansion
+    quantities.py   resource quantities ("250m", "64Mi") for resourceFieldRef
+    volumes.py      secret/configMap/emptyDir/downwardAPI/projected volumes on disk
+    network.py      bridge, per-pod network namespaces and veths, our nftables table
+    containers.py   one container's process: launch, restart back-off, probes, stop
+    probes.py       httpGet / tcpSocket / exec probes
+    podstatus.py    pure: runtime state -> pod status (phase, conditions, containerStatuses)
+    pods.py         one pod's lifecycle; the pod watch that starts and stops pod workers
+    kubeletapi.py   https server for /containerLogs (kubectl logs [-f] [--previous])
+    endpoints.py    the `kubernetes` and `kube-dns` Services' endpoints, the apiserver forwarder
+    clusterhooks.py how `hack/cluster up/down` start the agent, kube-proxy, CoreDNS and clean up
+"""
