@@ -31,7 +31,7 @@ class DeliveryResult:
     body: bytes = b""
     """Response body of the last attempt, truncated to the sender's body limit."""
     body_truncated: bool = False
-    headers: Mapping[str, str] = _EMPTY_HEADERS
+    headers: Mapping[str, str] = dataclasses.field(default_factory=lambda: _EMPTY_HEADERS)
     """Response headers of the last attempt (case-insensitive mapping when from aiohttp)."""
 
     @property

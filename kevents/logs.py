@@ -19,7 +19,7 @@ from opentelemetry import trace
 CONTEXT_FIELDS = (
     "component",
     "namespace",
-    "name",
+    "object_name",
     "event_id",
     "event_type",
     "attempt",
@@ -27,7 +27,8 @@ CONTEXT_FIELDS = (
     "trace_id",
     "span_id",
 )
-"""`extra=` keys the formatters print. Anything else passed in `extra` is ignored."""
+"""`extra=` keys the formatters print; anything else passed in `extra` is ignored.
+`object_name` is the Kubernetes object's name (`name` is reserved by `logging.LogRecord`)."""
 
 _SECRET_MARKERS = ("authorization", "token", "secret", "password", "cookie", "signature")
 REDACTED = "[redacted]"

@@ -60,7 +60,9 @@ class _KnativeCounters:
         with self._lock:
             snapshot = {name: dict(series) for name, series in self._counts.items()}
         for name, series in snapshot.items():
-            family = Metric(name, helps[name], "counter")
+            # "untyped": prometheus_client would print the counter header as `<name>_total`,
+            # which no longer matches the sample name Knative's dashboards query.
+            family = Metric(name, helps[name], "untyped")
             for labels, value in series.items():
                 family.add_sample(name, dict(zip(_KNATIVE_LABELS, labels, strict=True)), value)
             yield family
