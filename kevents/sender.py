@@ -148,6 +148,10 @@ class Sender:
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
         return self._session
 
+    @property
+    def is_open(self) -> bool:
+        return self._session is not None and not self._session.closed
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

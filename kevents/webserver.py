@@ -50,14 +50,18 @@ class WebServer:
 
     async def run(self) -> None:
         """Serve until cancelled, then close listeners and in-flight requests."""
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=self._shutdown_timeout,
+        )
         await runner.setup()
         try:
             site = web.TCPSite(
                 runner,
                 self.host,
                 self._requested_port,
-                shutdown_timeout=self._shutdown_timeout,
                 reuse_port=self._reuse_port or None,
             )
             await site.start()
