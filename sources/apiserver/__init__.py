@@ -1,0 +1,1 @@
+"""ApiServerSource receive adapter: Kubernetes object changes as CloudEvents."""

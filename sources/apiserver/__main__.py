@@ -1,0 +1,56 @@
+"""`python -m sources.apiserver`: the ApiServerSource receive adapter."""
+
+from __future__ import annotations
+
+import logging
+
+from kubernetes_asyncio import client
+from prometheus_client import CollectorRegistry
+
+from kevents import errors, kube, logs, metrics, probes, runner, settings, tracing, webserver
+from sources.apiserver import adapter, config
+
+logger = logging.getLogger("sources.apiserver")
+
+
+async def main() -> int:
+    adapter_settings = settings.load_or_exit(settings.AdapterSettings.from_env)
+    logs.setup(adapter_settings.log_level, adapter_settings.log_format)
+    source = settings.load_or_exit(lambda: config.parse(adapter_settings.source_config))
+    provider = tracing.make_provider(
+        adapter_settings.tracing_config, service_name=adapter_settings.component
+    )
+    registry = CollectorRegistry()
+    readiness = probes.Readiness()
+    async with client.ApiClient(configuration=await kube.configuration()) as api:
+        try:
+            kinds = await adapter.discover(api, source.resources)
+        except errors.ConfigError as err:
+            logger.error("Cannot start: %s", err)
+            return 1
+        receive = adapter.Adapter(
+            api, adapter_settings, source, kinds,
+            registry=registry, readiness=readiness, tracer_provider=provider,
+        )  # fmt: skip
+        servers: list[runner.Service | runner.Component] = [
+            webserver.WebServer(
+                metrics.make_app(registry),
+                host=adapter_settings.metrics_host,
+                port=adapter_settings.metrics_port,
+                name="metrics",
+            ),
+            webserver.WebServer(
+                probes.make_app(readiness),
+                host="0.0.0.0",
+                port=adapter_settings.probes_port,
+                name="probes",
+            ),
+        ]
+        try:
+            return await runner.Runner([*servers, *receive.components()], readiness=readiness).run()
+        finally:
+            provider.shutdown()
+
+
+if __name__ == "__main__":
+    runner.main(main)

@@ -1,0 +1,312 @@
+"""The ApiServerSource adapter against the real API server, delivering to loopback sinks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+from kubernetes_asyncio import client
+from prometheus_client import CollectorRegistry, exposition
+
+from kevents import cloudevent, probes, runner, settings
+from sources.apiserver import adapter, config
+
+pytestmark = pytest.mark.cluster
+
+
+@dataclass
+class Sink:
+    """A loopback CloudEvents sink; `responses` are answered in order, then 202."""
+
+    events: list[cloudevent.CloudEvent] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    responses: list[int] = field(default_factory=list)
+    attempts: int = 0
+    url: str = ""
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.attempts += 1
+        if self.responses:
+            return web.Response(status=self.responses.pop(0))
+        event = cloudevent.decode(dict(request.headers), await request.read())
+        self.events.append(event)
+        self.headers.append(dict(request.headers))
+        self.arrived.set()
+        return web.Response(status=202)
+
+    def of(self, name: str) -> list[tuple[str, dict[str, Any]]]:
+        return [
+            (e.get_type(), e.get_data()) for e in self.events if e.get_extension("name") == name
+        ]  # type: ignore[misc]
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 20) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self.arrived.clear()
+                await self.arrived.wait()
+
+
+@contextlib.asynccontextmanager
+async def serve_sink(sink: Sink, port: int = 0) -> AsyncIterator[Sink]:
+    app = web.Application()
+    app.router.add_post("/", sink.handle)
+    app_runner = web.AppRunner(app)
+    await app_runner.setup()
+    site = web.TCPSite(app_runner, "127.0.0.1", port)
+    await site.start()
+    bound = app_runner.addresses[0][1]
+    sink.url = f"http://127.0.0.1:{bound}/"
+    try:
+        yield sink
+    finally:
+        await app_runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def running_adapter(
+    api: client.ApiClient, sink_url: str, source_config: dict[str, Any], namespace: str
+) -> AsyncIterator[adapter.Adapter]:
+    adapter_settings = settings.AdapterSettings.from_env(
+        {"K_SINK": sink_url, "NAMESPACE": namespace, "NAME": "test-source"}
+    )
+    source = config.parse(json.dumps(source_config))
+    kinds = await adapter.discover(api, source.resources)
+    readiness = probes.Readiness()
+    receive = adapter.Adapter(
+        api, adapter_settings, source, kinds, registry=CollectorRegistry(), readiness=readiness
+    )
+    run = runner.Runner(receive.components(), readiness=readiness, handle_signals=False, grace=10)
+    task = asyncio.create_task(run.run())
+    try:
+        async with asyncio.timeout(20):
+            while not readiness.ready:
+                await asyncio.sleep(0.05)
+        yield receive
+    finally:
+        run.request_stop()
+        assert await task == 0
+
+
+def _config(namespace: str, kind: str = "configmaps", **extra: Any) -> dict[str, Any]:
+    return {
+        "namespaces": [namespace],
+        "resources": [{"gvr": {"Group": "", "Version": "v1", "Resource": kind}}],
+        "mode": "Resource",
+        **extra,
+    }
+
+
+async def test_configmap_changes_yield_one_event_each_with_knative_attributes(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    core = client.CoreV1Api(api_client)
+    async with (
+        serve_sink(Sink()) as sink,
+        running_adapter(api_client, sink.url, _config(namespace), namespace) as receive,
+    ):
+        body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="cm1"), data={"a": "1"})
+        await core.create_namespaced_config_map(namespace, body)
+        await core.patch_namespaced_config_map("cm1", namespace, {"data": {"a": "2"}})
+        await core.delete_namespaced_config_map("cm1", namespace)
+        await sink.wait_for(lambda: len(sink.of("cm1")) >= 3)
+        await asyncio.sleep(0.5)  # nothing more may arrive
+        types = [t for t, _ in sink.of("cm1")]
+        assert types == [
+            "dev.knative.apiserver.resource.add",
+            "dev.knative.apiserver.resource.update",
+            "dev.knative.apiserver.resource.delete",
+        ]
+        add = next(e for e in sink.events if e.get_extension("name") == "cm1")
+        assert add.get_source() == receive.event_source == api_client.configuration.host
+        assert add.get_subject() == f"/apis/v1/namespaces/{namespace}/configmaps/cm1"
+        assert add.get_datacontenttype() == "application/json"
+        assert add.get_extension("kind") == "ConfigMap"
+        assert add.get_extension("apiversion") == "v1"
+        assert add.get_extension("namespace") == namespace
+        data = add.get_data()
+        assert isinstance(data, dict)
+        assert data["kind"] == "ConfigMap"
+        assert data["data"] == {"a": "1"}
+        assert sink.of("cm1")[1][1]["data"] == {"a": "2"}
+        assert sink.headers[0]["Kn-Namespace"] == namespace
+
+
+async def test_core_events_reference_mode_and_label_selector(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    core = client.CoreV1Api(api_client)
+    cfg = _config(namespace, mode="Reference")
+    cfg["resources"] = [
+        {"gvr": {"Group": "", "Version": "v1", "Resource": "events"}},
+        {"gvr": {"Group": "", "Version": "v1", "Resource": "configmaps"}, "selector": "watch=yes"},
+    ]
+    async with serve_sink(Sink()) as sink, running_adapter(api_client, sink.url, cfg, namespace):
+        await core.create_namespaced_config_map(
+            namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="ignored"))
+        )
+        await core.create_namespaced_config_map(
+            namespace,
+            client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(name="picked", labels={"watch": "yes"})
+            ),
+        )
+        await core.create_namespaced_event(
+            namespace,
+            client.CoreV1Event(
+                metadata=client.V1ObjectMeta(name="ev1"),
+                involved_object=client.V1ObjectReference(
+                    kind="ConfigMap", name="picked", namespace=namespace
+                ),
+                reason="Test",
+                message="hello",
+            ),
+        )
+        await sink.wait_for(lambda: bool(sink.of("picked")) and bool(sink.of("ev1")))
+        await asyncio.sleep(0.5)
+        assert sink.of("ignored") == []
+        assert sink.of("picked") == [
+            (
+                "dev.knative.apiserver.ref.add",
+                {"kind": "ConfigMap", "namespace": namespace, "name": "picked", "apiVersion": "v1"},
+            )
+        ]
+        ev_type, ev_data = sink.of("ev1")[0]
+        assert ev_type == "dev.knative.apiserver.ref.add"
+        assert ev_data == {
+            "kind": "Event",
+            "namespace": namespace,
+            "name": "ev1",
+            "apiVersion": "v1",
+        }
+
+
+async def test_owner_filter_only_sends_owned_objects(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    core = client.CoreV1Api(api_client)
+    parent = await core.create_namespaced_config_map(
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="parent"))
+    )
+    cfg = _config(namespace, owner={"apiVersion": "v1", "kind": "ConfigMap"})
+    async with serve_sink(Sink()) as sink, running_adapter(api_client, sink.url, cfg, namespace):
+        owner_ref = client.V1OwnerReference(
+            api_version="v1", kind="ConfigMap", name="parent", uid=parent.metadata.uid
+        )
+        await core.create_namespaced_config_map(
+            namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="orphan"))
+        )
+        await core.create_namespaced_config_map(
+            namespace,
+            client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(name="child", owner_references=[owner_ref])
+            ),
+        )
+        await sink.wait_for(lambda: bool(sink.of("child")))
+        await asyncio.sleep(0.5)
+        assert sink.of("orphan") == []
+
+
+async def test_retries_503_then_delivers_and_400_is_not_retried(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    core = client.CoreV1Api(api_client)
+    async with (
+        serve_sink(Sink(responses=[503, 503])) as sink,
+        running_adapter(api_client, sink.url, _config(namespace), namespace) as receive,
+    ):
+        await core.create_namespaced_config_map(
+            namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="flaky"))
+        )
+        await sink.wait_for(lambda: bool(sink.of("flaky")))
+        assert sink.attempts == 3
+        assert len(sink.of("flaky")) == 1
+
+        sink.responses = [400]
+        attempts_before = sink.attempts
+        await core.create_namespaced_config_map(
+            namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="refused"))
+        )
+        async with asyncio.timeout(10):
+            while sink.responses:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert sink.attempts == attempts_before + 1, "a 400 must not be retried"
+        assert sink.of("refused") == []
+        registry_text = exposition.generate_latest(receive.registry).decode()
+        assert 'kevents_events_lost_total{reason="refused"} 1.0' in registry_text
+
+
+async def test_sink_down_for_ten_seconds_loses_nothing(
+    api_client: client.ApiClient, namespace: str, unused_tcp_port: int
+) -> None:
+    core = client.CoreV1Api(api_client)
+    sink = Sink()
+    sink.url = f"http://127.0.0.1:{unused_tcp_port}/"
+    async with running_adapter(api_client, sink.url, _config(namespace), namespace):
+        names = [f"down-{i}" for i in range(20)]
+        for name in names:
+            await core.create_namespaced_config_map(
+                namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name))
+            )
+        await asyncio.sleep(10)
+        async with serve_sink(sink, port=unused_tcp_port):
+            await sink.wait_for(lambda: all(sink.of(n) for n in names), timeout=30)
+            got = [str(e.get_extension("name")) for e in sink.events]
+            assert sorted(n for n in got if n.startswith("down-")) == sorted(names)
+
+
+async def test_broken_watch_and_relist_give_no_duplicate_and_no_gap(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    core = client.CoreV1Api(api_client)
+    for name in ("keep", "change", "remove"):
+        await core.create_namespaced_config_map(
+            namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name), data={"v": "0"})
+        )
+    async with (
+        serve_sink(Sink()) as sink,
+        running_adapter(api_client, sink.url, _config(namespace), namespace) as receive,
+    ):
+        watcher = receive.watchers[0]
+        # 1. the connection dies; changes made meanwhile arrive once after the resume
+        watcher.reconnect()
+        await core.patch_namespaced_config_map("change", namespace, {"data": {"v": "1"}})
+        await sink.wait_for(lambda: len(sink.of("change")) == 1)
+        # 2. history expired (410): the watcher relists and emits only the difference
+        watcher.relist()
+        await core.patch_namespaced_config_map("change", namespace, {"data": {"v": "2"}})
+        await core.delete_namespaced_config_map("remove", namespace)
+        await core.create_namespaced_config_map(
+            namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="new"))
+        )
+        await sink.wait_for(
+            lambda: len(sink.of("change")) == 2 and bool(sink.of("remove")) and bool(sink.of("new"))
+        )
+        await asyncio.sleep(1)
+    assert sink.of("keep") == []
+    assert [(t, d["data"]) for t, d in sink.of("change")] == [
+        ("dev.knative.apiserver.resource.update", {"v": "1"}),
+        ("dev.knative.apiserver.resource.update", {"v": "2"}),
+    ]
+    assert [t for t, _ in sink.of("remove")] == ["dev.knative.apiserver.resource.delete"]
+    assert [t for t, _ in sink.of("new")] == ["dev.knative.apiserver.resource.add"]
+
+
+async def test_unknown_resource_is_a_config_error(api_client: client.ApiClient) -> None:
+    source = config.parse(
+        json.dumps(
+            {
+                "allNamespaces": True,
+                "resources": [{"gvr": {"Group": "", "Version": "v1", "Resource": "gizmos"}}],
+            }
+        )
+    )
+    with pytest.raises(Exception, match="the API server has no resource gizmos/v1"):
+        await adapter.discover(api_client, source.resources)
