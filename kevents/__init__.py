@@ -1,1 +1,18 @@
-"""kevents: the shared lower layer (settings, sender, retries, metrics, tracing, runner)."""
+"""kevents: the shared lower layer (settings, sender, retries, metrics, tracing, runner).
+
+Modules (import the module, not its names):
+
+- `errors`: the exception tree (KeventsError, ConfigError, InvalidEventError, DeliveryError...).
+- `settings`: `EnvReader` field parsers and the frozen `AdapterSettings` (Knative env contract).
+- `retries`: frozen `RetryPolicy` (Knative DeliverySpec, backoff, Retry-After), ISO-8601 durations.
+- `cloudevent`: build / encode (binary, structured) / decode CloudEvents, K_CE_OVERRIDES.
+- `delivery`: frozen `DeliveryResult` and dead-letter extensions.
+- `sender`: `Sender` (pooled aiohttp client with retries, tracing, metrics), `Clock`, `EventSender`.
+- `sendqueue`: `SendQueue`, a bounded queue with workers, backpressure and drain.
+- `metrics`: `SenderMetrics` on a registry passed in, `/metrics` app.
+- `probes`: `Readiness` and the `/health` + `/readiness` app.
+- `webserver`: `WebServer`, an aiohttp app as a runner component.
+- `tracing`: `TracingConfig`, `make_provider`, W3C + B3 `inject`/`extract`.
+- `logs`: JSON/text logging setup with context fields and trace ids.
+- `runner`: `Runner` (ordered start, reverse stop, drain on SIGTERM) and `main` (uvloop).
+"""
