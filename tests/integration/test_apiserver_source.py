@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, exposition
 
 from kevents import cloudevent, probes, runner, settings
 from sources.apiserver import adapter, config
+from tests import waiting
 
 pytestmark = pytest.mark.cluster
 
@@ -41,13 +42,13 @@ class Sink:
         self.arrived.set()
         return web.Response(status=202)
 
-    def of(self, name: str) -> list[tuple[str, dict[str, Any]]]:
+    def of(self, name: str) -> list[tuple[str, Any]]:
         return [
             (e.get_type(), e.get_data()) for e in self.events if e.get_extension("name") == name
-        ]  # type: ignore[misc]
+        ]
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 20) -> None:
-        async with asyncio.timeout(timeout):
+    async def wait_for(self, predicate: Callable[[], bool], within: float = 20) -> None:
+        async with asyncio.timeout(within):
             while not predicate():
                 self.arrived.clear()
                 await self.arrived.wait()
@@ -85,9 +86,7 @@ async def running_adapter(
     run = runner.Runner(receive.components(), readiness=readiness, handle_signals=False, grace=10)
     task = asyncio.create_task(run.run())
     try:
-        async with asyncio.timeout(20):
-            while not readiness.ready:
-                await asyncio.sleep(0.05)
+        await waiting.until(lambda: readiness.ready)
         yield receive
     finally:
         run.request_stop()
@@ -233,9 +232,7 @@ async def test_retries_503_then_delivers_and_400_is_not_retried(
         await core.create_namespaced_config_map(
             namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="refused"))
         )
-        async with asyncio.timeout(10):
-            while sink.responses:
-                await asyncio.sleep(0.05)
+        await waiting.until(lambda: not sink.responses, within=10)
         await asyncio.sleep(0.5)
         assert sink.attempts == attempts_before + 1, "a 400 must not be retried"
         assert sink.of("refused") == []
@@ -257,7 +254,7 @@ async def test_sink_down_for_ten_seconds_loses_nothing(
             )
         await asyncio.sleep(10)
         async with serve_sink(sink, port=unused_tcp_port):
-            await sink.wait_for(lambda: all(sink.of(n) for n in names), timeout=30)
+            await sink.wait_for(lambda: all(sink.of(n) for n in names), within=30)
             got = [str(e.get_extension("name")) for e in sink.events]
             assert sorted(n for n in got if n.startswith("down-")) == sorted(names)
 
