@@ -13,9 +13,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
+from opentelemetry import context as otel_context
+
 from kevents import cloudevent, delivery, errors, metrics, retries, sender
 
 logger = logging.getLogger(__name__)
+
+_Item = tuple[cloudevent.CloudEvent, otel_context.Context]
+"""A queued event with the trace context it was produced in."""
 
 ResultHook = Callable[[cloudevent.CloudEvent, delivery.DeliveryResult], Awaitable[None]]
 
@@ -42,7 +47,7 @@ class SendQueue:
             raise ValueError("maxsize and workers must be at least 1")
         self._sender = event_sender
         self._url = url
-        self._queue: asyncio.Queue[cloudevent.CloudEvent] = asyncio.Queue(maxsize)
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize)
         self._workers = workers
         self.name = name
         self._grace = grace
@@ -83,7 +88,7 @@ class SendQueue:
         if self._closed:
             self._reject("closed")
             raise errors.QueueClosedError()
-        await self._queue.put(event)
+        await self._queue.put((event, otel_context.get_current()))
         self._gauge()
 
     def try_put(self, event: cloudevent.CloudEvent) -> None:
@@ -92,7 +97,7 @@ class SendQueue:
             self._reject("closed")
             raise errors.QueueClosedError()
         try:
-            self._queue.put_nowait(event)
+            self._queue.put_nowait((event, otel_context.get_current()))
         except asyncio.QueueFull:
             self._reject("full")
             raise errors.QueueFullError(self._queue.maxsize) from None
@@ -153,8 +158,10 @@ class SendQueue:
 
     async def _work(self) -> None:
         while True:
-            event = await self._queue.get()
+            event, trace_context = await self._queue.get()
             self._gauge()
+            # The producer's trace continues: the send spans are children of its span.
+            token = otel_context.attach(trace_context)
             try:
                 result = await self._sender.send(
                     event, self._url, policy=self._policy, headers=self._headers
@@ -172,6 +179,7 @@ class SendQueue:
                 if self._on_result is not None:
                     await _call_hook(self._on_result, event, result)
             finally:
+                otel_context.detach(token)
                 self._queue.task_done()
 
 

@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 from kubernetes_asyncio import client
+from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry, exposition
 
-from kevents import cloudevent, probes, runner, settings
+from kevents import cloudevent, probes, runner, settings, tracing
 from sources.apiserver import adapter, config
 from tests import waiting
 
@@ -72,7 +74,11 @@ async def serve_sink(sink: Sink, port: int = 0) -> AsyncIterator[Sink]:
 
 @contextlib.asynccontextmanager
 async def running_adapter(
-    api: client.ApiClient, sink_url: str, source_config: dict[str, Any], namespace: str
+    api: client.ApiClient,
+    sink_url: str,
+    source_config: dict[str, Any],
+    namespace: str,
+    tracer_provider: sdk_trace.TracerProvider | None = None,
 ) -> AsyncIterator[adapter.Adapter]:
     adapter_settings = settings.AdapterSettings.from_env(
         {"K_SINK": sink_url, "NAMESPACE": namespace, "NAME": "test-source"}
@@ -81,7 +87,13 @@ async def running_adapter(
     kinds = await adapter.discover(api, source.resources)
     readiness = probes.Readiness()
     receive = adapter.Adapter(
-        api, adapter_settings, source, kinds, registry=CollectorRegistry(), readiness=readiness
+        api,
+        adapter_settings,
+        source,
+        kinds,
+        registry=CollectorRegistry(),
+        readiness=readiness,
+        tracer_provider=tracer_provider,
     )
     run = runner.Runner(receive.components(), readiness=readiness, handle_signals=False, grace=10)
     task = asyncio.create_task(run.run())
@@ -307,3 +319,42 @@ async def test_unknown_resource_is_a_config_error(api_client: client.ApiClient) 
     )
     with pytest.raises(Exception, match="the API server has no resource gizmos/v1"):
         await adapter.discover(api_client, source.resources)
+
+
+async def test_trace_reaches_the_exporter_and_the_sink_sees_w3c_and_b3(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = tracing.make_provider(
+        tracing.parse_config({"backend": "zipkin", "zipkin-endpoint": "http://127.0.0.1:9/x",
+                              "sample-rate": "1"}),
+        service_name="apiserver-source",
+        exporter=exporter,
+    )  # fmt: skip
+    core = client.CoreV1Api(api_client)
+    async with (
+        serve_sink(Sink()) as sink,
+        running_adapter(
+            api_client, sink.url, _config(namespace), namespace, tracer_provider=provider
+        ),
+    ):
+        await core.create_namespaced_config_map(
+            namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="traced"))
+        )
+        await sink.wait_for(lambda: bool(sink.of("traced")))
+    index = next(i for i, e in enumerate(sink.events) if e.get_extension("name") == "traced")
+    headers = {k.lower(): v for k, v in sink.headers[index].items()}
+    version, trace_id, span_id, flags = headers["traceparent"].split("-")
+    assert version == "00"
+    assert int(flags, 16) & 1, "the sampled flag must be set"
+    assert len(trace_id) == 32 and len(span_id) == 16
+    assert headers["x-b3-traceid"] == trace_id
+    assert headers["x-b3-spanid"] == span_id
+    spans = [s for s in exporter.get_finished_spans() if s.context.trace_id == int(trace_id, 16)]
+    names = {s.name for s in spans}
+    assert "dev.knative.apiserver.resource.add emit" in names
+    post = next(s for s in spans if s.name == "POST")
+    assert format(post.context.span_id, "016x") == span_id
+    emit = next(s for s in spans if s.name.endswith("emit"))
+    assert post.parent is not None and post.parent.span_id == emit.context.span_id
+    provider.shutdown()
