@@ -1,10 +1,10 @@
 """The agent's exceptions.
 
-    AgentError
-    ├── ApiError                 the apiserver answered with an error status
-    ├── ContainerConfigError     a container can't be configured (missing Secret key, ...)
-    │   └── UnknownImage         no local command is mapped to the container's image
-    └── NetworkError             a network namespace, veth or rule could not be made
+AgentError
+├── ApiError                 the apiserver answered with an error status
+├── ContainerConfigError     a container can't be configured (missing Secret key, ...)
+│   └── UnknownImage         no local command is mapped to the container's image
+└── NetworkError             a network namespace, veth or rule could not be made
 """
 
 from __future__ import annotations

@@ -26,13 +26,18 @@ class Image:
 
 
 def repository(reference: str) -> str:
-    """`docker.io/library/python:3.11@sha256:...` -> `python` (tag, digest, default registry off)."""
+    """`docker.io/library/python:3.11@sha256:...` -> `python` (no tag, digest, default registry)."""
     ref = reference.split("@", 1)[0]
     slash = ref.rfind("/")
     colon = ref.rfind(":")
     if colon > slash:
         ref = ref[:colon]
-    for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/", "index.docker.io/"):
+    for prefix in (
+        "docker.io/library/",
+        "index.docker.io/library/",
+        "docker.io/",
+        "index.docker.io/",
+    ):
         if ref.startswith(prefix):
             ref = ref[len(prefix) :]
             break
@@ -71,9 +76,7 @@ class ImageMap:
         )
 
 
-def argv(
-    image: Image, command: Sequence[str] | None, args: Sequence[str] | None
-) -> list[str]:
+def argv(image: Image, command: Sequence[str] | None, args: Sequence[str] | None) -> list[str]:
     """The process argv before $(VAR) expansion, with container-runtime semantics.
 
     `command` replaces the image's entrypoint (and drops its default args); `args` replaces

@@ -1,0 +1,230 @@
+"""How `hack/cluster` runs the node: the agent, kube-proxy and CoreDNS, and cleans up after.
+
+`up` calls `start()` once the scheduler is ready: it issues the node's client certificate
+(CN=system:node:<node>, O=system:nodes) and the kubelet API's serving certificate, starts the
+agent, waits for the Node to be Ready (its pod network set up), then starts the real
+kube-proxy (nftables mode, from the multi-call binary) and CoreDNS (built from its Go module
+by hack/build-coredns) on the node's bridge address. All three are recorded in state.json like
+the control plane, so `down` stops them; `down` then calls `cleanup()`, which kills any
+container process left behind and removes every netns, veth, bridge and nftables table of ours.
+
+Without root (no network namespaces), the agent runs pods in the host network and neither
+kube-proxy nor CoreDNS is started.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import pathlib
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from hack.agent import network, pods
+from hack.localcluster import pki, processes
+
+NODE_NAME = "kevents-node-0"
+REPO = pathlib.Path(__file__).resolve().parents[2]
+CLUSTER_CIDR = "10.244.0.0/16"
+CLUSTER_DNS = "10.96.0.10"
+
+
+class HookError(Exception):
+    """A node component failed to start."""
+
+
+class StateLike(Protocol):
+    ports: dict[str, int]
+    started: list[processes.Recorded]
+
+    def save(self, directory: pathlib.Path) -> None: ...
+
+
+def networking() -> bool:
+    return os.geteuid() == 0
+
+
+def coredns_binary(*, build: bool) -> str | None:
+    """CoreDNS from the cache (building it when `build`), or None when unavailable."""
+    script = REPO / "hack" / "build-coredns"
+    if not build:
+        cache = pathlib.Path(
+            os.environ.get("KEVENTS_CACHE")
+            or pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache")
+            / "kevents"
+        )
+        found = sorted(cache.glob("coredns/*/coredns"))
+        return str(found[-1]) if found else None
+    proc = subprocess.run([str(script)], stdout=subprocess.PIPE, text=True, check=False)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return None
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def expected() -> tuple[str, ...]:
+    """The names `start()` records, for `up`'s already-running check."""
+    if not networking():
+        return ("kevents-agent",)
+    names = ["kevents-agent", "kube-proxy"]
+    if coredns_binary(build=False):
+        names.append("coredns")
+    return tuple(names)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _admin_get(directory: pathlib.Path, server: str, path: str) -> Any:
+    pk = directory / "pki"
+    ctx = ssl.create_default_context(cafile=str(pk / "ca.crt"))
+    ctx.load_cert_chain(str(pk / "admin.crt"), str(pk / "admin.key"))
+    with urllib.request.urlopen(server + path, timeout=3, context=ctx) as resp:
+        return json.loads(resp.read())
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return 200 <= int(resp.status) < 300
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _wait(what: str, check: Callable[[], bool], rec: processes.Recorded, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if not processes.alive(rec):
+            raise HookError(f"{what} exited during start-up:\n{processes.tail(rec.log)}")
+        time.sleep(0.25)
+    raise HookError(f"{what} not ready within {seconds:.0f}s:\n{processes.tail(rec.log)}")
+
+
+def _node(directory: pathlib.Path, server: str) -> dict[str, Any] | None:
+    try:
+        node: dict[str, Any] = _admin_get(directory, server, f"/api/v1/nodes/{NODE_NAME}")
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
+    return node
+
+
+def _node_ready(directory: pathlib.Path, server: str) -> bool:
+    node = _node(directory, server)
+    conds = (node or {}).get("status", {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+
+
+def corefile(gateway: str, health_port: int, kubeconfig: pathlib.Path) -> str:
+    return f"""\
+.:53 {{
+    bind {gateway}
+    errors
+    health 127.0.0.1:{health_port}
+    kubernetes cluster.local in-addr.arpa ip6.arpa {{
+        kubeconfig {kubeconfig} kevents-local
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 5
+    }}
+    cache 5
+    loadbalance
+}}
+"""
+
+
+def start(
+    directory: pathlib.Path,
+    st: StateLike,
+    binary: str,
+    server: str,
+    log: Callable[[str], None],
+) -> None:
+    """Start agent, kube-proxy and CoreDNS after the control plane (see module doc)."""
+    pk = directory / "pki"
+    pki.issue(pk, "node", f"system:node:{NODE_NAME}", organization="system:nodes")
+    pki.issue(
+        pk, "kubelet", NODE_NAME, dns_names=("localhost", NODE_NAME),
+        ip_addresses=("127.0.0.1",), server=True,
+    )  # fmt: skip
+    from hack.localcluster import cluster  # cluster imports this module: import late
+
+    cluster.write_kubeconfig(directory, "node", server)
+    for name in ("kubelet", "proxy-healthz", "proxy-metrics", "coredns-health"):
+        st.ports[name] = _free_port()
+    logs = directory / "logs"
+    argv = [
+        sys.executable, "-m", "hack.agent", "run",
+        f"--node-name={NODE_NAME}",
+        f"--kubeconfig={directory / 'node.kubeconfig'}",
+        f"--admin-kubeconfig={directory / 'admin.kubeconfig'}",
+        f"--state-dir={directory / 'agent'}",
+        f"--pki-dir={pk}",
+        f"--kubelet-port={st.ports['kubelet']}",
+        f"--cluster-dns={CLUSTER_DNS}",
+    ]  # fmt: skip
+    if not networking():
+        argv.append("--no-network")
+    rec = processes.spawn("kevents-agent", argv, logs / "kevents-agent.log", cwd=REPO)
+    st.started.append(rec)
+    st.save(directory)
+    log(f"started kevents-agent (pid {rec.pid})")
+    _wait("kevents-agent", lambda: _node_ready(directory, server), rec, 90)
+    if not networking():
+        log("not root: pods share the host network; no kube-proxy or cluster DNS")
+        return
+    node = _node(directory, server) or {}
+    cidr = ipaddress.ip_network(node["spec"]["podCIDR"])
+    gateway = str(next(cidr.hosts()))
+    proxy_argv = [
+        binary, "kube-proxy",
+        f"--kubeconfig={directory / 'proxy.kubeconfig'}",
+        f"--hostname-override={NODE_NAME}",
+        "--proxy-mode=nftables",
+        f"--cluster-cidr={CLUSTER_CIDR}",
+        "--masquerade-all",
+        f"--nodeport-addresses={gateway}/32",
+        f"--healthz-bind-address=127.0.0.1:{st.ports['proxy-healthz']}",
+        f"--metrics-bind-address=127.0.0.1:{st.ports['proxy-metrics']}",
+        "--conntrack-max-per-core=0",
+        "--conntrack-tcp-timeout-established=0",
+        "--conntrack-tcp-timeout-close-wait=0",
+    ]  # fmt: skip
+    rec = processes.spawn("kube-proxy", proxy_argv, logs / "kube-proxy.log")
+    st.started.append(rec)
+    st.save(directory)
+    log(f"started kube-proxy (pid {rec.pid})")
+    url = f"http://127.0.0.1:{st.ports['proxy-healthz']}/healthz"
+    _wait("kube-proxy", lambda: _http_ok(url), rec, 60)
+    coredns = coredns_binary(build=True)
+    if coredns is None:
+        log("CoreDNS could not be built (see hack/build-coredns); pods have no cluster DNS")
+        return
+    conf = directory / "coredns" / "Corefile"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(corefile(gateway, st.ports["coredns-health"], directory / "admin.kubeconfig"))
+    rec = processes.spawn("coredns", [coredns, "-conf", str(conf)], logs / "coredns.log")
+    st.started.append(rec)
+    st.save(directory)
+    log(f"started coredns (pid {rec.pid})")
+    url = f"http://127.0.0.1:{st.ports['coredns-health']}/health"
+    _wait("coredns", lambda: _http_ok(url), rec, 60)
+
+
+def cleanup(directory: pathlib.Path) -> list[str]:
+    """After `down` stopped the processes: no container, netns, link or rule of ours is left."""
+    done = [f"killed {p}" for p in pods.kill_leftover_processes(directory / "agent")]
+    if networking():
+        done += [f"removed {what}" for what in network.cleanup()]
+    return done

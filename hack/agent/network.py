@@ -1,0 +1,187 @@
+"""Pod networking on the host: a bridge, one network namespace + veth per pod, our nft table.
+
+    host:  kev0 (bridge, first address of the node's podCIDR)
+             └── kevh<id> (veth) ──── eth0 in netns kev-<id> (pod IP, default route via kev0)
+
+Forwarding is enabled for packets arriving on the bridge only (`net.ipv4.conf.kev0.forwarding`),
+and the `inet kevents` table lets forwarded traffic go from pods to pods only: pods reach each
+other, Service ClusterIPs (kube-proxy DNATs them to pod IPs or to the node's bridge address) and
+the node's bridge address, never another network. Every name we create starts with `kev`, so
+`cleanup()` can remove exactly ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import pathlib
+import subprocess
+from dataclasses import dataclass
+
+from hack.agent import errors
+
+log = logging.getLogger(__name__)
+
+BRIDGE = "kev0"
+NETNS_PREFIX = "kev-"
+VETH_PREFIX = "kevh"
+PEER_PREFIX = "kevp"
+NFT_TABLE = "kevents"
+
+_RULES = f"""
+table inet {NFT_TABLE} {{
+    chain forward {{
+        type filter hook forward priority filter; policy accept;
+        iifname "{BRIDGE}" oifname "{BRIDGE}" accept comment "pod to pod, and Service traffic"
+        iifname "{BRIDGE}" drop comment "pods reach no other network"
+        oifname "{BRIDGE}" drop comment "no other network reaches pods"
+    }}
+}}
+"""
+
+
+async def run(*argv: str, stdin: str | None = None, check: bool = True) -> str:
+    """Run a host command; NetworkError with its stderr when it fails and `check`."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
+    if check and proc.returncode != 0:
+        raise errors.NetworkError(f"{' '.join(argv)} failed: {err.decode().strip()}")
+    return out.decode()
+
+
+@dataclass(frozen=True)
+class PodNetwork:
+    """One pod's network: its namespace, host-side veth and address."""
+
+    netns: str
+    veth: str
+    ip: str
+
+    @property
+    def netns_path(self) -> str:
+        return f"/run/netns/{self.netns}"
+
+
+class Network:
+    """Addresses from the node's podCIDR and the host plumbing around them."""
+
+    def __init__(self, pod_cidr: str) -> None:
+        self.cidr = ipaddress.ip_network(pod_cidr)
+        hosts = self.cidr.hosts()
+        self.gateway = str(next(hosts))
+        self._free = [str(ip) for ip in hosts]
+        self._used: set[str] = set()
+
+    @property
+    def prefix(self) -> int:
+        return self.cidr.prefixlen
+
+    async def setup_host(self) -> None:
+        """Create (or re-use) the bridge with the gateway address and our nft table."""
+        links = await run("ip", "-o", "link", "show", "type", "bridge")
+        if f": {BRIDGE}:" not in links:
+            await run("ip", "link", "add", BRIDGE, "type", "bridge")
+        addrs = await run("ip", "-o", "-4", "addr", "show", "dev", BRIDGE)
+        if f"{self.gateway}/{self.prefix}" not in addrs:
+            await run("ip", "addr", "flush", "dev", BRIDGE)
+            await run("ip", "addr", "add", f"{self.gateway}/{self.prefix}", "dev", BRIDGE)
+        await run("ip", "link", "set", BRIDGE, "up")
+        await run("sysctl", "-q", "-w", f"net.ipv4.conf.{BRIDGE}.forwarding=1")
+        await run("nft", "delete", "table", "inet", NFT_TABLE, check=False)
+        await run("nft", "-f", "-", stdin=_RULES)
+        log.info("Bridge %s is up at %s/%s.", BRIDGE, self.gateway, self.prefix)
+
+    def _allocate(self) -> str:
+        for ip in self._free:
+            if ip not in self._used:
+                self._used.add(ip)
+                return ip
+        raise errors.NetworkError(f"no free address left in {self.cidr}")
+
+    async def add_pod(self, uid: str) -> PodNetwork:
+        """A fresh namespace with loopback and eth0 (a veth on the bridge) up."""
+        short = uid.replace("-", "")[:10]
+        pn = PodNetwork(netns=NETNS_PREFIX + short, veth=VETH_PREFIX + short, ip=self._allocate())
+        peer = PEER_PREFIX + short
+        try:
+            await self._remove(pn)
+            await run("ip", "netns", "add", pn.netns)
+            await run(
+                "ip", "link", "add", pn.veth, "type", "veth", "peer", "name", peer,
+                "netns", pn.netns,
+            )  # fmt: skip
+            await run("ip", "link", "set", pn.veth, "master", BRIDGE, "up")
+            ns = ("ip", "-n", pn.netns)
+            await run(*ns, "link", "set", peer, "name", "eth0")
+            await run(*ns, "addr", "add", f"{pn.ip}/{self.prefix}", "dev", "eth0")
+            await run(*ns, "link", "set", "eth0", "up")
+            await run(*ns, "link", "set", "lo", "up")
+            await run(*ns, "route", "add", "default", "via", self.gateway)
+        except BaseException:
+            await asyncio.shield(self.remove_pod(pn))
+            raise
+        return pn
+
+    async def _remove(self, pn: PodNetwork) -> None:
+        await run("ip", "link", "del", pn.veth, check=False)
+        await run("ip", "netns", "del", pn.netns, check=False)
+
+    async def remove_pod(self, pn: PodNetwork) -> None:
+        await self._remove(pn)
+        self._used.discard(pn.ip)
+
+
+def cleanup(*, pods_only: bool = False) -> list[str]:
+    """Remove every netns, veth, bridge and nft table of ours (synchronous, for `down`).
+
+    `pods_only` removes just the pods' namespaces and veths (an agent starting over).
+    """
+    removed: list[str] = []
+
+    def sh(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(argv, capture_output=True, text=True, check=False)
+
+    netns_dir = pathlib.Path("/run/netns")
+    if netns_dir.is_dir():
+        for entry in sorted(netns_dir.iterdir()):
+            if (
+                entry.name.startswith(NETNS_PREFIX)
+                and sh("ip", "netns", "del", entry.name).returncode == 0
+            ):
+                removed.append(f"netns {entry.name}")
+    for line in sh("ip", "-o", "link", "show").stdout.splitlines():
+        name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
+        ours = name.startswith(VETH_PREFIX) or (name == BRIDGE and not pods_only)
+        if ours and sh("ip", "link", "del", name).returncode == 0:
+            removed.append(f"link {name}")
+    if pods_only:
+        return removed
+    tables = sh("nft", "list", "tables").stdout.split()
+    for family, table in (("inet", NFT_TABLE), ("ip", "kube-proxy"), ("ip6", "kube-proxy")):
+        if table in tables and sh("nft", "delete", "table", family, table).returncode == 0:
+            removed.append(f"nft table {family} {table}")
+    return removed
+
+
+def leftovers() -> list[str]:
+    """What of ours still exists on the host (empty after a clean `down`)."""
+    found: list[str] = []
+    netns_dir = pathlib.Path("/run/netns")
+    if netns_dir.is_dir():
+        found += [f"netns {e.name}" for e in netns_dir.iterdir() if e.name.startswith(NETNS_PREFIX)]
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=False)
+    for line in out.stdout.splitlines():
+        name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
+        if name.startswith((VETH_PREFIX, BRIDGE)):
+            found.append(f"link {name}")
+    nft = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False)
+    for line in nft.stdout.splitlines():
+        if line.split()[-1:] in ([NFT_TABLE], ["kube-proxy"]):
+            found.append(line.strip())
+    return found
