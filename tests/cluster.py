@@ -11,6 +11,7 @@ tests run against a kind cluster made by pytest-kind instead.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pathlib
@@ -110,12 +111,28 @@ async def api_client(kube: Kube) -> AsyncIterator[client.ApiClient]:
         yield api
 
 
+async def _settled(core: client.CoreV1Api, name: str) -> None:
+    """Wait for what the controller-manager adds to a new namespace (the `default`
+    ServiceAccount, the `kube-root-ca.crt` ConfigMap), so tests watching the namespace see
+    only their own objects and pods can be admitted."""
+    for _ in range(200):
+        accounts = await core.list_namespaced_service_account(name)
+        maps = await core.list_namespaced_config_map(name)
+        if any(a.metadata.name == "default" for a in accounts.items) and any(
+            m.metadata.name == "kube-root-ca.crt" for m in maps.items
+        ):
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"namespace {name} never got its default ServiceAccount and root CA")
+
+
 @pytest.fixture
 async def namespace(api_client: client.ApiClient) -> AsyncIterator[str]:
-    """A fresh namespace for one test; deleted (not awaited to completion) afterwards."""
+    """A fresh, settled namespace for one test; deleted (not awaited) afterwards."""
     name = f"t-{uuid.uuid4().hex[:10]}"
     core = client.CoreV1Api(api_client)
     await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    await _settled(core, name)
     try:
         yield name
     finally:

@@ -19,6 +19,8 @@ from opentelemetry import trace
 from prometheus_client import CollectorRegistry
 
 from kevents import (
+    cloudevent,
+    delivery,
     errors,
     kube,
     metrics,
@@ -116,6 +118,7 @@ class Adapter:
         self._tracer = (tracer_provider or trace.NoOpTracerProvider()).get_tracer(
             "kevents.apiserver"
         )
+        self._watch_metrics = watch_metrics.WatchMetrics(registry)
         self.queues = [
             sendqueue.SendQueue(
                 self.sender,
@@ -124,16 +127,20 @@ class Adapter:
                 workers=1,
                 name=f"sink-{i}",
                 sender_metrics=sender_metrics,
+                on_result=self._count,
             )
             for i in range(shards)
         ]
-        self._watch_metrics = watch_metrics.WatchMetrics(registry)
         self.watchers = [
             watching.Watcher(
                 api, t, self.emit, watch_metrics=self._watch_metrics, owner=source.owner
             )
             for t in targets(source, kinds)
         ]
+
+    async def _count(self, event: cloudevent.CloudEvent, result: delivery.DeliveryResult) -> None:
+        outcome = "delivered" if result.ok else "failed"
+        self._watch_metrics.sent.labels(event.get_type(), outcome).inc()
 
     async def emit(self, change: events.Change, obj: dict[str, Any]) -> None:
         event = events.make(change, obj, source=self.event_source, mode=self._source.mode)

@@ -23,6 +23,12 @@ class WatchMetrics:
             "Watch events dropped because the object's resourceVersion had not changed",
             registry=registry,
         )
+        self.sent = Counter(
+            "kevents_apiserver_events_sent",
+            "Events whose delivery finished, by event type and result (delivered|failed)",
+            ["type", "result"],
+            registry=registry,
+        )
         self.changes = Counter(
             "kevents_apiserver_changes",
             "Object changes turned into events, by event type",

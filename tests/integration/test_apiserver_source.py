@@ -250,6 +250,9 @@ async def test_retries_503_then_delivers_and_400_is_not_retried(
         assert sink.of("refused") == []
         registry_text = exposition.generate_latest(receive.registry).decode()
         assert 'kevents_events_lost_total{reason="refused"} 1.0' in registry_text
+        sent = 'kevents_apiserver_events_sent_total{result="%s",type="%s"}'
+        assert sent % ("failed", "dev.knative.apiserver.resource.add") + " 1.0" in registry_text
+        assert sent % ("delivered", "dev.knative.apiserver.resource.add") in registry_text
 
 
 async def test_sink_down_for_ten_seconds_loses_nothing(
