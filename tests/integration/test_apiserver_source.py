@@ -361,3 +361,66 @@ async def test_trace_reaches_the_exporter_and_the_sink_sees_w3c_and_b3(
     emit = next(s for s in spans if s.name.endswith("emit"))
     assert post.parent is not None and post.parent.span_id == emit.context.span_id
     provider.shutdown()
+
+
+async def _service_account_client(
+    api_client: client.ApiClient, namespace: str, rules: list[client.V1PolicyRule]
+) -> client.ApiClient:
+    """An ApiClient authenticated with a fresh ServiceAccount's token, granted `rules`."""
+    core = client.CoreV1Api(api_client)
+    rbac = client.RbacAuthorizationV1Api(api_client)
+    await core.create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="adapter"))
+    )
+    await rbac.create_namespaced_role(
+        namespace, client.V1Role(metadata=client.V1ObjectMeta(name="adapter"), rules=rules)
+    )
+    await rbac.create_namespaced_role_binding(
+        namespace,
+        client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name="adapter"),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="Role", name="adapter"
+            ),
+            subjects=[
+                client.RbacV1Subject(kind="ServiceAccount", name="adapter", namespace=namespace)
+            ],
+        ),
+    )
+    token = await core.create_namespaced_service_account_token(
+        "adapter",
+        namespace,
+        client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[])),
+    )
+    cfg = client.Configuration(host=api_client.configuration.host)
+    cfg.ssl_ca_cert = api_client.configuration.ssl_ca_cert
+    cfg.api_key = {"BearerToken": f"Bearer {token.status.token}"}
+    return client.ApiClient(configuration=cfg)
+
+
+async def test_missing_permission_is_logged_once_and_other_resources_flow(
+    api_client: client.ApiClient, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    readable = client.V1PolicyRule(
+        api_groups=[""], resources=["configmaps"], verbs=["get", "list", "watch"]
+    )
+    cfg = _config(namespace)
+    cfg["resources"].append({"gvr": {"Group": "", "Version": "v1", "Resource": "secrets"}})
+    core = client.CoreV1Api(api_client)
+    async with await _service_account_client(api_client, namespace, [readable]) as restricted:
+        async with (
+            serve_sink(Sink()) as sink,
+            running_adapter(restricted, sink.url, cfg, namespace),
+        ):
+            await core.create_namespaced_config_map(
+                namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="visible"))
+            )
+            await core.create_namespaced_secret(
+                namespace, client.V1Secret(metadata=client.V1ObjectMeta(name="hidden"))
+            )
+            await sink.wait_for(lambda: bool(sink.of("visible")))
+            await asyncio.sleep(0.5)
+    assert sink.of("hidden") == []
+    warnings = [r for r in caplog.records if "Missing permission" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "secrets/v1 in namespace " + namespace in warnings[0].getMessage()
