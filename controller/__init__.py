@@ -1,1 +1,33 @@
-"""Controller: reconcilers for the Knative-compatible resources."""
+"""Controller: reconcilers for the Knative-compatible resources (`python -m controller`).
+
+Why a small reconcile loop of our own on kubernetes-asyncio, not kopf
+---------------------------------------------------------------------
+kopf is the closest Python framework, but it is handler-per-event ("on create", "on
+update", with the diff) and keeps its progress in annotations and finalizers on the user's
+objects. Knative controllers are level-based: any event only says "look at this key
+again", and the reconcile recomputes the desired state from the whole spec. That is what
+we need for compatibility (same status after any sequence of events, no kopf annotations on
+the user's objects, no finalizers: deletion is plain garbage collection) and what we can
+test: a reconcile is one async function from object to status. The machinery it needs is
+small and already written here:
+
+    workqueue.py    per-key dedupe, never two workers on one key, exponential requeue
+    watching.py     list + watch from resourceVersion, re-list on 410, inactivity watchdog
+    leadership.py   leader election on a coordination.k8s.io Lease
+    tracking.py     re-reconcile a source when its sink (or any ref) changes
+    manager.py      one reconciler + its watches + workers; app.py wires the process
+
+kubernetes-asyncio supplies auth, TLS and token refresh; requests go out as raw JSON by path
+(`kubeapi.py`), like client-go's dynamic client, because sink refs may name any kind.
+
+Modules
+-------
+    apis/               CRD schemas (rendered to manifests/300-*.yaml by hack/update-crds)
+    conditions.py       Knative duck conditions, living condition set (Ready)
+    sinks.py            Destination -> URL (Service, any Addressable, uri, ref + relative uri)
+    discovery.py        kind -> plural via API discovery
+    apiserversource/    adapter Deployment (pure), permission checks (SAR), reconciler
+    configstore.py      config-logging / -observability / -tracing for the adapters' env
+    settings.py         ControllerSettings from the environment
+    metrics.py          controller metrics on a registry passed in
+"""

@@ -1,0 +1,80 @@
+"""The controller process: metrics and probes servers, leader election, reconcilers.
+
+Components, in start order (the shared `kevents.runner` stops them in reverse):
+metrics (:9090) -> probes (:8080) -> leader election -> reconcilers (only once leading).
+Readiness turns true when this replica is serving: a standby is ready too (it only waits
+for the Lease), so rolling updates are not blocked by leader election.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from kubernetes_asyncio import client, config
+from prometheus_client import CollectorRegistry
+
+from controller import kubeapi, leadership, manager, metrics, settings
+from kevents import logs, probes, runner, webserver
+from kevents import metrics as kmetrics
+from kevents import settings as ksettings
+
+logger = logging.getLogger(__name__)
+
+
+async def api_client() -> client.ApiClient:
+    """In-cluster config inside a pod, else $KUBECONFIG / ~/.kube/config."""
+    cfg = client.Configuration()
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    else:
+        await config.load_kube_config(client_configuration=cfg)
+    return client.ApiClient(configuration=cfg)
+
+
+class Leading:
+    """Runs the reconcilers once the elector holds the Lease."""
+
+    def __init__(
+        self, elector: leadership.LeaderElector, controller: manager.ApiServerSourceController,
+        gauge: metrics.ControllerMetrics,
+    ) -> None:  # fmt: skip
+        self.elector = elector
+        self.controller = controller
+        self.gauge = gauge
+        self.name = "reconcilers"
+
+    async def run(self) -> None:
+        await self.elector.leading.wait()
+        self.gauge.leader.set(1)
+        await self.controller.run()
+
+    async def stop(self) -> None:
+        await self.elector.release()
+
+
+async def main() -> int:
+    cfg = ksettings.load_or_exit(settings.ControllerSettings.from_env)
+    logs.setup(cfg.log_level, cfg.log_format)
+    registry = CollectorRegistry()
+    readiness = probes.Readiness()
+    observed = metrics.ControllerMetrics(registry)
+    async with await api_client() as raw:
+        api = kubeapi.KubeApi(raw)
+        elector = leadership.LeaderElector(
+            api, namespace=cfg.system_namespace, name=cfg.lease_name, identity=cfg.identity
+        )
+        controller = manager.ApiServerSourceController(
+            api, observed, system_namespace=cfg.system_namespace,
+            image=cfg.apiserver_adapter_image, workers=cfg.workers, resync=cfg.resync_seconds,
+        )  # fmt: skip
+        readiness.set_ready()
+        components: list[runner.Service | runner.Component] = [
+            webserver.WebServer(kmetrics.make_app(registry), host="0.0.0.0",
+                                port=cfg.metrics_port, name="metrics"),
+            webserver.WebServer(probes.make_app(readiness), host="0.0.0.0",
+                                port=cfg.probes_port, name="probes"),
+            elector,
+            Leading(elector, controller, observed),
+        ]  # fmt: skip
+        return await runner.Runner(components, readiness=readiness).run()

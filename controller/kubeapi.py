@@ -1,0 +1,202 @@
+"""A small JSON client for the Kubernetes API on top of kubernetes-asyncio's `ApiClient`.
+
+The controller handles core, apps, authorization, coordination and custom resources alike,
+and refers to kinds it only learns at runtime (a sink `ref` to any Addressable), so it
+speaks raw JSON by path (what client-go's dynamic client does) instead of the generated
+typed models. `ApiClient` still provides TLS, auth and token refresh.
+
+Errors: every non-2xx answer raises `ApiError` (subclasses `NotFound`, `Conflict`, `Gone`)
+carrying the status code and the apiserver's message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import quote
+
+import aiohttp
+from kubernetes_asyncio import client
+
+from kevents import errors
+
+logger = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+
+
+class ApiError(errors.KeventsError):
+    """The apiserver answered with a non-2xx status."""
+
+    def __init__(self, status: int, reason: str, message: str, method: str, path: str) -> None:
+        self.status = status
+        self.reason = reason
+        self.message = message
+        super().__init__(f"{method} {path}: {status} {reason}: {message}")
+
+
+class NotFound(ApiError):
+    """404."""
+
+
+class Conflict(ApiError):
+    """409: resourceVersion conflict or already exists."""
+
+
+class Gone(ApiError):
+    """410: the requested resourceVersion is too old (watch must re-list)."""
+
+
+class Unreachable(ApiError):
+    """No HTTP answer at all (connection refused, reset, TLS failure)."""
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {404: NotFound, 409: Conflict, 410: Gone}
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """A resource collection: group/version/plural, namespaced or cluster-scoped."""
+
+    group: str
+    version: str
+    plural: str
+    namespaced: bool = True
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{quote(namespace, safe='')}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{quote(name, safe='')}"
+        return base
+
+
+class KubeApi:
+    """JSON requests by path over an authenticated `ApiClient`."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.api_client = api_client
+
+    @property
+    def host(self) -> str:
+        """The apiserver URL this client talks to (e.g. https://10.96.0.1:443)."""
+        return str(self.api_client.configuration.host)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: object = None,
+        query: Sequence[tuple[str, str]] = (),
+        content_type: str = "application/json",
+        request_timeout: float = 30.0,
+    ) -> Json:
+        response = await self._send(method, path, body, query, content_type, request_timeout)
+        async with response:
+            data = await response.read()
+        if not 200 <= response.status < 300:
+            raise _error(response.status, data, method, path)
+        return cast(Json, json.loads(data)) if data else {}
+
+    async def stream(
+        self, path: str, query: Sequence[tuple[str, str]], *, read_timeout: float
+    ) -> AsyncIterator[Json]:
+        """Yield the JSON lines of a watch; `read_timeout` bounds the silence between lines."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout)
+        response = await self._send("GET", path, None, query, "application/json", timeout)
+        async with response:
+            if not 200 <= response.status < 300:
+                raise _error(response.status, await response.read(), "WATCH", path)
+            async for line in response.content:
+                if line.strip():
+                    yield cast(Json, json.loads(line))
+
+    async def get(self, resource: Resource, namespace: str | None, name: str) -> Json:
+        return await self.request("GET", resource.path(namespace, name))
+
+    async def get_or_none(
+        self, resource: Resource, namespace: str | None, name: str
+    ) -> Json | None:
+        try:
+            return await self.get(resource, namespace, name)
+        except NotFound:
+            return None
+
+    async def create(
+        self, resource: Resource, namespace: str | None, body: Mapping[str, Any]
+    ) -> Json:
+        return await self.request("POST", resource.path(namespace), body=body)
+
+    async def merge_patch(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        body: Mapping[str, Any],
+        *,
+        subresource: str = "",
+    ) -> Json:
+        path = resource.path(namespace, name) + (f"/{subresource}" if subresource else "")
+        return await self.request("PATCH", path, body=body, content_type=MERGE_PATCH)
+
+    async def apply(
+        self, resource: Resource, namespace: str | None, body: Mapping[str, Any], manager: str
+    ) -> Json:
+        """Server-side apply: create or update to exactly the fields this manager owns."""
+        name = body["metadata"]["name"]
+        return await self.request(
+            "PATCH",
+            resource.path(namespace, name),
+            body=body,
+            query=[("fieldManager", manager), ("force", "true")],
+            content_type=APPLY_PATCH,
+        )
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: object,
+        query: Sequence[tuple[str, str]],
+        content_type: str,
+        request_timeout: float | aiohttp.ClientTimeout,
+    ) -> aiohttp.ClientResponse:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        try:
+            response = await self.api_client.call_api(
+                path,
+                method,
+                query_params=list(query),
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=request_timeout,
+            )
+        except aiohttp.ClientError as exc:
+            raise Unreachable(0, type(exc).__name__, str(exc), method, path) from exc
+        return cast(aiohttp.ClientResponse, response)
+
+
+def _error(status: int, data: bytes, method: str, path: str) -> ApiError:
+    reason, message = "", data.decode("utf-8", "replace")[:500]
+    try:
+        payload = json.loads(data)
+        reason = str(payload.get("reason", ""))
+        message = str(payload.get("message", message))
+    except ValueError:
+        pass
+    return _BY_STATUS.get(status, ApiError)(status, reason, message, method, path)

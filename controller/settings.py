@@ -1,0 +1,59 @@
+"""The controller's settings, read from the environment once (`kevents.settings.EnvReader`)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from kevents import settings
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerSettings:
+    system_namespace: str
+    """SYSTEM_NAMESPACE: where the controller runs, its Lease and config-* ConfigMaps live
+    (Knative's `knative-eventing`; ours is `kevents-system`)."""
+    apiserver_adapter_image: str
+    """APISERVER_RA_IMAGE: image of the ApiServerSource receive adapter (Knative's name)."""
+    identity: str
+    """POD_NAME (downward API): this replica's name in the Lease; hostname + random suffix
+    when unset so two local runs never share an identity."""
+    lease_name: str
+    """LEASE_NAME: the leader election Lease (default `kevents-controller`)."""
+    workers: int
+    """CONTROLLER_WORKERS: concurrent reconciles per kind (default 4: SubjectAccessReviews
+    and applies are I/O-bound; more workers mostly add apiserver load)."""
+    resync_seconds: float
+    """RESYNC_SECONDS: re-reconcile every object this often even without events (default
+    600 s), a safety net for missed events; level-based reconciles make it cheap."""
+    metrics_port: int
+    """METRICS_PORT (9090): Prometheus `/metrics`."""
+    probes_port: int
+    """PROBES_PORT (8080): `/health` and `/readiness`."""
+    log_level: str
+    log_format: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ControllerSettings:
+        env = settings.EnvReader(environ)
+        out = cls(
+            system_namespace=env.string("SYSTEM_NAMESPACE", "kevents-system"),
+            apiserver_adapter_image=env.string(
+                "APISERVER_RA_IMAGE", "kevents/apiserver-source:latest"
+            ),
+            identity=env.string(
+                "POD_NAME", f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+            ),
+            lease_name=env.string("LEASE_NAME", "kevents-controller"),
+            workers=env.integer("CONTROLLER_WORKERS", 4, minimum=1, maximum=64),
+            resync_seconds=env.number("RESYNC_SECONDS", 600.0, minimum=1.0, maximum=86400.0),
+            metrics_port=env.integer("METRICS_PORT", 9090, minimum=0, maximum=65535),
+            probes_port=env.integer("PROBES_PORT", 8080, minimum=0, maximum=65535),
+            log_level=env.choice("LOG_LEVEL", "INFO", settings.LOG_LEVELS, upper=True),
+            log_format=env.choice("LOG_FORMAT", "json", settings.LOG_FORMATS),
+        )
+        env.check()
+        return out
