@@ -1,0 +1,452 @@
+"""The ApiServerSource controller against the real apiserver, its loop running in-process.
+
+No node agent runs pods here, so the adapter Deployment never becomes available by itself:
+`Deployed` stays Unknown/False, and one test freezes the kube-controller-manager's writes to
+Deployment status (a ValidatingAdmissionPolicy) and marks the Deployment available itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes_asyncio import client
+from prometheus_client import CollectorRegistry
+
+from controller import kubeapi, manager, metrics
+from controller.apiserversource import adapter, reconciler
+from tests.cluster import REPO, Kube
+
+pytestmark = pytest.mark.cluster
+
+FIXTURES = REPO / "tests" / "fixtures" / "knative"
+IMAGE = "kevents/apiserver-source:test"
+SOURCES = reconciler.APISERVERSOURCES
+
+
+@pytest.fixture(scope="module")
+def crds(kube: Kube) -> None:
+    files = sorted((REPO / "manifests").glob("300-*.yaml"))
+    kube.kubectl("apply", *(f"--filename={f}" for f in files))
+    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                 "crd/apiserversources.sources.knative.dev")  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def running_controller(api_client: client.ApiClient, namespace: str) -> AsyncIterator[None]:
+    api = kubeapi.KubeApi(api_client)
+    ctl = manager.ApiServerSourceController(
+        api, metrics.ControllerMetrics(CollectorRegistry()), system_namespace=namespace,
+        image=IMAGE, workers=2, namespace=namespace,
+    )  # fmt: skip
+    task = asyncio.create_task(ctl.run())
+    try:
+        await asyncio.wait_for(ctl.wait_started(), 30)
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def eventually(
+    fetch: Callable[[], Any], check: Callable[[Any], bool], within: float = 30.0
+) -> Any:
+    """Poll `fetch()` (async) until `check(value)`; fail with the last value seen."""
+    value: Any = None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        with contextlib.suppress(kubeapi.NotFound):
+            value = await fetch()
+            if check(value):
+                return value
+        await asyncio.sleep(0.1)
+    raise AssertionError(
+        f"not reached within {within} s; last value:\n{json.dumps(value, indent=1)}"
+    )
+
+
+def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    for cond in obj.get("status", {}).get("conditions", []):
+        if cond["type"] == kind:
+            return dict(cond)
+    return {}
+
+
+def source_yaml(name: str, *, sink: dict[str, Any], sa: str = "events-sa", **spec: Any) -> str:
+    body = {
+        "apiVersion": "sources.knative.dev/v1",
+        "kind": "ApiServerSource",
+        "metadata": {"name": name},
+        "spec": {"serviceAccountName": sa, "resources": [{"apiVersion": "v1", "kind": "Event"}],
+                 "sink": sink, **spec},
+    }  # fmt: skip
+    return yaml.safe_dump(body)
+
+
+def rbac_yaml(namespace: str, verbs: list[str], resources: str = "events") -> str:
+    return f"""
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: events-sa}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: event-watcher}}
+rules:
+- apiGroups: [""]
+  resources: [{resources}]
+  verbs: {json.dumps(verbs)}
+- apiGroups: ["apps"]
+  resources: [deployments]
+  verbs: {json.dumps(verbs)}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: event-watcher}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: event-watcher}}
+subjects: [{{kind: ServiceAccount, name: events-sa, namespace: {namespace}}}]
+"""
+
+
+SERVICE = """
+apiVersion: v1
+kind: Service
+metadata: {name: event-display}
+spec:
+  selector: {app: event-display}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+SINK_REF = {"ref": {"apiVersion": "v1", "kind": "Service", "name": "event-display"}}
+
+
+def sink_url(namespace: str) -> str:
+    return f"http://event-display.{namespace}.svc.cluster.local"
+
+
+@pytest.mark.parametrize(
+    ("fixture", "namespace", "mode"),
+    [
+        ("apiserversource-docs-example.yaml", "apiserversource-example", "Resource"),
+        ("apiserversource-tutorial.yaml", "knative-tutorial", "Reference"),
+    ],
+    ids=["knative-docs-example", "tutorial"],
+)
+async def test_knative_yaml_applies_unchanged_and_resolves(
+    kube: Kube, api_client: client.ApiClient, crds: None, fixture: str, namespace: str, mode: str
+) -> None:
+    path = FIXTURES / fixture
+    kube.kubectl(
+        "delete", "--ignore-not-found", "--wait=true", "--timeout=120s", f"namespace/{namespace}"
+    )
+    kube.kubectl("create", "namespace", namespace)
+    try:
+        kube.kubectl("apply", f"--filename={path}")
+        api = kubeapi.KubeApi(api_client)
+        async with running_controller(api_client, namespace):
+            source = await eventually(
+                lambda: api.get(SOURCES, namespace, "testevents"),
+                lambda s: (
+                    condition(s, "SufficientPermissions").get("status") == "True"
+                    and "ceAttributes" in s.get("status", {})
+                ),
+            )
+        status = source["status"]
+        assert status["sinkUri"] == sink_url(namespace)
+        assert condition(source, "SinkProvided")["status"] == "True"
+        assert condition(source, "Deployed")["status"] in ("Unknown", "False")
+        assert condition(source, "Ready")["status"] in ("Unknown", "False")
+        assert status["observedGeneration"] == source["metadata"]["generation"]
+        assert status["namespaces"] == [namespace]
+        ref_or_resource = "resource" if mode == "Resource" else "ref"
+        assert [a["type"] for a in status["ceAttributes"]] == [
+            f"dev.knative.apiserver.{ref_or_resource}.{v}" for v in ("add", "delete", "update")
+        ]
+        assert {a["source"] for a in status["ceAttributes"]} == {api.host}
+        name = adapter.deployment_name("testevents", source["metadata"]["uid"])
+        kube.kubectl("get", "deployment", "-n", namespace, name)
+    finally:
+        kube.kubectl("delete", "--ignore-not-found", "--wait=false", f"--filename={path}")
+        kube.kubectl("delete", "--ignore-not-found", "--wait=false", f"namespace/{namespace}")
+
+
+async def test_missing_sink_then_service_created_becomes_resolved(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    api = kubeapi.KubeApi(api_client)
+    kube.apply(rbac_yaml(namespace, ["get", "list", "watch"]), namespace)
+    kube.apply(source_yaml("src", sink=SINK_REF), namespace)
+    async with running_controller(api_client, namespace):
+        source = await eventually(
+            lambda: api.get(SOURCES, namespace, "src"),
+            lambda s: condition(s, "SinkProvided").get("status") == "False",
+        )
+        sink = condition(source, "SinkProvided")
+        assert sink["reason"] == "NotFound"
+        assert f'Service "{namespace}/event-display"' in sink["message"]
+        assert condition(source, "Ready")["status"] == "False"
+        assert condition(source, "Ready")["reason"] == "NotFound"
+        assert "sinkUri" not in source["status"]
+        generation = source["metadata"]["generation"]
+
+        kube.apply(SERVICE, namespace)  # the source itself is not touched
+        source = await eventually(
+            lambda: api.get(SOURCES, namespace, "src"),
+            lambda s: condition(s, "SinkProvided").get("status") == "True",
+            within=15,
+        )
+    assert source["status"]["sinkUri"] == sink_url(namespace)
+    assert source["metadata"]["generation"] == generation
+
+
+async def test_service_account_lacking_watch_is_reported(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    api = kubeapi.KubeApi(api_client)
+    kube.apply(rbac_yaml(namespace, ["get", "list"]) + "---" + SERVICE, namespace)
+    kube.apply(source_yaml("src", sink=SINK_REF), namespace)
+    async with running_controller(api_client, namespace):
+        source = await eventually(
+            lambda: api.get(SOURCES, namespace, "src"),
+            lambda s: condition(s, "SufficientPermissions").get("status") == "False",
+        )
+    perm = condition(source, "SufficientPermissions")
+    assert perm["message"].startswith(
+        f'User system:serviceaccount:{namespace}:events-sa cannot watch resource "events" '
+        f'in API group "" in Namespace "{namespace}"'
+    )
+    assert perm["reason"] == "InsufficientPermissions"
+    assert condition(source, "Ready")["status"] == "False"
+    assert condition(source, "SinkProvided")["status"] == "True"
+    deployments = kube.get_json("deployments", "-n", namespace)
+    assert deployments["items"] == []
+
+
+async def test_deployment_carries_env_contract_and_follows_spec(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    api = kubeapi.KubeApi(api_client)
+    kube.apply(rbac_yaml(namespace, ["get", "list", "watch"]) + "---" + SERVICE, namespace)
+    kube.apply(
+        source_yaml("src", sink={**SINK_REF, "uri": "/events"}, mode="Resource",
+                    ceOverrides={"extensions": {"team": "blue"}}),
+        namespace,
+    )  # fmt: skip
+    async with running_controller(api_client, namespace):
+        source = await eventually(
+            lambda: api.get(SOURCES, namespace, "src"),
+            lambda s: (
+                condition(s, "SufficientPermissions").get("status") == "True"
+                and "ceAttributes" in s.get("status", {})
+            ),
+        )
+        uid = source["metadata"]["uid"]
+        name = adapter.deployment_name("src", uid)
+        dep = await api.get(adapter.DEPLOYMENTS, namespace, name)
+        assert source["status"]["sinkUri"] == sink_url(namespace) + "/events"
+        assert dep["metadata"]["ownerReferences"] == [
+            {"apiVersion": "sources.knative.dev/v1", "kind": "ApiServerSource", "name": "src",
+             "uid": uid, "controller": True, "blockOwnerDeletion": True}
+        ]  # fmt: skip
+        assert dep["metadata"]["labels"] == {
+            "eventing.knative.dev/source": "apiserver-source-controller",
+            "eventing.knative.dev/sourceName": "src",
+        }
+        pod = dep["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == "events-sa"
+        (container,) = pod["containers"]
+        assert container["name"] == "receive-adapter"
+        assert container["image"] == IMAGE
+        assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+            "metrics": 9090, "probes": 8080,
+        }  # fmt: skip
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readiness"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+        assert container["securityContext"]["runAsNonRoot"] is True
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        env = {e["name"]: e for e in container["env"]}
+        assert [e["name"] for e in container["env"]] == [
+            "K_SINK", "K_SOURCE_CONFIG", "SYSTEM_NAMESPACE", "NAMESPACE", "NAME",
+            "METRICS_DOMAIN", "K_LOGGING_CONFIG", "K_METRICS_CONFIG", "K_TRACING_CONFIG",
+            "K_CE_OVERRIDES",
+        ]  # fmt: skip
+        assert env["K_SINK"]["value"] == sink_url(namespace) + "/events"
+        assert env["SYSTEM_NAMESPACE"]["value"] == namespace
+        assert env["NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+        assert env["NAME"]["value"] == "src"
+        assert env["METRICS_DOMAIN"]["value"] == "knative.dev/eventing"
+        assert env["K_CE_OVERRIDES"]["value"] == '{"extensions":{"team":"blue"}}'
+        assert env["K_TRACING_CONFIG"]["value"] == "{}"
+        assert env["K_SOURCE_CONFIG"]["value"] == (
+            f'{{"namespaces":["{namespace}"],"allNamespaces":false,"resources":'
+            '[{"gvr":{"Group":"","Version":"v1","Resource":"events"}}],"mode":"Resource"}'
+        )
+
+        # Editing resources rolls a new K_SOURCE_CONFIG into the same Deployment.
+        kube.kubectl("patch", "apiserversource", "src", "-n", namespace, "--type=merge", "-p",
+                     json.dumps({"spec": {"resources": [
+                         {"apiVersion": "v1", "kind": "Event"},
+                         {"apiVersion": "apps/v1", "kind": "Deployment",
+                          "selector": {"matchLabels": {"app": "x"}}}]}}))  # fmt: skip
+
+        def config_of(d: dict[str, Any]) -> dict[str, Any]:
+            (c,) = d["spec"]["template"]["spec"]["containers"]
+            value = next(e["value"] for e in c["env"] if e["name"] == "K_SOURCE_CONFIG")
+            parsed: dict[str, Any] = json.loads(value)
+            return parsed
+
+        dep = await eventually(
+            lambda: api.get(adapter.DEPLOYMENTS, namespace, name),
+            lambda d: len(config_of(d)["resources"]) == 2,
+        )
+        assert config_of(dep)["resources"][1] == {
+            "gvr": {"Group": "apps", "Version": "v1", "Resource": "deployments"},
+            "selector": "app=x",
+        }
+        source = await eventually(
+            lambda: api.get(SOURCES, namespace, "src"),
+            lambda s: s["status"].get("observedGeneration") == 2,
+        )
+
+
+def freeze_policy(namespace: str) -> str:
+    """Deny kube-controller-manager's Deployment status writes in `namespace` only."""
+    return f"""
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {{name: freeze-deployment-status-{namespace}}}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - apiGroups: [apps]
+      apiVersions: [v1]
+      operations: [UPDATE]
+      resources: [deployments/status]
+  matchConditions:
+  - name: deployment-controller
+    expression: >-
+      request.userInfo.username ==
+      'system:serviceaccount:kube-system:deployment-controller'
+  validations:
+  - expression: "false"
+    message: Deployment status is frozen by a kevents test
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {{name: freeze-deployment-status-{namespace}}}
+spec:
+  policyName: freeze-deployment-status-{namespace}
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector:
+      matchLabels: {{kubernetes.io/metadata.name: {namespace}}}
+"""
+
+
+async def test_ready_when_deployment_available_and_deleted_with_source(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    api = kubeapi.KubeApi(api_client)
+    policy = freeze_policy(namespace)
+    kube.apply(policy)
+    try:
+        await asyncio.sleep(2)  # the policy informer picks the binding up
+        kube.apply(rbac_yaml(namespace, ["get", "list", "watch"]) + "---" + SERVICE, namespace)
+        kube.apply(source_yaml("src", sink=SINK_REF), namespace)
+        async with running_controller(api_client, namespace):
+            source = await eventually(
+                lambda: api.get(SOURCES, namespace, "src"),
+                lambda s: condition(s, "Deployed").get("status") == "Unknown",
+            )
+            # kcm cannot write the Deployment's status: it is never observed, never available.
+            assert condition(source, "Deployed")["reason"] == "DeploymentUpdating"
+            assert condition(source, "Ready")["status"] == "Unknown"
+            name = adapter.deployment_name("src", source["metadata"]["uid"])
+            status = {"status": {
+                "observedGeneration": 1, "replicas": 1, "updatedReplicas": 1,
+                "readyReplicas": 1, "availableReplicas": 1,
+                "conditions": [{"type": "Available", "status": "True",
+                                "reason": "MinimumReplicasAvailable",
+                                "message": "Deployment has minimum availability."}],
+            }}  # fmt: skip
+            kube.kubectl("patch", "deployment", name, "-n", namespace, "--subresource=status",
+                         "--type=merge", "-p", json.dumps(status))  # fmt: skip
+            source = await eventually(
+                lambda: api.get(SOURCES, namespace, "src"),
+                lambda s: condition(s, "Ready").get("status") == "True",
+            )
+        assert {c["type"]: c["status"] for c in source["status"]["conditions"]} == {
+            "Deployed": "True", "OIDCIdentityCreated": "True", "Ready": "True",
+            "SinkProvided": "True", "SufficientPermissions": "True",
+        }  # fmt: skip
+        printed = kube.kubectl("get", "apiserversource", "src", "-n", namespace).stdout
+        assert printed.split("\n")[0].split() == ["NAME", "SINK", "AGE", "READY", "REASON"]
+        assert sink_url(namespace) in printed
+
+        kube.kubectl("delete", "apiserversource", "src", "-n", namespace)
+        await eventually(
+            lambda: api.request("GET", adapter.DEPLOYMENTS.path(namespace)),
+            lambda listed: listed["items"] == [],
+            within=60,
+        )
+    finally:
+        kube.kubectl("delete", "--ignore-not-found", "-f", "-", input=policy)
+
+
+INVALID = {
+    "no-resources": (
+        {"resources": [], "sink": {"uri": "http://x.example"}},
+        "spec.resources: Invalid value: resources must list at least one {apiVersion, kind} "
+        "to watch",
+    ),
+    "bad-mode": (
+        {"mode": "Everything", "resources": [{"apiVersion": "v1", "kind": "Event"}],
+         "sink": {"uri": "http://x.example"}},
+        'spec.mode: Unsupported value: "Everything": supported values: "Reference", "Resource"',
+    ),
+    "neither-ref-nor-uri": (
+        {"resources": [{"apiVersion": "v1", "kind": "Event"}], "sink": {}},
+        "spec.sink: Invalid value: expected at least one, got none: ref, uri",
+    ),
+    "ref-and-absolute-uri": (
+        {"resources": [{"apiVersion": "v1", "kind": "Event"}],
+         "sink": {**SINK_REF, "uri": "http://elsewhere.example/x"}},
+        "spec.sink: Invalid value: an absolute uri is not allowed together with ref",
+    ),
+    "relative-uri-without-ref": (
+        {"resources": [{"apiVersion": "v1", "kind": "Event"}], "sink": {"uri": "/events"}},
+        "uri must be an absolute URL with a scheme and a host",
+    ),
+    "bad-ce-override-key": (
+        {"resources": [{"apiVersion": "v1", "kind": "Event"}], "sink": {"uri": "http://x.y"},
+         "ceOverrides": {"extensions": {"my-key": "v"}}},
+        "ceOverrides.extensions keys must be non-empty and contain only ASCII letters and digits",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("spec", "expected"), INVALID.values(), ids=INVALID.keys())
+def test_invalid_source_rejected_with_readable_message(
+    kube: Kube, crds: None, spec: dict[str, Any], expected: str
+) -> None:
+    body = {"apiVersion": "sources.knative.dev/v1", "kind": "ApiServerSource",
+            "metadata": {"name": "bad", "namespace": "default"}, "spec": spec}  # fmt: skip
+    proc = kube.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(body), check=False)
+    assert proc.returncode != 0
+    assert expected in proc.stderr
+
+
+def test_defaults_applied_by_schema(kube: Kube, crds: None) -> None:
+    body = {"apiVersion": "sources.knative.dev/v1", "kind": "ApiServerSource",
+            "metadata": {"name": "ok", "namespace": "default"},
+            "spec": {"resources": [{"apiVersion": "v1", "kind": "Event"}],
+                     "sink": {"uri": "http://x.example"}}}  # fmt: skip
+    out = kube.kubectl("apply", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(body))
+    spec = json.loads(out.stdout)["spec"]
+    assert (spec["mode"], spec["serviceAccountName"]) == ("Reference", "default")

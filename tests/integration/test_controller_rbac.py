@@ -1,0 +1,55 @@
+"""RBAC matrix: each component's ServiceAccount can do exactly what rbac/expected/ lists.
+
+`kubectl auth can-i --list` prints every rule the apiserver grants the account (including
+the cluster's built-in discovery rules), so a role that grows or shrinks fails here.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.cluster import REPO, Kube
+
+pytestmark = pytest.mark.cluster
+
+ACCOUNTS = ["kevents-controller", "kevents-dispatcher", "kevents-ping-adapter"]
+
+
+@pytest.fixture(scope="module")
+def installed(kube: Kube) -> None:
+    manifests = REPO / "manifests"
+    kube.kubectl("apply", f"--filename={manifests / '100-namespace.yaml'}")
+    kube.kubectl("apply", f"--filename={manifests / '200-serviceaccounts.yaml'}")
+    kube.kubectl("apply", f"--filename={REPO / 'rbac'}")
+
+
+def can_i(kube: Kube, account: str) -> str:
+    return kube.kubectl(
+        "auth", "can-i", "--list", "--namespace=kevents-system",
+        f"--as=system:serviceaccount:kevents-system:{account}",
+    ).stdout  # fmt: skip
+
+
+@pytest.mark.parametrize("account", ACCOUNTS, ids=ACCOUNTS)
+def test_service_account_permissions_match_expectation(
+    kube: Kube, installed: None, account: str
+) -> None:
+    expected = (REPO / "rbac" / "expected" / f"{account}.txt").read_text()
+    deadline = time.monotonic() + 30  # aggregated ClusterRoles fill in asynchronously
+    actual = can_i(kube, account)
+    while actual != expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+        actual = can_i(kube, account)
+    assert actual == expected
+
+
+def test_apiserver_source_adapter_gets_nothing_from_us(kube: Kube, installed: None) -> None:
+    """A user's ServiceAccount gains nothing from installing kevents: only what they grant."""
+    out = kube.kubectl(
+        "auth", "can-i", "--list", "--namespace=default",
+        "--as=system:serviceaccount:default:default",
+    ).stdout  # fmt: skip
+    assert "knative.dev" not in out
+    assert "deployments" not in out
