@@ -22,6 +22,7 @@ from kevents import (
     cloudevent,
     delivery,
     errors,
+    informer,
     kube,
     metrics,
     probes,
@@ -31,8 +32,8 @@ from kevents import (
     sendqueue,
     settings,
 )
-from sources.apiserver import config, events, watching
-from sources.apiserver import metrics as watch_metrics
+from sources.apiserver import config, events
+from sources.apiserver import metrics as source_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -67,17 +68,20 @@ async def discover(
     return found
 
 
-def targets(
+def collections(
     source: config.SourceConfig, kinds: dict[config.Resource, tuple[str, bool]]
-) -> list[watching.Target]:
+) -> list[informer.Collection]:
     """One watch per resource and namespace; a single cluster-wide one for all namespaces."""
-    out = []
+    out: list[informer.Collection] = []
     for res in source.resources:
         kind, namespaced = kinds[res]
-        if not namespaced or source.all_namespaces:
-            out.append(watching.Target(res, kind, None))
-        else:
-            out.extend(watching.Target(res, kind, ns) for ns in source.namespaces)
+        scopes: list[str | None] = (
+            [None] if not namespaced or source.all_namespaces else list(source.namespaces)
+        )
+        out.extend(
+            informer.Collection(res.group, res.version, res.resource, kind, ns, res.selector)
+            for ns in scopes
+        )
     return out
 
 
@@ -118,7 +122,7 @@ class Adapter:
         self._tracer = (tracer_provider or trace.NoOpTracerProvider()).get_tracer(
             "kevents.apiserver"
         )
-        self._watch_metrics = watch_metrics.WatchMetrics(registry)
+        self._metrics = source_metrics.SourceMetrics(registry)
         self.queues = [
             sendqueue.SendQueue(
                 self.sender,
@@ -131,20 +135,21 @@ class Adapter:
             )
             for i in range(shards)
         ]
+        informer_metrics = informer.InformerMetrics(registry)
         self.watchers = [
-            watching.Watcher(
-                api, t, self.emit, watch_metrics=self._watch_metrics, owner=source.owner
-            )
-            for t in targets(source, kinds)
+            informer.Informer(api, c, self.emit, informer_metrics=informer_metrics)
+            for c in collections(source, kinds)
         ]
 
     async def _count(self, event: cloudevent.CloudEvent, result: delivery.DeliveryResult) -> None:
         outcome = "delivered" if result.ok else "failed"
-        self._watch_metrics.sent.labels(event.get_type(), outcome).inc()
+        self._metrics.sent.labels(event.get_type(), outcome).inc()
 
-    async def emit(self, change: events.Change, obj: dict[str, Any]) -> None:
+    async def emit(self, change: informer.Change, obj: dict[str, Any]) -> None:
+        if not events.owned_by(obj, self._source.owner):
+            return
         event = events.make(change, obj, source=self.event_source, mode=self._source.mode)
-        self._watch_metrics.changes.labels(event.get_type()).inc()
+        self._metrics.changes.labels(event.get_type()).inc()
         uid = str(obj.get("metadata", {}).get("uid", ""))
         queue = self.queues[zlib.crc32(uid.encode()) % len(self.queues)]
         with self._tracer.start_as_current_span(
@@ -164,7 +169,8 @@ class Adapter:
 
     def components(self) -> list[runner.Service | runner.Component]:
         watchers = [
-            runner.Service(name=f"watch {w.target.describe()}", run=w.run) for w in self.watchers
+            runner.Service(name=f"watch {w.collection.describe()}", run=w.run)
+            for w in self.watchers
         ]
         return [
             self.sender,

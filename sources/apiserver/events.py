@@ -9,23 +9,16 @@ data     Resource mode: the object; Reference mode: {kind, namespace, name, apiV
 
 from __future__ import annotations
 
-import enum
 import uuid
 from typing import Any
 
-from kevents import cloudevent
+from kevents import cloudevent, informer
 from sources.apiserver import config
 
 JSON = "application/json"
 
 
-class Change(enum.StrEnum):
-    ADD = "add"
-    UPDATE = "update"
-    DELETE = "delete"
-
-
-def event_type(change: Change, mode: config.Mode) -> str:
+def event_type(change: informer.Change, mode: config.Mode) -> str:
     kind = "resource" if mode is config.Mode.RESOURCE else "ref"
     return f"dev.knative.apiserver.{kind}.{change.value}"
 
@@ -63,7 +56,7 @@ def reference(obj: dict[str, Any]) -> dict[str, str]:
 
 
 def make(
-    change: Change,
+    change: informer.Change,
     obj: dict[str, Any],
     *,
     source: str,

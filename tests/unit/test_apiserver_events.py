@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kevents import errors
+from kevents import errors, informer
 from sources.apiserver import config, events
 
 
@@ -104,10 +104,10 @@ POD = {
 @pytest.mark.parametrize(
     ("mode", "change", "type_", "data"),
     [
-        (config.Mode.RESOURCE, events.Change.ADD, "dev.knative.apiserver.resource.add", POD),
+        (config.Mode.RESOURCE, informer.Change.ADD, "dev.knative.apiserver.resource.add", POD),
         (
             config.Mode.REFERENCE,
-            events.Change.DELETE,
+            informer.Change.DELETE,
             "dev.knative.apiserver.ref.delete",
             {"kind": "Pod", "namespace": "ns", "name": "p", "apiVersion": "v1"},
         ),
@@ -115,7 +115,7 @@ POD = {
     ids=["resource-add", "ref-delete"],
 )
 def test_event_shape(
-    mode: config.Mode, change: events.Change, type_: str, data: dict[str, Any]
+    mode: config.Mode, change: informer.Change, type_: str, data: dict[str, Any]
 ) -> None:
     event = events.make(change, POD, source="https://10.96.0.1:443", mode=mode)
     assert event.get_type() == type_

@@ -1,6 +1,7 @@
-"""One resource in one namespace (or all): list, then watch, forever, without gaps or doubles.
+"""An informer: one collection (a resource in one namespace, or all), listed then watched
+forever, without gaps or doubles. Shared by sources, the dispatcher and adapters.
 
-The watcher keeps the last seen state of every object (uid -> resourceVersion and object), so:
+The informer keeps the last seen state of every object (uid -> resourceVersion and object), so:
 
 - a watch that ends, times out or goes silent (no line, not even a bookmark, for
   `inactivity` seconds: the watchdog of knative/eventing#8675) resumes from the last
@@ -9,9 +10,10 @@ The watcher keeps the last seen state of every object (uid -> resourceVersion an
 - after 410 Gone (history compacted) it lists again and emits only the difference against what
   it had seen: `add` for new objects, `update` for changed ones, `delete` (with the last known
   state) for objects that vanished meanwhile;
-- objects that exist at start are recorded, not emitted (Knative emits only changes).
+- objects that exist at start are handed over as `add` when `initial=True` (a cache, e.g. the
+  dispatcher's channels), or only recorded (ApiServerSource: Knative emits only changes).
 
-A 403 on list is logged once, naming the verb and resource; the watcher retries slowly, so
+A 403 on list is logged once, naming the verb and resource; the informer retries slowly, so
 granting the permission later starts the flow without a restart.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,30 +29,71 @@ from typing import Any
 import aiohttp
 import orjson
 from kubernetes_asyncio import client
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from kevents import kube
-from sources.apiserver import config, events, metrics
 
 logger = logging.getLogger(__name__)
 
-Emit = Callable[[events.Change, dict[str, Any]], Awaitable[None]]
+
+class Change(enum.StrEnum):
+    ADD = "add"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+Handler = Callable[[Change, dict[str, Any]], Awaitable[None]]
+"""Called once per change, in order, with the object (its last known state for a delete)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Target:
-    """What one watcher covers: a resource, its kind, and a namespace (None = all)."""
+class Collection:
+    """What one informer covers: group/version/plural, kind, namespace (None = all), selector."""
 
-    resource: config.Resource
+    group: str
+    version: str
+    resource: str
     kind: str
-    namespace: str | None
+    namespace: str | None = None
+    label_selector: str = ""
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
 
     def path(self) -> str:
-        r = self.resource
-        return kube.resource_path(r.group, r.version, r.resource, self.namespace)
+        return kube.resource_path(self.group, self.version, self.resource, self.namespace)
 
     def describe(self) -> str:
+        name = (
+            f"{self.resource}.{self.group}/{self.version}"
+            if self.group
+            else (f"{self.resource}/{self.version}")
+        )
         where = f"namespace {self.namespace}" if self.namespace else "all namespaces"
-        return f"{self.resource} in {where}"
+        return f"{name} in {where}"
+
+
+class InformerMetrics:
+    """Watch health, shared by every informer of a process."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.watches_active = Gauge(
+            "kevents_watches_active",
+            "Watches currently running (one per collection)",
+            registry=registry,
+        )
+        self.restarts = Counter(
+            "kevents_watch_restarts",
+            "Watch restarts by reason (ended|expired|inactive|forbidden|error)",
+            ["reason"],
+            registry=registry,
+        )
+        self.duplicates_suppressed = Counter(
+            "kevents_watch_duplicates_suppressed",
+            "Watch events dropped because the object's resourceVersion had not advanced",
+            registry=registry,
+        )
 
 
 def _newer(rv: str, than: str) -> bool:
@@ -73,15 +117,15 @@ class _Seen:
     obj: dict[str, Any]
 
 
-class Watcher:
+class Informer:
     def __init__(
         self,
         api: client.ApiClient,
-        target: Target,
-        emit: Emit,
+        collection: Collection,
+        handler: Handler,
         *,
-        watch_metrics: metrics.WatchMetrics,
-        owner: config.Owner | None = None,
+        informer_metrics: InformerMetrics,
+        initial: bool = False,
         watch_timeout: int = 300,
         inactivity: float = 90.0,
         page_size: int = 500,
@@ -92,10 +136,10 @@ class Watcher:
         `inactivity` (90 s) is longer than the server's 60 s bookmark interval, so only a dead
         connection trips it; `forbidden_retry` (30 s) re-checks a missing permission."""
         self._api = api
-        self.target = target
-        self._emit = emit
-        self._metrics = watch_metrics
-        self._owner = owner
+        self.collection = collection
+        self._handler = handler
+        self._metrics = informer_metrics
+        self._initial = initial
         self._watch_timeout = watch_timeout
         self._inactivity = inactivity
         self._page_size = page_size
@@ -114,10 +158,18 @@ class Watcher:
     def resource_version(self) -> str:
         return self._resource_version
 
+    def objects(self) -> list[dict[str, Any]]:
+        """The last known state of every object in the collection."""
+        return [seen.obj for seen in self._seen.values()]
+
+    async def wait_started(self) -> None:
+        """Runner hook: started once the first list succeeded."""
+        await self.listed.wait()
+
     def _with_type(self, obj: dict[str, Any]) -> dict[str, Any]:
         # List items carry no kind/apiVersion; events and subjects need them.
-        obj.setdefault("kind", self.target.kind)
-        obj.setdefault("apiVersion", self.target.resource.api_version)
+        obj.setdefault("kind", self.collection.kind)
+        obj.setdefault("apiVersion", self.collection.api_version)
         return obj
 
     async def _list(self) -> tuple[dict[str, dict[str, Any]], str]:
@@ -125,11 +177,11 @@ class Watcher:
         token = ""
         while True:
             params = [("limit", str(self._page_size))]
-            if self.target.resource.selector:
-                params.append(("labelSelector", self.target.resource.selector))
+            if self.collection.label_selector:
+                params.append(("labelSelector", self.collection.label_selector))
             if token:
                 params.append(("continue", token))
-            page = await kube.get_json(self._api, self.target.path(), params)
+            page = await kube.get_json(self._api, self.collection.path(), params)
             for item in page.get("items") or []:
                 obj = self._with_type(item)
                 items[obj["metadata"]["uid"]] = obj
@@ -141,15 +193,18 @@ class Watcher:
     async def _sync(self) -> None:
         """List and reconcile the known state with it (emitting differences after the first)."""
         items, resource_version = await self._list()
+        if not self._listed_once and self._initial:
+            for obj in items.values():
+                await self._handler(Change.ADD, obj)
         if self._listed_once:
             for uid, obj in items.items():
                 seen = self._seen.get(uid)
                 if seen is None:
-                    await self._send(events.Change.ADD, obj)
+                    await self._handler(Change.ADD, obj)
                 elif seen.resource_version != obj["metadata"].get("resourceVersion"):
-                    await self._send(events.Change.UPDATE, obj)
+                    await self._handler(Change.UPDATE, obj)
             for uid in [uid for uid in self._seen if uid not in items]:
-                await self._send(events.Change.DELETE, self._seen[uid].obj)
+                await self._handler(Change.DELETE, self._seen[uid].obj)
         self._seen = {
             uid: _Seen(str(obj["metadata"].get("resourceVersion", "")), obj)
             for uid, obj in items.items()
@@ -157,10 +212,6 @@ class Watcher:
         self._resource_version = resource_version
         self._listed_once = True
         self.listed.set()
-
-    async def _send(self, change: events.Change, obj: dict[str, Any]) -> None:
-        if events.owned_by(obj, self._owner):
-            await self._emit(change, obj)
 
     async def _apply(self, kind: str, obj: dict[str, Any]) -> None:
         """Apply one watch event to the known state and emit what changed."""
@@ -178,13 +229,13 @@ class Watcher:
         seen = self._seen.get(uid)
         if kind == "DELETED":
             self._seen.pop(uid, None)
-            await self._send(events.Change.DELETE, obj)
+            await self._handler(Change.DELETE, obj)
         elif seen is not None and not _newer(rv, seen.resource_version):
             self._metrics.duplicates_suppressed.inc()
         else:
             self._seen[uid] = _Seen(rv, obj)
-            change = events.Change.ADD if seen is None else events.Change.UPDATE
-            await self._send(change, obj)
+            change = Change.ADD if seen is None else Change.UPDATE
+            await self._handler(change, obj)
         self._resource_version = rv or self._resource_version
 
     async def _watch(self) -> None:
@@ -194,10 +245,10 @@ class Watcher:
             ("resourceVersion", self._resource_version),
             ("timeoutSeconds", str(self._watch_timeout)),
         ]
-        if self.target.resource.selector:
-            params.append(("labelSelector", self.target.resource.selector))
+        if self.collection.label_selector:
+            params.append(("labelSelector", self.collection.label_selector))
         response = await kube.open_stream(
-            self._api, self.target.path(), params, read_timeout=self._inactivity
+            self._api, self.collection.path(), params, read_timeout=self._inactivity
         )
         self._response = response
         try:
@@ -226,7 +277,7 @@ class Watcher:
     async def run(self) -> None:
         """List, then watch and resume until cancelled."""
         backoff = 0.5
-        describe = self.target.describe()
+        describe = self.collection.describe()
         warned_forbidden = False
         self._metrics.watches_active.inc()
         try:
