@@ -21,6 +21,7 @@ CONTAINER = "receive-adapter"
 METRICS_PORT = 9090
 PROBES_PORT = 8080
 MAX_NAME = 63
+MD5_HEX = 32
 
 
 class LabelSelectorRequirementDict(TypedDict):
@@ -35,12 +36,23 @@ class LabelSelectorDict(TypedDict, total=False):
 
 
 def child_name(parent: str, suffix: str) -> str:
-    """kmeta.ChildName: parent + suffix, shortened to 63 characters with an md5 of parent."""
+    """kmeta.ChildName: `parent + suffix`, or a 63-character name made unique by an md5.
+
+    When only the parent is too long, it is cut and the md5 of the parent inserted before
+    the suffix. When the suffix leaves no room for that (a UID is 36 characters), the name
+    is the first 31 characters of the parent, the md5 of parent + suffix, then as much of
+    the suffix as fits, without trailing non-alphanumerics (DNS-1123).
+    """
     if len(parent) + len(suffix) <= MAX_NAME:
         return parent + suffix
+    head = MAX_NAME - MD5_HEX
+    if head - len(suffix) <= 0:
+        digest = hashlib.md5((parent + suffix).encode(), usedforsecurity=False).hexdigest()
+        name = parent[:head] + digest
+        name += suffix[: max(0, MAX_NAME - len(name))]
+        return name.rstrip("-.")
     digest = hashlib.md5(parent.encode(), usedforsecurity=False).hexdigest()
-    keep = MAX_NAME - len(suffix) - len(digest)
-    return parent[: max(keep, 0)] + digest + suffix
+    return parent[: head - len(suffix)] + digest + suffix
 
 
 def deployment_name(source_name: str, uid: str) -> str:
