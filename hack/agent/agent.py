@@ -51,6 +51,7 @@ async def run(s: settings.Settings) -> None:
         registered = await node.report(client, s.node_name, s.host_ip, s.kubelet_port, ready=False)
         net: network.Network | None = None
         if s.network:
+            network.lock()
             registered = await node.wait_pod_cidr(client, s.node_name)
             network.cleanup(pods_only=True)
             net = network.Network(registered["spec"]["podCIDR"])

@@ -8,7 +8,8 @@ by hack/build-coredns) on the node's bridge address. All three are recorded in s
 the control plane, so `down` stops them; `down` then calls `cleanup()`, which kills any
 container process left behind and removes every netns, veth, bridge and nftables table of ours.
 
-Without root (no network namespaces), the agent runs pods in the host network and neither
+Without root (no network namespaces), or while another local cluster's agent owns the pod
+network of this host (`network.LOCK`), the agent runs pods in the host network and neither
 kube-proxy nor CoreDNS is started.
 """
 
@@ -49,7 +50,8 @@ class StateLike(Protocol):
 
 
 def networking() -> bool:
-    return os.geteuid() == 0
+    """True when this cluster can own the host's pod network (root, and no other owner)."""
+    return os.geteuid() == 0 and network.lock_free()
 
 
 def coredns_binary(*, build: bool) -> str | None:
@@ -69,9 +71,9 @@ def coredns_binary(*, build: bool) -> str | None:
     return proc.stdout.strip().splitlines()[-1]
 
 
-def expected() -> tuple[str, ...]:
+def expected(directory: pathlib.Path) -> tuple[str, ...]:
     """The names `start()` records, for `up`'s already-running check."""
-    if not networking():
+    if not (directory / "agent" / "network-owner").exists() and not networking():
         return ("kevents-agent",)
     names = ["kevents-agent", "kube-proxy"]
     if coredns_binary(build=False):
@@ -174,15 +176,21 @@ def start(
         f"--kubelet-port={st.ports['kubelet']}",
         f"--cluster-dns={CLUSTER_DNS}",
     ]  # fmt: skip
-    if not networking():
+    owner = directory / "agent" / "network-owner"
+    if networking():
+        owner.parent.mkdir(parents=True, exist_ok=True)
+        owner.write_text("this cluster's agent set up the host's pod network\n")
+    else:
+        owner.unlink(missing_ok=True)
         argv.append("--no-network")
     rec = processes.spawn("kevents-agent", argv, logs / "kevents-agent.log", cwd=REPO)
     st.started.append(rec)
     st.save(directory)
     log(f"started kevents-agent (pid {rec.pid})")
     _wait("kevents-agent", lambda: _node_ready(directory, server), rec, 90)
-    if not networking():
-        log("not root: pods share the host network; no kube-proxy or cluster DNS")
+    if not owner.exists():
+        log("no pod network (not root, or another local cluster owns it): pods share the host")
+        log("network; no kube-proxy or cluster DNS")
         return
     node = _node(directory, server) or {}
     cidr = ipaddress.ip_network(node["spec"]["podCIDR"])
@@ -225,6 +233,8 @@ def start(
 def cleanup(directory: pathlib.Path) -> list[str]:
     """After `down` stopped the processes: no container, netns, link or rule of ours is left."""
     done = [f"killed {p}" for p in pods.kill_leftover_processes(directory / "agent")]
-    if networking():
+    owner = directory / "agent" / "network-owner"
+    if owner.exists() and network.lock_free():
         done += [f"removed {what}" for what in network.cleanup()]
+        owner.unlink()
     return done

@@ -13,8 +13,11 @@ the node's bridge address, never another network. Every name we create starts wi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import ipaddress
 import logging
+import os
 import pathlib
 import subprocess
 from dataclasses import dataclass
@@ -28,6 +31,8 @@ NETNS_PREFIX = "kev-"
 VETH_PREFIX = "kevh"
 PEER_PREFIX = "kevp"
 NFT_TABLE = "kevents"
+LOCK = pathlib.Path("/run/kevents-pod-network.lock")
+"""Held by the agent that owns the pod network: one local cluster per host can have it."""
 
 _RULES = f"""
 table inet {NFT_TABLE} {{
@@ -53,6 +58,30 @@ async def run(*argv: str, stdin: str | None = None, check: bool = True) -> str:
     if check and proc.returncode != 0:
         raise errors.NetworkError(f"{' '.join(argv)} failed: {err.decode().strip()}")
     return out.decode()
+
+
+def lock() -> int:
+    """Take LOCK for the life of this process; NetworkError when another agent holds it."""
+    fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise errors.NetworkError(
+            "another kevents node agent owns the pod network on this host"
+        ) from None
+    return fd
+
+
+def lock_free() -> bool:
+    """True when no agent holds LOCK right now."""
+    try:
+        fd = lock()
+    except (errors.NetworkError, OSError):
+        return False
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    return True
 
 
 @dataclass(frozen=True)

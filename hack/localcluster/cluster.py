@@ -21,12 +21,14 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from hack.agent import clusterhooks
 from hack.localcluster import pki, processes
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -282,6 +284,10 @@ def build_binary() -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+def log_cleanup(what: str) -> None:
+    print(f"cluster: {what}", file=sys.stderr)
+
+
 def down(*, wipe: bool = False) -> list[processes.Recorded]:
     """Stop exactly the processes `up` started, newest first; optionally delete all state."""
     directory = state_dir()
@@ -292,6 +298,8 @@ def down(*, wipe: bool = False) -> list[processes.Recorded]:
             processes.stop(rec)
             stopped.append(rec)
     st.started = []
+    for what in clusterhooks.cleanup(directory):  # pods, netns, veths, bridge, nft rules
+        log_cleanup(what)
     if wipe:
         shutil.rmtree(directory, ignore_errors=True)
     elif directory.exists():
@@ -304,7 +312,9 @@ def up(log: Callable[[str], None] = lambda _: None) -> State:
     directory = state_dir()
     st = State.load(directory)
     names = {p.name for p in st.alive()}
-    if set(COMPONENTS) <= names and apiserver_ready(directory, st):
+    if set(COMPONENTS) | set(clusterhooks.expected(directory)) <= names and apiserver_ready(
+        directory, st
+    ):
         log(f"cluster already running at {api_url(st)}")
         return st
     if st.started:
@@ -341,6 +351,10 @@ def up(log: Callable[[str], None] = lambda _: None) -> State:
             else:
                 port = st.ports["kcm" if name == "kube-controller-manager" else "scheduler"]
                 _wait(name, _healthz(f"https://127.0.0.1:{port}/healthz", _insecure_ctx()), rec, 60)
+        try:  # the node: kevents agent, kube-proxy, CoreDNS (hack/agent/clusterhooks.py)
+            clusterhooks.start(directory, st, binary, server, log)
+        except clusterhooks.HookError as err:
+            raise ClusterError(str(err)) from err
     except BaseException:
         down()
         raise

@@ -1,0 +1,77 @@
+"""`hack/cluster down` leaves no process, network namespace, link or nftables rule of ours.
+
+This test stops the whole local cluster and starts it again, so it restores what it breaks:
+later tests find the cluster up (same state folder and certificates).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import time
+
+import pytest
+
+from hack.agent import network
+from hack.localcluster import processes
+from tests.cluster import REPO, Kube
+
+pytestmark = pytest.mark.cluster
+
+SLEEPER = """
+apiVersion: v1
+kind: Pod
+metadata: {name: sleeper}
+spec:
+  containers: [{name: app, image: busybox, command: [sh, -c, "trap '' TERM; sleep 3600"]}]
+"""
+
+
+def recorded(state: pathlib.Path) -> list[processes.Recorded]:
+    raw = json.loads((state / "state.json").read_text())
+    return [processes.Recorded(**p) for p in raw.get("processes", [])]
+
+
+def test_down_leaves_nothing_behind(kube: Kube) -> None:
+    assert kube.state_dir is not None, "needs the local cluster"
+    ns = f"teardown-{int(time.time())}"
+    kube.kubectl("create", "namespace", ns)
+    kube.apply(SLEEPER, ns)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        phase = kube.kubectl(
+            "get", "pod", "-n", ns, "sleeper", "-o", "jsonpath={.status.phase}", check=False
+        ).stdout
+        if phase == "Running":
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("the sleeper pod did not start")
+    running = recorded(kube.state_dir)
+    names = {p.name for p in running}
+    assert {"kevents-agent", "kube-proxy", "coredns"} <= names
+    pidfiles = list((kube.state_dir / "agent" / "pods").glob("*/pids/app"))
+    assert pidfiles
+    containers = []
+    for f in pidfiles:
+        pid, ticks = f.read_text().split()
+        containers.append(processes.Recorded("app", int(pid), int(ticks), ""))
+    assert network.leftovers(), "a running cluster has its bridge and rules"
+
+    try:
+        down = subprocess.run(
+            [str(REPO / "hack" / "cluster"), "down"], capture_output=True, text=True, timeout=120
+        )
+        assert down.returncode == 0, down.stderr
+        assert not [p for p in running if processes.alive(p)]
+        assert not [p for p in containers if processes.alive(p)]
+        assert network.leftovers() == []
+        netns = pathlib.Path("/run/netns")
+        assert not netns.exists() or not [e for e in netns.iterdir() if e.name.startswith("kev")]
+    finally:
+        up = subprocess.run(
+            [str(REPO / "hack" / "cluster"), "up"], capture_output=True, text=True, timeout=600
+        )
+        assert up.returncode == 0, up.stderr
+        kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)
