@@ -82,12 +82,18 @@ def _local_cluster() -> Kube:
 def _kind_cluster(names: Sequence[str]) -> Iterator[Kube]:
     from pytest_kind import KindCluster  # only importable where kind is wanted
 
-    kind = KindCluster("kevents-" + "-".join(names))
+    kind_bin, kubectl_bin = shutil.which("kind"), shutil.which("kubectl")
+    kind = KindCluster(
+        "kevents-" + "-".join(names),
+        kind_path=pathlib.Path(kind_bin) if kind_bin else None,
+        kubectl_path=pathlib.Path(kubectl_bin) if kubectl_bin else None,
+    )
     kind.create()
     try:
-        kubectl = shutil.which("kubectl") or "kubectl"
         yield Kube(
-            kubeconfig=pathlib.Path(kind.kubeconfig_path), kubectl_path=kubectl, state_dir=None
+            kubeconfig=pathlib.Path(kind.kubeconfig_path),
+            kubectl_path=str(kind.kubectl_path),
+            state_dir=None,
         )
     finally:
         kind.delete()
