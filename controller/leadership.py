@@ -57,6 +57,7 @@ class LeaderElector:
         self.renew_deadline = renew_deadline
         self.retry_period = retry_period
         self.leading = asyncio.Event()
+        self._released = asyncio.Event()
         self.name = "leader election"
 
     async def run(self) -> None:
@@ -73,6 +74,8 @@ class LeaderElector:
         last_renew = loop.time()
         while True:
             await asyncio.sleep(self.retry_period)
+            if self._released.is_set():
+                await asyncio.Event().wait()  # shutting down: never take the Lease back
             if await self._try_acquire():
                 last_renew = loop.time()
             elif loop.time() - last_renew > self.renew_deadline:
@@ -86,6 +89,8 @@ class LeaderElector:
         """Give the Lease up on a clean shutdown so a standby takes over at once."""
         if not self.leading.is_set():
             return
+        self._released.set()
+        self.leading.clear()
         try:
             lease = await self.api.get(LEASES, self.namespace, self.lease_name)
             if lease.get("spec", {}).get("holderIdentity") == self.identity:

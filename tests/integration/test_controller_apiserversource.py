@@ -450,3 +450,60 @@ def test_defaults_applied_by_schema(kube: Kube, crds: None) -> None:
     out = kube.kubectl("apply", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(body))
     spec = json.loads(out.stdout)["spec"]
     assert (spec["mode"], spec["serviceAccountName"]) == ("Reference", "default")
+
+
+async def test_all_namespaces_selector_uses_cluster_wide_reviews(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    api = kubeapi.KubeApi(api_client)
+    kube.apply(rbac_yaml(namespace, ["get", "list", "watch"]) + "---" + SERVICE, namespace)
+    kube.apply(source_yaml("src", sink=SINK_REF, namespaceSelector={}), namespace)
+    grant = f"""
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: watch-everywhere-{namespace}}}
+rules:
+- apiGroups: [""]
+  resources: [events, namespaces]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: watch-everywhere-{namespace}}}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: watch-everywhere-{namespace}
+subjects: [{{kind: ServiceAccount, name: events-sa, namespace: {namespace}}}]
+"""
+    try:
+        async with running_controller(api_client, namespace):
+            source = await eventually(
+                lambda: api.get(SOURCES, namespace, "src"),
+                lambda s: condition(s, "SufficientPermissions").get("status") == "False",
+            )
+            # A Role in its own namespace is not enough to watch every namespace.
+            assert condition(source, "SufficientPermissions")["message"].startswith(
+                f"User system:serviceaccount:{namespace}:events-sa cannot get, list, watch "
+                'resource "events" in API group "" cluster-wide, get, list, watch resource '
+                '"namespaces" in API group "" cluster-wide.'
+            )
+            assert {namespace, "default", "kube-system"} <= set(source["status"]["namespaces"])
+
+            kube.apply(grant)
+            source = await eventually(
+                lambda: api.get(SOURCES, namespace, "src"),
+                lambda s: condition(s, "SufficientPermissions").get("status") == "True",
+            )
+            dep = await api.get(
+                adapter.DEPLOYMENTS, namespace,
+                adapter.deployment_name("src", source["metadata"]["uid"]),
+            )  # fmt: skip
+        (container,) = dep["spec"]["template"]["spec"]["containers"]
+        config = json.loads(
+            next(e["value"] for e in container["env"] if e["name"] == "K_SOURCE_CONFIG")
+        )
+        assert config["allNamespaces"] is True
+        assert namespace in config["namespaces"]
+    finally:
+        kube.kubectl("delete", "--ignore-not-found", "-f", "-", input=grant)
