@@ -413,3 +413,36 @@ def test_unknown_image_gives_a_readable_waiting_reason(kube: Kube, ns: str) -> N
     ready_cond = next(c for c in p["status"]["conditions"] if c["type"] == "Ready")
     assert "registry.example/no/such:1" in ready_cond["message"]
     assert p["status"]["phase"] == "Pending"
+
+
+INIT = """
+apiVersion: v1
+kind: Pod
+metadata: {name: staged}
+spec:
+  initContainers:
+  - name: prep
+    image: busybox
+    command: [sh, -c, "echo prepared > /work/ready"]
+    volumeMounts: [{name: work, mountPath: /work}]
+  containers:
+  - name: main
+    image: busybox
+    command: [sh, -c, "cat /work/ready; hostname; sleep 3600"]
+    volumeMounts: [{name: work, mountPath: /work}]
+    readinessProbe: {exec: {command: [cat, /work/ready]}, periodSeconds: 2}
+  volumes: [{name: work, emptyDir: {}}]
+"""
+
+
+def test_init_containers_emptydir_and_exec_probe(kube: Kube, ns: str) -> None:
+    kube.apply(INIT, ns)
+
+    def ready_pod() -> dict[str, Any] | None:
+        p = pod(kube, ns, "staged")
+        return p if p and ready(p) else None
+
+    p = wait_for("the staged pod to be ready", ready_pod)
+    (init,) = p["status"]["initContainerStatuses"]
+    assert init["state"]["terminated"]["exitCode"] == 0
+    assert logs(kube, ns, "staged", "-c", "main").splitlines() == ["prepared", "staged"]
