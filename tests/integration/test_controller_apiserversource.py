@@ -507,3 +507,44 @@ subjects: [{{kind: ServiceAccount, name: events-sa, namespace: {namespace}}}]
         assert namespace in config["namespaces"]
     finally:
         kube.kubectl("delete", "--ignore-not-found", "-f", "-", input=grant)
+
+
+async def test_sink_ref_to_addressable_follows_its_address(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    api = kubeapi.KubeApi(api_client)
+    kube.apply(rbac_yaml(namespace, ["get", "list", "watch"]), namespace)
+    kube.apply(
+        "apiVersion: messaging.knative.dev/v1\nkind: InMemoryChannel\nmetadata: {name: chan}\n",
+        namespace,
+    )
+    imc_ref = {"apiVersion": "messaging.knative.dev/v1", "kind": "InMemoryChannel", "name": "chan"}
+    kube.apply(source_yaml("src", sink={"ref": imc_ref, "uri": "events"}), namespace)
+
+    def set_address(url: str) -> None:
+        patch = json.dumps({"status": {"address": {"url": url}}})
+        kube.kubectl("patch", "inmemorychannel", "chan", "-n", namespace,
+                     "--subresource=status", "--type=merge", "-p", patch)  # fmt: skip
+
+    async with running_controller(api_client, namespace):
+        source = await eventually(
+            lambda: api.get(SOURCES, namespace, "src"),
+            lambda s: condition(s, "SinkProvided").get("status") == "False",
+        )
+        sink = condition(source, "SinkProvided")
+        assert sink["reason"] == "AddressNotSet"
+        assert f'InMemoryChannel "{namespace}/chan"' in sink["message"]
+
+        first = f"http://chan-kn-channel.{namespace}.svc.cluster.local"
+        set_address(first)
+        source = await eventually(
+            lambda: api.get(SOURCES, namespace, "src"),
+            lambda s: s.get("status", {}).get("sinkUri") == first + "/events",
+            within=15,
+        )
+        set_address("http://elsewhere.example/base/")
+        source = await eventually(
+            lambda: api.get(SOURCES, namespace, "src"),
+            lambda s: s.get("status", {}).get("sinkUri") == "http://elsewhere.example/base/events",
+            within=15,
+        )
