@@ -156,6 +156,14 @@ class EnvReader:
             self.problem(name, str(exc))
         return default
 
+    def tracing_config(self, name: str = "K_TRACING_CONFIG") -> tracing.TracingConfig:
+        """Knative's `config-tracing` data as a JSON object; unset = tracing off."""
+        try:
+            return tracing.parse_config(self.json_object(name))
+        except errors.ConfigError as exc:
+            self.problems.extend(exc.problems)
+            return tracing.TracingConfig()
+
     def ce_overrides(self, name: str = "K_CE_OVERRIDES") -> Mapping[str, str]:
         """Knative `{"extensions": {"key": "value"}}`; keys non-empty ASCII alphanumerics."""
         data = self.json_object(name)
@@ -244,12 +252,7 @@ class AdapterSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AdapterSettings:
         reader = EnvReader(environ)
         component = reader.string("K_COMPONENT", "adapter")
-        tracing_data = reader.json_object("K_TRACING_CONFIG")
-        tracing_config = tracing.TracingConfig()
-        try:
-            tracing_config = tracing.parse_config(tracing_data)
-        except errors.ConfigError as exc:
-            reader.problems.extend(exc.problems)
+        tracing_config = reader.tracing_config()
         settings = cls(
             sink=reader.url("K_SINK", required=True),
             namespace=reader.string("NAMESPACE", required=True),
