@@ -106,7 +106,7 @@ async def test_custom_resources_are_created_watched_and_deleted(
             "spec": {"size": 1},
         }
         await objects.create_namespaced_custom_object(group, "v1", namespace, "widgets", body)
-        await objects.patch_namespaced_custom_object(
+        await objects.patch_namespaced_custom_object(  # type: ignore[call-arg]
             group,
             "v1",
             namespace,
