@@ -15,6 +15,7 @@ kube-proxy nor CoreDNS is started.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -29,7 +30,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from hack.agent import network, pods
+from hack.agent import containers, network, pods
 from hack.localcluster import pki, processes
 
 NODE_NAME = "kevents-node-0"
@@ -237,4 +238,6 @@ def cleanup(directory: pathlib.Path) -> list[str]:
     if owner.exists() and network.lock_free():
         done += [f"removed {what}" for what in network.cleanup()]
         owner.unlink()
+    with contextlib.suppress(OSError):
+        pathlib.Path(containers.STAGE).rmdir()
     return done

@@ -31,11 +31,19 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 
+STAGE = "/run/kevents-stage"
+"""Where the launch script first binds every mount source, in a tmpfs private to the container.
+
+A target can hide a later mount's source (an emptyDir at /work hides volumes kept under
+/work/main/.state), so all sources are bound here before any target is mounted."""
+
+
 @dataclass(frozen=True)
 class Mount:
     source: pathlib.Path
     target: str
     read_only: bool = False
+    is_file: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,8 +98,16 @@ def launch_script(launch: Launch) -> str:
     lines = ["#!/bin/sh", "set -e"]
     if launch.hostname:
         lines.append(f"hostname {q(launch.hostname)}")
-    for m in launch.mounts:
-        lines.append(f"mount --bind {q(str(m.source))} {q(m.target)}")
+    if launch.mounts:
+        lines += [f"mkdir -p {STAGE}", f"mount -t tmpfs kevents-stage {STAGE}"]
+    for i, m in enumerate(launch.mounts):
+        lines.append(f"{'touch' if m.is_file else 'mkdir'} {STAGE}/{i}")
+        lines.append(f"mount --bind {q(str(m.source))} {STAGE}/{i}")
+    # Parents before children, as container runtimes mount them.
+    order = sorted(range(len(launch.mounts)), key=lambda i: launch.mounts[i].target.count("/"))
+    for i in order:
+        m = launch.mounts[i]
+        lines.append(f"mount --bind {STAGE}/{i} {q(m.target)}")
         if m.read_only:
             lines.append(f"mount -o remount,bind,ro {q(m.target)}")
     lines.append(f"cd {q(launch.workdir)}")

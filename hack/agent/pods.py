@@ -246,11 +246,15 @@ class PodWorker:
                     source.mkdir(parents=True)
             target = pathlib.Path(vm["mountPath"])
             self._acquire(target, is_file=source.is_file())
-            mounts.append(containers.Mount(source, str(target), bool(vm.get("readOnly"))))
+            mounts.append(
+                containers.Mount(
+                    source, str(target), bool(vm.get("readOnly")), is_file=source.is_file()
+                )
+            )
         etc = self.dir / "etc"
         for name in ("resolv.conf", "hosts", "hostname"):
             if (etc / name).exists() and not any(m.target == f"/etc/{name}" for m in mounts):
-                mounts.append(containers.Mount(etc / name, f"/etc/{name}", False))
+                mounts.append(containers.Mount(etc / name, f"/etc/{name}", is_file=True))
         return mounts
 
     def _acquire(self, target: pathlib.Path, *, is_file: bool) -> None:

@@ -15,7 +15,10 @@ def test_launch_script_mounts_then_execs() -> None:
         workdir="/srv",
         mounts=[
             containers.Mount(pathlib.Path("/state/v/token"), "/var/run/secrets/x", read_only=True),
-            containers.Mount(pathlib.Path("/state/etc/resolv.conf"), "/etc/resolv.conf"),
+            containers.Mount(
+                pathlib.Path("/state/etc/resolv.conf"), "/etc/resolv.conf", is_file=True
+            ),
+            containers.Mount(pathlib.Path("/state/v/work"), "/work"),
         ],
         hostname="web-1",
         netns_path="/run/netns/kev-abc",
@@ -24,9 +27,18 @@ def test_launch_script_mounts_then_execs() -> None:
         "#!/bin/sh",
         "set -e",
         "hostname web-1",
-        "mount --bind /state/v/token /var/run/secrets/x",
+        "mkdir -p /run/kevents-stage",
+        "mount -t tmpfs kevents-stage /run/kevents-stage",
+        "mkdir /run/kevents-stage/0",
+        "mount --bind /state/v/token /run/kevents-stage/0",
+        "touch /run/kevents-stage/1",
+        "mount --bind /state/etc/resolv.conf /run/kevents-stage/1",
+        "mkdir /run/kevents-stage/2",
+        "mount --bind /state/v/work /run/kevents-stage/2",
+        "mount --bind /run/kevents-stage/2 /work",
+        "mount --bind /run/kevents-stage/1 /etc/resolv.conf",
+        "mount --bind /run/kevents-stage/0 /var/run/secrets/x",
         "mount -o remount,bind,ro /var/run/secrets/x",
-        "mount --bind /state/etc/resolv.conf /etc/resolv.conf",
         "cd /srv",
         "exec python -c 'print('\"'\"'hi there'\"'\"')'",
     ]
