@@ -12,7 +12,10 @@ from hack.localcluster import cluster
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hack/cluster", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the cluster (or reuse the running one)")
+    upper = sub.add_parser("up", help="start the cluster (or reuse the running one)")
+    upper.add_argument(
+        "--observability", action="store_true", help="also start Prometheus and Zipkin"
+    )
     down = sub.add_parser("down", help="stop every process `up` started")
     down.add_argument("--wipe", action="store_true", help="also delete etcd data, PKI, logs")
     sub.add_parser("status", help="print what runs, as JSON")
@@ -25,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "up":
         try:
-            cluster.up(log)
+            cluster.up(log, with_observability=args.observability)
         except cluster.ClusterError as err:
             log(f"start failed: {err}")
             return 1

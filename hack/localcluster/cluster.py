@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from hack.agent import clusterhooks
-from hack.localcluster import pki, processes
+from hack.localcluster import observability, pki, processes
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SERVICE_CIDR = "10.96.0.0/16"
@@ -307,8 +307,10 @@ def down(*, wipe: bool = False) -> list[processes.Recorded]:
     return stopped
 
 
-def up(log: Callable[[str], None] = lambda _: None) -> State:
-    """Start the control plane, or reuse it when it already runs and answers /readyz."""
+def up(log: Callable[[str], None] = lambda _: None, *, with_observability: bool = False) -> State:
+    """Start the control plane, or reuse it when it already runs and answers /readyz.
+
+    `with_observability` also starts Prometheus and Zipkin (once; reused when running)."""
     directory = state_dir()
     st = State.load(directory)
     names = {p.name for p in st.alive()}
@@ -316,6 +318,8 @@ def up(log: Callable[[str], None] = lambda _: None) -> State:
         directory, st
     ):
         log(f"cluster already running at {api_url(st)}")
+        if with_observability and not {"zipkin", "podtargets", "prometheus"} <= names:
+            _start_observability(directory, st, log)
         return st
     if st.started:
         log("a previous cluster is partly running; restarting it")
@@ -355,11 +359,46 @@ def up(log: Callable[[str], None] = lambda _: None) -> State:
             clusterhooks.start(directory, st, binary, server, log)
         except clusterhooks.HookError as err:
             raise ClusterError(str(err)) from err
+        if with_observability:
+            _start_observability(directory, st, log)
     except BaseException:
         down()
         raise
     log(f"cluster ready at {server}")
     return st
+
+
+def kubectl(directory: pathlib.Path) -> Callable[..., None]:
+    """A kubectl runner on the admin kubeconfig (raises ClusterError on failure)."""
+
+    def run(*args: str, input: str | None = None, check: bool = True) -> None:
+        proc = subprocess.run(
+            [str(directory / "bin" / "kubectl"), f"--kubeconfig={directory / 'admin.kubeconfig'}",
+             *args],
+            input=input, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if check and proc.returncode != 0:
+            raise ClusterError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+
+    return run
+
+
+def _start_observability(directory: pathlib.Path, st: State, log: Callable[[str], None]) -> None:
+    started = observability.start(
+        directory, st.ports, api_url(st), kubectl(directory), free_port, log
+    )
+    st.started.extend(started)
+    st.save(directory)
+    zipkin, prometheus = started[0], started[-1]
+    try:
+        _wait("zipkin", _healthz(f"http://127.0.0.1:{observability.ZIPKIN_PORT}/health", None),
+              zipkin, 120)  # fmt: skip
+        port = st.ports["prometheus"]
+        _wait("prometheus", _healthz(f"http://127.0.0.1:{port}/-/ready", None), prometheus, 60)
+    except ClusterError:
+        for rec in reversed(started):
+            processes.stop(rec)
+        raise
 
 
 def status() -> dict[str, object]:
@@ -371,6 +410,7 @@ def status() -> dict[str, object]:
         "apiserver": api_url(st) if "apiserver" in st.ports else None,
         "ready": apiserver_ready(directory, st),
         "kubeconfig": str(directory / "admin.kubeconfig"),
+        "ports": st.ports,
         "processes": [
             {"name": p.name, "pid": p.pid, "alive": processes.alive(p), "log": p.log}
             for p in st.started
