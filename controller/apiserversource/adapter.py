@@ -216,7 +216,14 @@ def deployment(inputs: Inputs, config: AdapterConfig) -> dict[str, Any]:
             "replicas": 1,
             "selector": {"matchLabels": selector},
             "template": {
-                "metadata": {"labels": selector},
+                "metadata": {
+                    "labels": selector,
+                    # scraped by Prometheus' pod discovery (hack/ or any annotation-based setup)
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(METRICS_PORT),
+                    },
+                },
                 "spec": {
                     "serviceAccountName": inputs.service_account,
                     "enableServiceLinks": False,
