@@ -14,8 +14,10 @@ small and already written here:
     workqueue.py    per-key dedupe, never two workers on one key, exponential requeue
     watching.py     list + watch from resourceVersion, re-list on 410, inactivity watchdog
     leadership.py   leader election on a coordination.k8s.io Lease
-    tracking.py     re-reconcile a source when its sink (or any ref) changes
-    manager.py      one reconciler + its watches + workers; app.py wires the process
+    tracking.py     re-reconcile an object when its sink (or any ref) changes; one shared
+                    watch per referenced collection, a `Scope` per controller
+    loop.py         one controller: a kind's reconciler + watches + queue + workers
+    manager.py      hosts every kind's controller (`KINDS`); app.py wires the process
 
 kubernetes-asyncio supplies auth, TLS and token refresh; requests go out as raw JSON by path
 (`kubeapi.py`), like client-go's dynamic client, because sink refs may name any kind.
@@ -23,10 +25,13 @@ kubernetes-asyncio supplies auth, TLS and token refresh; requests go out as raw 
 Modules
 -------
     apis/               CRD schemas (rendered to manifests/300-*.yaml by hack/update-crds)
+    context.py          what each kind's `wiring.build(ctx)` gets: clients, tracker, options
+    reconciling.py      the Reconciler seam, ReconcileError, keys and owner references
+    statuses.py         status write-back: merge patch of what changed, resourceVersion-guarded
     conditions.py       Knative duck conditions, living condition set (Ready)
     sinks.py            Destination -> URL (Service, any Addressable, uri, ref + relative uri)
     discovery.py        kind -> plural via API discovery
-    apiserversource/    adapter Deployment (pure), permission checks (SAR), reconciler
+    apiserversource/    adapter Deployment (pure), permission checks (SAR), reconciler, wiring
     configstore.py      config-logging / -observability / -tracing for the adapters' env
     settings.py         ControllerSettings from the environment
     metrics.py          controller metrics on a registry passed in

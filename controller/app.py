@@ -14,7 +14,7 @@ import os
 from kubernetes_asyncio import client, config
 from prometheus_client import CollectorRegistry
 
-from controller import kubeapi, leadership, manager, metrics, settings
+from controller import context, kubeapi, leadership, manager, metrics, settings
 from kevents import logs, probes, runner, webserver
 from kevents import metrics as kmetrics
 from kevents import settings as ksettings
@@ -36,7 +36,7 @@ class Leading:
     """Runs the reconcilers once the elector holds the Lease."""
 
     def __init__(
-        self, elector: leadership.LeaderElector, controller: manager.ApiServerSourceController,
+        self, elector: leadership.LeaderElector, controller: manager.Manager,
         gauge: metrics.ControllerMetrics,
     ) -> None:  # fmt: skip
         self.elector = elector
@@ -64,10 +64,14 @@ async def main() -> int:
         elector = leadership.LeaderElector(
             api, namespace=cfg.system_namespace, name=cfg.lease_name, identity=cfg.identity
         )
-        controller = manager.ApiServerSourceController(
-            api, observed, system_namespace=cfg.system_namespace,
-            image=cfg.apiserver_adapter_image, workers=cfg.workers, resync=cfg.resync_seconds,
-        )  # fmt: skip
+        options = context.Options(
+            system_namespace=cfg.system_namespace,
+            apiserver_adapter_image=cfg.apiserver_adapter_image,
+            ping_adapter_image=cfg.ping_adapter_image,
+            workers=cfg.workers,
+            resync=cfg.resync_seconds,
+        )
+        controller = manager.Manager(api, observed, options)
         readiness.set_ready()
         components: list[runner.Service | runner.Component] = [
             webserver.WebServer(kmetrics.make_app(registry), host="0.0.0.0",

@@ -18,6 +18,9 @@ class ControllerSettings:
     (Knative's `knative-eventing`; ours is `kevents-system`)."""
     apiserver_adapter_image: str
     """APISERVER_RA_IMAGE: image of the ApiServerSource receive adapter (Knative's name)."""
+    ping_adapter_image: str
+    """PING_RA_IMAGE: image of the shared PingSource adapter Deployment
+    (`pingsource-mt-adapter`), created by the controller when missing."""
     identity: str
     """POD_NAME (downward API): this replica's name in the Lease; hostname + random suffix
     when unset so two local runs never share an identity."""
@@ -44,6 +47,7 @@ class ControllerSettings:
             apiserver_adapter_image=env.string(
                 "APISERVER_RA_IMAGE", "kevents/apiserver-source:latest"
             ),
+            ping_adapter_image=env.string("PING_RA_IMAGE", "kevents/ping-source:latest"),
             identity=env.string(
                 "POD_NAME", f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
             ),

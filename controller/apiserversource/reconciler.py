@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 
-from controller import conditions, discovery, kubeapi, sinks, tracking
+from controller import conditions, discovery, kubeapi, reconciling, sinks, statuses, tracking
 from controller.apiserversource import adapter, permissions
-from kevents import errors
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +38,7 @@ EVENT_TYPES = {
 }
 
 
-class ReconcileError(errors.KeventsError):
-    """The object could not reach its desired state this time; retry with backoff.
-
-    `conditions` is the status reached so far, written before the key is requeued."""
-
-    def __init__(self, message: str, conds: conditions.Conditions) -> None:
-        self.conditions = conds
-        super().__init__(message)
+ReconcileError = reconciling.ReconcileError
 
 
 def deployed_condition(
@@ -78,14 +70,7 @@ def ce_attributes(mode: str, source: str) -> list[dict[str, str]]:
     return [{"type": t, "source": source} for t in EVENT_TYPES.get(mode, ())]
 
 
-def status_patch(old: kubeapi.Json, new: kubeapi.Json) -> kubeapi.Json | None:
-    """A merge patch turning `old` status into `new`, or None when nothing changes."""
-    keep = {"annotations", "auth"}
-    patch: kubeapi.Json = {k: v for k, v in new.items() if old.get(k) != v}
-    for key in old:
-        if key not in new and key not in keep:
-            patch[key] = None
-    return patch or None
+status_patch = statuses.patch
 
 
 class Reconciler:
@@ -95,7 +80,7 @@ class Reconciler:
         self,
         api: kubeapi.KubeApi,
         kinds: discovery.Discovery,
-        tracker: tracking.Tracker,
+        tracker: tracking.Scope,
         adapter_config: Callable[[], adapter.AdapterConfig],
         *,
         ce_source: str,
@@ -113,16 +98,15 @@ class Reconciler:
         if source is None or source["metadata"].get("deletionTimestamp"):
             self.tracker.forget(key)
             return
-        old = dict(source.get("status") or {})
         status: kubeapi.Json = {"observedGeneration": source["metadata"].get("generation", 0)}
-        conds = CONDITION_SET.initial(old.get("conditions") or [])
+        conds = CONDITION_SET.initial((source.get("status") or {}).get("conditions") or [])
         conds = conds.mark_true(OIDC_IDENTITY_CREATED, OIDC_DISABLED)
         try:
             conds = await self._reconcile(key, source, status, conds)
         except ReconcileError as failure:
-            await self._write(source, old, status, failure.conditions)
+            await self._write(source, status, failure.conditions)
             raise
-        await self._write(source, old, status, conds)
+        await self._write(source, status, conds)
 
     async def _reconcile(
         self, key: str, source: kubeapi.Json, status: kubeapi.Json, conds: conditions.Conditions
@@ -212,7 +196,7 @@ class Reconciler:
         desired = adapter.deployment(inputs, self.adapter_config())
         dep_name = desired["metadata"]["name"]
         existing = await self.api.get_or_none(adapter.DEPLOYMENTS, namespace, dep_name)
-        if existing is not None and not _controlled_by(existing, meta["uid"]):
+        if existing is not None and not reconciling.controlled_by(existing, meta["uid"]):
             message = f"Deployment '{dep_name}' exists and is not owned by this ApiServerSource."
             conds = conds.mark_false(DEPLOYED, "DeploymentNotOwned", message)
             raise ReconcileError(f"{key}: {message}", conds)
@@ -228,33 +212,7 @@ class Reconciler:
     async def _write(
         self,
         source: kubeapi.Json,
-        old: kubeapi.Json,
         status: kubeapi.Json,
         conds: conditions.Conditions,
     ) -> None:
-        new = {**status, "conditions": conds.to_list()}
-        for key in ("annotations", "auth"):
-            if key in old:
-                new[key] = old[key]
-        patch = status_patch(old, new)
-        if patch is None:
-            return
-        meta = source["metadata"]
-        await self.api.merge_patch(
-            APISERVERSOURCES,
-            meta["namespace"],
-            meta["name"],
-            {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": patch},
-            subresource="status",
-        )
-        ready = conds.get(conditions.READY)
-        if ready is not None:
-            logger.info(
-                "ApiServerSource %s/%s is Ready=%s%s.", meta["namespace"], meta["name"],
-                ready.status, f" ({ready.reason}: {ready.message})" if ready.reason else "",
-            )  # fmt: skip
-
-
-def _controlled_by(obj: kubeapi.Json, uid: str) -> bool:
-    refs: list[dict[str, Any]] = obj.get("metadata", {}).get("ownerReferences") or []
-    return any(r.get("uid") == uid and r.get("controller") for r in refs)
+        await statuses.write(self.api, APISERVERSOURCES, self.kind, source, status, conds)

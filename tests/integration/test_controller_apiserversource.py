@@ -18,7 +18,7 @@ import yaml
 from kubernetes_asyncio import client
 from prometheus_client import CollectorRegistry
 
-from controller import kubeapi, manager, metrics
+from controller import context, kubeapi, manager, metrics
 from controller.apiserversource import adapter, reconciler
 from tests.cluster import REPO, Kube
 
@@ -40,10 +40,13 @@ def crds(kube: Kube) -> None:
 @contextlib.asynccontextmanager
 async def running_controller(api_client: client.ApiClient, namespace: str) -> AsyncIterator[None]:
     api = kubeapi.KubeApi(api_client)
-    ctl = manager.ApiServerSourceController(
-        api, metrics.ControllerMetrics(CollectorRegistry()), system_namespace=namespace,
-        image=IMAGE, workers=2, namespace=namespace,
+    options = context.Options(
+        system_namespace=namespace, apiserver_adapter_image=IMAGE,
+        ping_adapter_image="kevents/ping-source:test", workers=2, namespace=namespace,
     )  # fmt: skip
+    ctl = manager.Manager(
+        api, metrics.ControllerMetrics(CollectorRegistry()), options, kinds=["ApiServerSource"]
+    )
     task = asyncio.create_task(ctl.run())
     try:
         await asyncio.wait_for(ctl.wait_started(), 30)

@@ -1,0 +1,46 @@
+"""What every kind's controller is built from: the shared clients, caches and options.
+
+One `Context` per process. Each kind's `wiring.build(ctx)` makes its reconciler and
+`loop.Controller` from it, so adding a kind never touches the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controller import configstore, discovery, kubeapi, metrics, tracking, workqueue
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    system_namespace: str
+    """Where the controller, the dispatcher, the shared ping adapter and config-* live."""
+    apiserver_adapter_image: str
+    """Image of the per-source ApiServerSource adapter Deployments."""
+    ping_adapter_image: str
+    """Image of the shared `pingsource-mt-adapter` Deployment, created when missing."""
+    workers: int = 4
+    """Concurrent reconciles per kind."""
+    resync: float = 600.0
+    """Seconds between safety-net re-reconciles of every object."""
+    namespace: str | None = None
+    """Watch only this namespace (tests); None = cluster-wide."""
+    dispatcher_deployment: str = "kevents-dispatcher"
+    """The InMemoryChannel dispatcher Deployment in the system namespace."""
+    dispatcher_service: str = "dispatcher"
+    """Its Service; every channel Service is an ExternalName pointing at it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    api: kubeapi.KubeApi
+    kinds: discovery.Discovery
+    tracker: tracking.Tracker
+    config: configstore.ConfigStore
+    metrics: metrics.ControllerMetrics
+    options: Options
+
+    def queue_and_scope(self, kind: str) -> tuple[workqueue.WorkQueue, tracking.Scope]:
+        """A fresh work queue for `kind` and its view of the shared tracker feeding it."""
+        queue = workqueue.WorkQueue()
+        return queue, self.tracker.scope(kind, queue.add)

@@ -1,0 +1,69 @@
+"""What every reconciler shares: the `Reconciler` seam, `ReconcileError`, object keys.
+
+A reconciler is one async function from a key (`namespace/name`) to the object's desired
+state and status; the generic `loop.Controller` calls it. A step that cannot complete
+raises `ReconcileError` carrying the conditions reached so far: the reconciler has written
+them, and the loop requeues the key with backoff.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from controller import conditions, kubeapi
+from kevents import errors
+
+
+class Reconciler(Protocol):
+    kind: str
+    """The kind reconciled (metrics label, log messages, owner reference kind)."""
+
+    async def reconcile(self, key: str) -> None: ...
+
+
+class ReconcileError(errors.KeventsError):
+    """The object could not reach its desired state this time; retry with backoff.
+
+    `conditions` is the status reached so far, written before the key is requeued."""
+
+    def __init__(self, message: str, conds: conditions.Conditions) -> None:
+        self.conditions = conds
+        super().__init__(message)
+
+
+def key_of(obj: kubeapi.Json) -> str:
+    meta = obj.get("metadata", {})
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+
+def split(key: str) -> tuple[str, str]:
+    namespace, _, name = key.partition("/")
+    return namespace, name
+
+
+def owner_key(obj: kubeapi.Json, kind: str) -> str | None:
+    """The key of the object's controlling owner of `kind`, if any."""
+    meta = obj.get("metadata", {})
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("kind") == kind and ref.get("controller"):
+            return f"{meta.get('namespace', '')}/{ref.get('name', '')}"
+    return None
+
+
+def controlled_by(obj: kubeapi.Json, uid: str) -> bool:
+    refs: list[dict[str, Any]] = obj.get("metadata", {}).get("ownerReferences") or []
+    return any(r.get("uid") == uid and r.get("controller") for r in refs)
+
+
+def owner_reference(owner: kubeapi.Json, api_version: str, kind: str) -> dict[str, Any]:
+    """A controller owner reference (kmeta.NewControllerRef): children are garbage-collected
+    with the owner and blocked from outliving it in foreground deletion."""
+    meta = owner["metadata"]
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
