@@ -1,0 +1,93 @@
+"""`python -m dispatcher [--workers N]`: the InMemoryChannel dispatcher.
+
+One Deployment serves every channel of the cluster; every replica (and every worker process
+of a replica) serves every channel, so scaling never breaks acceptance (knative#4638).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from kubernetes_asyncio import client
+from prometheus_client import CollectorRegistry
+
+from dispatcher import service, workers
+from dispatcher import settings as dispatcher_settings
+from kevents import kube, logs, metrics, probes, runner, settings, tracing, webserver
+
+logger = logging.getLogger("dispatcher")
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m dispatcher", description=__doc__)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes sharing the ingress port (default: KEVENTS_DISPATCHER_WORKERS or 1)",
+    )
+    return parser.parse_args()
+
+
+async def serve(config: dispatcher_settings.DispatcherSettings, index: int) -> int:
+    provider = tracing.make_provider(
+        config.tracing_config, service_name=dispatcher_settings.COMPONENT
+    )
+    registry = CollectorRegistry()
+    readiness = probes.Readiness()
+    shared = config.workers > 1
+    try:
+        async with client.ApiClient(configuration=await kube.configuration()) as api:
+            dispatcher = service.Dispatcher(
+                api,
+                config,
+                registry=registry,
+                readiness=readiness,
+                tracer_provider=provider,
+                worker_index=index,
+            )
+            servers: list[runner.Service | runner.Component] = [
+                webserver.WebServer(
+                    metrics.make_app(registry),
+                    host=config.metrics_host,
+                    port=config.metrics_port + index,
+                    name="metrics",
+                ),
+                webserver.WebServer(
+                    probes.make_app(readiness),
+                    host="0.0.0.0",
+                    port=config.probes_port,
+                    name="probes",
+                    reuse_port=shared,
+                ),
+            ]
+            run = runner.Runner(
+                [*servers, *dispatcher.components()],
+                readiness=readiness,
+                grace=config.grace + 5.0,
+            )
+            return await run.run()
+    finally:
+        provider.shutdown()
+
+
+def main() -> None:
+    args = _arguments()
+    config = settings.load_or_exit(
+        lambda: dispatcher_settings.DispatcherSettings.from_env(workers=args.workers)
+    )
+    logs.setup(config.log_level, config.log_format)
+    index = workers.worker_index()
+    if config.workers > 1 and index is None:
+        sys.exit(workers.supervise(config.workers))
+
+    async def entry() -> int:
+        return await serve(config, index or 0)
+
+    runner.main(entry)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Fan-out: the routing table of served channels, admission of events, their lanes, drain.
+
+`submit()` is the ingress's only call on the hot path: it admits an event when the process
+is under its bounds (events and bytes accepted but not yet delivered everywhere, and room in
+every subscriber's lane) and hands it to every lane at once; the lanes deliver concurrently.
+Otherwise it raises `errors.QueueFullError` (429) or, while draining, `QueueClosedError`
+(503). `drain()` waits for everything accepted to finish at shutdown.
+
+The table changes while serving: `update()` from the channel informer adds, retargets (same
+subscription uid) or retires lanes; a retired lane still finishes what it had accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from opentelemetry import context as otel_context
+
+from dispatcher import channels, dispatch, lane
+from dispatcher import metrics as dispatcher_metrics
+from kevents import cloudevent, errors
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Route:
+    """A served channel and the lanes of its subscribers, in spec order."""
+
+    channel: channels.Channel
+    lanes: tuple[lane.Lane, ...]
+
+
+class Fanout:
+    def __init__(
+        self,
+        courier: dispatch.Courier,
+        metrics: dispatcher_metrics.DispatcherMetrics,
+        *,
+        queue_size: int,
+        queue_bytes: int,
+        concurrency: int,
+        backlog: int,
+    ) -> None:
+        self._courier = courier
+        self._metrics = metrics
+        self._queue_size = queue_size
+        self._queue_bytes = queue_bytes
+        self._concurrency = concurrency
+        self._backlog = backlog
+        self.routes: dict[channels.Key, Route] = {}
+        self._lanes: dict[tuple[channels.Key, str], lane.Lane] = {}
+        self.pending = 0
+        self.pending_bytes = 0
+        self.draining = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._group: asyncio.TaskGroup | None = None
+        self._started = asyncio.Event()
+        metrics.track_queue(lambda: self.pending, lambda: self.pending_bytes)
+
+    # -- routing table ---------------------------------------------------------------------
+
+    def update(self, channel: channels.Channel) -> None:
+        """Serve `channel` as given (new, or with changed subscribers)."""
+        key = channel.key
+        old = self.routes.get(key)
+        keep: set[str] = set()
+        lanes: list[lane.Lane] = []
+        for target in channel.targets:
+            if not target.servable or target.uid in keep:
+                continue
+            keep.add(target.uid)
+            found = self._lanes.get((key, target.uid))
+            if found is None:
+                found = self._lanes[(key, target.uid)] = lane.Lane(
+                    target,
+                    concurrency=self._concurrency,
+                    backlog=self._backlog,
+                    deliver=self._courier.deliver,
+                    finish=self._finish,
+                    spawn=self._spawn,
+                    lost=self._lost,
+                )
+            found.target = target
+            lanes.append(found)
+        for uid in {uid for (k, uid) in self._lanes if k == key} - keep:
+            del self._lanes[(key, uid)]
+        self.routes[key] = Route(channel, tuple(lanes))
+        self._metrics.channels.set(len(self.routes))
+        before = len(old.lanes) if old is not None else None
+        if before != len(lanes):
+            logger.info(
+                "Channel %s/%s is served with %d subscriber(s).", key[0], key[1], len(lanes),
+                extra={"namespace": key[0], "object_name": key[1]},
+            )  # fmt: skip
+
+    def remove(self, key: channels.Key) -> None:
+        if self.routes.pop(key, None) is None:
+            return
+        for lane_key in [k for k in self._lanes if k[0] == key]:
+            del self._lanes[lane_key]
+        self._metrics.channels.set(len(self.routes))
+        logger.info(
+            "Channel %s/%s was deleted; no longer served.", key[0], key[1],
+            extra={"namespace": key[0], "object_name": key[1]},
+        )  # fmt: skip
+
+    # -- admission (hot path) --------------------------------------------------------------
+
+    def submit(
+        self,
+        route: Route,
+        event: cloudevent.CloudEvent,
+        headers: dict[str, str],
+        context: otel_context.Context,
+        size: int,
+    ) -> None:
+        """Accept `event` for every subscriber of `route`, or raise without side effects."""
+        if self.draining:
+            raise errors.QueueClosedError()
+        if self.pending >= self._queue_size or self.pending_bytes + size > self._queue_bytes:
+            raise errors.QueueFullError(self._queue_size)
+        lanes = route.lanes
+        for each in lanes:
+            if not each.has_room():
+                raise errors.QueueFullError(each.limit)
+        if not lanes:
+            return  # a channel without subscribers accepts and drops, as Knative's does
+        envelope = lane.Envelope(event, headers, context, route.channel.namespace, size, len(lanes))
+        if self.pending == 0:
+            self._idle.clear()
+        self.pending += 1
+        self.pending_bytes += size
+        for each in lanes:
+            each.offer(envelope)
+
+    def _finish(self, envelope: lane.Envelope) -> None:
+        envelope.remaining -= 1
+        if envelope.remaining:
+            return
+        self.pending -= 1
+        self.pending_bytes -= envelope.size
+        if self.pending == 0:
+            self._idle.set()
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> object:
+        if self._group is None:
+            coroutine.close()
+            raise RuntimeError("the fan-out is not running")
+        return self._group.create_task(coroutine)
+
+    def _lost(self, reason: str, count: int) -> None:
+        self._metrics.lost.labels(reason).inc(count)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def wait_started(self) -> None:
+        await self._started.wait()
+
+    async def run(self) -> None:
+        """Own the delivery tasks until cancelled (then in-flight deliveries count as lost)."""
+        async with asyncio.TaskGroup() as group:
+            self._group = group
+            self._started.set()
+            try:
+                await asyncio.Event().wait()  # until cancelled
+            finally:
+                self._group = None
+
+    async def drain(self, grace: float) -> bool:
+        """Refuse new events (503) and wait up to `grace` s for the accepted ones."""
+        self.draining = True
+        logger.info("Draining: %d accepted event(s) still being delivered.", self.pending)
+        try:
+            async with asyncio.timeout(grace):
+                await self._idle.wait()
+        except TimeoutError:
+            logger.error(
+                "%d event(s) were not delivered within the %.1f s grace period.",
+                self.pending, grace,
+            )  # fmt: skip
+            return False
+        logger.info("Drained: every accepted event was delivered or dead-lettered.")
+        return True

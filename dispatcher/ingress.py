@@ -1,0 +1,132 @@
+"""The channel ingress: HTTP in, an accepted event handed to the fan-out, 202 out.
+
+Knative's channel receiver contract (`knative/eventing:pkg/channel/event_receiver.go`):
+
+| request                                   | answer                                         |
+|-------------------------------------------|------------------------------------------------|
+| OPTIONS                                   | 200, `Allow: POST, OPTIONS`, WebHook-Allowed-*  |
+| other non-POST                            | 405 with `Allow`                               |
+| no channel named by Host or `/NS/NAME`    | 400                                            |
+| unknown channel                           | 404                                            |
+| process draining for shutdown             | 503 + Retry-After (retry lands on a replica)   |
+| body above the size limit                 | 413                                            |
+| not a valid CloudEvent (binary/structured)| 400 with the reason                            |
+| bounded queue or subscriber backlog full  | 429 + Retry-After                              |
+| accepted                                  | 202 (delivered asynchronously)                 |
+
+The hot path does a dict lookup for the route, one body read, one CloudEvent decode and one
+non-recording span when tracing is off; answers are plain text for people reading curl output.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from dispatcher import fanout, headers, routing
+from dispatcher import metrics as dispatcher_metrics
+from kevents import cloudevent, errors, tracing
+
+_OPTIONS_HEADERS = {
+    "Allow": "POST, OPTIONS",
+    "WebHook-Allowed-Origin": "*",
+    "WebHook-Allowed-Rate": "*",
+}
+_TRACE_HEADERS = ("traceparent", "X-B3-TraceId")
+
+
+class Ingress:
+    def __init__(
+        self,
+        channels_fanout: fanout.Fanout,
+        metrics: dispatcher_metrics.DispatcherMetrics,
+        *,
+        max_body_size: int,
+        retry_after: int,
+        tracer_provider: trace.TracerProvider | None = None,
+    ) -> None:
+        self._fanout = channels_fanout
+        self._metrics = metrics
+        self._max_body = max_body_size
+        self._retry_after = {"Retry-After": str(retry_after)}
+        provider = tracer_provider if tracer_provider is not None else trace.NoOpTracerProvider()
+        self._tracer = provider.get_tracer("kevents.dispatcher")
+
+    def make_app(self) -> web.Application:
+        # aiohttp enforces the limit for chunked bodies too; slack lets us answer it ourselves.
+        app = web.Application(client_max_size=self._max_body + 1)
+        app.router.add_route("*", "/{path:.*}", self.handle)
+        return app
+
+    def _answer(self, status: int, text: str = "", **extra: str) -> web.Response:
+        self._metrics.answered(status)
+        return web.Response(status=status, text=text, headers=extra or None)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if request.method != "POST":
+            if request.method == "OPTIONS":
+                return web.Response(status=200, headers=_OPTIONS_HEADERS)
+            return self._answer(405, "only POST is allowed\n", Allow="POST, OPTIONS")
+        try:
+            key = routing.resolve(request.host, request.path)
+        except routing.RoutingError as exc:
+            return self._answer(exc.status, exc.reason + "\n")
+        route = self._fanout.routes.get(key)
+        if route is None:
+            return self._answer(404, f"channel {key[0]}/{key[1]} not found\n")
+        if self._fanout.draining:
+            return self._answer(
+                503, "shutting down: retry on another replica\n", **self._retry_after
+            )
+        length = request.content_length
+        if length is not None and length > self._max_body:
+            return self._too_large()
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._too_large()
+        if len(body) > self._max_body:
+            return self._too_large()
+        request_headers = request.headers
+        try:
+            event = cloudevent.decode(request_headers, body)
+        except errors.InvalidEventError as exc:
+            return self._answer(400, f"invalid CloudEvent: {exc.reason}\n")
+        forwarded = headers.passthrough(request_headers.items())
+        forwarded[headers.PREFER_REPLY[0]] = headers.PREFER_REPLY[1]
+        parent = (
+            tracing.extract(request_headers)
+            if any(h in request_headers for h in _TRACE_HEADERS)
+            else otel_context.Context()
+        )
+        span = self._tracer.start_span("imc.receive", context=parent, kind=trace.SpanKind.SERVER)
+        try:
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "messaging.system": "knative",
+                        "messaging.destination.name": f"{key[0]}/{key[1]}",
+                        "cloudevents.event_id": event.get_id(),
+                        "cloudevents.event_type": event.get_type(),
+                        "cloudevents.event_source": event.get_source(),
+                    }
+                )
+            context = trace.set_span_in_context(span, parent)
+            try:
+                self._fanout.submit(route, event, forwarded, context, len(body))
+            except errors.QueueFullError as exc:
+                span.set_status(trace.StatusCode.ERROR, "queue full")
+                return self._answer(
+                    429, f"channel is at capacity ({exc}); retry later\n", **self._retry_after
+                )
+            except errors.QueueClosedError:
+                return self._answer(
+                    503, "shutting down: retry on another replica\n", **self._retry_after
+                )
+        finally:
+            span.end()
+        return self._answer(202)
+
+    def _too_large(self) -> web.Response:
+        return self._answer(413, f"event body is larger than {self._max_body} bytes\n")

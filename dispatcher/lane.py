@@ -1,0 +1,122 @@
+"""A lane: the path of events to one subscriber, with its own in-flight limit and backlog.
+
+Every subscriber of every channel has a lane, so a slow subscriber only slows itself
+(knative/eventing#2666: the dispatcher overran slow subscribers and dropped events). At most
+`concurrency` deliveries run at once; further events wait in a bounded backlog, and
+`has_room()` turns false when it is full so the ingress can answer 429 instead of growing
+memory. Delivery tasks are started only when the lane is below its limit and then keep
+taking from the backlog, so under load there is no task per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from opentelemetry import context as otel_context
+
+from dispatcher import channels
+from kevents import cloudevent
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class Envelope:
+    """An accepted event on its way to the lanes of its channel (shared by them)."""
+
+    event: cloudevent.CloudEvent
+    headers: dict[str, str]
+    """Pass-through headers plus `Prefer: reply`, sent to every subscriber."""
+    context: otel_context.Context
+    """The trace context of the ingress span: deliveries, replies and DLS continue it."""
+    namespace: str
+    size: int
+    """Body bytes, counted against the queue's byte bound until every lane is done."""
+    remaining: int
+    """Lanes that have not finished with this event yet."""
+
+
+Deliver = Callable[[channels.Target, Envelope], Awaitable[None]]
+Finish = Callable[[Envelope], None]
+Spawn = Callable[[Coroutine[Any, Any, None]], object]
+Lost = Callable[[str, int], None]
+
+
+class Lane:
+    def __init__(
+        self,
+        target: channels.Target,
+        *,
+        concurrency: int,
+        backlog: int,
+        deliver: Deliver,
+        finish: Finish,
+        spawn: Spawn,
+        lost: Lost,
+    ) -> None:
+        self.target = target
+        """Replaced in place when the subscriber's spec changes; queued events follow it."""
+        self.concurrency = concurrency
+        self.limit = backlog
+        self.in_flight = 0
+        self._backlog: collections.deque[Envelope] = collections.deque()
+        self._deliver = deliver
+        self._finish = finish
+        self._spawn = spawn
+        self._lost = lost
+
+    @property
+    def waiting(self) -> int:
+        return len(self._backlog)
+
+    def has_room(self) -> bool:
+        return self.in_flight < self.concurrency or len(self._backlog) < self.limit
+
+    def offer(self, envelope: Envelope) -> None:
+        """Start delivering `envelope` now, or queue it (the caller checked `has_room()`)."""
+        if self.in_flight < self.concurrency:
+            self.in_flight += 1
+            self._spawn(self._pump(envelope))
+        else:
+            self._backlog.append(envelope)
+
+    async def _pump(self, envelope: Envelope) -> None:
+        try:
+            while True:
+                try:
+                    await self._deliver(self.target, envelope)
+                except asyncio.CancelledError:
+                    self._lost("shutdown", 1)
+                    raise
+                except Exception:  # a bug must not stall the lane; the delivery is counted
+                    logger.exception(
+                        "Delivering event %s failed unexpectedly.", envelope.event.get_id()
+                    )
+                    self._lost("error", 1)
+                finally:
+                    self._finish(envelope)
+                if not self._backlog:
+                    return
+                envelope = self._backlog.popleft()
+        except asyncio.CancelledError:
+            self._drop_backlog()
+            raise
+        finally:
+            self.in_flight -= 1
+
+    def _drop_backlog(self) -> None:
+        dropped = len(self._backlog)
+        if not dropped:
+            return
+        logger.error(
+            "Shutting down with %d event(s) waiting for subscriber %s; they are lost.",
+            dropped, self.target.uid,
+        )  # fmt: skip
+        self._lost("shutdown", dropped)
+        while self._backlog:
+            self._finish(self._backlog.popleft())

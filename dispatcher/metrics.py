@@ -1,0 +1,130 @@
+"""Metrics of the channel dispatcher, on a registry passed in.
+
+Labels are bounded: HTTP status codes the ingress answers, result, status class, destination
+kind (subscriber|reply|dead_letter), the channel's namespace for the Knative names. Never
+channel names, event types, ids or URLs (knative/serving#11248, eventing-kafka-broker#4672).
+
+Knative-compatible names (the IMC dispatcher's stats reporter, release-1.18): `event_count`
+and `event_dispatch_latencies` (milliseconds) with `namespace_name`, `response_code`,
+`response_code_class` (and `event_dispatch_latencies` without `response_code`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
+
+from kevents import delivery
+from kevents import metrics as kevents_metrics
+
+DESTINATIONS = ("subscriber", "reply", "dead_letter")
+KNATIVE_LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+"""Knative's Buckets125(1, 10000) for `event_dispatch_latencies`, milliseconds."""
+
+
+class _EventCount:
+    """`event_count` exactly as Knative names it (prometheus_client would add `_total`)."""
+
+    LABELS = ("namespace_name", "response_code", "response_code_class")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._series: dict[tuple[str, str, str], float] = {}
+
+    def inc(self, labels: tuple[str, str, str]) -> None:
+        with self._lock:
+            self._series[labels] = self._series.get(labels, 0.0) + 1.0
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            snapshot = dict(self._series)
+        family = Metric("event_count", "Number of events dispatched (Knative name)", "untyped")
+        for labels, value in snapshot.items():
+            family.add_sample("event_count", dict(zip(self.LABELS, labels, strict=True)), value)
+        yield family
+
+
+class DispatcherMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.received = Counter(
+            "kevents_dispatcher_events_received",
+            "Requests to the channel ingress, by result (accepted|rejected) and answered code",
+            ["result", "response_code"],
+            registry=registry,
+        )
+        self.dispatched = Counter(
+            "kevents_dispatcher_events_dispatched",
+            "Finished deliveries, by destination kind, result and response status class",
+            ["destination", "result", "response_code_class"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "kevents_dispatcher_dispatch_duration_seconds",
+            "Seconds from the first attempt to the outcome of one delivery, retries included",
+            ["destination"],
+            buckets=kevents_metrics.DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.retries = Counter(
+            "kevents_dispatcher_retries",
+            "Retry attempts made, by destination kind",
+            ["destination"],
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "kevents_dispatcher_queue_depth",
+            "Events accepted and not yet delivered to every subscriber",
+            registry=registry,
+        )
+        self.queue_bytes = Gauge(
+            "kevents_dispatcher_queue_bytes",
+            "Body bytes of the events counted in kevents_dispatcher_queue_depth",
+            registry=registry,
+        )
+        self.lost = Counter(
+            "kevents_events_lost",
+            "Deliveries given up (no dead-letter sink or it failed too, shutdown), by reason",
+            ["reason"],
+            registry=registry,
+        )
+        self.channels = Gauge(
+            "kevents_dispatcher_channels", "Channels served by this process", registry=registry
+        )
+        self.latency_ms = Histogram(
+            "event_dispatch_latencies",
+            "Time spent dispatching an event to a destination, ms (Knative name)",
+            ["namespace_name", "response_code_class"],
+            buckets=KNATIVE_LATENCY_BUCKETS_MS,
+            registry=registry,
+        )
+        self._event_count = _EventCount()
+        registry.register(self._event_count)
+        # Label children are looked up once: the hot path only increments.
+        self._received: dict[int, Counter] = {}
+
+    def track_queue(self, depth: Callable[[], float], size: Callable[[], float]) -> None:
+        """Read the queue gauges at scrape time instead of setting them per event."""
+        self.queue_depth.set_function(depth)
+        self.queue_bytes.set_function(size)
+
+    def answered(self, code: int) -> None:
+        child = self._received.get(code)
+        if child is None:
+            result = "accepted" if code == 202 else "rejected"
+            child = self._received[code] = self.received.labels(result, str(code))
+        child.inc()
+
+    def observe(self, destination: str, namespace: str, result: delivery.DeliveryResult) -> None:
+        """Record one finished delivery (all its attempts)."""
+        status_class = result.status_class
+        outcome = "delivered" if result.ok else "failed"
+        self.dispatched.labels(destination, outcome, status_class).inc()
+        self.duration.labels(destination).observe(result.duration)
+        if result.attempts > 1:
+            self.retries.labels(destination).inc(result.attempts - 1)
+        code = str(result.status) if result.status is not None else ""
+        self._event_count.inc((namespace, code, status_class))
+        self.latency_ms.labels(namespace, status_class).observe(result.duration * 1000.0)

@@ -1,0 +1,105 @@
+"""The dispatcher's settings, read from the environment once (every bad variable reported).
+
+`python -m dispatcher --workers N` overrides `KEVENTS_DISPATCHER_WORKERS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from kevents import errors, settings, tracing
+
+COMPONENT = "imc-dispatcher"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DispatcherSettings:
+    ingress_port: int = 8000
+    """KEVENTS_INGRESS_PORT: where channel traffic arrives (the `<name>-kn-channel` Services
+    target it). 8000 because 8080 is the probes port of every kevents process."""
+    ingress_host: str = "0.0.0.0"
+    """KEVENTS_INGRESS_HOST: all interfaces so the channel Services reach the pod IP."""
+    metrics_port: int = 9090
+    """METRICS_PROMETHEUS_PORT, 1024-65535; 9090 is knative/pkg's default. Worker process i
+    (of `workers`) serves its own metrics on metrics_port + i."""
+    metrics_host: str = "0.0.0.0"
+    """METRICS_PROMETHEUS_HOST; all interfaces so Prometheus can scrape the pod IP."""
+    probes_port: int = 8080
+    """KEVENTS_PROBES_PORT; shared by the worker processes (SO_REUSEPORT)."""
+    workers: int = 1
+    """KEVENTS_DISPATCHER_WORKERS: processes sharing the ingress port with SO_REUSEPORT, each
+    with its own channel informer. 1 by default (one core per pod replica); set it to the
+    pod's CPU count to use every core."""
+    queue_size: int = 10_000
+    """KEVENTS_QUEUE_SIZE: events accepted (202) but not yet delivered to every subscriber,
+    per process. Beyond it the ingress answers 429: memory stays bounded (knative PR#2361).
+    10 000 is seconds of traffic at full speed."""
+    queue_bytes: int = 256 * 1024 * 1024
+    """KEVENTS_QUEUE_BYTES: the same bound in body bytes (256 MiB), so large events cannot
+    exhaust memory before the count bound is reached."""
+    max_body_size: int = 4 * 1024 * 1024
+    """KEVENTS_MAX_BODY_SIZE: bytes of one incoming request; larger ones get 413. 4 MiB is far
+    above typical events and keeps one request from taking the queue's memory."""
+    subscriber_concurrency: int = 64
+    """KEVENTS_SUBSCRIBER_CONCURRENCY: requests in flight to one subscriber, per process. A
+    slow subscriber gets at most this many, the rest wait in its backlog (knative#2666).
+    64 keeps a loopback subscriber busy; lower it for fragile subscribers."""
+    subscriber_backlog: int = 2_000
+    """KEVENTS_SUBSCRIBER_BACKLOG: events waiting for one subscriber beyond its in-flight
+    limit. When full, the channel answers 429 so a stuck subscriber cannot take the whole
+    queue from other channels."""
+    drain_retry_after: int = 1
+    """Seconds sent in Retry-After with 429 and with the 503 of a draining process: long
+    enough for a retry to land on another replica, short enough to keep latency low."""
+    grace: float = 25.0
+    """KEVENTS_GRACE seconds to drain at SIGTERM; fits Kubernetes' default 30 s."""
+    tracing_config: tracing.TracingConfig = dataclasses.field(default_factory=tracing.TracingConfig)
+    """K_TRACING_CONFIG (config-tracing data as JSON); backend none by default (opt-in)."""
+    log_format: str = "json"
+    """KEVENTS_LOG_FORMAT json|text; json because pods' logs are read by collectors."""
+    log_level: str = "INFO"
+    """KEVENTS_LOG_LEVEL; INFO shows state changes, never per-event lines."""
+    report_status: bool = True
+    """KEVENTS_REPORT_STATUS: patch `status.subscribers` of the channels (worker 0 only)."""
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, workers: int | None = None
+    ) -> DispatcherSettings:
+        reader = settings.EnvReader(environ)
+        tracing_config = tracing.TracingConfig()
+        try:
+            tracing_config = tracing.parse_config(reader.json_object("K_TRACING_CONFIG"))
+        except errors.ConfigError as exc:
+            reader.problems.extend(exc.problems)
+        result = cls(
+            ingress_port=reader.integer("KEVENTS_INGRESS_PORT", 8000, minimum=0, maximum=65535),
+            ingress_host=reader.string("KEVENTS_INGRESS_HOST", "0.0.0.0"),
+            metrics_port=reader.integer(
+                "METRICS_PROMETHEUS_PORT", 9090, minimum=1024, maximum=65535
+            ),
+            metrics_host=reader.string("METRICS_PROMETHEUS_HOST", "0.0.0.0"),
+            probes_port=reader.integer("KEVENTS_PROBES_PORT", 8080, minimum=1, maximum=65535),
+            workers=workers
+            if workers is not None
+            else reader.integer("KEVENTS_DISPATCHER_WORKERS", 1, minimum=1, maximum=64),
+            queue_size=reader.integer("KEVENTS_QUEUE_SIZE", 10_000, minimum=1),
+            queue_bytes=reader.integer("KEVENTS_QUEUE_BYTES", 256 * 1024 * 1024, minimum=1024),
+            max_body_size=reader.integer("KEVENTS_MAX_BODY_SIZE", 4 * 1024 * 1024, minimum=1024),
+            subscriber_concurrency=reader.integer(
+                "KEVENTS_SUBSCRIBER_CONCURRENCY", 64, minimum=1, maximum=10_000
+            ),
+            subscriber_backlog=reader.integer("KEVENTS_SUBSCRIBER_BACKLOG", 2_000, minimum=0),
+            grace=reader.number("KEVENTS_GRACE", 25.0, minimum=0.0, maximum=3600.0),
+            tracing_config=tracing_config,
+            log_format=reader.choice("KEVENTS_LOG_FORMAT", "json", settings.LOG_FORMATS),
+            log_level=reader.choice("KEVENTS_LOG_LEVEL", "INFO", settings.LOG_LEVELS, upper=True),
+            report_status=reader.boolean("KEVENTS_REPORT_STATUS", True),
+        )
+        if workers is not None and not 1 <= workers <= 64:
+            reader.problem("--workers", f"must be within [1, 64], got {workers}")
+        if result.metrics_port + result.workers - 1 > 65535:
+            reader.problem("METRICS_PROMETHEUS_PORT", "leaves no port for every worker process")
+        reader.check()
+        return result
