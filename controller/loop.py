@@ -7,8 +7,9 @@ cannot leave a wrong state behind. A `Watch` maps each event to keys:
 
 - `primary(resource)`: the kind itself (its keys are remembered for `enqueue_all`);
 - `owned(resource, kind)`: children carrying a controller owner reference to the kind;
-- `Watch(resource, keys_fn)`: anything else (e.g. the shared dispatcher Deployment, which
-  concerns every InMemoryChannel).
+- `everything(resource, namespace)`: objects that concern every object of the kind (the
+  shared dispatcher Deployment and every InMemoryChannel): any event re-enqueues all keys;
+- `Watch(resource, keys_fn)`: anything else.
 
 Referenced objects (sinks, channels) come through the shared tracker's `Scope`, and every
 key is reconciled again after `resync` seconds as a safety net.
@@ -35,9 +36,12 @@ class Watch:
     resource: kubeapi.Resource
     keys: KeysFn
     label_selector: str = ""
+    field_selector: str = ""
     namespace: str | None = None
     """Watch only this namespace (e.g. the system namespace); None = the controller's scope."""
     primary: bool = field(default=False)
+    all_keys: bool = field(default=False)
+    """Any event enqueues every known key of the kind (`keys` is ignored)."""
 
 
 def primary(resource: kubeapi.Resource) -> Watch:
@@ -50,6 +54,16 @@ def owned(resource: kubeapi.Resource, kind: str, label_selector: str = "") -> Wa
         return () if key is None else (key,)
 
     return Watch(resource, keys, label_selector=label_selector)
+
+
+def everything(
+    resource: kubeapi.Resource, namespace: str, *, label_selector: str = "",
+    field_selector: str = "",
+) -> Watch:  # fmt: skip
+    return Watch(
+        resource, lambda kind, obj: (), label_selector=label_selector,
+        field_selector=field_selector, namespace=namespace, all_keys=True,
+    )  # fmt: skip
 
 
 class Controller:
@@ -79,6 +93,7 @@ class Controller:
                 api, w.resource, self._handler(w),
                 namespace=w.namespace if w.namespace is not None else namespace,
                 label_selector=w.label_selector,
+                field_selector=w.field_selector,
                 on_restart=lambda r: restarts.labels(r).inc(),
             )
             for w in watches
@@ -109,6 +124,9 @@ class Controller:
 
     def _handler(self, watch: Watch) -> watching.Handler:
         def handle(event: str, obj: kubeapi.Json) -> None:
+            if watch.all_keys:
+                self.enqueue_all()
+                return
             for key in watch.keys(event, obj):
                 if watch.primary:
                     if event == "DELETED":

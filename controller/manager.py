@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection
 
 from controller import configstore, context, discovery, kubeapi, loop, metrics, tracking
 from controller.apiserversource import wiring as apiserversource
+from controller.inmemorychannel import wiring as inmemorychannel
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ Builder = Callable[[context.Context], loop.Controller]
 
 KINDS: dict[str, Builder] = {
     "ApiServerSource": apiserversource.build,
+    "InMemoryChannel": inmemorychannel.build,
 }
 """Every kind this process reconciles, by kind name."""
 

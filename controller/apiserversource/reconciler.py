@@ -15,7 +15,16 @@ import logging
 from collections.abc import Callable
 from typing import cast
 
-from controller import conditions, discovery, kubeapi, reconciling, sinks, statuses, tracking
+from controller import (
+    availability,
+    conditions,
+    discovery,
+    kubeapi,
+    reconciling,
+    sinks,
+    statuses,
+    tracking,
+)
 from controller.apiserversource import adapter, permissions
 
 logger = logging.getLogger(__name__)
@@ -45,25 +54,7 @@ def deployed_condition(
     conds: conditions.Conditions, deployment: kubeapi.Json
 ) -> conditions.Conditions:
     """PropagateDeploymentAvailability: Deployed follows the Deployment's Available."""
-    for cond in deployment.get("status", {}).get("conditions") or []:
-        if cond.get("type") != "Available":
-            continue
-        reason, message = str(cond.get("reason", "")), str(cond.get("message", ""))
-        if cond.get("status") == "True":
-            return conds.mark_true(DEPLOYED)
-        if cond.get("status") == "False":
-            return conds.mark_false(DEPLOYED, reason, message)
-        return conds.mark_unknown(DEPLOYED, reason, message)
-    name = deployment.get("metadata", {}).get("name", "")
-    if deployment.get("metadata", {}).get("generation", 0) > deployment.get("status", {}).get(
-        "observedGeneration", 0
-    ):
-        return conds.mark_unknown(
-            DEPLOYED, "DeploymentUpdating", f"The Deployment '{name}' is being updated."
-        )
-    return conds.mark_unknown(
-        DEPLOYED, "DeploymentUnavailable", f"The Deployment '{name}' is unavailable."
-    )
+    return availability.propagate(conds, DEPLOYED, deployment)
 
 
 def ce_attributes(mode: str, source: str) -> list[dict[str, str]]:

@@ -1,0 +1,1 @@
+"""InMemoryChannel: a per-channel Service pointing at the shared dispatcher, and status."""
