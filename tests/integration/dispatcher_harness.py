@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry
 
@@ -122,9 +123,20 @@ async def create_channel(
 async def set_subscribers(
     api: client.ApiClient, namespace: str, name: str, subscribers: list[dict[str, Any]]
 ) -> None:
-    await client.CustomObjectsApi(api).patch_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, name, {"spec": {"subscribers": subscribers}}
-    )
+    """Replace `spec.subscribers` (retrying when the dispatcher's status write got between)."""
+    objects = client.CustomObjectsApi(api)
+    for _ in range(10):
+        obj = await objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        obj["spec"]["subscribers"] = subscribers
+        try:
+            await objects.replace_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, obj
+            )
+            return
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+    raise AssertionError(f"could not update channel {namespace}/{name}: conflicts")
 
 
 async def get_channel(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:

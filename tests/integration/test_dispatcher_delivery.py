@@ -153,7 +153,7 @@ async def test_500_is_retried_per_delivery_spec_then_dead_lettered_with_error_ex
         sender.Sender(clock=clock) as event_sender,
         h.running_dispatcher(api_client, event_sender=event_sender, registry=registry) as d,
     ):
-        spec = {**delivery, "deadLetterSink": {"uri": dls.url}}
+        spec: dict[str, Any] = {**delivery, "deadLetterSink": {"uri": dls.url}}
         await h.create_channel(
             api_client, namespace, "ch", [h.subscriber_entry("u1", failing, **spec)]
         )
@@ -195,7 +195,11 @@ async def test_400_is_not_retried_and_is_dead_lettered_once(
         sender.Sender(clock=clock) as event_sender,
         h.running_dispatcher(api_client, event_sender=event_sender) as d,
     ):
-        spec = {"retry": 5, "backoffDelay": "PT1S", "deadLetterSink": {"uri": dls.url}}
+        spec: dict[str, Any] = {
+            "retry": 5,
+            "backoffDelay": "PT1S",
+            "deadLetterSink": {"uri": dls.url},
+        }
         await h.create_channel(
             api_client, namespace, "ch", [h.subscriber_entry("u1", refusing, **spec)]
         )
