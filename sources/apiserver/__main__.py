@@ -11,15 +11,15 @@ from kevents import errors, kube, logs, metrics, probes, runner, settings, traci
 from sources.apiserver import adapter, config
 
 logger = logging.getLogger("sources.apiserver")
+SERVICE = "apiserver-source"
+"""The adapter's name in traces (Zipkin's serviceName)."""
 
 
 async def main() -> int:
     adapter_settings = settings.load_or_exit(settings.AdapterSettings.from_env)
     logs.setup(adapter_settings.log_level, adapter_settings.log_format)
     source = settings.load_or_exit(lambda: config.parse(adapter_settings.source_config))
-    provider = tracing.make_provider(
-        adapter_settings.tracing_config, service_name=adapter_settings.component
-    )
+    provider = tracing.make_provider(adapter_settings.tracing_config, service_name=SERVICE)
     registry = CollectorRegistry()
     readiness = probes.Readiness()
     async with client.ApiClient(configuration=await kube.configuration()) as api:

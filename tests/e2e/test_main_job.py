@@ -1,0 +1,168 @@
+"""The main job end to end: `hack/up --no-follow` on the local cluster, then what a user sees.
+
+Installs manifests/ + rbac/ + examples/ through the README's main-job command, and checks the
+objects' status, event-display's log, Prometheus' API, Zipkin's API and the live event page in
+headless Chromium.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pathlib
+import re
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests import cluster
+from tests.e2e import browser
+
+pytestmark = pytest.mark.cluster
+
+NS = "kevents-demo"
+
+
+@dataclass(frozen=True)
+class MainJob:
+    output: str
+    event_page: str
+    prometheus: str
+    zipkin: str
+
+
+def _eventually(check: Callable[[], Any], within: float, what: str, step: float = 2.0) -> Any:
+    deadline = time.monotonic() + within
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(step)
+    raise AssertionError(f"{what} not seen within {within:.0f} s (last: {last!r})")
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.load(resp)
+
+
+@pytest.fixture(scope="module")
+def main_job(kube: cluster.Kube) -> Iterator[MainJob]:
+    proc = subprocess.run(
+        [str(cluster.REPO / "hack" / "up"), "--no-follow"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    assert proc.returncode == 0, f"hack/up failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    out = proc.stdout
+
+    def url(label: str) -> str:
+        match = re.search(rf"{label}:\s+(http://\S+)", out)
+        assert match, f"hack/up did not print the {label} URL:\n{out}"
+        return match.group(1)
+
+    assert "Events flowing." in out
+    yield MainJob(out, url("event page"), url("Prometheus"), url("Zipkin"))
+
+
+def test_installed_objects_and_components_are_ready(kube: cluster.Kube, main_job: MainJob) -> None:
+    for kind in ("apiserversources", "inmemorychannels", "subscriptions"):
+        items = kube.get_json(kind, "-A")["items"]
+        assert isinstance(items, list) and items, f"no {kind}"
+        for item in items:
+            ready = [c for c in item["status"]["conditions"] if c["type"] == "Ready"]
+            assert ready and ready[0]["status"] == "True", (kind, item["metadata"]["name"], ready)
+    pods = kube.get_json("pods", "-n", "kevents-system")["items"]
+    assert isinstance(pods, list)
+    names = {p["metadata"]["labels"].get("app.kubernetes.io/name") for p in pods}
+    assert {"kevents-controller", "kevents-dispatcher"} <= names
+    for pod in pods:
+        conditions = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
+        assert conditions.get("Ready") == "True", pod["metadata"]["name"]
+
+
+def test_a_new_pod_yields_add_events_in_event_display_logs(
+    kube: cluster.Kube, main_job: MainJob
+) -> None:
+    name = f"probe-{uuid.uuid4().hex[:6]}"
+    kube.kubectl("-n", NS, "run", name, "--image=busybox", "--restart=Never", "--", "true")
+
+    def logged() -> str | None:
+        logs = kube.kubectl("-n", NS, "logs", "deployment/event-display").stdout
+        blocks = logs.split("☁️  cloudevents.Event\n")
+        mine = [b for b in blocks if "type: dev.knative.apiserver.resource.add" in b and name in b]
+        return mine[0] if mine else None
+
+    block = _eventually(logged, 60, f"an add event about pod {name}")
+    lines = block.splitlines()
+    assert lines[0] == "Context Attributes,"
+    assert lines[1] == "  specversion: 1.0"
+    assert lines[2] == "  type: dev.knative.apiserver.resource.add"
+    assert lines[3].startswith("  source: https://")
+    assert re.match(rf"  subject: /apis/v1/namespaces/{NS}/events/{name}\.", lines[4])
+    assert "Extensions," in lines
+    assert "  kind: Event" in lines
+    assert "Data," in lines
+
+
+def _query(prometheus: str, expr: str) -> float:
+    url = f"{prometheus.rstrip('/')}/api/v1/query?query={urllib.parse.quote(expr)}"
+    result = _get_json(url)["data"]["result"]
+    return sum(float(r["value"][1]) for r in result)
+
+
+def test_prometheus_scrapes_adapter_and_dispatcher(main_job: MainJob) -> None:
+    sent = 'sum(kevents_events_sent_total{namespace="kevents-demo",result="delivered"})'
+    _eventually(lambda: _query(main_job.prometheus, sent) > 0, 90, "adapter events in Prometheus")
+    dispatched = 'sum(kevents_dispatcher_events_dispatched_total{namespace="kevents-system"})'
+    _eventually(
+        lambda: _query(main_job.prometheus, dispatched) > 0, 90, "dispatched events in Prometheus"
+    )
+
+
+def test_zipkin_has_one_trace_through_adapter_dispatcher_and_display(main_job: MainJob) -> None:
+    base = "http://127.0.0.1:9411/api/v2"
+
+    def complete_trace() -> list[dict[str, Any]] | None:
+        for trace in _get_json(f"{base}/traces?limit=200&lookback=3600000"):
+            services = {s.get("localEndpoint", {}).get("serviceName") for s in trace}
+            if {"apiserver-source", "dispatcher", "event-display"} <= services:
+                return list(trace)
+        return None
+
+    trace = _eventually(complete_trace, 90, "a trace spanning adapter, dispatcher, event-display")
+    assert len({span["traceId"] for span in trace}) == 1
+    assert any(span.get("parentId") for span in trace), "spans are not linked parent/child"
+
+
+async def test_event_page_shows_a_new_event_within_5_seconds(
+    kube: cluster.Kube, main_job: MainJob, tmp_path: pathlib.Path
+) -> None:
+    marker = f"page-{uuid.uuid4().hex[:6]}"
+    async with browser.open_page(main_job.event_page, tmp_path / "profile") as page:
+        for _ in range(50):  # until the page has connected its event stream
+            if "live:" in await page.text():
+                break
+            await asyncio.sleep(0.2)
+        kube.kubectl("-n", NS, "run", marker, "--image=busybox", "--restart=Never", "--", "true")
+        created = time.monotonic()
+        text = ""
+        while time.monotonic() - created < 5:
+            text = await page.text()
+            if marker in text:
+                break
+            await asyncio.sleep(0.2)
+        # kept for people to look at: .state/event-page.png
+        (cluster.REPO / ".state" / "event-page.png").write_bytes(await page.screenshot())
+        assert marker in text, "the page did not show the new event within 5 s"
+        assert "dev.knative.apiserver.resource.add" in text
