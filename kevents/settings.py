@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import os
+import pathlib
 import sys
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -156,10 +157,24 @@ class EnvReader:
             self.problem(name, str(exc))
         return default
 
-    def tracing_config(self, name: str = "K_TRACING_CONFIG") -> tracing.TracingConfig:
-        """Knative's `config-tracing` data as a JSON object; unset = tracing off."""
+    def tracing_config(
+        self, name: str = "K_TRACING_CONFIG", directory_var: str = "KEVENTS_TRACING_DIR"
+    ) -> tracing.TracingConfig:
+        """Knative's `config-tracing` data: the JSON object in `name` (what the controller
+        gives adapters), else the files of a mounted `config-tracing` ConfigMap in the folder
+        named by `directory_var` (what the system Deployments mount); neither = tracing off."""
+        data: dict[str, object] = self.json_object(name)
+        folder = self.raw(directory_var)
+        if not data and folder:
+            path = pathlib.Path(folder)
+            if path.is_dir():
+                data = {
+                    f.name: f.read_text().strip()
+                    for f in path.iterdir()
+                    if f.is_file() and not f.name.startswith(".")
+                }
         try:
-            return tracing.parse_config(self.json_object(name))
+            return tracing.parse_config(data)
         except errors.ConfigError as exc:
             self.problems.extend(exc.problems)
             return tracing.TracingConfig()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pathlib
 
 import pytest
 
@@ -188,3 +189,23 @@ def test_load_or_exit_logs_every_problem_and_exits_1(caplog: pytest.LogCaptureFi
 def test_load_or_exit_returns_settings_when_valid() -> None:
     s = settings.load_or_exit(lambda: settings.AdapterSettings.from_env(MINIMAL))
     assert s.namespace == "default"
+
+
+def test_tracing_config_from_a_mounted_configmap_folder(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "backend").write_text("zipkin")
+    (tmp_path / "zipkin-endpoint").write_text("http://zipkin.kevents-system:9411/api/v2/spans\n")
+    (tmp_path / "sample-rate").write_text("1.0")
+    reader = settings.EnvReader({"KEVENTS_TRACING_DIR": str(tmp_path)})
+    config = reader.tracing_config()
+    reader.check()
+    assert config.backend is tracing.Backend.ZIPKIN
+    assert config.zipkin_endpoint == "http://zipkin.kevents-system:9411/api/v2/spans"
+    assert config.sample_rate == 1.0
+
+
+def test_tracing_json_env_wins_over_the_folder(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "backend").write_text("zipkin")
+    reader = settings.EnvReader(
+        {"KEVENTS_TRACING_DIR": str(tmp_path), "K_TRACING_CONFIG": '{"backend": "none"}'}
+    )
+    assert reader.tracing_config().backend is tracing.Backend.NONE
