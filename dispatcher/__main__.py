@@ -57,7 +57,7 @@ async def serve(config: dispatcher_settings.DispatcherSettings, index: int) -> i
                 ),
                 webserver.WebServer(
                     probes.make_app(readiness),
-                    host="0.0.0.0",
+                    host=config.probes_host,
                     port=config.probes_port,
                     name="probes",
                     reuse_port=shared,

@@ -27,6 +27,8 @@ class DispatcherSettings:
     """METRICS_PROMETHEUS_HOST; all interfaces so Prometheus can scrape the pod IP."""
     probes_port: int = 8080
     """KEVENTS_PROBES_PORT; shared by the worker processes (SO_REUSEPORT)."""
+    probes_host: str = "0.0.0.0"
+    """KEVENTS_PROBES_HOST; all interfaces so the kubelet reaches the pod IP."""
     workers: int = 1
     """KEVENTS_DISPATCHER_WORKERS: processes sharing the ingress port with SO_REUSEPORT, each
     with its own channel informer. 1 by default (one core per pod replica); set it to the
@@ -81,6 +83,7 @@ class DispatcherSettings:
             ),
             metrics_host=reader.string("METRICS_PROMETHEUS_HOST", "0.0.0.0"),
             probes_port=reader.integer("KEVENTS_PROBES_PORT", 8080, minimum=1, maximum=65535),
+            probes_host=reader.string("KEVENTS_PROBES_HOST", "0.0.0.0"),
             workers=workers
             if workers is not None
             else reader.integer("KEVENTS_DISPATCHER_WORKERS", 1, minimum=1, maximum=64),
