@@ -1,0 +1,302 @@
+"""Leader election through a `coordination.k8s.io/v1` Lease, for any component.
+
+One replica holds the Lease and works; the others stand by and take over once the holder
+has not renewed it for `lease_duration`. Every write carries the resourceVersion last read,
+so two candidates can never both win a round (compare-and-swap).
+
+Timing follows client-go's leaderelection, skew-proof: a candidate judges expiry by its own
+monotonic clock (how long the record it observed has stayed unchanged), never by comparing
+the record's `renewTime` with its wall clock. The leader counts itself leader only while its
+last successful renewal *started* less than `renew_deadline` ago (`is_leader`), and
+`renew_deadline < lease_duration`, so it stops working before anyone may take over.
+
+`record(annotations)` is a fenced write: it succeeds only while this replica still holds the
+Lease, so work committed through it (e.g. "tick T is being fired") is never committed by two
+replicas. Losing the Lease clears `leading` at once; with `rejoin=True` the elector becomes a
+candidate again, else `run()` raises `LeadershipLost` (controller-runtime's choice: exit).
+`stop()` (the runner's hook) releases the Lease so a standby takes over immediately.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypedDict
+
+import aiohttp
+import orjson
+from kubernetes_asyncio import client
+
+from kevents import errors, kube
+
+logger = logging.getLogger(__name__)
+
+
+class LeadershipLost(errors.KeventsError):
+    """The Lease could not be renewed in time; another replica may be leading now."""
+
+
+class LeaseSpec(TypedDict, total=False):
+    holderIdentity: str | None
+    leaseDurationSeconds: int
+    acquireTime: str
+    renewTime: str
+    leaseTransitions: int
+
+
+class Lease(TypedDict, total=False):
+    apiVersion: str
+    kind: str
+    metadata: dict[str, Any]
+    spec: LeaseSpec
+
+
+class _Conflict(Exception):
+    """Someone else wrote the Lease since we read it (409), or created it first."""
+
+
+def _micro_time(at: datetime.datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class LeaderElector:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        *,
+        namespace: str,
+        name: str,
+        identity: str,
+        lease_duration: float = 15.0,
+        renew_deadline: float = 10.0,
+        retry_period: float = 2.0,
+        rejoin: bool = True,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Defaults are client-go's (15 s / 10 s / 2 s): a crashed leader is replaced within
+        ~17 s, and a leader that cannot renew stops ~5 s before anyone may take over."""
+        if not 0 < retry_period < renew_deadline < lease_duration:
+            raise errors.ConfigError(
+                ["leader election needs 0 < retry_period < renew_deadline < lease_duration"]
+            )
+        self._api = api
+        self.namespace = namespace
+        self.lease_name = name
+        self.identity = identity
+        self.lease_duration = lease_duration
+        self.renew_deadline = renew_deadline
+        self.retry_period = retry_period
+        self._rejoin = rejoin
+        self._monotonic = monotonic
+        self.name = "leader election"
+        self.leading = asyncio.Event()
+        """Set while this replica leads (check `is_leader` before each piece of work)."""
+        self.lost = asyncio.Event()
+        """Set when leadership ends (cleared again on the next acquisition)."""
+        self._lease: Lease | None = None
+        self._renewed_at = float("-inf")
+        self._observed: tuple[str, str] = ("", "")
+        self._observed_at = 0.0
+        self._lock = asyncio.Lock()
+        self._stopping = False
+
+    @property
+    def path(self) -> str:
+        return kube.resource_path(
+            "coordination.k8s.io", "v1", "leases", self.namespace, self.lease_name
+        )
+
+    @property
+    def is_leader(self) -> bool:
+        """True while leading and the last renewal started less than `renew_deadline` ago."""
+        return self.leading.is_set() and self._monotonic() - self._renewed_at < self.renew_deadline
+
+    def annotations(self) -> dict[str, str]:
+        """The Lease's annotations as last read or written (e.g. a predecessor's checkpoint)."""
+        if self._lease is None:
+            return {}
+        return dict((self._lease.get("metadata") or {}).get("annotations") or {})
+
+    async def run(self) -> None:
+        """Campaign, lead and renew until cancelled (or `LeadershipLost` without rejoin)."""
+        while True:
+            logger.info("Waiting to lead as %s (Lease %s/%s).", self.identity, self.namespace,
+                        self.lease_name)  # fmt: skip
+            await self._campaign()
+            self.lost.clear()
+            self.leading.set()
+            logger.info("Became leader: %s holds Lease %s/%s.", self.identity, self.namespace,
+                        self.lease_name)  # fmt: skip
+            while self.is_leader:
+                await asyncio.sleep(self.retry_period)
+                if self._stopping:
+                    await asyncio.Event().wait()  # released: never take the Lease back
+                if not self.leading.is_set():
+                    break  # a fenced write found the Lease taken
+                await self._try_acquire_or_renew()
+            self._step_down(f"could not renew within {self.renew_deadline:.1f} s")
+            if not self._rejoin:
+                raise LeadershipLost(
+                    f"{self.identity} lost Lease {self.namespace}/{self.lease_name}"
+                )
+
+    async def _campaign(self) -> None:
+        """Try to acquire every `retry_period` until it succeeds."""
+        while True:
+            if await self._try_acquire_or_renew():
+                return
+            await asyncio.sleep(self.retry_period)
+
+    async def stop(self) -> None:
+        """Runner hook: give the Lease up so a standby takes over at once."""
+        self._stopping = True
+        if not self.leading.is_set():
+            return
+        self._step_down("shutting down")
+        async with self._lock:
+            lease = self._lease
+            if lease is None or lease.get("spec", {}).get("holderIdentity") != self.identity:
+                return
+            spec = lease.setdefault("spec", {})
+            spec["holderIdentity"] = None
+            spec["leaseDurationSeconds"] = 1
+            try:
+                await self._write("PUT", self.path, lease)
+                logger.info("Released Lease %s/%s.", self.namespace, self.lease_name)
+            except (_Conflict, kube.ApiError, OSError, aiohttp.ClientError) as exc:
+                logger.warning("Could not release Lease %s/%s: %s", self.namespace,
+                               self.lease_name, exc)  # fmt: skip
+
+    async def record(self, annotations: Mapping[str, str]) -> bool:
+        """Write `annotations` onto the Lease, fenced: True only if we still hold it.
+
+        A False answer means leadership is gone (or the write failed): stop working.
+        """
+        if not self.is_leader:
+            return False
+        async with self._lock:
+            if not self.is_leader or self._lease is None:
+                return False
+            lease: Lease = orjson.loads(orjson.dumps(self._lease))
+            meta = lease.setdefault("metadata", {})
+            meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
+            started = self._monotonic()
+            lease.setdefault("spec", {})["renewTime"] = _micro_time(self._wall())
+            try:
+                self._lease = await self._write("PUT", self.path, lease)
+            except _Conflict:
+                self._step_down("the Lease was taken over")
+                return False
+            except (kube.ApiError, OSError, TimeoutError, aiohttp.ClientError) as exc:
+                logger.warning("Fenced write to Lease %s/%s failed: %s", self.namespace,
+                               self.lease_name, exc)  # fmt: skip
+                return False
+            self._renewed_at = started
+            return True
+
+    def _step_down(self, why: str) -> None:
+        if self.leading.is_set():
+            logger.warning("Stopped leading (%s): %s no longer holds Lease %s/%s.", why,
+                           self.identity, self.namespace, self.lease_name)  # fmt: skip
+        self.leading.clear()
+        self.lost.set()
+
+    def _wall(self) -> datetime.datetime:
+        return datetime.datetime.now(datetime.UTC)
+
+    def _expired(self, lease: Lease) -> bool:
+        """Whether the record we see has stayed unchanged for its lease duration."""
+        spec = lease.get("spec") or {}
+        key = (str(spec.get("holderIdentity") or ""), str(spec.get("renewTime") or ""))
+        now = self._monotonic()
+        if key != self._observed:
+            self._observed, self._observed_at = key, now
+        if not key[0]:
+            return True  # released
+        duration = float(spec.get("leaseDurationSeconds") or self.lease_duration)
+        return now - self._observed_at > duration
+
+    async def _try_acquire_or_renew(self) -> bool:
+        async with self._lock:
+            started = self._monotonic()
+            now = _micro_time(self._wall())
+            try:
+                lease = await self._read()
+                if lease is None:
+                    spec: LeaseSpec = {
+                        "holderIdentity": self.identity,
+                        "leaseDurationSeconds": max(1, round(self.lease_duration)),
+                        "acquireTime": now, "renewTime": now, "leaseTransitions": 0,
+                    }  # fmt: skip
+                    body: Lease = {
+                        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                        "metadata": {"name": self.lease_name, "namespace": self.namespace},
+                        "spec": spec,
+                    }  # fmt: skip
+                    collection = self.path.rsplit("/", 1)[0]
+                    self._lease = await self._write("POST", collection, body)
+                else:
+                    current = lease.get("spec") or {}
+                    holder = current.get("holderIdentity")
+                    mine = holder == self.identity
+                    if not mine and not self._expired(lease):
+                        self._lease = lease
+                        if self.leading.is_set():
+                            self._step_down(f"{holder} holds the Lease now")
+                        return False
+                    new: LeaseSpec = {
+                        **current,
+                        "holderIdentity": self.identity,
+                        "leaseDurationSeconds": max(1, round(self.lease_duration)),
+                        "renewTime": now,
+                    }
+                    if not mine:
+                        new["acquireTime"] = now
+                        new["leaseTransitions"] = int(current.get("leaseTransitions") or 0) + 1
+                    lease["spec"] = new
+                    self._lease = await self._write("PUT", self.path, lease)
+            except _Conflict:
+                if self.leading.is_set():
+                    self._step_down("the Lease was taken over")
+                return False
+            except (kube.ApiError, OSError, TimeoutError, aiohttp.ClientError) as exc:
+                logger.warning("Lease %s/%s: %s", self.namespace, self.lease_name, exc)
+                return False
+            self._renewed_at = started
+            return True
+
+    async def _read(self) -> Lease | None:
+        try:
+            doc = await kube.get_json(self._api, self.path, read_timeout=self.retry_period * 2)
+        except kube.ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+        return doc  # type: ignore[return-value]
+
+    async def _write(self, method: str, path: str, body: Lease) -> Lease:
+        """POST/PUT a Lease as raw JSON; 409 (stale resourceVersion or exists) -> `_Conflict`."""
+        timeout = aiohttp.ClientTimeout(total=self.retry_period * 2)
+        response: aiohttp.ClientResponse = await self._api.call_api(
+            path,
+            method,
+            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=True,
+            _request_timeout=timeout,
+        )
+        try:
+            raw = await response.read()
+        finally:
+            response.release()
+        if response.status == 409:
+            raise _Conflict(path)
+        if not 200 <= response.status < 300:
+            raise kube.ApiError(response.status, raw[:200].decode(errors="replace"), path)
+        doc: Lease = orjson.loads(raw)
+        return doc
