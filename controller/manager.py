@@ -15,7 +15,10 @@ from collections.abc import Callable, Collection
 
 from controller import configstore, context, discovery, kubeapi, loop, metrics, tracking
 from controller.apiserversource import wiring as apiserversource
+from controller.channel import wiring as channel
 from controller.inmemorychannel import wiring as inmemorychannel
+from controller.pingsource import wiring as pingsource
+from controller.subscription import wiring as subscription
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +27,9 @@ Builder = Callable[[context.Context], loop.Controller]
 KINDS: dict[str, Builder] = {
     "ApiServerSource": apiserversource.build,
     "InMemoryChannel": inmemorychannel.build,
+    "Channel": channel.build,
+    "Subscription": subscription.build,
+    "PingSource": pingsource.build,
 }
 """Every kind this process reconciles, by kind name."""
 

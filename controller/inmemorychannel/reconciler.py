@@ -19,6 +19,7 @@ from typing import cast
 
 from controller import (
     availability,
+    channelable,
     conditions,
     context,
     dependencies,
@@ -35,44 +36,19 @@ logger = logging.getLogger(__name__)
 FIELD_MANAGER = "kevents-controller"
 SERVICE_READY = "ServiceReady"
 ENDPOINTS_READY = "EndpointsReady"
-ADDRESSABLE = "Addressable"
 CHANNEL_SERVICE_READY = "ChannelServiceReady"
-DEAD_LETTER_SINK_RESOLVED = "DeadLetterSinkResolved"
-EVENT_POLICIES_READY = "EventPoliciesReady"
 DISPATCHER_READY = "DispatcherReady"
 CONDITION_SET = conditions.ConditionSet(
     (
         SERVICE_READY,
         ENDPOINTS_READY,
-        ADDRESSABLE,
+        channelable.ADDRESSABLE,
         CHANNEL_SERVICE_READY,
-        DEAD_LETTER_SINK_RESOLVED,
-        EVENT_POLICIES_READY,
+        channelable.DEAD_LETTER_SINK_RESOLVED,
+        channelable.EVENT_POLICIES_READY,
     )
 )
-DLS_FAILED = "Unable to get the DeadLetterSink's URI"
-"""Knative's reason, spaces included."""
-OIDC_DISABLED = ("OIDCDisabled", 'Feature "authentication-oidc" must be enabled to support '
-                 "Authorization")  # fmt: skip
 KEEP = statuses.KEEP | {"subscribers"}
-
-
-def mark_dead_letter_sink(
-    conds: conditions.Conditions, status: kubeapi.Json, resolved: kubeapi.Json | None
-) -> conditions.Conditions:
-    """DeadLetterSinkResolved and the DeliveryStatus fields, shared by the channel kinds."""
-    if resolved is None:
-        return conds.mark_true(
-            DEAD_LETTER_SINK_RESOLVED,
-            "DeadLetterSinkNotConfigured",
-            "No dead letter sink is configured.",
-        )
-    status.update(resolved)
-    return conds.mark_true(DEAD_LETTER_SINK_RESOLVED)
-
-
-def mark_event_policies(conds: conditions.Conditions) -> conditions.Conditions:
-    return conds.mark_true(EVENT_POLICIES_READY, *OIDC_DISABLED)
 
 
 class Reconciler:
@@ -178,16 +154,19 @@ class Reconciler:
         try:
             resolved = await deps.dead_letter_sink(delivery)
         except sinks.SinkError as exc:
-            conds = conds.mark_false(DEAD_LETTER_SINK_RESOLVED, DLS_FAILED, exc.message)
+            conds = conds.mark_false(
+                channelable.DEAD_LETTER_SINK_RESOLVED, channelable.DLS_FAILED, exc.message
+            )
             raise reconciling.ReconcileError(f"{key}: {exc.message}", conds) from exc
-        conds = mark_dead_letter_sink(conds, status, cast(kubeapi.Json | None, resolved))
+        found = cast(kubeapi.Json | None, resolved)
+        conds = channelable.mark_dead_letter_sink(conds, status, found)
 
         # 4. Address and policies.
         address = service.address(meta["name"], meta["namespace"])
         status["address"] = address
         status["addresses"] = [address]
-        conds = conds.mark_true(ADDRESSABLE)
-        return mark_event_policies(conds)
+        conds = conds.mark_true(channelable.ADDRESSABLE)
+        return channelable.mark_event_policies(conds)
 
     async def _write(
         self, imc: kubeapi.Json, status: kubeapi.Json, conds: conditions.Conditions

@@ -1,0 +1,87 @@
+"""The backing channel of a Channel (pure): default template and desired object.
+
+Knative's webhook defaults `spec.channelTemplate` from ConfigMap `default-ch-webhook`
+(key `default-ch-config`: `clusterDefault` and per-namespace `namespaceDefaults`), falling
+back to InMemoryChannel. Without a webhook the controller applies the same default once and
+writes it into the spec, so the choice is visible and sticky like Knative's.
+
+The backing channel has the Channel's name and namespace, a controller owner reference,
+the template's spec, and the Channel's `subscribers` and `delivery` (when set) copied in.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NotRequired, TypedDict
+
+import yaml
+
+from controller import kubeapi, reconciling
+
+CHANNELS = kubeapi.Resource("messaging.knative.dev", "v1", "channels")
+CONFIGMAPS = kubeapi.Resource("", "v1", "configmaps")
+API_VERSION = "messaging.knative.dev/v1"
+KIND = "Channel"
+DEFAULTS_CONFIGMAP = "default-ch-webhook"
+DEFAULTS_KEY = "default-ch-config"
+
+
+class TemplateDict(TypedDict):
+    apiVersion: str
+    kind: str
+    spec: NotRequired[dict[str, Any]]
+
+
+FALLBACK: TemplateDict = {"apiVersion": "messaging.knative.dev/v1", "kind": "InMemoryChannel"}
+
+
+class TemplateError(ValueError):
+    """The defaults ConfigMap cannot be parsed."""
+
+
+def default_template(configmap: kubeapi.Json | None, namespace: str) -> TemplateDict:
+    """The namespace default, else the cluster default, else InMemoryChannel."""
+    raw = ((configmap or {}).get("data") or {}).get(DEFAULTS_KEY)
+    if not raw:
+        return FALLBACK
+    try:
+        parsed = yaml.safe_load(raw) or {}
+    except yaml.YAMLError as exc:
+        raise TemplateError(f"{DEFAULTS_CONFIGMAP}/{DEFAULTS_KEY} is not YAML: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise TemplateError(f"{DEFAULTS_CONFIGMAP}/{DEFAULTS_KEY} is not a mapping")
+    for candidate in ((parsed.get("namespaceDefaults") or {}).get(namespace),
+                      parsed.get("clusterDefault")):  # fmt: skip
+        if isinstance(candidate, dict) and candidate.get("apiVersion") and candidate.get("kind"):
+            out: TemplateDict = {"apiVersion": candidate["apiVersion"], "kind": candidate["kind"]}
+            if isinstance(candidate.get("spec"), dict):
+                out["spec"] = candidate["spec"]
+            return out
+    return FALLBACK
+
+
+def backing_channel(channel: kubeapi.Json, template: TemplateDict) -> dict[str, Any]:
+    meta, spec = channel["metadata"], channel.get("spec") or {}
+    body: dict[str, Any] = dict(template.get("spec") or {})
+    body["subscribers"] = list(spec.get("subscribers") or [])
+    if spec.get("delivery"):
+        body["delivery"] = spec["delivery"]  # the Channel's own delivery wins over the template's
+    return {
+        "apiVersion": template["apiVersion"],
+        "kind": template["kind"],
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "ownerReferences": [reconciling.owner_reference(channel, API_VERSION, KIND)],
+        },
+        "spec": body,
+    }
+
+
+def reference(template: TemplateDict, name: str, namespace: str) -> dict[str, str]:
+    """`status.channel`: the KReference of the backing channel."""
+    return {
+        "apiVersion": template["apiVersion"],
+        "kind": template["kind"],
+        "name": name,
+        "namespace": namespace,
+    }

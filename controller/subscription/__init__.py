@@ -1,0 +1,1 @@
+"""Subscription: resolves its destinations and registers them in its channel."""
