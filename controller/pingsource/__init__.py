@@ -1,0 +1,1 @@
+"""PingSource: spec validation, sink resolution and the shared multi-tenant adapter."""
