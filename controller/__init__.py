@@ -7,8 +7,9 @@ update", with the diff) and keeps its progress in annotations and finalizers on 
 objects. Knative controllers are level-based: any event only says "look at this key
 again", and the reconcile recomputes the desired state from the whole spec. That is what
 we need for compatibility (same status after any sequence of events, no kopf annotations on
-the user's objects, no finalizers: deletion is plain garbage collection) and what we can
-test: a reconcile is one async function from object to status. The machinery it needs is
+the user's objects, deletion is plain garbage collection -- except a Subscription, which
+keeps Knative's finalizer until its entry is out of the channel) and what we can test: a
+reconcile is one async function from object to status. The machinery it needs is
 small and already written here:
 
     workqueue.py    per-key dedupe, never two workers on one key, exponential requeue
@@ -28,10 +29,17 @@ Modules
     context.py          what each kind's `wiring.build(ctx)` gets: clients, tracker, options
     reconciling.py      the Reconciler seam, ReconcileError, keys and owner references
     statuses.py         status write-back: merge patch of what changed, resourceVersion-guarded
+    dependencies.py     resolve destinations/read referenced objects, remembered for tracking
+    availability.py     a Deployment's Available -> Deployed / DispatcherReady
+    channelable.py      the Channelable duck's shared conditions (dead letter sink, policies)
     conditions.py       Knative duck conditions, living condition set (Ready)
     sinks.py            Destination -> URL (Service, any Addressable, uri, ref + relative uri)
     discovery.py        kind -> plural via API discovery
     apiserversource/    adapter Deployment (pure), permission checks (SAR), reconciler, wiring
+    pingsource/         schedule + data validation (pure), shared adapter Deployment, reconciler
+    inmemorychannel/    ExternalName channel Service + address (pure), reconciler, wiring
+    channel/            default channelTemplate + backing channel (pure), reconciler, wiring
+    subscription/       channel entry + readiness report (pure), reconciler (finalizer), wiring
     configstore.py      config-logging / -observability / -tracing for the adapters' env
     settings.py         ControllerSettings from the environment
     metrics.py          controller metrics on a registry passed in
