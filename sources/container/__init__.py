@@ -1,0 +1,1 @@
+"""ContainerSource samples: images any container source can be built from."""

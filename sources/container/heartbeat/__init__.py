@@ -1,0 +1,1 @@
+"""The heartbeats sample: a ContainerSource image sending a numbered CloudEvent periodically."""
