@@ -174,7 +174,9 @@ class Adapter:
         self._recorded = found if found is not None else -math.inf
         memo: dict[tuple[Any, float], float] = {}
         for job in self.jobs.values():
-            self._plan(job, max(start, job.created or start), memo)
+            # Catching up, a source created after the watermark gets no tick from before it.
+            created = min(job.created or start, now) if found is not None else start
+            self._plan(job, max(start, created), memo)
         self._active = True
         self._metrics.leader.set(1)
         done = f"; ticks through {_stamp(found)} were already fired" if found else ""
