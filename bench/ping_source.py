@@ -1,0 +1,200 @@
+"""Benchmark the PingSource adapter: N PingSources on one adapter, all ticking together.
+
+    hack/cluster up && .venv/bin/python -m bench.ping_source [--count 10000] [--ticks 2]
+
+Creates N PingSources (`* * * * *`, every one firing at the same second: the worst burst) in a
+fresh namespace, concurrently, each with `status.sinkUri` patched to a loopback sink (what the
+controller will do), and reports the creation rate separately. Then starts
+`python -m sources.ping` (leader election on, Lease in that namespace) and, for each of
+`--ticks` minute boundaries, prints: tick lateness at the sink (arrival minus the scheduled
+second) p50/p99/max, the adapter's own lateness p50/p99 (from its histogram), the adapter's
+CPU seconds for the burst, and its RSS. Traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import pathlib
+import socket
+import sys
+import time
+import uuid
+
+import aiohttp
+from aiohttp import web
+from kubernetes_asyncio import client, config
+
+from hack.localcluster import cluster as localcluster
+from kevents import cloudevent
+
+GROUP, VERSION, PLURAL = "sources.knative.dev", "v1", "pingsources"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _rss_mib(pid: int) -> float:
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _histogram_quantile(text: str, q: float) -> float:
+    buckets: list[tuple[float, float]] = []
+    for line in text.splitlines():
+        if line.startswith("kevents_ping_tick_lateness_seconds_bucket"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float(le), float(line.rsplit(" ", 1)[1])))
+    total = buckets[-1][1] if buckets else 0.0
+    for bound, count in buckets:
+        if count >= q * total:
+            return bound
+    return float("nan")
+
+
+async def create_sources(api: client.ApiClient, namespace: str, count: int, sink: str) -> float:
+    objects = client.CustomObjectsApi(api)
+    limit = asyncio.Semaphore(64)
+
+    async def one(i: int) -> None:
+        async with limit:
+            body = {
+                "apiVersion": f"{GROUP}/{VERSION}", "kind": "PingSource",
+                "metadata": {"name": f"p{i}", "namespace": namespace},
+                "spec": {"schedule": "* * * * *", "sink": {"uri": sink}, "data": f"n={i}"},
+            }  # fmt: skip
+            await objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+            await objects.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
+                GROUP, VERSION, namespace, PLURAL, f"p{i}", {"status": {"sinkUri": sink}},
+                _content_type="application/merge-patch+json",
+            )  # fmt: skip
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(count)))
+    return time.perf_counter() - started
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--ticks", type=int, default=2)
+    args = parser.parse_args()
+    kubeconfig = str(localcluster.state_dir() / "admin.kubeconfig")
+    cfg = client.Configuration()
+    await config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    cfg.connection_pool_maxsize = 64
+    arrivals: dict[int, list[float]] = {}
+    got = asyncio.Event()
+
+    async def sink(request: web.Request) -> web.Response:
+        event = cloudevent.decode(dict(request.headers), await request.read())
+        stamp = event.get_time()
+        assert stamp is not None
+        tick = stamp.timestamp()
+        arrivals.setdefault(int(tick), []).append(time.time() - tick)
+        got.set()
+        return web.Response(status=202)
+
+    app = web.Application()
+    app.router.add_post("/", sink)
+    app_runner = web.AppRunner(app, access_log=None)
+    await app_runner.setup()
+    site = web.TCPSite(app_runner, "127.0.0.1", 0)
+    await site.start()
+    sink_url = f"http://127.0.0.1:{app_runner.addresses[0][1]}/"
+    namespace = f"bench-ping-{uuid.uuid4().hex[:6]}"
+    async with client.ApiClient(configuration=cfg) as api:
+        core = client.CoreV1Api(api)
+        await core.create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))
+        )
+        try:
+            took = await create_sources(api, namespace, args.count, sink_url)
+            print(f"created {args.count} PingSources (+ status patch) in {took:.1f} s "
+                  f"({args.count / took:.0f}/s)")  # fmt: skip
+            metrics_port, probes_port = _free_port(), _free_port()
+            env = {
+                **os.environ, "KUBECONFIG": kubeconfig, "POD_NAMESPACE": namespace,
+                "POD_NAME": "bench", "METRICS_PROMETHEUS_PORT": str(metrics_port),
+                "METRICS_PROMETHEUS_HOST": "127.0.0.1", "KEVENTS_PROBES_PORT": str(probes_port),
+                "KEVENTS_LOG_LEVEL": "WARNING",
+            }  # fmt: skip
+            started = time.perf_counter()
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "sources.ping", env=env
+            )
+            try:
+                await run_ticks(proc.pid, metrics_port, args, arrivals, got, started)
+            finally:
+                proc.terminate()
+                await proc.wait()
+        finally:
+            await core.delete_namespace(namespace)
+            await app_runner.cleanup()
+
+
+async def run_ticks(
+    pid: int,
+    metrics_port: int,
+    args: argparse.Namespace,
+    arrivals: dict[int, list[float]],
+    got: asyncio.Event,
+    started: float,
+) -> None:
+    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    async with aiohttp.ClientSession() as http:
+        while True:
+            await asyncio.sleep(0.5)
+            try:
+                async with http.get(metrics_url) as response:
+                    text = await response.text()
+            except aiohttp.ClientError:
+                continue
+            if f'kevents_ping_sources{{state="scheduled"}} {float(args.count)}' in text:
+                break
+        print(f"adapter scheduled all {args.count} in {time.perf_counter() - started:.1f} s; "
+              f"RSS {_rss_mib(pid):.0f} MiB")  # fmt: skip
+        for _ in range(args.ticks):
+            boundary = (int(time.time()) // 60 + 1) * 60
+            await asyncio.sleep(max(0.0, boundary - 2 - time.time()))
+            cpu_before = _cpu_seconds(pid)
+            while len(arrivals.get(boundary, [])) < args.count:
+                got.clear()
+                try:
+                    await asyncio.wait_for(got.wait(), 30)
+                except TimeoutError:
+                    break
+            cpu = _cpu_seconds(pid) - cpu_before
+            lateness = arrivals.get(boundary, [])
+            async with http.get(metrics_url) as response:
+                text = await response.text()
+            print(
+                f"tick {time.strftime('%H:%M:%S', time.gmtime(boundary))}: "
+                f"{len(lateness)}/{args.count} delivered; sink lateness "
+                f"p50 {_pct(lateness, 0.5) * 1000:.0f} ms, "
+                f"p99 {_pct(lateness, 0.99) * 1000:.0f} ms, "
+                f"max {max(lateness) * 1000:.0f} ms; adapter lateness (cumulative histogram) "
+                f"p50 <= {_histogram_quantile(text, 0.5) * 1000:.0f} ms, "
+                f"p99 <= {_histogram_quantile(text, 0.99) * 1000:.0f} ms; "
+                f"CPU {cpu:.2f} s for the burst; RSS {_rss_mib(pid):.0f} MiB"
+            )  # fmt: skip
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
