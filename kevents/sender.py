@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import logging
 import random
 import ssl
@@ -28,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BODY_LIMIT = 1024 * 1024
 """Bytes of a response body kept in the result: room for a reply event, bounded memory."""
+LARGE_BODY = 1024 * 1024
+"""Bytes from which a request body is streamed instead of handed to aiohttp whole."""
 DEFAULT_LIMIT_PER_HOST = 64
 """Concurrent connections per sink host: enough for throughput, bounded so a slow sink
 cannot exhaust file descriptors (knative/eventing#2238)."""
@@ -266,7 +269,9 @@ class Sender:
             try:
                 async with session.post(
                     url,
-                    data=body,
+                    # aiohttp warns about (and copies) large bytes bodies; a fresh stream per
+                    # attempt sends the same bytes without either.
+                    data=io.BytesIO(body) if len(body) > LARGE_BODY else body,
                     headers=headers,
                     skip_auto_headers=skip,
                     timeout=aiohttp.ClientTimeout(total=attempt_timeout),
