@@ -55,7 +55,7 @@ class Lease(TypedDict, total=False):
 
 
 class _Conflict(Exception):
-    """Someone else wrote the Lease since we read it (409), or created it first."""
+    """409: someone wrote (or created) the Lease since we read it."""
 
 
 def _micro_time(at: datetime.datetime) -> str:
@@ -167,8 +167,7 @@ class LeaderElector:
                 await self._write("PUT", self.path, lease)
                 logger.info("Released Lease %s/%s.", self.namespace, self.lease_name)
             except (_Conflict, kube.ApiError, OSError, aiohttp.ClientError) as exc:
-                logger.warning("Could not release Lease %s/%s: %s", self.namespace,
-                               self.lease_name, exc)  # fmt: skip
+                logger.warning("Could not release Lease %s: %s", self.lease_name, exc)
 
     async def record(self, annotations: Mapping[str, str]) -> bool:
         """Write `annotations` onto the Lease, fenced: True only if we still hold it.
@@ -184,7 +183,9 @@ class LeaderElector:
             meta = lease.setdefault("metadata", {})
             meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
             started = self._monotonic()
-            lease.setdefault("spec", {})["renewTime"] = _micro_time(self._wall())
+            lease.setdefault("spec", {})["renewTime"] = _micro_time(
+                datetime.datetime.now(datetime.UTC)
+            )
             try:
                 self._lease = await self._write("PUT", self.path, lease)
             except _Conflict:
@@ -204,9 +205,6 @@ class LeaderElector:
         self.leading.clear()
         self.lost.set()
 
-    def _wall(self) -> datetime.datetime:
-        return datetime.datetime.now(datetime.UTC)
-
     def _expired(self, lease: Lease) -> bool:
         """Whether the record we see has stayed unchanged for its lease duration."""
         spec = lease.get("spec") or {}
@@ -222,7 +220,7 @@ class LeaderElector:
     async def _try_acquire_or_renew(self) -> bool:
         async with self._lock:
             started = self._monotonic()
-            now = _micro_time(self._wall())
+            now = _micro_time(datetime.datetime.now(datetime.UTC))
             try:
                 lease = await self._read()
                 if lease is None:

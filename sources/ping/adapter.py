@@ -86,6 +86,7 @@ class Adapter:
         self._workers = workers
         self.jobs: dict[str, spec.Job] = {}
         self._states: dict[str, str] = {}
+        self._reported: dict[str, str] = {}
         self.timetable = timetable.Timetable()
         self._queue: asyncio.Queue[tuple[spec.Job, float]] = asyncio.Queue(queue_size)
         self._wake = asyncio.Event()
@@ -107,6 +108,9 @@ class Adapter:
             job = spec.job_of(source, min_interval=self._min_interval, now=self._clock.now())
         except spec.SpecError as exc:
             self._forget(key, "invalid")
+            if self._reported.get(key) == str(exc):
+                return  # a status-only update: said already
+            self._reported[key] = str(exc)
             logger.error(
                 "PingSource %s is invalid and will not fire: %s", key, exc,
                 extra={"namespace": meta.get("namespace"), "source_name": meta.get("name")},
@@ -126,6 +130,8 @@ class Adapter:
             logger.info("PingSource %s scheduled: %s.", key, job.schedule.describe())
 
     def _forget(self, key: str, state: str | None) -> None:
+        if state != "invalid":
+            self._reported.pop(key, None)
         self.jobs.pop(key, None)
         self.timetable.cancel(key)
         self._set_state(key, state)
