@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import quote
@@ -113,7 +113,7 @@ class KubeApi:
 
     async def stream(
         self, path: str, query: Sequence[tuple[str, str]], *, read_timeout: float
-    ) -> AsyncIterator[Json]:
+    ) -> AsyncGenerator[Json, None]:
         """Yield the JSON lines of a watch; `read_timeout` bounds the silence between lines."""
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout)
         response = await self._send("GET", path, None, query, "application/json", timeout)

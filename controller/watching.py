@@ -11,6 +11,7 @@ should have arrived (knative/eventing#8675, nolar/kopf#698: watches that hang fo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -119,21 +120,26 @@ class Watcher:
             ("resourceVersion", version),
             ("timeoutSeconds", str(self.server_timeout)),
         ]
+        events = self.api.stream(
+            self.resource.path(self.namespace), query, read_timeout=self.inactivity
+        )
         try:
-            async for event in self.api.stream(
-                self.resource.path(self.namespace), query, read_timeout=self.inactivity
-            ):
-                kind = str(event.get("type", ""))
-                obj = event.get("object") or {}
-                if kind == "ERROR":
-                    code = int(obj.get("code", 0))
-                    message = str(obj.get("message", ""))
-                    if code == 410:
-                        raise kubeapi.Gone(410, "Expired", message, "WATCH", self.name)
-                    raise kubeapi.ApiError(code, str(obj.get("reason", "")), message, "WATCH", "")
-                version = str(obj.get("metadata", {}).get("resourceVersion", version))
-                if kind != "BOOKMARK":
-                    self.handler(kind, obj)
+            # aclosing: an exception raised here (a 410 ERROR event) must close the stream's
+            # response now, not whenever the suspended generator is garbage-collected.
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    kind = str(event.get("type", ""))
+                    obj = event.get("object") or {}
+                    if kind == "ERROR":
+                        code = int(obj.get("code", 0))
+                        message = str(obj.get("message", ""))
+                        if code == 410:
+                            raise kubeapi.Gone(410, "Expired", message, "WATCH", self.name)
+                        reason = str(obj.get("reason", ""))
+                        raise kubeapi.ApiError(code, reason, message, "WATCH", "")
+                    version = str(obj.get("metadata", {}).get("resourceVersion", version))
+                    if kind != "BOOKMARK":
+                        self.handler(kind, obj)
         except TimeoutError:
             logger.warning(
                 "%s: no event or bookmark for %.0f s; reconnecting.", self.name, self.inactivity
