@@ -99,13 +99,48 @@ def _kind_cluster(names: Sequence[str]) -> Iterator[Kube]:
         kind.delete()
 
 
+SYSTEM_CONTROLLERS = ("kevents-controller", "pingsource-mt-adapter")
+"""Installed components that would reconcile or fire alongside the in-process ones of the
+integration tests; paused for the session (the e2e tests install their own)."""
+
+
+def _pause_installed(kube: Kube) -> dict[str, int]:
+    paused: dict[str, int] = {}
+    for name in SYSTEM_CONTROLLERS:
+        proc = kube.kubectl(
+            "-n", "kevents-system", "get", "deployment", name,
+            "-o", "jsonpath={.spec.replicas}", check=False,
+        )  # fmt: skip
+        if proc.returncode == 0 and proc.stdout.strip() not in ("", "0"):
+            paused[name] = int(proc.stdout)
+            kube.kubectl("-n", "kevents-system", "scale", "deployment", name, "--replicas=0")
+    for name in paused:
+        kube.kubectl(
+            "-n", "kevents-system", "wait", "--for=delete", "pod",
+            f"--selector=app.kubernetes.io/name={name}", "--timeout=60s", check=False,
+        )  # fmt: skip
+    return paused
+
+
 @pytest.fixture(scope="session")
 def kube() -> Iterator[Kube]:
-    """The cluster under test: the local control plane unless KEVENTS_CLUSTER=kind."""
+    """The cluster under test: the local control plane unless KEVENTS_CLUSTER=kind.
+
+    An installed kevents controller (say, from `hack/up`) is scaled to zero for the session
+    and restored afterwards, so it cannot fight the reconcilers the tests run in-process."""
     if os.environ.get("KEVENTS_CLUSTER") == "kind":
         yield from _kind_cluster(["e2e"])
         return
-    yield _local_cluster()
+    cluster = _local_cluster()
+    paused = _pause_installed(cluster)
+    try:
+        yield cluster
+    finally:
+        for name, replicas in paused.items():
+            cluster.kubectl(
+                "-n", "kevents-system", "scale", "deployment", name, f"--replicas={replicas}",
+                check=False,
+            )  # fmt: skip
 
 
 @pytest.fixture
