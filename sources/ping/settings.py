@@ -10,7 +10,7 @@ import socket
 import uuid
 from collections.abc import Mapping
 
-from kevents import errors, settings, tracing
+from kevents import settings, tracing
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -59,11 +59,6 @@ class PingSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PingSettings:
         reader = settings.EnvReader(environ)
-        tracing_config = tracing.TracingConfig()
-        try:
-            tracing_config = tracing.parse_config(reader.json_object("K_TRACING_CONFIG"))
-        except errors.ConfigError as exc:
-            reader.problems.extend(exc.problems)
         identity = reader.string("POD_NAME") or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
         timeout = reader.integer("K_SINK_TIMEOUT", -1)
         result = cls(
@@ -83,7 +78,7 @@ class PingSettings:
                 "KEVENTS_LEASE_RENEW_DEADLINE", 10.0, minimum=0.5, maximum=300
             ),
             retry_period=reader.number("KEVENTS_LEASE_RETRY_PERIOD", 2.0, minimum=0.1, maximum=60),
-            tracing_config=tracing_config,
+            tracing_config=reader.tracing_config(),
             log_format=reader.choice("KEVENTS_LOG_FORMAT", "json", settings.LOG_FORMATS),
             log_level=reader.choice("KEVENTS_LOG_LEVEL", "INFO", settings.LOG_LEVELS, upper=True),
             metrics_port=reader.integer(
