@@ -7,6 +7,7 @@ of a replica) serves every channel, so scaling never breaks acceptance (knative#
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 
@@ -68,6 +69,9 @@ async def serve(config: dispatcher_settings.DispatcherSettings, index: int) -> i
                 readiness=readiness,
                 grace=config.grace + 5.0,
             )
+            # Objects made at start-up (modules, the routing table) never become garbage:
+            # keeping them out of the collector's generations shortens every collection.
+            gc.freeze()
             return await run.run()
     finally:
         provider.shutdown()

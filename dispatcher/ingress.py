@@ -50,8 +50,12 @@ class Ingress:
         self._metrics = metrics
         self._max_body = max_body_size
         self._retry_after = {"Retry-After": str(retry_after)}
-        provider = tracer_provider if tracer_provider is not None else trace.NoOpTracerProvider()
-        self._tracer = provider.get_tracer("kevents.dispatcher")
+        # No provider (tracing off): no ingress span; the producer's context still flows on.
+        self._tracer = (
+            tracer_provider.get_tracer("kevents.dispatcher")
+            if tracer_provider is not None
+            else None
+        )
 
     def make_app(self) -> web.Application:
         # aiohttp enforces the limit for chunked bodies too; slack lets us answer it ourselves.
@@ -100,7 +104,10 @@ class Ingress:
             if any(h in request_headers for h in _TRACE_HEADERS)
             else otel_context.Context()
         )
-        span = self._tracer.start_span("imc.receive", context=parent, kind=trace.SpanKind.SERVER)
+        tracer = self._tracer
+        if tracer is None:
+            return self._submit(route, event, forwarded, parent, len(body))
+        span = tracer.start_span("imc.receive", context=parent, kind=trace.SpanKind.SERVER)
         try:
             if span.is_recording():
                 span.set_attributes(
@@ -112,20 +119,33 @@ class Ingress:
                         "cloudevents.event_source": event.get_source(),
                     }
                 )
-            context = trace.set_span_in_context(span, parent)
-            try:
-                self._fanout.submit(route, event, forwarded, context, len(body))
-            except errors.QueueFullError as exc:
-                span.set_status(trace.StatusCode.ERROR, "queue full")
-                return self._answer(
-                    429, f"channel is at capacity ({exc}); retry later\n", **self._retry_after
-                )
-            except errors.QueueClosedError:
-                return self._answer(
-                    503, "shutting down: retry on another replica\n", **self._retry_after
-                )
+            answer = self._submit(
+                route, event, forwarded, trace.set_span_in_context(span, parent), len(body)
+            )
+            if answer.status != 202:
+                span.set_status(trace.StatusCode.ERROR, f"answered {answer.status}")
+            return answer
         finally:
             span.end()
+
+    def _submit(
+        self,
+        route: fanout.Route,
+        event: cloudevent.CloudEvent,
+        forwarded: dict[str, str],
+        context: otel_context.Context,
+        size: int,
+    ) -> web.Response:
+        try:
+            self._fanout.submit(route, event, forwarded, context, size)
+        except errors.QueueFullError as exc:
+            return self._answer(
+                429, f"channel is at capacity ({exc}); retry later\n", **self._retry_after
+            )
+        except errors.QueueClosedError:
+            return self._answer(
+                503, "shutting down: retry on another replica\n", **self._retry_after
+            )
         return self._answer(202)
 
     def _too_large(self) -> web.Response:

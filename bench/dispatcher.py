@@ -1,0 +1,365 @@
+"""Benchmark the channel dispatcher on loopback, against a naive forwarder as the baseline.
+
+    hack/cluster up && .venv/bin/python -m bench.dispatcher [--seconds 10] [--workers 1 2]
+
+For each subscriber count (1 and 10) a fresh namespace gets an InMemoryChannel whose
+subscribers are fast loopback servers (one process, answering 202 at once). Then
+`python -m dispatcher --workers W` runs against the real API server and a load generator
+(its own process: uvloop, raw HTTP/1.1 keep-alive connections, no client library overhead)
+POSTs binary CloudEvents for `--seconds`. Printed per run: accepted events/s (202s),
+deliveries/s at the subscribers, the added latency from the producer's send to a subscriber's
+receipt (p50/p99; each event carries its send time in CLOCK_MONOTONIC, shared by processes),
+429s, and the dispatcher's RSS (all its processes). `--baseline` runs the same load against
+a naive aiohttp forwarder (accept, POST to each subscriber, answer) for comparison.
+Everything listens on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import aiohttp
+import uvloop
+from aiohttp import web
+from kubernetes_asyncio import client, config
+
+from hack.localcluster import cluster as localcluster
+
+HOST = "127.0.0.1"
+BENCH = ("-m", "bench.dispatcher")
+BODY = b'{"order": 12345, "items": ["a", "b", "c"], "note": "benchmark payload"}'
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _rss_mib(pid: int) -> float:
+    total = 0.0
+    pids = [pid]
+    children = pathlib.Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for each in pids:
+        for line in pathlib.Path(f"/proc/{each}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+    return total
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of `pid` and its children (worker processes)."""
+    pids = [pid]
+    children = pathlib.Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    ticks = 0
+    for each in pids:
+        fields = pathlib.Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _pct(values: list[int], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6
+
+
+# -- subscribers (own process) ------------------------------------------------------------
+
+
+async def _subscribers(count: int) -> None:
+    latencies: list[int] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        await request.read()
+        sent = request.headers.get("ce-benchsent")
+        if sent is not None:
+            latencies.append(time.monotonic_ns() - int(sent))
+        return web.Response(status=202)
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response({"count": len(latencies), "latencies": latencies})
+
+    async def reset(request: web.Request) -> web.Response:
+        latencies.clear()
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/", receive)
+    app.router.add_get("/stats", stats)
+    app.router.add_post("/reset", reset)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    ports = []
+    for _ in range(count):
+        site = web.TCPSite(runner, HOST, 0)
+        await site.start()
+        ports.append(runner.addresses[-1][1])
+    sys.stdout.write(json.dumps(ports) + "\n")
+    sys.stdout.flush()
+    await asyncio.Event().wait()
+
+
+# -- load generator (own process) ----------------------------------------------------------
+
+
+async def _load(port: int, path: str, connections: int, seconds: float, rate: float) -> None:
+    """Closed loop over `connections` keep-alive connections; with `rate` > 0 each connection
+    paces itself to rate/connections sends per second (an open-loop offered load)."""
+    codes: dict[int, int] = {}
+    deadline = time.monotonic() + seconds
+    interval = connections / rate if rate > 0 else 0.0
+
+    async def connection(number: int) -> None:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
+            f"ce-specversion: 1.0\r\nce-type: dev.bench.order\r\nce-source: /bench\r\n"
+            f"Content-Length: {len(BODY)}\r\n"
+        ).encode()
+        sequence = 0
+        next_send = time.monotonic() + interval * number / connections
+        while time.monotonic() < deadline:
+            if interval:
+                delay = next_send - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                next_send += interval
+            sequence += 1
+            extra = f"ce-id: {number}-{sequence}\r\nce-benchsent: {time.monotonic_ns()}\r\n\r\n"
+            writer.write(head + extra.encode() + BODY)
+            status_line = await reader.readuntil(b"\r\n")
+            headers = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in headers.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            if length:
+                await reader.readexactly(length)
+            code = int(status_line.split()[1])
+            codes[code] = codes.get(code, 0) + 1
+            if code == 429:
+                await asyncio.sleep(0.001)
+        writer.close()
+
+    started = time.monotonic()
+    await asyncio.gather(*(connection(i) for i in range(connections)))
+    elapsed = time.monotonic() - started
+    sys.stdout.write(json.dumps({"codes": codes, "elapsed": elapsed}) + "\n")
+
+
+# -- naive forwarder (baseline, own process) ------------------------------------------------
+
+
+async def _naive(port: int, targets: list[str]) -> None:
+    session = aiohttp.ClientSession()
+
+    async def forward(request: web.Request) -> web.Response:
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower().startswith("ce-")}
+        headers["Content-Type"] = request.headers.get("Content-Type", "application/json")
+
+        async def one(url: str) -> None:
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+
+        await asyncio.gather(*(one(u) for u in targets))
+        return web.Response(status=202)
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", forward)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, HOST, port).start()
+    await asyncio.Event().wait()
+
+
+# -- orchestration ---------------------------------------------------------------------------
+
+
+async def _spawn(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def _until_accepting(session: aiohttp.ClientSession, url: str) -> None:
+    ok = 0
+    headers = {"ce-specversion": "1.0", "ce-id": "w", "ce-type": "t", "ce-source": "/s"}
+    for _ in range(600):
+        try:
+            async with aiohttp.ClientSession() as fresh, fresh.post(url, headers=headers) as r:
+                ok = ok + 1 if r.status == 202 else 0
+        except aiohttp.ClientError:
+            ok = 0
+        if ok >= 20:  # twenty new connections in a row: every worker serves the channel
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{url} never accepted events")
+
+
+async def _phase(
+    session: aiohttp.ClientSession,
+    args: argparse.Namespace,
+    label: str,
+    subs: int,
+    port: int,
+    path: str,
+    stats_port: int,
+    pid: int,
+    rate: float,
+) -> None:
+    """One load run: unlimited (rate 0: maximum throughput) or at an offered rate."""
+    stats_url = f"http://{HOST}:{stats_port}/stats"
+    await asyncio.sleep(0.5)
+    async with session.post(f"http://{HOST}:{stats_port}/reset"):
+        pass
+    cpu_before = _cpu_seconds(pid)
+    load = await _spawn(
+        *BENCH, "--load", str(port), path, str(args.connections), str(args.seconds), str(rate)
+    )
+    out, _ = await load.communicate()
+    result = json.loads(out)
+    rss = _rss_mib(pid)
+    cpu = _cpu_seconds(pid) - cpu_before
+    previous = -1
+    stats: dict[str, list[int] | int] = {}
+    while True:  # wait for the deliveries still in flight
+        async with session.get(stats_url) as r:
+            stats = await r.json()
+        if stats["count"] == previous:
+            break
+        previous = int(stats["count"])  # type: ignore[arg-type]
+        await asyncio.sleep(0.3)
+    accepted = result["codes"].get("202", 0)
+    latencies = stats["latencies"]
+    assert isinstance(latencies, list)
+    load_label = "max" if rate == 0 else f"{rate:.0f}/s"
+    print(
+        f"{label:22} subs={subs:2} load={load_label:7} accepted {accepted / result['elapsed']:6.0f}"
+        f" ev/s  deliveries {subs * len(latencies) / result['elapsed']:6.0f}/s"
+        f"  latency p50 {_pct(latencies, 0.5):7.2f} ms p99 {_pct(latencies, 0.99):7.2f} ms"
+        f"  429s {result['codes'].get('429', 0):5}  RSS {rss:4.0f} MiB"
+        f"  CPU {cpu * 1e6 / max(1, accepted):4.0f} us/ev",
+        flush=True,
+    )
+
+
+async def run_one(
+    api: client.ApiClient, kubeconfig: str, args: argparse.Namespace, subs: int, workers: int
+) -> None:
+    namespace = f"bench-{uuid.uuid4().hex[:6]}"
+    core = client.CoreV1Api(api)
+    await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    sub_proc = await _spawn(*BENCH, "--serve-subscribers", str(subs))
+    port = _free_port()
+    target: asyncio.subprocess.Process | None = None
+    try:
+        assert sub_proc.stdout is not None
+        sub_ports = json.loads(await sub_proc.stdout.readline())
+        urls = [f"http://{HOST}:{p}/" for p in sub_ports]
+        if workers == 0:
+            label, path = "naive forwarder", "/"
+            target = await _spawn(*BENCH, "--naive", str(port), *urls)
+        else:
+            label, path = f"dispatcher --workers {workers}", f"/{namespace}/bench"
+            body = {
+                "apiVersion": "messaging.knative.dev/v1",
+                "kind": "InMemoryChannel",
+                "metadata": {"name": "bench"},
+                "spec": {
+                    "subscribers": [
+                        {"uid": f"u{i}", "generation": 1, "subscriberUri": u}
+                        for i, u in enumerate(urls)
+                    ]
+                },
+            }
+            await client.CustomObjectsApi(api).create_namespaced_custom_object(
+                "messaging.knative.dev", "v1", namespace, "inmemorychannels", body
+            )
+            env = {
+                **os.environ,
+                "KUBECONFIG": kubeconfig,
+                "KEVENTS_INGRESS_HOST": HOST,
+                "KEVENTS_INGRESS_PORT": str(port),
+                "KEVENTS_PROBES_HOST": HOST,
+                "KEVENTS_PROBES_PORT": str(_free_port()),
+                "METRICS_PROMETHEUS_HOST": HOST,
+                "METRICS_PROMETHEUS_PORT": str(_free_port()),
+                "KEVENTS_LOG_LEVEL": "WARNING",
+                "KEVENTS_REPORT_STATUS": "false",
+            }
+            target = await _spawn("-m", "dispatcher", "--workers", str(workers), env=env)
+        async with aiohttp.ClientSession() as session:
+            await _until_accepting(session, f"http://{HOST}:{port}{path}")
+            for rate in (0.0, args.rate):
+                await _phase(session, args, label, subs, port, path, sub_ports[0], target.pid, rate)
+    finally:
+        for proc in (target, sub_proc):
+            if proc is not None:
+                proc.terminate()
+                await proc.wait()
+        await core.delete_namespace(namespace)
+
+
+async def main(args: argparse.Namespace) -> None:
+    kubeconfig = str(localcluster.state_dir() / "admin.kubeconfig")
+    cfg = client.Configuration()
+    await config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    print(
+        f"{os.cpu_count()} CPUs, {args.connections} connections, {args.seconds:.0f} s per run, "
+        "subscribers answer 202 at once (latency: producer send -> subscriber receipt)"
+    )
+    async with client.ApiClient(configuration=cfg) as api:
+        for subs in args.subscribers:
+            for workers in ([0] if args.baseline else []) + args.workers:
+                await run_one(api, kubeconfig, args, subs, workers)
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 10])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--baseline", action="store_true", help="also run a naive forwarder")
+    parser.add_argument("--serve-subscribers", type=int, metavar="COUNT")
+    parser.add_argument(
+        "--load", nargs=5, metavar=("PORT", "PATH", "CONNECTIONS", "SECONDS", "RATE")
+    )
+    parser.add_argument(
+        "--rate", type=float, default=1000.0, help="offered events/s of the latency phase"
+    )
+    parser.add_argument("--naive", nargs="+", metavar="PORT_THEN_URLS")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    arguments = _arguments()
+    if arguments.serve_subscribers:
+        uvloop.run(_subscribers(arguments.serve_subscribers))
+    elif arguments.load:
+        port, path, connections, seconds, rate = arguments.load
+        uvloop.run(_load(int(port), path, int(connections), float(seconds), float(rate)))
+    elif arguments.naive:
+        uvloop.run(_naive(int(arguments.naive[0]), arguments.naive[1:]))
+    else:
+        uvloop.run(main(arguments))
