@@ -68,6 +68,7 @@ async def main() -> int:
             system_namespace=cfg.system_namespace,
             apiserver_adapter_image=cfg.apiserver_adapter_image,
             ping_adapter_image=cfg.ping_adapter_image,
+            github_adapter_image=cfg.github_adapter_image,
             workers=cfg.workers,
             resync=cfg.resync_seconds,
         )

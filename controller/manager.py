@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection
 from controller import configstore, context, discovery, kubeapi, loop, metrics, tracking
 from controller.apiserversource import wiring as apiserversource
 from controller.channel import wiring as channel
+from controller.githubsource import wiring as githubsource
 from controller.inmemorychannel import wiring as inmemorychannel
 from controller.pingsource import wiring as pingsource
 from controller.subscription import wiring as subscription
@@ -30,6 +31,7 @@ KINDS: dict[str, Builder] = {
     "Channel": channel.build,
     "Subscription": subscription.build,
     "PingSource": pingsource.build,
+    "GitHubSource": githubsource.build,
 }
 """Every kind this process reconciles, by kind name."""
 

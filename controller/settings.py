@@ -21,6 +21,8 @@ class ControllerSettings:
     ping_adapter_image: str
     """PING_RA_IMAGE: image of the shared PingSource adapter Deployment
     (`pingsource-mt-adapter`), created by the controller when missing."""
+    github_adapter_image: str
+    """GH_RA_IMAGE: image of the per-source GitHubSource receive adapter (Knative's name)."""
     identity: str
     """POD_NAME (downward API): this replica's name in the Lease; hostname + random suffix
     when unset so two local runs never share an identity."""
@@ -48,6 +50,7 @@ class ControllerSettings:
                 "APISERVER_RA_IMAGE", "kevents/apiserver-source:latest"
             ),
             ping_adapter_image=env.string("PING_RA_IMAGE", "kevents/ping-source:latest"),
+            github_adapter_image=env.string("GH_RA_IMAGE", "kevents/github-source:latest"),
             identity=env.string(
                 "POD_NAME", f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
             ),
