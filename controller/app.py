@@ -1,7 +1,8 @@
 """The controller process: metrics and probes servers, leader election, reconcilers.
 
 Components, in start order (the shared `kevents.runner` stops them in reverse):
-metrics (:9090) -> probes (:8080) -> leader election -> reconcilers (only once leading).
+metrics (:9090) -> probes (:8080) -> SinkBinding webhook (:8443, every replica) -> leader
+election -> reconcilers (only once leading).
 Readiness turns true when this replica is serving: a standby is ready too (it only waits
 for the Lease), so rolling updates are not blocked by leader election.
 """
@@ -15,6 +16,7 @@ from kubernetes_asyncio import client, config
 from prometheus_client import CollectorRegistry
 
 from controller import context, kubeapi, leadership, manager, metrics, settings
+from controller.sinkbinding import webhook
 from kevents import logs, probes, runner, webserver
 from kevents import metrics as kmetrics
 from kevents import settings as ksettings
@@ -79,6 +81,7 @@ async def main() -> int:
                                 port=cfg.metrics_port, name="metrics"),
             webserver.WebServer(probes.make_app(readiness), host="0.0.0.0",
                                 port=cfg.probes_port, name="probes"),
+            webhook.Webhook(api, webhook.Options(cfg.system_namespace, port=cfg.webhook_port)),
             elector,
             Leading(elector, controller, observed),
         ]  # fmt: skip

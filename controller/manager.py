@@ -16,9 +16,11 @@ from collections.abc import Callable, Collection
 from controller import configstore, context, discovery, kubeapi, loop, metrics, tracking
 from controller.apiserversource import wiring as apiserversource
 from controller.channel import wiring as channel
+from controller.containersource import wiring as containersource
 from controller.githubsource import wiring as githubsource
 from controller.inmemorychannel import wiring as inmemorychannel
 from controller.pingsource import wiring as pingsource
+from controller.sinkbinding import wiring as sinkbinding
 from controller.subscription import wiring as subscription
 
 logger = logging.getLogger(__name__)
@@ -32,6 +34,8 @@ KINDS: dict[str, Builder] = {
     "Subscription": subscription.build,
     "PingSource": pingsource.build,
     "GitHubSource": githubsource.build,
+    "SinkBinding": sinkbinding.build,
+    "ContainerSource": containersource.build,
 }
 """Every kind this process reconciles, by kind name."""
 

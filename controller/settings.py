@@ -38,6 +38,9 @@ class ControllerSettings:
     """METRICS_PORT (9090): Prometheus `/metrics`."""
     probes_port: int
     """PROBES_PORT (8080): `/health` and `/readiness`."""
+    webhook_port: int
+    """WEBHOOK_PORT (8443): the SinkBinding admission webhook (HTTPS), the target of the
+    `kevents-webhook` Service."""
     log_level: str
     log_format: str
 
@@ -59,6 +62,7 @@ class ControllerSettings:
             resync_seconds=env.number("RESYNC_SECONDS", 600.0, minimum=1.0, maximum=86400.0),
             metrics_port=env.integer("METRICS_PORT", 9090, minimum=0, maximum=65535),
             probes_port=env.integer("PROBES_PORT", 8080, minimum=0, maximum=65535),
+            webhook_port=env.integer("WEBHOOK_PORT", 8443, minimum=0, maximum=65535),
             log_level=env.choice("LOG_LEVEL", "INFO", settings.LOG_LEVELS, upper=True),
             log_format=env.choice("LOG_FORMAT", "json", settings.LOG_FORMATS),
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 
 from aiohttp import web
 
@@ -24,13 +25,17 @@ class WebServer:
         name: str = "http",
         shutdown_timeout: float = 5.0,
         reuse_port: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """`ssl_context` serves HTTPS (the controller's admission webhook); the context may
+        be given a new certificate while serving: new connections use it."""
         self.app = app
         self.host = host
         self.name = name
         self._requested_port = port
         self._shutdown_timeout = shutdown_timeout
         self._reuse_port = reuse_port
+        self._ssl_context = ssl_context
         self._bound_port: int | None = None
         self._started = asyncio.Event()
 
@@ -43,7 +48,8 @@ class WebServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self._ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     async def wait_started(self) -> None:
         await self._started.wait()
@@ -63,6 +69,7 @@ class WebServer:
                 self.host,
                 self._requested_port,
                 reuse_port=self._reuse_port or None,
+                ssl_context=self._ssl_context,
             )
             await site.start()
             self._bound_port = int(runner.addresses[0][1])

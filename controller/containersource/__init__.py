@@ -1,0 +1,1 @@
+"""ContainerSource: a SinkBinding + a Deployment from the user's pod template."""

@@ -1,0 +1,1 @@
+"""SinkBinding: subjects, injection, reconciler, admission webhook with its certificates."""

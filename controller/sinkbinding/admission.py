@@ -1,0 +1,114 @@
+"""The SinkBinding mutating admission handler: AdmissionReview in, JSON patch out.
+
+For a Deployment, StatefulSet, DaemonSet, Job, CronJob or Pod being created or updated, the
+handler lists the SinkBindings of its namespace and applies every live binding whose subject
+selects the object and whose sink has resolved (`status.sinkUri`), in name order (a later
+binding of the same object wins, as in Knative). Bindings being deleted are skipped, so the
+reconciler's unbinding update is not undone here. Nothing to change -> allowed, no patch.
+
+If the bindings cannot be read the answer is HTTP 500: the apiserver then applies the
+webhook's `failurePolicy` (Ignore lets the object through and the reconciler binds it a
+moment later; Fail rejects it with the apiserver's message naming this webhook).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from controller import kubeapi
+from controller.sinkbinding import injection, reconciler, subjects
+
+logger = logging.getLogger(__name__)
+
+PATH = "/sinkbindings"
+API_KEY = web.AppKey("api", kubeapi.KubeApi)
+LIST_TIMEOUT = 5.0
+"""Seconds to list the bindings: well inside the webhook's 10 s `timeoutSeconds`."""
+
+
+def review_response(uid: str, patch: list[dict[str, Any]] | None) -> dict[str, Any]:
+    response: dict[str, Any] = {"uid": uid, "allowed": True}
+    if patch:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+
+
+def mutate(
+    group: str, kind: str, namespace: str, obj: kubeapi.Json, bindings: list[kubeapi.Json]
+) -> list[dict[str, Any]] | None:
+    """The JSON patch binding `obj` to every applicable binding, None when nothing changes."""
+    spec = subjects.kind_of(group, kind)
+    if spec is None:
+        return None
+    current = obj
+    changed: dict[str, Any] | None = None
+    for binding in sorted(bindings, key=lambda b: str(b["metadata"].get("name", ""))):
+        if binding["metadata"].get("deletionTimestamp"):
+            continue
+        sink = reconciler.sink_of(binding)
+        if sink is None:
+            continue
+        try:
+            subject = subjects.parse((binding.get("spec") or {}).get("subject") or {}, namespace)
+        except subjects.InvalidSubject:
+            continue
+        if subject.spec is not spec or not subject.selects(obj):
+            continue
+        lists = injection.desired(current, spec.pod_spec, sink)
+        if lists is None:
+            continue
+        changed = {**(changed or {}), **lists}
+        current = _with(current, spec.pod_spec, lists)
+    return None if changed is None else injection.json_patch(spec.pod_spec, changed)
+
+
+def _with(obj: kubeapi.Json, path: tuple[str, ...], lists: dict[str, Any]) -> kubeapi.Json:
+    out = json.loads(json.dumps(obj))
+    injection.pod_spec(out, path).update(lists)
+    return dict(out)
+
+
+async def review(request: web.Request) -> web.Response:
+    body = await request.json()
+    req = body.get("request") or {}
+    uid = str(req.get("uid", ""))
+    kind = req.get("kind") or {}
+    namespace = str(req.get("namespace") or "")
+    obj = req.get("object") or {}
+    if req.get("operation") not in ("CREATE", "UPDATE") or not namespace or not obj:
+        return web.json_response(review_response(uid, None))
+    if subjects.kind_of(str(kind.get("group", "")), str(kind.get("kind", ""))) is None:
+        return web.json_response(review_response(uid, None))
+    api = request.app[API_KEY]
+    try:
+        listed = await api.request(
+            "GET", reconciler.SINKBINDINGS.path(namespace), request_timeout=LIST_TIMEOUT
+        )
+    except kubeapi.ApiError as exc:
+        logger.warning("Cannot list the SinkBindings of %s for admission: %s", namespace, exc)
+        raise web.HTTPInternalServerError(text=f"cannot list SinkBindings: {exc}") from exc
+    patch = mutate(
+        str(kind.get("group", "")), str(kind.get("kind", "")), namespace, obj,
+        [dict(b) for b in listed.get("items") or []],
+    )  # fmt: skip
+    if patch:
+        meta = obj.get("metadata") or {}
+        logger.info(
+            "Admission: bound %s %s/%s.", kind.get("kind"), namespace,
+            meta.get("name") or meta.get("generateName", ""),
+            extra={"namespace": namespace, "object_name": meta.get("name", "")},
+        )  # fmt: skip
+    return web.json_response(review_response(uid, patch))
+
+
+def make_app(api: kubeapi.KubeApi) -> web.Application:
+    app = web.Application()
+    app[API_KEY] = api
+    app.router.add_post(PATH, review)
+    return app

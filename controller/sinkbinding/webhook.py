@@ -1,0 +1,197 @@
+"""The SinkBinding webhook server: TLS with a certificate the controller makes, rotates and
+publishes as the MutatingWebhookConfiguration's `caBundle`. Runs in every replica (the
+Service may route to any), not only the leader.
+
+Why the webhook sees only opted-in objects, fails open, and the reconciler binds anyway
+--------------------------------------------------------------------------------------
+Knative registers the SinkBinding webhook for every Deployment/StatefulSet/... of the
+cluster with `failurePolicy: Fail`: while eventing-webhook is down nobody can create or
+update a workload anywhere (knative/eventing#2350), and in exclusion mode it reviews every
+workload of every namespace (#3806). kevents turns that around (`manifests/500-webhook.yaml`):
+
+- Inclusion by default: the first webhook entry reviews objects in namespaces labelled
+  `bindings.knative.dev/include: "true"`, the second objects labelled with it in other
+  namespaces; `bindings.knative.dev/exclude: "true"` on a namespace or object always wins.
+  Other namespaces never reach us, so we can never block them.
+- `failurePolicy: Ignore` as shipped: a webhook outage lets objects through unbound, and
+  the reconciler (which patches every mutable subject itself, `reconciler.py`) binds them
+  a moment later. Nothing is lost, nothing is blocked; the price of an outage is one more
+  rollout. A user who prefers "no pod ever starts without K_SINK" sets `failurePolicy: Fail`
+  on the configuration (as in Knative); the apiserver then rejects subject writes in
+  opted-in namespaces with an error naming this webhook while it is unreachable. The
+  controller only ever patches `caBundle`, so that choice survives.
+- The webhook is therefore an optimisation (a new Deployment in an opted-in namespace starts
+  with its env, one rollout instead of two, apache/camel-k#1945), plus the only way to bind
+  Jobs and Pods, whose pod specs are immutable after creation.
+
+Certificates: a CA and serving certificate (`certificates.py`) live in a Secret shared by
+the replicas. Each replica checks every `check_interval` seconds: when the set is missing or
+less than `renew_before` of its life is left, one replica writes a new set (a
+resourceVersion conflict means another replica was first; the winner's set is used). The
+`caBundle` is the current CA followed by the previous one while that is still valid, so
+replicas still serving the previous certificate stay trusted until they reload it. A new
+certificate is loaded into the live SSL context: no restart, no dropped listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import logging
+import os
+import ssl
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from controller import kubeapi
+from controller.sinkbinding import admission, certificates
+from kevents import webserver
+
+logger = logging.getLogger(__name__)
+
+SECRETS = kubeapi.Resource("", "v1", "secrets")
+CONFIGURATIONS = kubeapi.Resource(
+    "admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", namespaced=False
+)
+CONFIGURATION = "sinkbindings.webhook.sources.knative.dev"
+SERVICE = "kevents-webhook"
+SECRET = "kevents-webhook-certs"
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    namespace: str
+    """Where the Secret is kept and the Service lives (the system namespace)."""
+    host: str = "0.0.0.0"
+    port: int = 8443
+    service: str = SERVICE
+    secret: str = SECRET
+    configuration: str = CONFIGURATION
+    extra_hosts: Sequence[str] = field(default_factory=tuple)
+    """More names/IPs for the certificate (127.0.0.1 when the apiserver calls a url)."""
+    valid: datetime.timedelta = datetime.timedelta(days=7)
+    renew_before: datetime.timedelta = datetime.timedelta(days=2)
+    check_interval: float = 60.0
+
+
+class Webhook:
+    def __init__(self, api: kubeapi.KubeApi, options: Options) -> None:
+        self.api = api
+        self.options = options
+        self.hosts = certificates.hosts_of(options.service, options.namespace, options.extra_hosts)
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.bundle: certificates.Bundle | None = None
+        self.server = webserver.WebServer(
+            admission.make_app(api), host=options.host, port=options.port, name="webhook",
+            ssl_context=self.context,
+        )  # fmt: skip
+        self.name = "webhook"
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def wait_started(self) -> None:
+        await self.server.wait_started()
+
+    async def run(self) -> None:
+        await self.refresh()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.server.run(), name="webhook server")
+            while True:
+                await asyncio.sleep(self.options.check_interval)
+                try:
+                    await self.refresh()
+                except kubeapi.ApiError as exc:
+                    logger.warning("Webhook certificate check failed (%s); retrying.", exc)
+
+    async def refresh(self) -> None:
+        """Make sure a good certificate is stored, served and published as caBundle."""
+        bundle = await self._stored_or_new()
+        if bundle != self.bundle:
+            self._load(bundle)
+            self.bundle = bundle
+            logger.info("Serving the webhook certificate valid until %s.",
+                        certificates.expiry(bundle))  # fmt: skip
+        await self._publish(bundle.ca_cert)
+
+    async def _stored_or_new(self) -> certificates.Bundle:
+        opts = self.options
+        secret = await self.api.get_or_none(SECRETS, opts.namespace, opts.secret)
+        data = {k: base64.b64decode(v) for k, v in ((secret or {}).get("data") or {}).items()}
+        bundle = certificates.Bundle.from_data(data)
+        now = datetime.datetime.now(datetime.UTC)
+        why = certificates.due(bundle, self.hosts, opts.renew_before, now)
+        if why is None and bundle is not None:
+            return bundle
+        fresh = certificates.generate(self.hosts, opts.valid, now)
+        encoded = {k: base64.b64encode(v).decode() for k, v in fresh.to_data().items()}
+        try:
+            if secret is None:
+                body = {
+                    "metadata": {
+                        "name": opts.secret,
+                        "labels": {"app.kubernetes.io/part-of": "kevents"},
+                    },
+                    "type": "Opaque",
+                    "data": encoded,
+                }
+                await self.api.create(SECRETS, opts.namespace, body)
+            else:
+                rv = secret["metadata"]["resourceVersion"]
+                body = {"metadata": {"resourceVersion": rv}, "data": encoded}
+                await self.api.merge_patch(SECRETS, opts.namespace, opts.secret, body)
+        except kubeapi.Conflict:
+            logger.info("Another replica wrote the webhook certificate first; using it.")
+            return await self._stored_or_new()
+        logger.info("Wrote a new webhook certificate: %s.", why)
+        return fresh
+
+    def _load(self, bundle: certificates.Bundle) -> None:
+        with tempfile.TemporaryDirectory(prefix="kevents-webhook-") as folder:
+            cert, key = os.path.join(folder, "tls.crt"), os.path.join(folder, "tls.key")
+            with open(cert, "wb") as out:
+                out.write(bundle.server_cert)
+            with open(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as out:
+                out.write(bundle.server_key)
+            self.context.load_cert_chain(cert, key)
+
+    async def _publish(self, ca: bytes) -> None:
+        name = self.options.configuration
+        config = await self.api.get_or_none(CONFIGURATIONS, None, name)
+        if config is None:
+            logger.warning("MutatingWebhookConfiguration %s not found; caBundle not set.", name)
+            return
+        webhooks = list(config.get("webhooks") or [])
+        changed = False
+        for hook in webhooks:
+            client = hook.setdefault("clientConfig", {})
+            old = base64.b64decode(client.get("caBundle") or "")
+            bundle = base64.b64encode(ca_bundle(ca, old)).decode()
+            if client.get("caBundle") != bundle:
+                client["caBundle"], changed = bundle, True
+        if changed:
+            rv = config["metadata"]["resourceVersion"]
+            body = {"metadata": {"resourceVersion": rv}, "webhooks": webhooks}
+            await self.api.merge_patch(CONFIGURATIONS, None, name, body)
+            logger.info("Patched caBundle into MutatingWebhookConfiguration %s.", name)
+
+
+def ca_bundle(current: bytes, published: bytes) -> bytes:
+    """`current` CA, then the newest other still-valid CA already published (if any)."""
+    now = datetime.datetime.now(datetime.UTC)
+    try:
+        olds = x509.load_pem_x509_certificates(published) if published.strip() else []
+    except ValueError:
+        olds = []
+    cur = x509.load_pem_x509_certificate(current)
+    keep = [c for c in olds if c != cur and c.not_valid_after_utc > now]
+    keep.sort(key=lambda c: c.not_valid_before_utc, reverse=True)
+    extra = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in keep[:1])
+    return current + extra

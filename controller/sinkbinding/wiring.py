@@ -1,0 +1,40 @@
+"""The SinkBinding controller: bindings (primary), sinks through the tracker, and one watch per
+mutable subject kind (Deployments, StatefulSets, DaemonSets, CronJobs).
+
+A subject event wakes exactly the bindings whose parsed subject (the index the reconciler
+keeps) selects the object: a Deployment created after its binding, or one whose env was
+edited away, is bound again within one reconcile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from controller import context, kubeapi, loop
+from controller.sinkbinding import reconciler, subjects
+
+
+def subject_keys(index: dict[str, subjects.Subject], kind: subjects.Kind) -> loop.KeysFn:
+    def keys(event: str, obj: kubeapi.Json) -> Iterable[str]:
+        namespace = (obj.get("metadata") or {}).get("namespace", "")
+        return [
+            key for key, subject in list(index.items())
+            if subject.spec is kind and subject.namespace == namespace and subject.selects(obj)
+        ]  # fmt: skip
+
+    return keys
+
+
+def build(ctx: context.Context) -> loop.Controller:
+    queue, scope = ctx.queue_and_scope(reconciler.KIND)
+    index: dict[str, subjects.Subject] = {}
+    rec = reconciler.Reconciler(ctx, scope, index)
+    watches = [loop.primary(reconciler.SINKBINDINGS)]
+    for kind in subjects.KINDS.values():
+        if kind.mutable:
+            watches.append(loop.Watch(kind.resource, subject_keys(index, kind)))
+    opts = ctx.options
+    return loop.Controller(
+        rec, queue, watches, ctx.api, ctx.metrics,
+        workers=opts.workers, resync=opts.resync, namespace=opts.namespace,
+    )  # fmt: skip
