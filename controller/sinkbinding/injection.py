@@ -50,7 +50,11 @@ def env_of(sink: Sink) -> list[dict[str, str]]:
     env = [{"name": K_SINK, "value": sink.url}]
     if sink.ca_certs:
         env.append({"name": K_CA_CERTS, "value": sink.ca_certs})
-    env.append({"name": K_CE_OVERRIDES, "value": sink.ce_overrides})
+    # An empty value is left out, as the apiserver stores it (EnvVar.value is omitempty),
+    # so a bound object compares equal to what we would write.
+    env.append(
+        {"name": K_CE_OVERRIDES, **({"value": sink.ce_overrides} if sink.ce_overrides else {})}
+    )
     return env
 
 

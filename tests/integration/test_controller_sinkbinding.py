@@ -1,0 +1,250 @@
+"""The SinkBinding reconciler against the real apiserver, in-process, without the webhook:
+subjects selected by label or name are patched (Undo then Do), re-patched when the sink
+changes, unbound when the binding goes; bystanders are never touched."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes_asyncio import client
+
+from controller import availability, kubeapi
+from controller.sinkbinding import reconciler
+from tests.cluster import REPO, Kube
+from tests.integration import controllers as c
+
+pytestmark = pytest.mark.cluster
+
+BINDINGS = reconciler.SINKBINDINGS
+DEPLOYMENTS = availability.DEPLOYMENTS
+CRONJOBS = kubeapi.Resource("batch", "v1", "cronjobs")
+
+
+def workload(name: str, labels: dict[str, str], *, init: bool = False) -> str:
+    """A Deployment with no replicas (only its template matters here)."""
+    spec: dict[str, Any] = {
+        "containers": [{"name": "main", "image": "kevents/heartbeat:test",
+                        "env": [{"name": "KEEP", "value": "me"},
+                                {"name": "K_SINK", "value": "http://stale.example"}]}],
+    }  # fmt: skip
+    if init:
+        spec["initContainers"] = [{"name": "setup", "image": "busybox"}]
+    body = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}}, "spec": spec}},
+    }  # fmt: skip
+    return yaml.safe_dump(body)
+
+
+def binding(subject: dict[str, Any], sink: str = "event-display", **spec: Any) -> str:
+    body = {
+        "apiVersion": "sources.knative.dev/v1", "kind": "SinkBinding",
+        "metadata": {"name": "bind"},
+        "spec": {"subject": {"apiVersion": "apps/v1", "kind": "Deployment", **subject},
+                 "sink": {"ref": {"apiVersion": "v1", "kind": "Service", "name": sink}},
+                 **spec},
+    }  # fmt: skip
+    return yaml.safe_dump(body)
+
+
+def env_of(obj: dict[str, Any], key: str = "containers") -> dict[str, str]:
+    containers = obj["spec"]["template"]["spec"].get(key) or []
+    return {e["name"]: e.get("value", "") for e in containers[0].get("env") or []}
+
+
+def names_of(obj: dict[str, Any]) -> list[str]:
+    containers = obj["spec"]["template"]["spec"]["containers"]
+    return [e["name"] for e in containers[0].get("env") or []]
+
+
+@pytest.fixture(scope="module")
+def crds(kube: Kube) -> None:
+    files = sorted((REPO / "manifests").glob("300-*.yaml"))
+    kube.kubectl("apply", *(f"--filename={f}" for f in files))
+    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                 "crd/sinkbindings.sources.knative.dev")  # fmt: skip
+
+
+@pytest.fixture
+async def unfinalized(kube: Kube, namespace: str) -> AsyncIterator[str]:
+    """The test namespace; bindings left behind lose their finalizer afterwards, so the
+    namespace can go although the in-process controller is gone."""
+    yield namespace
+    listed = kube.get_json("sinkbindings.sources.knative.dev", "-n", namespace)
+    unset = '{"metadata":{"finalizers":null}}'
+    for item in listed.get("items") or []:  # type: ignore[attr-defined]
+        name = item["metadata"]["name"]
+        kube.kubectl("-n", namespace, "patch", "sinkbinding", name, "--type=merge", "-p", unset,
+                     check=False)  # fmt: skip
+
+
+def second_sink() -> str:
+    return c.SINK_SERVICE.replace("name: event-display", "name: other-display")
+
+
+async def test_label_selected_deployments_are_bound_rebound_and_unbound(
+    kube: Kube, api_client: client.ApiClient, crds: None, unfinalized: str
+) -> None:
+    ns = unfinalized
+    api = kubeapi.KubeApi(api_client)
+    kube.apply(c.SINK_SERVICE + "---\n" + second_sink(), ns)
+    kube.apply(workload("hb", {"role": "heartbeat"}, init=True), ns)
+    kube.apply(workload("bystander", {"role": "web"}), ns)
+    before = await api.get(DEPLOYMENTS, ns, "bystander")
+    kube.apply(binding({"selector": {"matchLabels": {"role": "heartbeat"}}},
+                       ceOverrides={"extensions": {"foo": "bar"}}), ns)  # fmt: skip
+    async with c.running(api_client, ns, ["SinkBinding"]):
+        bound = await c.eventually(
+            lambda: api.get(BINDINGS, ns, "bind"),
+            lambda b: c.condition(b, "Ready").get("status") == "True",
+        )
+        dep = await api.get(DEPLOYMENTS, ns, "hb")
+        url = c.service_url("event-display", ns)
+        assert bound["status"]["sinkUri"] == url
+        assert reconciler.FINALIZER in bound["metadata"]["finalizers"]
+        assert c.statuses(bound) == {
+            "OIDCIdentityCreated": "True", "OIDCTokenSecretCreated": "True", "Ready": "True",
+            "SinkBindingAvailable": "True", "SinkProvided": "True", "TrustBundlePropagated": "True",
+        }  # fmt: skip
+        assert c.condition(bound, "OIDCIdentityCreated")["reason"] == (
+            "authentication-oidc feature disabled"
+        )
+        expected = {"KEEP": "me", "K_SINK": url, "K_CE_OVERRIDES": '{"extensions":{"foo":"bar"}}'}
+        assert env_of(dep) == expected
+        assert names_of(dep) == ["KEEP", "K_SINK", "K_CE_OVERRIDES"]  # stale K_SINK removed
+        assert env_of(dep, "initContainers") == {k: v for k, v in expected.items() if k != "KEEP"}
+
+        # The sink changes: status first, then the pod template (a rollout).
+        kube.apply(binding({"selector": {"matchLabels": {"role": "heartbeat"}}},
+                           sink="other-display"), ns)  # fmt: skip
+        new_url = c.service_url("other-display", ns)
+        dep2 = await c.eventually(
+            lambda: api.get(DEPLOYMENTS, ns, "hb"),
+            lambda d: env_of(d).get("K_SINK") == new_url,
+        )
+        assert dep2["metadata"]["generation"] > dep["metadata"]["generation"]
+        assert env_of(dep2)["K_CE_OVERRIDES"] == ""  # no overrides: present and empty
+
+        # A Deployment labelled later is bound too.
+        kube.apply(workload("late", {"role": "heartbeat"}), ns)
+        await c.eventually(
+            lambda: api.get(DEPLOYMENTS, ns, "late"),
+            lambda d: env_of(d).get("K_SINK") == new_url,
+        )
+
+        # Deleting the binding removes the env, then the finalizer.
+        await api.request("DELETE", BINDINGS.path(ns, "bind"))
+        await c.eventually(lambda: api.get_or_none(BINDINGS, ns, "bind"), lambda b: b is None)
+        for name in ("hb", "late"):
+            dep3 = await api.get(DEPLOYMENTS, ns, name)
+            assert env_of(dep3) == {"KEEP": "me"}
+    after = await api.get(DEPLOYMENTS, ns, "bystander")
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert env_of(after)["K_SINK"] == "http://stale.example"
+
+
+async def test_named_subject_missing_until_created_and_ca_certs_injected(
+    kube: Kube, api_client: client.ApiClient, crds: None, unfinalized: str
+) -> None:
+    ns = unfinalized
+    api = kubeapi.KubeApi(api_client)
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    body = yaml.safe_load(binding({"name": "later"}))
+    body["spec"]["sink"] = {"uri": "https://sink.example.com/path", "CACerts": pem}
+    kube.apply(yaml.safe_dump(body), ns)
+    async with c.running(api_client, ns, ["SinkBinding"]):
+        missing = await c.eventually(
+            lambda: api.get(BINDINGS, ns, "bind"),
+            lambda b: c.condition(b, "SinkBindingAvailable").get("status") == "False",
+        )
+        cond = c.condition(missing, "SinkBindingAvailable")
+        assert cond["reason"] == "SubjectMissing"
+        assert cond["message"] == f'Deployment "later" in namespace {ns} not found'
+        assert c.condition(missing, "Ready")["status"] == "False"
+        kube.apply(workload("later", {}), ns)
+        await c.eventually(
+            lambda: api.get(BINDINGS, ns, "bind"),
+            lambda b: c.condition(b, "Ready").get("status") == "True",
+        )
+        dep = await api.get(DEPLOYMENTS, ns, "later")
+        assert env_of(dep)["K_SINK"] == "https://sink.example.com/path"
+        assert env_of(dep)["K_CA_CERTS"] == pem
+        assert names_of(dep) == ["KEEP", "K_SINK", "K_CA_CERTS", "K_CE_OVERRIDES"]
+
+
+@pytest.mark.parametrize(
+    ("subject", "message"),
+    [
+        ({"apiVersion": "v1", "kind": "Service", "name": "x"},
+         'subject kind "Service" in "v1" cannot be bound: a SinkBinding subject must be one of '
+         "CronJob, DaemonSet, Deployment, Job, Pod, StatefulSet (apps/v1, batch/v1 or v1)"),
+        ({"apiVersion": "apps/v1", "kind": "Deployment", "name": "x", "namespace": "elsewhere"},
+         'subject namespace "elsewhere" differs from the SinkBinding\'s namespace "{ns}"; '
+         "a binding only reaches its own namespace"),
+    ],
+    ids=["not-podspecable", "other-namespace"],
+)  # fmt: skip
+async def test_invalid_subject_is_a_readable_condition(
+    kube: Kube, api_client: client.ApiClient, crds: None, unfinalized: str,
+    subject: dict[str, str], message: str,
+) -> None:  # fmt: skip
+    ns = unfinalized
+    api = kubeapi.KubeApi(api_client)
+    kube.apply(c.SINK_SERVICE, ns)
+    body = yaml.safe_load(binding({}))
+    body["spec"]["subject"] = subject
+    kube.apply(yaml.safe_dump(body), ns)
+    async with c.running(api_client, ns, ["SinkBinding"]):
+        bad = await c.eventually(
+            lambda: api.get(BINDINGS, ns, "bind"),
+            lambda b: c.condition(b, "SinkBindingAvailable").get("status") == "False",
+        )
+    cond = c.condition(bad, "SinkBindingAvailable")
+    assert (cond["reason"], cond["message"]) == ("SubjectInvalid", message.format(ns=ns))
+    assert c.condition(bad, "Ready")["status"] == "False"
+
+
+async def test_cronjob_job_template_is_bound(
+    kube: Kube, api_client: client.ApiClient, crds: None, unfinalized: str
+) -> None:
+    ns = unfinalized
+    api = kubeapi.KubeApi(api_client)
+    kube.apply(c.SINK_SERVICE, ns)
+    kube.apply("""
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly}
+spec:
+  schedule: "0 3 * * *"
+  suspend: true
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{name: job, image: busybox}]
+""", ns)  # fmt: skip
+    body = yaml.safe_load(binding({"name": "nightly"}))
+    body["spec"]["subject"]["apiVersion"] = "batch/v1"
+    body["spec"]["subject"]["kind"] = "CronJob"
+    kube.apply(yaml.safe_dump(body), ns)
+    async with c.running(api_client, ns, ["SinkBinding"]):
+        job = await c.eventually(
+            lambda: api.get(CRONJOBS, ns, "nightly"),
+            lambda j: bool(j["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+                           .get("env")),
+        )  # fmt: skip
+        await api.request("DELETE", BINDINGS.path(ns, "bind"))
+        await c.eventually(lambda: api.get_or_none(BINDINGS, ns, "bind"), lambda b: b is None)
+    env = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env == [
+        {"name": "K_SINK", "value": c.service_url("event-display", ns)},
+        {"name": "K_CE_OVERRIDES"},  # empty: present, value omitted as the apiserver does
+    ]
+    job = await api.get(CRONJOBS, ns, "nightly")
+    assert "env" not in job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
