@@ -255,7 +255,7 @@ async def _phase(
     load_label = "max" if rate == 0 else f"{rate:.0f}/s"
     print(
         f"{label:22} subs={subs:2} load={load_label:7} accepted {accepted / result['elapsed']:6.0f}"
-        f" ev/s  deliveries {subs * len(latencies) / result['elapsed']:6.0f}/s"
+        f" ev/s  deliveries {len(latencies) / result['elapsed']:6.0f}/s"
         f"  latency p50 {_pct(latencies, 0.5):7.2f} ms p99 {_pct(latencies, 0.99):7.2f} ms"
         f"  429s {result['codes'].get('429', 0):5}  RSS {rss:4.0f} MiB"
         f"  CPU {cpu * 1e6 / max(1, accepted):4.0f} us/ev",
