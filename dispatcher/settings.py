@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from kevents import errors, settings, tracing
+from kevents import settings, tracing
 
 COMPONENT = "imc-dispatcher"
 
@@ -70,11 +70,6 @@ class DispatcherSettings:
         cls, environ: Mapping[str, str] | None = None, *, workers: int | None = None
     ) -> DispatcherSettings:
         reader = settings.EnvReader(environ)
-        tracing_config = tracing.TracingConfig()
-        try:
-            tracing_config = tracing.parse_config(reader.json_object("K_TRACING_CONFIG"))
-        except errors.ConfigError as exc:
-            reader.problems.extend(exc.problems)
         result = cls(
             ingress_port=reader.integer("KEVENTS_INGRESS_PORT", 8000, minimum=0, maximum=65535),
             ingress_host=reader.string("KEVENTS_INGRESS_HOST", "0.0.0.0"),
@@ -95,7 +90,7 @@ class DispatcherSettings:
             ),
             subscriber_backlog=reader.integer("KEVENTS_SUBSCRIBER_BACKLOG", 2_000, minimum=0),
             grace=reader.number("KEVENTS_GRACE", 25.0, minimum=0.0, maximum=3600.0),
-            tracing_config=tracing_config,
+            tracing_config=reader.tracing_config(),
             log_format=reader.choice("KEVENTS_LOG_FORMAT", "json", settings.LOG_FORMATS),
             log_level=reader.choice("KEVENTS_LOG_LEVEL", "INFO", settings.LOG_LEVELS, upper=True),
             report_status=reader.boolean("KEVENTS_REPORT_STATUS", True),
