@@ -136,7 +136,7 @@ def test_zipkin_has_one_trace_through_adapter_dispatcher_and_display(main_job: M
     def complete_trace() -> list[dict[str, Any]] | None:
         for trace in _get_json(f"{base}/traces?limit=200&lookback=3600000"):
             services = {s.get("localEndpoint", {}).get("serviceName") for s in trace}
-            if {"apiserver-source", "dispatcher", "event-display"} <= services:
+            if {"apiserver-source", "imc-dispatcher", "event-display"} <= services:
                 return list(trace)
         return None
 
