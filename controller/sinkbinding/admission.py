@@ -44,7 +44,7 @@ def mutate(
 ) -> list[dict[str, Any]] | None:
     """The JSON patch binding `obj` to every applicable binding, None when nothing changes."""
     spec = subjects.kind_of(group, kind)
-    if spec is None:
+    if spec is None or reconciler.excluded(obj):
         return None
     current = obj
     changed: dict[str, Any] | None = None

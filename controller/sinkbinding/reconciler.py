@@ -11,7 +11,8 @@ knative.dev/pkg `webhook/psbinding`).
    Do on each container and initContainer); a changed pod template rolls the pods. A named
    subject that does not exist is SinkBindingAvailable False `SubjectMissing` until it
    appears (the subject watches wake the binding up). Jobs and Pods are immutable and are
-   bound at admission only.
+   bound at admission only; an object labelled `bindings.knative.dev/exclude: "true"` is
+   never bound, by the webhook or here.
 5. On deletion: Undo on every subject still selected, then drop the finalizer.
 
 The reconciler does the binding on its own; the webhook only spares a second rollout for
@@ -51,6 +52,13 @@ CONDITION_SET = conditions.ConditionSet(
      TRUST_BUNDLE_PROPAGATED)
 )  # fmt: skip
 OIDC_DISABLED = "authentication-oidc feature disabled"
+EXCLUDE = "bindings.knative.dev/exclude"
+
+
+def excluded(obj: kubeapi.Json) -> bool:
+    """`bindings.knative.dev/exclude: "true"` on an object keeps every binding off it."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return bool(labels.get(EXCLUDE) == "true")
 
 
 def sink_of(binding: kubeapi.Json) -> injection.Sink | None:
@@ -161,7 +169,7 @@ class Reconciler:
         kind = subject.spec
         objects = await self._selected(subject)
         for obj in objects:
-            if not kind.mutable:
+            if not kind.mutable or excluded(obj):
                 continue
             lists = injection.desired(obj, kind.pod_spec, sink)
             if lists is None:

@@ -1,0 +1,164 @@
+"""The SinkBinding admission webhook over TLS, called by the real apiserver: binding at
+creation, certificates made, published and rotated, and both failure policies while the
+webhook is down (Fail: a clear admission error; Ignore: admitted, then bound by the
+reconciler)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import ssl
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from kubernetes_asyncio import client
+
+from controller import availability, kubeapi
+from controller.sinkbinding import reconciler, webhook
+from tests.cluster import Kube
+from tests.integration import controllers as c
+from tests.integration import sinkbindinghooks as hooks
+from tests.integration import test_controller_sinkbinding as base
+
+pytestmark = pytest.mark.cluster
+
+DEPLOYMENTS = availability.DEPLOYMENTS
+BINDINGS = reconciler.SINKBINDINGS
+PEM = serialization.Encoding.PEM
+crds = base.crds
+unfinalized = base.unfinalized
+binding, env_of, workload = base.binding, base.env_of, base.workload
+PODS = kubeapi.Resource("", "v1", "pods")
+SELECTED = {"selector": {"matchLabels": {"role": "heartbeat"}}}
+
+
+def body_of(manifest: str) -> dict[str, Any]:
+    return dict(yaml.safe_load(manifest))
+
+
+async def ca_bundle(api: kubeapi.KubeApi, name: str) -> list[x509.Certificate]:
+    config = await api.get(webhook.CONFIGURATIONS, None, name)
+    raw = base64.b64decode(config["webhooks"][0]["clientConfig"].get("caBundle") or "")
+    return x509.load_pem_x509_certificates(raw) if raw else []
+
+
+async def served_certificate(port: int, cadata: str) -> x509.Certificate:
+    context = ssl.create_default_context(cadata=cadata)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    writer.close()
+    await writer.wait_closed()
+    del reader
+    return x509.load_der_x509_certificate(der)
+
+
+async def test_new_deployment_is_bound_at_admission_and_bystanders_untouched(
+    kube: Kube, api_client: client.ApiClient, crds: None, unfinalized: str
+) -> None:
+    ns, api = unfinalized, kubeapi.KubeApi(api_client)
+    kube.apply(c.SINK_SERVICE, ns)
+    kube.apply(binding(SELECTED), ns)
+    name = hooks.unique_name()
+    async with (
+        c.running(api_client, ns, ["SinkBinding"]),
+        hooks.serving(api, ns, name) as hook,
+        hooks.registered(kube, ns, name, hook.port, "Fail"),
+    ):
+        await c.eventually(
+            lambda: api.get(BINDINGS, ns, "bind"),
+            lambda b: c.condition(b, "Ready").get("status") == "True",
+        )
+        cas = await c.eventually(lambda: ca_bundle(api, name), lambda cas: len(cas) == 1)
+        secret = await api.get(webhook.SECRETS, ns, webhook.SECRET)
+        assert sorted(secret["data"]) == ["ca-cert.pem", "server-cert.pem", "server-key.pem"]
+
+        # The create response already carries the env: the webhook bound it, not a patch.
+        created = await api.create(DEPLOYMENTS, ns, body_of(workload("hb", {"role": "heartbeat"})))
+        url = c.service_url("event-display", ns)
+        assert env_of(created) == {"KEEP": "me", "K_SINK": url, "K_CE_OVERRIDES": ""}
+        assert created["metadata"]["generation"] == 1
+
+        # Outside the subject, or opted out: admitted unchanged.
+        other = await api.create(DEPLOYMENTS, ns, body_of(workload("web", {"role": "web"})))
+        assert env_of(other) == {"KEEP": "me", "K_SINK": "http://stale.example"}
+        out = await api.create(DEPLOYMENTS, ns, body_of(
+            workload("opted-out", {"role": "heartbeat", "bindings.knative.dev/exclude": "true"})
+        ))  # fmt: skip
+        assert env_of(out)["K_SINK"] == "http://stale.example"
+        pod = await api.create(PODS, ns, {
+            "metadata": {"name": "loner", "labels": {"role": "heartbeat"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["true"]}],
+                     "restartPolicy": "Never"},
+        })  # fmt: skip
+        assert "env" not in pod["spec"]["containers"][0]  # a Pod is not a Deployment subject
+        server = await served_certificate(hook.port, cas[0].public_bytes(PEM).decode())
+        assert server.issuer == cas[0].subject
+    for name_ in ("web", "opted-out"):
+        dep = await api.get(DEPLOYMENTS, ns, name_)
+        assert env_of(dep)["K_SINK"] == "http://stale.example"
+
+
+async def test_certificate_rotates_before_expiry_without_breaking_admission(
+    kube: Kube, api_client: client.ApiClient, crds: None, unfinalized: str
+) -> None:
+    ns, api = unfinalized, kubeapi.KubeApi(api_client)
+    name = hooks.unique_name()
+    kube.apply(c.SINK_SERVICE, ns)
+    kube.apply(binding(SELECTED), ns)
+    valid, renew = datetime.timedelta(seconds=40), datetime.timedelta(seconds=36)
+    async with (
+        c.running(api_client, ns, ["SinkBinding"]),
+        hooks.serving(api, ns, name, valid=valid, renew_before=renew) as hook,
+        hooks.registered(kube, ns, name, hook.port, "Fail"),
+    ):
+        first = (await c.eventually(lambda: ca_bundle(api, name), lambda cas: len(cas) == 1))[0]
+        pem = first.public_bytes(PEM).decode()
+        before = await served_certificate(hook.port, pem)
+        cas = await c.eventually(lambda: ca_bundle(api, name), lambda cas: len(cas) == 2)
+        assert cas[1] == first  # the previous CA stays trusted while replicas catch up
+        after = await served_certificate(hook.port, cas[0].public_bytes(PEM).decode())
+        assert after.serial_number != before.serial_number
+        assert after.issuer == cas[0].subject
+        await c.eventually(
+            lambda: api.get(BINDINGS, ns, "bind"),
+            lambda b: c.condition(b, "Ready").get("status") == "True",
+        )
+        created = await api.create(DEPLOYMENTS, ns, body_of(workload("hb", {"role": "heartbeat"})))
+        assert env_of(created)["K_SINK"] == c.service_url("event-display", ns)
+
+
+async def test_fail_policy_rejects_subjects_clearly_while_the_webhook_is_down(
+    kube: Kube, api_client: client.ApiClient, crds: None, unfinalized: str
+) -> None:
+    ns, api = unfinalized, kubeapi.KubeApi(api_client)
+    async with hooks.registered(kube, ns, hooks.unique_name(), hooks.free_port(), "Fail"):
+        with pytest.raises(kubeapi.ApiError) as failure:
+            await api.create(DEPLOYMENTS, ns, body_of(workload("hb", {"role": "heartbeat"})))
+        # Objects that opted out are never sent to the webhook, so nothing blocks them.
+        await api.create(DEPLOYMENTS, ns, body_of(
+            workload("free", {"bindings.knative.dev/exclude": "true"})
+        ))  # fmt: skip
+    message = failure.value.message
+    assert failure.value.status == 500
+    assert 'failed calling webhook "sinkbindings.webhook.sources.knative.dev"' in message
+    assert "connection refused" in message
+
+
+async def test_ignore_policy_admits_while_down_and_the_reconciler_binds(
+    kube: Kube, api_client: client.ApiClient, crds: None, unfinalized: str
+) -> None:
+    ns, api = unfinalized, kubeapi.KubeApi(api_client)
+    kube.apply(c.SINK_SERVICE, ns)
+    kube.apply(binding(SELECTED), ns)
+    async with hooks.registered(kube, ns, hooks.unique_name(), hooks.free_port(), "Ignore"):
+        created = await api.create(DEPLOYMENTS, ns, body_of(workload("hb", {"role": "heartbeat"})))
+        assert env_of(created)["K_SINK"] == "http://stale.example"  # admitted, not bound
+        async with c.running(api_client, ns, ["SinkBinding"]):
+            await c.eventually(
+                lambda: api.get(DEPLOYMENTS, ns, "hb"),
+                lambda d: env_of(d).get("K_SINK") == c.service_url("event-display", ns),
+            )
