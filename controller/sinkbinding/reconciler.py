@@ -159,17 +159,24 @@ class Reconciler:
         except kubeapi.ApiError as exc:
             conds = conds.mark_false(AVAILABLE, "BindingFailed", exc.message or str(exc))
             raise reconciling.ReconcileError(f"{key}: {exc}", conds) from exc
+        if found is None:
+            return conds.mark_true(
+                AVAILABLE, "BoundAtAdmission",
+                f"{subject.kind}s are bound by the webhook when they are created",
+            )  # fmt: skip
         if subject.name and not found:
             return conds.mark_false(AVAILABLE, "SubjectMissing", f"{subject.describe()} not found")
         return conds.mark_true(AVAILABLE)
 
-    async def bind(self, subject: subjects.Subject, sink: injection.Sink | None) -> int:
-        """Inject `sink` (None: remove) into every mutable object the subject selects;
-        returns how many objects it selects."""
+    async def bind(self, subject: subjects.Subject, sink: injection.Sink | None) -> int | None:
+        """Inject `sink` (None: remove) into every object the subject selects; returns how
+        many it selects, None for Jobs and Pods (immutable: bound at admission only)."""
         kind = subject.spec
+        if not kind.mutable:
+            return None
         objects = await self._selected(subject)
         for obj in objects:
-            if not kind.mutable or excluded(obj):
+            if excluded(obj):
                 continue
             lists = injection.desired(obj, kind.pod_spec, sink)
             if lists is None:
