@@ -37,6 +37,8 @@ Modules
     discovery.py        kind -> plural via API discovery
     apiserversource/    adapter Deployment (pure), permission checks (SAR), reconciler, wiring
     pingsource/         schedule + data validation (pure), shared adapter Deployment, reconciler
+    githubsource/       per-source adapter Deployment + Service and hook payload (pure), GitHub
+                        hooks API client, Secret values, reconciler (finalizer), wiring
     inmemorychannel/    ExternalName channel Service + address (pure), reconciler, wiring
     channel/            default channelTemplate + backing channel (pure), reconciler, wiring
     subscription/       channel entry + readiness report (pure), reconciler (finalizer), wiring

@@ -286,3 +286,36 @@ async def test_hook_with_our_url_already_on_github_is_adopted(
             lambda: api.request("GET", SOURCES.path(ns)), lambda listed: listed["items"] == []
         )
     assert [call.method for call in github.calls][-1] == "DELETE"
+
+
+async def test_moving_to_another_repository_moves_the_hook(
+    kube: Kube, api_client: client.ApiClient, sources: str, github: FakeGitHub
+) -> None:
+    api, ns = kubeapi.KubeApi(api_client), sources
+    kube.apply(c.SINK_SERVICE + "---\n" + secret_yaml(accessToken=TOKEN, secretToken=HMAC), ns)
+    kube.apply(source_yaml(github.url, ["push"]), ns)
+    async with c.running(api_client, ns, ["GitHubSource"]):
+        source = await c.eventually(
+            lambda: api.get(SOURCES, ns, "gh"), lambda s: s.get("status", {}).get("webhookIDKey")
+        )
+        first = source["status"]["webhookIDKey"]
+        kube.kubectl("patch", "githubsource", "gh", "-n", ns, "--type=merge",
+                     "-p", '{"spec":{"ownerAndRepository":"octo-org"}}')  # fmt: skip
+        source = await c.eventually(
+            lambda: api.get(SOURCES, ns, "gh"),
+            lambda s: (
+                s["status"].get("webhookIDKey") not in (None, first)
+                and c.condition(s, "WebhookConfigured").get("status") == "True"
+            ),
+        )
+    second = source["status"]["webhookIDKey"]
+    assert [(call.method, call.path) for call in github.calls] == [
+        ("POST", COLLECTION),
+        ("DELETE", f"{COLLECTION}/{first}"),
+        ("POST", "/orgs/octo-org/hooks"),
+    ]
+    assert github.hooks[COLLECTION] == {}
+    assert list(github.hooks["/orgs/octo-org/hooks"]) == [int(second)]
+    assert source["status"]["ceAttributes"] == [
+        {"type": "dev.knative.source.github.push", "source": f"{github.url}/octo-org"}
+    ]
