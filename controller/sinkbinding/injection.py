@@ -37,13 +37,14 @@ class Sink:
 
 
 def ce_overrides_json(overrides: Mapping[str, Any] | None) -> str:
-    """Go's json.Marshal of duckv1.CloudEventOverrides: `{"extensions":{...}}`, no spaces."""
+    """Go's json.Marshal of duckv1.CloudEventOverrides: `{"extensions":{...}}`, keys sorted,
+    no spaces; `{}` for overrides without extensions."""
     if overrides is None:
         return ""
     out: dict[str, Any] = {}
     if overrides.get("extensions"):
         out["extensions"] = dict(overrides["extensions"])
-    return json.dumps(out, separators=(",", ":"))
+    return json.dumps(out, separators=(",", ":"), sort_keys=True)
 
 
 def env_of(sink: Sink) -> list[dict[str, str]]:

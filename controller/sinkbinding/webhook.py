@@ -97,11 +97,23 @@ class Webhook:
     def port(self) -> int:
         return self.server.port
 
-    async def wait_started(self) -> None:
+    async def wait_serving(self) -> None:
+        """Until the HTTPS server listens (deliberately not the runner's `wait_started`: a
+        webhook without a certificate yet must not hold back the reconcilers)."""
         await self.server.wait_started()
 
     async def run(self) -> None:
-        await self.refresh()
+        while True:
+            try:
+                await self.refresh()
+                break
+            except kubeapi.ApiError as exc:
+                logger.warning(
+                    "No webhook certificate yet (%s); retrying in %.0f s. Until then the "
+                    "apiserver applies the webhook's failurePolicy.", exc,
+                    self.options.check_interval,
+                )  # fmt: skip
+                await asyncio.sleep(self.options.check_interval)
         async with asyncio.TaskGroup() as group:
             group.create_task(self.server.run(), name="webhook server")
             while True:

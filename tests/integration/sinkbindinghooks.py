@@ -93,7 +93,7 @@ async def serving(
     hook = webhook.Webhook(api, options)
     task = asyncio.create_task(hook.run())
     try:
-        await asyncio.wait_for(hook.wait_started(), 30)
+        await asyncio.wait_for(hook.wait_serving(), 30)
         yield hook
     finally:
         task.cancel()
