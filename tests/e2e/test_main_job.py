@@ -91,7 +91,8 @@ def _not_ready(kube: cluster.Kube) -> list[str]:
     # pods of a finished rollout may still be terminating: they are not the installed ones
     pods = [p for p in listed if not p["metadata"].get("deletionTimestamp")]
     names = {p["metadata"]["labels"].get("app.kubernetes.io/name") for p in pods}
-    missing += [f"no {n} pod" for n in ("kevents-controller", "kevents-dispatcher") if n not in names]
+    wanted = ("kevents-controller", "kevents-dispatcher")
+    missing += [f"no {n} pod" for n in wanted if n not in names]
     for pod in pods:
         conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
         if conditions.get("Ready") != "True":
