@@ -66,11 +66,12 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def registered(
-    kube: Kube, namespace: str, name: str, port: int, policy: str
-) -> AsyncIterator[str]:
-    """The namespace opted in and configuration `name` pointing at `port`."""
+    kube: Kube, namespace: str, name: str, port: int, policy: str,
+    body: dict[str, Any] | None = None,
+) -> AsyncIterator[str]:  # fmt: skip
+    """The namespace opted in and configuration `name` pointing at `port` (or `body`)."""
     kube.kubectl("label", "namespace", namespace, "bindings.knative.dev/include=true")
-    kube.apply(yaml.safe_dump(configuration(name, namespace, port, policy)))
+    kube.apply(yaml.safe_dump(body or configuration(name, namespace, port, policy)))
     try:
         yield name
     finally:
@@ -83,11 +84,12 @@ async def serving(
     valid: datetime.timedelta = datetime.timedelta(days=7),
     renew_before: datetime.timedelta = datetime.timedelta(days=2),
     port: int = 0,
+    host: str = "127.0.0.1",
 ) -> AsyncIterator[webhook.Webhook]:  # fmt: skip
-    """The webhook component on 127.0.0.1, its Secret in `namespace`, checking often."""
+    """The webhook component on `host`, its Secret in `namespace`, checking often."""
     options = webhook.Options(
-        namespace, host="127.0.0.1", port=port, configuration=configuration_name,
-        extra_hosts=("127.0.0.1",), valid=valid, renew_before=renew_before,
+        namespace, host=host, port=port, configuration=configuration_name,
+        extra_hosts=(host,), valid=valid, renew_before=renew_before,
         check_interval=0.5,
     )  # fmt: skip
     hook = webhook.Webhook(api, options)

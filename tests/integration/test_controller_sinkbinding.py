@@ -144,7 +144,8 @@ async def test_label_selected_deployments_are_bound_rebound_and_unbound(
             dep3 = await api.get(DEPLOYMENTS, ns, name)
             assert env_of(dep3) == {"KEEP": "me"}
     after = await api.get(DEPLOYMENTS, ns, "bystander")
-    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert after["metadata"]["generation"] == before["metadata"]["generation"] == 1
+    assert after["spec"] == before["spec"]
     assert env_of(after)["K_SINK"] == "http://stale.example"
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import ipaddress
 import ssl
 from typing import Any
 
@@ -162,3 +163,67 @@ async def test_ignore_policy_admits_while_down_and_the_reconciler_binds(
                 lambda: api.get(DEPLOYMENTS, ns, "hb"),
                 lambda d: env_of(d).get("K_SINK") == c.service_url("event-display", ns),
             )
+
+
+async def bridge_address(api: kubeapi.KubeApi) -> str:
+    """The node's pod-network bridge address (first address of its pod CIDR): where a host
+    process is reachable from the pod network, and so through a Service."""
+    nodes = await api.request("GET", "/api/v1/nodes")
+    cidr = ipaddress.ip_network(nodes["items"][0]["spec"]["podCIDR"])
+    return str(cidr.network_address + 1)
+
+
+async def test_service_client_config_reaches_the_webhook_through_its_service(
+    kube: Kube, api_client: client.ApiClient, crds: None, unfinalized: str
+) -> None:
+    """As the manifest ships it: `clientConfig.service` -> Service -> the webhook's port, with
+    the certificate naming `<service>.<namespace>.svc`. The in-process webhook listens on the
+    bridge address and a selector-less Service's EndpointSlice points there."""
+    ns, api = unfinalized, kubeapi.KubeApi(api_client)
+    kube.apply(c.SINK_SERVICE, ns)
+    kube.apply(binding(SELECTED), ns)
+    host, name = await bridge_address(api), hooks.unique_name()
+    config = hooks.configuration(name, ns, 0, "Fail")
+    async with (
+        c.running(api_client, ns, ["SinkBinding"]),
+        hooks.serving(api, ns, name, host=host) as hook,
+    ):
+        kube.apply(f"""
+apiVersion: v1
+kind: Service
+metadata: {{name: {webhook.SERVICE}}}
+spec:
+  ports: [{{name: https-webhook, port: 443, targetPort: {hook.port}}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {webhook.SERVICE}-host
+  labels: {{kubernetes.io/service-name: {webhook.SERVICE}}}
+addressType: IPv4
+ports: [{{name: https-webhook, port: {hook.port}, protocol: TCP}}]
+endpoints: [{{addresses: ["{host}"], conditions: {{ready: true}}}}]
+""", ns)  # fmt: skip
+        config["webhooks"][0]["clientConfig"] = {
+            "service": {"name": webhook.SERVICE, "namespace": ns, "path": "/sinkbindings"}
+        }
+        async with hooks.registered(kube, ns, name, 0, "Fail", body=config):
+            await c.eventually(lambda: ca_bundle(api, name), lambda cas: len(cas) == 1)
+            await c.eventually(
+                lambda: api.get(BINDINGS, ns, "bind"),
+                lambda b: c.condition(b, "Ready").get("status") == "True",
+            )
+            created = await c.eventually(
+                lambda: create_once(api, ns), lambda d: d is not None, within=30
+            )
+    assert env_of(created)["K_SINK"] == c.service_url("event-display", ns)
+
+
+async def create_once(api: kubeapi.KubeApi, ns: str) -> dict[str, Any] | None:
+    """Create the subject; None while the apiserver cannot reach the webhook yet (Fail)."""
+    try:
+        return await api.create(DEPLOYMENTS, ns, body_of(workload("hb", {"role": "heartbeat"})))
+    except kubeapi.ApiError as exc:
+        if "failed calling webhook" in exc.message:
+            return None
+        raise
