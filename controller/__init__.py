@@ -42,6 +42,10 @@ Modules
     inmemorychannel/    ExternalName channel Service + address (pure), reconciler, wiring
     channel/            default channelTemplate + backing channel (pure), reconciler, wiring
     subscription/       channel entry + readiness report (pure), reconciler (finalizer), wiring
+    sinkbinding/        subjects + env injection (pure), reconciler (finalizer, patches subjects),
+                        TLS admission webhook with its rotated certificates (`webhook.py` says
+                        why it only sees opted-in objects and fails open)
+    containersource/    SinkBinding + Deployment (pure), reconciler, wiring
     configstore.py      config-logging / -observability / -tracing for the adapters' env
     settings.py         ControllerSettings from the environment
     metrics.py          controller metrics on a registry passed in
