@@ -7,6 +7,8 @@ The webhook is registered with a `url:` on 127.0.0.1 (the apiserver runs on the 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,8 +17,9 @@ import aiohttp
 import pytest
 import yaml
 from kubernetes_asyncio import client
+from prometheus_client import CollectorRegistry
 
-from controller import availability, kubeapi
+from controller import availability, context, kubeapi, manager, metrics
 from controller.containersource import reconciler as containersource
 from controller.sinkbinding import reconciler, webhook
 from tests.cluster import REPO, Kube
@@ -130,13 +133,13 @@ async def events_at(api: kubeapi.KubeApi, ns: str, app: str) -> list[dict[str, A
     listed = await api.request("GET", PODS.path(ns), query=[("labelSelector", f"app={app}")])
     ips = [p["status"].get("podIP") for p in listed["items"] if p["status"].get("podIP")]
     out: list[dict[str, Any]] = []
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as session:
         for ip in ips:
             try:
                 async with session.get(f"http://{ip}:8080/events") as response:
                     out.extend(await response.json())
-            except aiohttp.ClientError:
-                continue
+            except (aiohttp.ClientError, TimeoutError):
+                continue  # not listening yet: the caller polls again
     return out
 
 
@@ -247,3 +250,81 @@ async def test_container_source_with_the_heartbeat_image_is_ready_and_its_events
     assert all(e["attributes"]["source"].startswith(
         f"https://knative.dev/eventing-contrib/cmd/heartbeats/#{ns}/heartbeat-source-deployment")
         for e in events)  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def with_installed_dispatcher(api_client: client.ApiClient, ns: str) -> AsyncIterator[None]:
+    """ContainerSource, SinkBinding, InMemoryChannel and Subscription reconcilers for `ns`,
+    using the installed dispatcher in kevents-system (the test session pauses only the
+    installed controller and ping adapter)."""
+    options = context.Options(
+        system_namespace="kevents-system", apiserver_adapter_image="unused",
+        ping_adapter_image="unused", workers=2, namespace=ns,
+    )  # fmt: skip
+    mgr = manager.Manager(
+        kubeapi.KubeApi(api_client), metrics.ControllerMetrics(CollectorRegistry()), options,
+        kinds=["SinkBinding", "ContainerSource", "InMemoryChannel", "Subscription"],
+    )  # fmt: skip
+    task = asyncio.create_task(mgr.run())
+    try:
+        await asyncio.wait_for(mgr.wait_started(), 30)
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_container_source_events_reach_an_in_memory_channel_subscriber(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    ns, api = namespace, kubeapi.KubeApi(api_client)
+    dispatcher = await api.get_or_none(DEPLOYMENTS, "kevents-system", "kevents-dispatcher")
+    if dispatcher is None or not availability.is_available(dispatcher):
+        pytest.fail("the installed InMemoryChannel dispatcher (kevents-system) is not available")
+    kube.apply(display("event-display"), ns)
+    kube.apply(f"""
+apiVersion: messaging.knative.dev/v1
+kind: InMemoryChannel
+metadata: {{name: beats}}
+---
+apiVersion: messaging.knative.dev/v1
+kind: Subscription
+metadata: {{name: beats-to-display}}
+spec:
+  channel: {{apiVersion: messaging.knative.dev/v1, kind: InMemoryChannel, name: beats}}
+  subscriber: {{ref: {{apiVersion: v1, kind: Service, name: event-display}}}}
+---
+{yaml.safe_dump({
+    "apiVersion": "sources.knative.dev/v1", "kind": "ContainerSource",
+    "metadata": {"name": "heartbeat-source"},
+    "spec": {
+        "sink": {"ref": {"apiVersion": "messaging.knative.dev/v1", "kind": "InMemoryChannel",
+                         "name": "beats"}},
+        "template": {"spec": {"containers": [{
+            "name": "heartbeats", "image": "kevents/heartbeat",
+            "args": ["--period=1"], "env": HEARTBEAT_ENV}]}},
+    },
+})}""", ns)  # fmt: skip
+    try:
+        async with with_installed_dispatcher(api_client, ns):
+            source = await c.eventually(
+                lambda: api.get(containersource.CONTAINERSOURCES, ns, "heartbeat-source"),
+                lambda s: c.condition(s, "Ready").get("status") == "True", within=60,
+            )  # fmt: skip
+            assert source["status"]["sinkUri"] == (
+                f"http://beats-kn-channel.{ns}.svc.cluster.local"
+            )
+            await c.eventually(
+                lambda: events_at(api, ns, "event-display"),
+                lambda evs: in_order(heartbeat_ids(evs, "heartbeat-source-deployment"), 3),
+                within=90,
+            )  # fmt: skip
+    finally:
+        for name in ("heartbeat-source-sinkbinding",):
+            with contextlib.suppress(kubeapi.NotFound):
+                await api.merge_patch(BINDINGS, ns, name, {"metadata": {"finalizers": None}})
+        with contextlib.suppress(kubeapi.NotFound):
+            await api.merge_patch(
+                kubeapi.Resource("messaging.knative.dev", "v1", "subscriptions"), ns,
+                "beats-to-display", {"metadata": {"finalizers": None}},
+            )  # fmt: skip
