@@ -7,7 +7,9 @@ Modules (import the module, not its names):
 - `retries`: frozen `RetryPolicy` (Knative DeliverySpec, backoff, Retry-After), ISO-8601 durations.
 - `cloudevent`: build / encode (binary, structured) / decode CloudEvents, K_CE_OVERRIDES.
 - `delivery`: frozen `DeliveryResult` and dead-letter extensions.
-- `sender`: `Sender` (pooled aiohttp client with retries, tracing, metrics), `Clock`, `EventSender`.
+- `sender`: `Sender` (retries, tracing, metrics over `transport`), `Clock`, `EventSender`.
+- `transport`: one HTTP attempt: the lean `connections` pool for http, aiohttp for https.
+- `connections`: `Pool` of keep-alive HTTP/1.1 connections with a lean response parser.
 - `sendqueue`: `SendQueue`, a bounded queue with workers, backpressure and drain.
 - `metrics`: `SenderMetrics` on a registry passed in, `/metrics` app.
 - `probes`: `Readiness` and the `/health` + `/readiness` app.

@@ -1,7 +1,8 @@
 """Sending CloudEvents over HTTP with retries: the `Sender`.
 
-One `aiohttp.ClientSession` per process (pooled keep-alive connections, a per-host limit),
-binary mode by default, trace context (W3C + B3) injected on every attempt, each attempt a
+Pooled keep-alive connections with a per-host limit: `kevents.connections` for plain http
+(the lean path), one `aiohttp.ClientSession` per process for https (`kevents.transport`).
+Binary mode by default, trace context (W3C + B3) injected on every attempt, each attempt a
 CLIENT span. `send()` never raises for HTTP or network failures: it returns a
 `delivery.DeliveryResult`. Time comes from an injected `Clock` so tests assert exact waits.
 """
@@ -10,27 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
 import logging
 import random
-import ssl
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import urlsplit
 
-import aiohttp
 from opentelemetry import trace
 
-from kevents import cloudevent, delivery, errors, metrics, retries, settings, tracing
+from kevents import (
+    cloudevent,
+    delivery,
+    metrics,
+    retries,
+    settings,
+    tracing,
+    transport,
+)
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BODY_LIMIT = 1024 * 1024
 """Bytes of a response body kept in the result: room for a reply event, bounded memory."""
-LARGE_BODY = 1024 * 1024
-"""Bytes from which a request body is streamed instead of handed to aiohttp whole."""
 DEFAULT_LIMIT_PER_HOST = 64
 """Concurrent connections per sink host: enough for throughput, bounded so a slow sink
 cannot exhaust file descriptors (knative/eventing#2238)."""
@@ -69,32 +73,12 @@ class EventSender(Protocol):
     ) -> delivery.DeliveryResult: ...
 
 
-def make_ssl_context(ca_certs: str | None) -> ssl.SSLContext:
-    """System trust plus the PEM bundle `ca_certs` (K_CA_CERTS)."""
-    context = ssl.create_default_context()
-    if ca_certs:
-        try:
-            context.load_verify_locations(cadata=ca_certs)
-        except (ssl.SSLError, ValueError) as exc:
-            raise errors.ConfigError([f"K_CA_CERTS: not a valid PEM CA bundle ({exc})"]) from exc
-    return context
-
-
 def safe_url(url: str) -> str:
     """`url` without credentials or query string, fit for logs."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
-@dataclasses.dataclass(slots=True)
-class _Attempt:
-    status: int | None = None
-    error: str | None = None
-    body: bytes = b""
-    truncated: bool = False
-    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 class Sender:
@@ -122,10 +106,9 @@ class Sender:
         self._metrics = sender_metrics
         provider = tracer_provider if tracer_provider is not None else trace.NoOpTracerProvider()
         self._tracer = provider.get_tracer("kevents.sender")
-        self._ssl = make_ssl_context(ca_certs)
-        self._limit_per_host = limit_per_host
-        self._body_limit = body_limit
-        self._session: aiohttp.ClientSession | None = None
+        self._transport = transport.Transport(
+            ca_certs=ca_certs, limit_per_host=limit_per_host, body_limit=body_limit
+        )
         self._started = asyncio.Event()
 
     @classmethod
@@ -143,25 +126,15 @@ class Sender:
             **kwargs,  # type: ignore[arg-type]
         )
 
-    def _open(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=0, limit_per_host=self._limit_per_host, ssl=self._ssl
-            )
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
-        return self._session
-
     @property
     def is_open(self) -> bool:
-        return self._session is not None and not self._session.closed
+        return self._transport.is_open
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._transport.close()
 
     async def __aenter__(self) -> Sender:
-        self._open()
+        self._transport.open()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -172,7 +145,7 @@ class Sender:
 
     async def run(self) -> None:
         """Runner component: keep the session open until cancelled, then close it."""
-        self._open()
+        self._transport.open()
         self._started.set()
         try:
             await asyncio.Event().wait()
@@ -193,11 +166,10 @@ class Sender:
         event = cloudevent.apply_overrides(event, self._overrides)
         message = cloudevent.encode(event, encoding if encoding is not None else self.encoding)
         request_headers = {**self._headers, **(headers or {}), **message.headers}
-        session = self._open()
         scheme = url.partition(":")[0]
         clock = self._clock
         start = clock.monotonic()
-        attempt = _Attempt()
+        attempt = transport.Attempt()
         number = 0
         for number in range(1, policy.attempts + 1):
             if number > 1:
@@ -213,7 +185,7 @@ class Sender:
                 if wait > 0:
                     await clock.sleep(wait)
             attempt = await self._attempt(
-                session, event, url, message.body, request_headers, policy.timeout, number
+                event, url, message.body, request_headers, policy.timeout, number
             )
             if attempt.status is not None and 200 <= attempt.status < 300:
                 break
@@ -242,15 +214,13 @@ class Sender:
 
     async def _attempt(
         self,
-        session: aiohttp.ClientSession,
         event: cloudevent.CloudEvent,
         url: str,
         body: bytes,
         base_headers: Mapping[str, str],
         attempt_timeout: float | None,
         number: int,
-    ) -> _Attempt:
-        outcome = _Attempt()
+    ) -> transport.Attempt:
         attributes: dict[str, str | int] = {
             "http.request.method": "POST",
             "url.full": safe_url(url),
@@ -265,39 +235,9 @@ class Sender:
         ) as span:
             headers = dict(base_headers)
             tracing.inject(headers)
-            skip = () if "content-type" in headers else ("Content-Type",)
-            try:
-                async with session.post(
-                    url,
-                    # aiohttp warns about (and copies) large bytes bodies; a fresh stream per
-                    # attempt sends the same bytes without either.
-                    data=io.BytesIO(body) if len(body) > LARGE_BODY else body,
-                    headers=headers,
-                    skip_auto_headers=skip,
-                    timeout=aiohttp.ClientTimeout(total=attempt_timeout),
-                ) as response:
-                    outcome.status = response.status
-                    outcome.headers = response.headers
-                    outcome.body, outcome.truncated = await self._read_body(response)
-            except TimeoutError:
-                outcome.error = f"no response within {attempt_timeout} s"
-            except aiohttp.ClientError as exc:
-                outcome.error = f"{type(exc).__name__}: {exc}"
+            outcome = await self._transport.post(url, body, headers, attempt_timeout)
             if outcome.status is not None:
                 span.set_attribute("http.response.status_code", outcome.status)
-                if outcome.error is None and not 200 <= outcome.status < 300:
-                    outcome.error = f"status {outcome.status}"
             if outcome.status is None or not 200 <= outcome.status < 300:
                 span.set_status(trace.StatusCode.ERROR, outcome.error)
         return outcome
-
-    async def _read_body(self, response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
-        chunks: list[bytes] = []
-        size = 0
-        while size < self._body_limit:
-            chunk = await response.content.read(self._body_limit - size)
-            if not chunk:
-                return b"".join(chunks), False
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks), not response.content.at_eof()

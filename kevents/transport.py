@@ -1,0 +1,115 @@
+"""One HTTP attempt of the sender: a POST and its answer, over pooled keep-alive connections.
+
+Plain `http://` sinks go over `kevents.connections` (the lean pool); https (TLS with the
+system trust plus K_CA_CERTS) and URLs with credentials over one `aiohttp.ClientSession`.
+`post()` never raises for HTTP or network failures: the `Attempt` carries the status or the
+error in words. Timeouts are per attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import ssl
+from collections.abc import Mapping
+
+import aiohttp
+
+from kevents import connections, errors
+
+LARGE_BODY = 1024 * 1024
+"""Bytes from which a request body is streamed instead of handed to aiohttp whole."""
+
+
+def make_ssl_context(ca_certs: str | None) -> ssl.SSLContext:
+    """System trust plus the PEM bundle `ca_certs` (K_CA_CERTS)."""
+    context = ssl.create_default_context()
+    if ca_certs:
+        try:
+            context.load_verify_locations(cadata=ca_certs)
+        except (ssl.SSLError, ValueError) as exc:
+            raise errors.ConfigError([f"K_CA_CERTS: not a valid PEM CA bundle ({exc})"]) from exc
+    return context
+
+
+@dataclasses.dataclass(slots=True)
+class Attempt:
+    status: int | None = None
+    error: str | None = None
+    body: bytes = b""
+    truncated: bool = False
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+class Transport:
+    def __init__(self, *, ca_certs: str | None, limit_per_host: int, body_limit: int) -> None:
+        self._ssl = make_ssl_context(ca_certs)
+        self._limit_per_host = limit_per_host
+        self._body_limit = body_limit
+        self._session: aiohttp.ClientSession | None = None
+        self._pool = connections.Pool(limit_per_host=limit_per_host, body_limit=body_limit)
+
+    def open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=0, limit_per_host=self._limit_per_host, ssl=self._ssl
+            )
+            self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
+        return self._session
+
+    @property
+    def is_open(self) -> bool:
+        return self._session is not None and not self._session.closed
+
+    async def close(self) -> None:
+        self._pool.close()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def post(
+        self, url: str, body: bytes, headers: dict[str, str], attempt_timeout: float | None
+    ) -> Attempt:
+        """One attempt over the lean pool (plain http) or aiohttp (https, credentials)."""
+        outcome = Attempt()
+        where = connections.endpoint(url)
+        try:
+            if where is not None:
+                async with asyncio.timeout(attempt_timeout):
+                    answer = await self._pool.post(where, headers, body)
+                outcome.status = answer.status
+                outcome.headers = answer.headers
+                outcome.body, outcome.truncated = answer.body, answer.truncated
+            else:
+                skip = () if "content-type" in headers else ("Content-Type",)
+                async with self.open().post(
+                    url,
+                    # aiohttp warns about (and copies) large bytes bodies; a fresh stream per
+                    # attempt sends the same bytes without either.
+                    data=io.BytesIO(body) if len(body) > LARGE_BODY else body,
+                    headers=headers,
+                    skip_auto_headers=skip,
+                    timeout=aiohttp.ClientTimeout(total=attempt_timeout),
+                ) as response:
+                    outcome.status = response.status
+                    outcome.headers = response.headers
+                    outcome.body, outcome.truncated = await self._read_body(response)
+        except TimeoutError:
+            outcome.error = f"no response within {attempt_timeout} s"
+        except (aiohttp.ClientError, connections.ClientError) as exc:
+            outcome.error = f"{type(exc).__name__}: {exc}"
+        if outcome.error is None and outcome.status is not None and not 200 <= outcome.status < 300:
+            outcome.error = f"status {outcome.status}"
+        return outcome
+
+    async def _read_body(self, response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
+        chunks: list[bytes] = []
+        size = 0
+        while size < self._body_limit:
+            chunk = await response.content.read(self._body_limit - size)
+            if not chunk:
+                return b"".join(chunks), False
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks), not response.content.at_eof()
