@@ -87,6 +87,7 @@ class Webhook:
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2
         self.bundle: certificates.Bundle | None = None
+        self._missing_reported = False
         self.server = webserver.WebServer(
             admission.make_app(api), host=options.host, port=options.port, name="webhook",
             ssl_context=self.context,
@@ -178,8 +179,13 @@ class Webhook:
         name = self.options.configuration
         config = await self.api.get_or_none(CONFIGURATIONS, None, name)
         if config is None:
-            logger.warning("MutatingWebhookConfiguration %s not found; caBundle not set.", name)
+            logger.log(
+                logging.DEBUG if self._missing_reported else logging.WARNING,
+                "MutatingWebhookConfiguration %s not found; caBundle not set.", name,
+            )  # fmt: skip
+            self._missing_reported = True
             return
+        self._missing_reported = False
         webhooks = list(config.get("webhooks") or [])
         changed = False
         for hook in webhooks:
