@@ -81,7 +81,8 @@ async def main() -> int:
                                 port=cfg.metrics_port, name="metrics"),
             webserver.WebServer(probes.make_app(readiness), host="0.0.0.0",
                                 port=cfg.probes_port, name="probes"),
-            webhook.Webhook(api, webhook.Options(cfg.system_namespace, port=cfg.webhook_port)),
+            webhook.Webhook(api, webhook.Options(cfg.system_namespace, port=cfg.webhook_port,
+                                                 configuration=cfg.webhook_configuration)),
             elector,
             Leading(elector, controller, observed),
         ]  # fmt: skip

@@ -41,6 +41,9 @@ class ControllerSettings:
     webhook_port: int
     """WEBHOOK_PORT (8443): the SinkBinding admission webhook (HTTPS), the target of the
     `kevents-webhook` Service."""
+    webhook_configuration: str
+    """WEBHOOK_CONFIGURATION: the MutatingWebhookConfiguration whose caBundle the controller
+    keeps (default `sinkbindings.webhook.sources.knative.dev`, Knative's name)."""
     log_level: str
     log_format: str
 
@@ -63,6 +66,9 @@ class ControllerSettings:
             metrics_port=env.integer("METRICS_PORT", 9090, minimum=0, maximum=65535),
             probes_port=env.integer("PROBES_PORT", 8080, minimum=0, maximum=65535),
             webhook_port=env.integer("WEBHOOK_PORT", 8443, minimum=0, maximum=65535),
+            webhook_configuration=env.string(
+                "WEBHOOK_CONFIGURATION", "sinkbindings.webhook.sources.knative.dev"
+            ),
             log_level=env.choice("LOG_LEVEL", "INFO", settings.LOG_LEVELS, upper=True),
             log_format=env.choice("LOG_FORMAT", "json", settings.LOG_FORMATS),
         )

@@ -43,6 +43,8 @@ async def test_controller_process_leads_serves_metrics_and_releases_lease(
         "POD_NAME": "controller-under-test",
         "METRICS_PORT": str(metrics_port),
         "PROBES_PORT": str(probes_port),
+        "WEBHOOK_PORT": "0",  # the SinkBinding webhook: any free port, ...
+        "WEBHOOK_CONFIGURATION": f"none-{namespace}",  # ... never the installed caBundle
         "LOG_FORMAT": "text",
     }
     env.pop("KUBERNETES_SERVICE_HOST", None)
