@@ -26,14 +26,14 @@ from opentelemetry import context as otel_context
 
 from dispatcher import channels, headers, lane
 from dispatcher import metrics as dispatcher_metrics
-from kevents import cloudevent, delivery, errors, sender
+from kevents import cloudevent, delivery, errors, rawevent, sender
 
 logger = logging.getLogger(__name__)
 
 
 class Courier:
     def __init__(
-        self, event_sender: sender.EventSender, metrics: dispatcher_metrics.DispatcherMetrics
+        self, event_sender: sender.EventForwarder, metrics: dispatcher_metrics.DispatcherMetrics
     ) -> None:
         self._sender = event_sender
         self._metrics = metrics
@@ -74,7 +74,10 @@ class Courier:
             otel_context.detach(token)
 
     async def _reply(
-        self, target: channels.Target, envelope: lane.Envelope, reply: cloudevent.CloudEvent
+        self,
+        target: channels.Target,
+        envelope: lane.Envelope,
+        reply: cloudevent.CloudEvent | rawevent.RawEvent,
     ) -> None:
         result = await self._sender.send(
             reply,
@@ -107,8 +110,9 @@ class Courier:
             )  # fmt: skip
             self._metrics.lost.labels(reason).inc()
             return
+        original = event.event() if isinstance(event, rawevent.RawEvent) else event
         dead = cloudevent.apply_overrides(
-            event, delivery.dead_letter_extensions(result, destination)
+            original, delivery.dead_letter_extensions(result, destination)
         )
         outcome = await self._sender.send(
             dead,

@@ -22,7 +22,7 @@ from opentelemetry import context as otel_context
 
 from dispatcher import channels, dispatch, lane
 from dispatcher import metrics as dispatcher_metrics
-from kevents import cloudevent, errors
+from kevents import cloudevent, errors, rawevent
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class Fanout:
     def submit(
         self,
         route: Route,
-        event: cloudevent.CloudEvent,
+        event: cloudevent.CloudEvent | rawevent.RawEvent,
         headers: dict[str, str],
         context: otel_context.Context,
         size: int,

@@ -20,7 +20,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 
 from dispatcher import channels
-from kevents import cloudevent
+from kevents import cloudevent, rawevent
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 class Envelope:
     """An accepted event on its way to the lanes of its channel (shared by them)."""
 
-    event: cloudevent.CloudEvent
+    event: cloudevent.CloudEvent | rawevent.RawEvent
+    """As received (forwarded as-is), or built (tests, replies)."""
     headers: dict[str, str]
     """Pass-through headers plus `Prefer: reply`, sent to every subscriber."""
     context: otel_context.Context

@@ -6,6 +6,7 @@ Modules (import the module, not its names):
 - `settings`: `EnvReader` field parsers and the frozen `AdapterSettings` (Knative env contract).
 - `retries`: frozen `RetryPolicy` (Knative DeliverySpec, backoff, Retry-After), ISO-8601 durations.
 - `cloudevent`: build / encode (binary, structured) / decode CloudEvents, K_CE_OVERRIDES.
+- `rawevent`: `RawEvent`, a received CloudEvent validated and kept as its bytes (forwarders).
 - `delivery`: frozen `DeliveryResult` and dead-letter extensions.
 - `sender`: `Sender` (retries, tracing, metrics over `transport`), `Clock`, `EventSender`.
 - `transport`: one HTTP attempt: the lean `connections` pool for http, aiohttp for https.

@@ -2,9 +2,10 @@
 
 Pooled keep-alive connections with a per-host limit: `kevents.connections` for plain http
 (the lean path), one `aiohttp.ClientSession` per process for https (`kevents.transport`).
-Binary mode by default, trace context (W3C + B3) injected on every attempt, each attempt a
-CLIENT span. `send()` never raises for HTTP or network failures: it returns a
-`delivery.DeliveryResult`. Time comes from an injected `Clock` so tests assert exact waits.
+Binary mode by default; a received `rawevent.RawEvent` is sent as the bytes it arrived in.
+Trace context (W3C + B3) injected on every attempt, each attempt a CLIENT span. `send()`
+never raises for HTTP or network failures: it returns a `delivery.DeliveryResult`. Time comes
+from an injected `Clock` so tests assert exact waits.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from kevents import (
     cloudevent,
     delivery,
     metrics,
+    rawevent,
     retries,
     settings,
     tracing,
@@ -65,6 +67,20 @@ class EventSender(Protocol):
     async def send(
         self,
         event: cloudevent.CloudEvent,
+        url: str,
+        *,
+        policy: retries.RetryPolicy | None = None,
+        headers: Mapping[str, str] | None = None,
+        encoding: cloudevent.Encoding | None = None,
+    ) -> delivery.DeliveryResult: ...
+
+
+class EventForwarder(Protocol):
+    """The seam of forwarders (the channel dispatcher): also sends received events as-is."""
+
+    async def send(
+        self,
+        event: cloudevent.CloudEvent | rawevent.RawEvent,
         url: str,
         *,
         policy: retries.RetryPolicy | None = None,
@@ -152,9 +168,21 @@ class Sender:
         finally:
             await asyncio.shield(self.close())
 
+    def _message(
+        self, event: cloudevent.CloudEvent | rawevent.RawEvent, encoding: cloudevent.Encoding
+    ) -> tuple[Mapping[str, str], bytes]:
+        """Headers and body of `event` in `encoding`: a received event's own bytes if it can."""
+        if isinstance(event, rawevent.RawEvent):
+            received = None if self._overrides else event.message(encoding)
+            if received is not None:
+                return received
+            event = event.event()
+        message = cloudevent.encode(cloudevent.apply_overrides(event, self._overrides), encoding)
+        return message.headers, message.body
+
     async def send(
         self,
-        event: cloudevent.CloudEvent,
+        event: cloudevent.CloudEvent | rawevent.RawEvent,
         url: str,
         *,
         policy: retries.RetryPolicy | None = None,
@@ -163,9 +191,10 @@ class Sender:
     ) -> delivery.DeliveryResult:
         """Deliver `event` to `url` with retries; the result tells what happened."""
         policy = policy if policy is not None else self.policy
-        event = cloudevent.apply_overrides(event, self._overrides)
-        message = cloudevent.encode(event, encoding if encoding is not None else self.encoding)
-        request_headers = {**self._headers, **(headers or {}), **message.headers}
+        message_headers, body = self._message(
+            event, encoding if encoding is not None else self.encoding
+        )
+        request_headers = {**self._headers, **(headers or {}), **message_headers}
         scheme = url.partition(":")[0]
         clock = self._clock
         start = clock.monotonic()
@@ -184,9 +213,7 @@ class Sender:
                     self._metrics.observe_retry(attempt.status, scheme=scheme)
                 if wait > 0:
                     await clock.sleep(wait)
-            attempt = await self._attempt(
-                event, url, message.body, request_headers, policy.timeout, number
-            )
+            attempt = await self._attempt(event, url, body, request_headers, policy.timeout, number)
             if attempt.status is not None and 200 <= attempt.status < 300:
                 break
             if not policy.should_retry(attempt.status):
@@ -214,7 +241,7 @@ class Sender:
 
     async def _attempt(
         self,
-        event: cloudevent.CloudEvent,
+        event: cloudevent.CloudEvent | rawevent.RawEvent,
         url: str,
         body: bytes,
         base_headers: Mapping[str, str],
