@@ -20,27 +20,16 @@ from typing import Any
 
 from kubernetes_asyncio import client
 from opentelemetry import trace
-from opentelemetry.sdk import trace as sdk_trace
-from opentelemetry.sdk.trace import sampling
 from prometheus_client import CollectorRegistry
 
 from dispatcher import channels, dispatch, fanout, ingress, status
 from dispatcher import metrics as dispatcher_metrics
 from dispatcher import settings as dispatcher_settings
-from kevents import informer, probes, runner, sender, webserver
+from kevents import informer, probes, runner, sender, tracing, webserver
 
 logger = logging.getLogger(__name__)
 
 CHANNELS = informer.Collection("messaging.knative.dev", "v1", "inmemorychannels", "InMemoryChannel")
-
-
-def _records(provider: trace.TracerProvider | None) -> bool:
-    """Whether spans from `provider` can be recorded (not the tracing-off ALWAYS_OFF one)."""
-    if provider is None:
-        return False
-    return not (
-        isinstance(provider, sdk_trace.TracerProvider) and provider.sampler is sampling.ALWAYS_OFF
-    )
 
 
 class Dispatcher:
@@ -76,7 +65,7 @@ class Dispatcher:
             self.metrics,
             max_body_size=config.max_body_size,
             retry_after=config.drain_retry_after,
-            tracer_provider=tracer_provider if _records(tracer_provider) else None,
+            tracer_provider=tracer_provider if tracing.records(tracer_provider) else None,
         )
         self.server = webserver.WebServer(
             self.ingress.make_app(),

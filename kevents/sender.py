@@ -3,9 +3,11 @@
 Pooled keep-alive connections with a per-host limit: `kevents.connections` for plain http
 (the lean path), one `aiohttp.ClientSession` per process for https (`kevents.transport`).
 Binary mode by default; a received `rawevent.RawEvent` is sent as the bytes it arrived in.
-Trace context (W3C + B3) injected on every attempt, each attempt a CLIENT span. `send()`
-never raises for HTTP or network failures: it returns a `delivery.DeliveryResult`. Time comes
-from an injected `Clock` so tests assert exact waits.
+Trace context (W3C + B3) injected on every attempt; each attempt is a CLIENT span when the
+tracer can record (a no-op or ALWAYS_OFF tracer adds no span: the caller's context is
+injected as it is, and nothing when it has none). `send()` never raises for HTTP or network
+failures: it returns a `delivery.DeliveryResult`. Time comes from an injected `Clock` so
+tests assert exact waits.
 """
 
 from __future__ import annotations
@@ -122,6 +124,8 @@ class Sender:
         self._metrics = sender_metrics
         provider = tracer_provider if tracer_provider is not None else trace.NoOpTracerProvider()
         self._tracer = provider.get_tracer("kevents.sender")
+        self._spans = tracing.records(tracer_provider)
+        self._inject = tracer_provider is not None
         self._transport = transport.Transport(
             ca_certs=ca_certs, limit_per_host=limit_per_host, body_limit=body_limit
         )
@@ -248,6 +252,11 @@ class Sender:
         attempt_timeout: float | None,
         number: int,
     ) -> transport.Attempt:
+        if not self._spans:
+            headers = dict(base_headers)
+            if self._inject:
+                tracing.inject(headers)  # the caller's context, when it has one
+            return await self._transport.post(url, body, headers, attempt_timeout)
         attributes: dict[str, str | int] = {
             "http.request.method": "POST",
             "url.full": safe_url(url),

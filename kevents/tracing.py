@@ -15,6 +15,7 @@ import enum
 from collections.abc import Mapping, MutableMapping
 
 from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.propagators import composite
 from opentelemetry.propagators.b3 import B3MultiFormat
 from opentelemetry.sdk import resources
@@ -124,6 +125,15 @@ def make_provider(
         zipkin = ZipkinExporter(endpoint=config.zipkin_endpoint)
         provider.add_span_processor(export.BatchSpanProcessor(zipkin))
     return provider
+
+
+def records(provider: trace.TracerProvider | None) -> bool:
+    """Whether spans from `provider` can ever be recorded (not none, no-op or ALWAYS_OFF)."""
+    if provider is None or isinstance(provider, trace.NoOpTracerProvider):
+        return False
+    return not (
+        isinstance(provider, sdk_trace.TracerProvider) and provider.sampler is sampling.ALWAYS_OFF
+    )
 
 
 def inject(headers: MutableMapping[str, str], context: otel_context.Context | None = None) -> None:
