@@ -6,6 +6,8 @@ selects the object and whose sink has resolved (`status.sinkUri`), in name order
 binding of the same object wins, as in Knative). Bindings being deleted are skipped, so the
 reconciler's unbinding update is not undone here. Nothing to change -> allowed, no patch.
 
+Each review costs one namespaced LIST of SinkBindings (always fresh, the same in every
+replica, leader or not); only opted-in objects reach the webhook, which bounds that load.
 If the bindings cannot be read the answer is HTTP 500: the apiserver then applies the
 webhook's `failurePolicy` (Ignore lets the object through and the reconciler binds it a
 moment later; Fail rejects it with the apiserver's message naming this webhook).
