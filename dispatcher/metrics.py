@@ -11,6 +11,7 @@ and `event_dispatch_latencies` (milliseconds) with `namespace_name`, `response_c
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Iterator
 
@@ -102,8 +103,9 @@ class DispatcherMetrics:
         )
         self._event_count = _EventCount()
         registry.register(self._event_count)
-        # Label children are looked up once: the hot path only increments.
+        # Label children are looked up once: the hot path only increments and observes.
         self._received: dict[int, Counter] = {}
+        self._delivery: dict[tuple[str, str, str, bool], _DeliverySeries] = {}
 
     def track_queue(self, depth: Callable[[], float], size: Callable[[], float]) -> None:
         """Read the queue gauges at scrape time instead of setting them per event."""
@@ -120,11 +122,37 @@ class DispatcherMetrics:
     def observe(self, destination: str, namespace: str, result: delivery.DeliveryResult) -> None:
         """Record one finished delivery (all its attempts)."""
         status_class = result.status_class
-        outcome = "delivered" if result.ok else "failed"
-        self.dispatched.labels(destination, outcome, status_class).inc()
-        self.duration.labels(destination).observe(result.duration)
-        if result.attempts > 1:
-            self.retries.labels(destination).inc(result.attempts - 1)
         code = str(result.status) if result.status is not None else ""
-        self._event_count.inc((namespace, code, status_class))
-        self.latency_ms.labels(namespace, status_class).observe(result.duration * 1000.0)
+        key = (destination, namespace, code, result.ok)
+        series = self._delivery.get(key)
+        if series is None:
+            series = self._delivery[key] = self._series(key, status_class)
+        series.dispatched.inc()
+        series.duration.observe(result.duration)
+        series.latency_ms.observe(result.duration * 1000.0)
+        if result.attempts > 1:
+            series.retries.inc(result.attempts - 1)
+        self._event_count.inc(series.event_count)
+
+    def _series(self, key: tuple[str, str, str, bool], status_class: str) -> _DeliverySeries:
+        destination, namespace, code, ok = key
+        return _DeliverySeries(
+            dispatched=self.dispatched.labels(
+                destination, "delivered" if ok else "failed", status_class
+            ),
+            duration=self.duration.labels(destination),
+            retries=self.retries.labels(destination),
+            latency_ms=self.latency_ms.labels(namespace, status_class),
+            event_count=(namespace, code, status_class),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _DeliverySeries:
+    """The label children one kind of finished delivery updates (bounded like its labels)."""
+
+    dispatched: Counter
+    duration: Histogram
+    retries: Counter
+    latency_ms: Histogram
+    event_count: tuple[str, str, str]
