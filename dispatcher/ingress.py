@@ -58,17 +58,15 @@ class Ingress:
             else None
         )
 
-    def make_app(self) -> web.Application:
-        # aiohttp enforces the limit for chunked bodies too; slack lets us answer it ourselves.
-        app = web.Application(client_max_size=self._max_body + 1)
-        app.router.add_route("*", "/{path:.*}", self.handle)
-        return app
+    def make_server(self) -> web.Server:
+        """aiohttp's low-level server: no router, middlewares or Application per request."""
+        return web.Server(self.handle, access_log=None)
 
     def _answer(self, status: int, text: str = "", **extra: str) -> web.Response:
         self._metrics.answered(status)
         return web.Response(status=status, text=text, headers=extra or None)
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.BaseRequest) -> web.Response:
         if request.method != "POST":
             if request.method == "OPTIONS":
                 return web.Response(status=200, headers=_OPTIONS_HEADERS)
@@ -87,13 +85,10 @@ class Ingress:
         length = request.content_length
         if length is not None and length > self._max_body:
             return self._too_large()
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return self._too_large()
-        if len(body) > self._max_body:
-            return self._too_large()
         request_headers = request.headers
+        body = await self._read(request)
+        if body is None:
+            return self._too_large()
         try:
             event = rawevent.receive(request_headers, body)
         except errors.InvalidEventError as exc:
@@ -148,6 +143,21 @@ class Ingress:
                 503, "shutting down: retry on another replica\n", **self._retry_after
             )
         return self._answer(202)
+
+    async def _read(self, request: web.BaseRequest) -> bytes | None:
+        """The body, or None above the size limit (chunked bodies are counted as they come)."""
+        if request.headers.get("Expect", "").lower() == "100-continue":
+            # What aiohttp's router does for us otherwise: curl waits a second without it.
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await request.content.readany():
+            size += len(chunk)
+            if size > self._max_body:
+                return None
+            chunks.append(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _too_large(self) -> web.Response:
         return self._answer(413, f"event body is larger than {self._max_body} bytes\n")

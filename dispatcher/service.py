@@ -68,7 +68,7 @@ class Dispatcher:
             tracer_provider=tracer_provider if tracing.records(tracer_provider) else None,
         )
         self.server = webserver.WebServer(
-            self.ingress.make_app(),
+            self.ingress.make_server(),
             host=config.ingress_host,
             port=config.ingress_port,
             name="ingress",

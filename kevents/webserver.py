@@ -1,6 +1,7 @@
-"""An aiohttp application served as a runner component (`async def run()`).
+"""An aiohttp application (or low-level `web.Server`) served as a runner component.
 
-Used for the metrics and probes ports, and by receivers (GitHub webhook, channel ingress).
+Used for the metrics and probes ports, and by receivers (GitHub webhook; the channel ingress
+as a low-level server, `async def run()`).
 Port 0 picks a free port; `port` tells which one after `wait_started()`.
 """
 
@@ -18,7 +19,7 @@ logger = logging.getLogger(__name__)
 class WebServer:
     def __init__(
         self,
-        app: web.Application,
+        app: web.Application | web.Server,
         *,
         host: str,
         port: int,
@@ -56,12 +57,18 @@ class WebServer:
 
     async def run(self) -> None:
         """Serve until cancelled, then close listeners and in-flight requests."""
-        runner = web.AppRunner(
-            self.app,
-            access_log=None,
-            handle_signals=False,
-            shutdown_timeout=self._shutdown_timeout,
-        )
+        runner: web.BaseRunner
+        if isinstance(self.app, web.Server):
+            runner = web.ServerRunner(
+                self.app, handle_signals=False, shutdown_timeout=self._shutdown_timeout
+            )
+        else:
+            runner = web.AppRunner(
+                self.app,
+                access_log=None,
+                handle_signals=False,
+                shutdown_timeout=self._shutdown_timeout,
+            )
         await runner.setup()
         try:
             site = web.TCPSite(
