@@ -42,7 +42,8 @@ Modules
     inmemorychannel/    ExternalName channel Service + address (pure), reconciler, wiring
     channel/            default channelTemplate + backing channel (pure), reconciler, wiring
     subscription/       channel entry + readiness report (pure), reconciler (finalizer), wiring
-    sinkbinding/        subjects + env injection (pure), reconciler (finalizer, patches subjects),
+    sinkbinding/        subjects + env injection (pure), reconciler + binder (patches subjects,
+                        releases them through an owner annotation, no finalizer),
                         TLS admission webhook with its rotated certificates (`webhook.py` says
                         why it only sees opted-in objects and fails open)
     containersource/    SinkBinding + Deployment (pure), reconciler, wiring

@@ -14,7 +14,7 @@ from typing import Any
 
 from controller import kubeapi, reconciling
 from controller.apiserversource import adapter
-from controller.sinkbinding import injection
+from controller.sinkbinding import binder, injection
 
 API_VERSION = "sources.knative.dev/v1"
 KIND = "ContainerSource"
@@ -56,6 +56,8 @@ def deployment(source: kubeapi.Json, sink: injection.Sink) -> dict[str, Any]:
             "name": deployment_name(meta["name"]),
             "namespace": meta["namespace"],
             "labels": {**labels(meta["name"]), INCLUDE: "true"},
+            # Bound by our SinkBinding from the start (the binding finds nothing to write).
+            "annotations": {binder.ANNOTATION: sinkbinding_name(meta["name"])},
             "ownerReferences": [reconciling.owner_reference(source, API_VERSION, KIND)],
         },
         "spec": {

@@ -1,10 +1,11 @@
 """The SinkBinding mutating admission handler: AdmissionReview in, JSON patch out.
 
 For a Deployment, StatefulSet, DaemonSet, Job, CronJob or Pod being created or updated, the
-handler lists the SinkBindings of its namespace and applies every live binding whose subject
-selects the object and whose sink has resolved (`status.sinkUri`), in name order (a later
-binding of the same object wins, as in Knative). Bindings being deleted are skipped, so the
-reconciler's unbinding update is not undone here. Nothing to change -> allowed, no patch.
+handler lists the SinkBindings of its namespace and applies the live binding that selects the
+object and whose sink has resolved (`status.sinkUri`): the one recorded on the object if any,
+else the first by name (`binder.py`), and records it on the object. Bindings being deleted
+are skipped, so the reconciler's release is not undone here. Nothing to change -> allowed,
+no patch.
 
 Each review costs one namespaced LIST of SinkBindings (always fresh, the same in every
 replica, leader or not); only opted-in objects reach the webhook, which bounds that load.
@@ -23,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from controller import kubeapi
-from controller.sinkbinding import injection, reconciler, subjects
+from controller.sinkbinding import binder, injection, reconciler, subjects
 
 logger = logging.getLogger(__name__)
 
@@ -44,36 +45,42 @@ def review_response(uid: str, patch: list[dict[str, Any]] | None) -> dict[str, A
 def mutate(
     group: str, kind: str, namespace: str, obj: kubeapi.Json, bindings: list[kubeapi.Json]
 ) -> list[dict[str, Any]] | None:
-    """The JSON patch binding `obj` to every applicable binding, None when nothing changes."""
+    """The JSON patch binding `obj` to its binding, None when nothing changes.
+
+    The binding recorded on the object (`binder.ANNOTATION`) keeps it while it is live and
+    selects it; otherwise the first such binding by name takes it, as the reconciler would."""
     spec = subjects.kind_of(group, kind)
-    if spec is None or reconciler.excluded(obj):
+    if spec is None or binder.excluded(obj):
         return None
-    current = obj
-    changed: dict[str, Any] | None = None
-    for binding in sorted(bindings, key=lambda b: str(b["metadata"].get("name", ""))):
-        if binding["metadata"].get("deletionTimestamp"):
-            continue
-        sink = reconciler.sink_of(binding)
-        if sink is None:
+    candidates: dict[str, injection.Sink] = {}
+    for item in sorted(bindings, key=lambda b: str(b["metadata"].get("name", ""))):
+        sink = reconciler.sink_of(item)
+        if item["metadata"].get("deletionTimestamp") or sink is None:
             continue
         try:
-            subject = subjects.parse((binding.get("spec") or {}).get("subject") or {}, namespace)
+            subject = subjects.parse((item.get("spec") or {}).get("subject") or {}, namespace)
         except subjects.InvalidSubject:
             continue
-        if subject.spec is not spec or not subject.selects(obj):
-            continue
-        lists = injection.desired(current, spec.pod_spec, sink)
-        if lists is None:
-            continue
-        changed = {**(changed or {}), **lists}
-        current = _with(current, spec.pod_spec, lists)
-    return None if changed is None else injection.json_patch(spec.pod_spec, changed)
+        if subject.spec is spec and subject.selects(obj):
+            candidates[str(item["metadata"]["name"])] = sink
+    if not candidates:
+        return None
+    owner = binder.owner_of(obj)
+    name = owner if owner in candidates else next(iter(candidates))
+    if owner and owner != name:
+        obj = _without_owner(obj)  # its binding is gone or no longer selects it
+    todo = binder.plan(obj, spec.pod_spec, name, candidates[name])
+    return None if todo is None else binder.json_patch(obj, spec.pod_spec, todo)
 
 
-def _with(obj: kubeapi.Json, path: tuple[str, ...], lists: dict[str, Any]) -> kubeapi.Json:
-    out = json.loads(json.dumps(obj))
-    injection.pod_spec(out, path).update(lists)
-    return dict(out)
+def _without_owner(obj: kubeapi.Json) -> kubeapi.Json:
+    out = dict(obj)
+    meta = dict(out.get("metadata") or {})
+    meta["annotations"] = {
+        k: v for k, v in (meta.get("annotations") or {}).items() if k != binder.ANNOTATION
+    }
+    out["metadata"] = meta
+    return out
 
 
 async def review(request: web.Request) -> web.Response:

@@ -1,19 +1,23 @@
 """Level-based reconciler of SinkBinding (knative/eventing `pkg/reconciler/sinkbinding` with
 knative.dev/pkg `webhook/psbinding`).
 
-1. Keep the finalizer `sinkbindings.sources.knative.dev` while the binding lives.
-2. Parse `spec.subject` (`subjects.py`); an unsupported kind, a foreign namespace or a bad
+1. Parse `spec.subject` (`subjects.py`); an unsupported kind, a foreign namespace or a bad
    selector is SinkBindingAvailable False `SubjectInvalid` with a readable message.
-3. Resolve the sink (tracked) -> `status.sinkUri` (SinkProvided). The status is written
+2. Resolve the sink (tracked) -> `status.sinkUri` (SinkProvided). The status is written
    *before* any subject is touched: the admission webhook injects from `status.sinkUri`,
    so a subject update racing with it can only carry the new URL.
-4. Patch every selected Deployment, StatefulSet, DaemonSet and CronJob in place (Undo then
-   Do on each container and initContainer); a changed pod template rolls the pods. A named
+3. Patch every selected Deployment, StatefulSet, DaemonSet and CronJob in place (Undo then
+   Do on each container and initContainer, `binder.py`); a changed pod template rolls the
+   pods. An object another binding already owns is left to it (reason
+   `SubjectsBoundElsewhere` on SinkBindingAvailable, still True). A named
    subject that does not exist is SinkBindingAvailable False `SubjectMissing` until it
    appears (the subject watches wake the binding up). Jobs and Pods are immutable and are
    bound at admission only; an object labelled `bindings.knative.dev/exclude: "true"` is
    never bound, by the webhook or here.
-5. On deletion: Undo on every subject still selected, then drop the finalizer.
+4. Once the binding is gone (or being deleted): release every object it owns (Undo, and
+   its annotation removed). No finalizer, so a namespace never waits for this controller;
+   the owner annotation on the objects makes the release happen even after a restart
+   (`binder.py`). A finalizer left by an earlier kevents version is removed.
 
 The reconciler does the binding on its own; the webhook only spares a second rollout for
 objects created in opted-in namespaces (see `webhook.py` for why that split).
@@ -22,7 +26,7 @@ objects created in opted-in namespaces (see `webhook.py` for why that split).
 from __future__ import annotations
 
 import logging
-from typing import Any, cast
+from typing import cast
 
 from controller import (
     conditions,
@@ -34,14 +38,14 @@ from controller import (
     statuses,
     tracking,
 )
-from controller.apiserversource import adapter
-from controller.sinkbinding import injection, subjects
+from controller.sinkbinding import binder, injection, subjects
 
 logger = logging.getLogger(__name__)
 
 SINKBINDINGS = kubeapi.Resource("sources.knative.dev", "v1", "sinkbindings")
 KIND = "SinkBinding"
-FINALIZER = "sinkbindings.sources.knative.dev"
+LEGACY_FINALIZER = "sinkbindings.sources.knative.dev"
+"""Set by kevents before bindings were released through the owner annotation; removed."""
 AVAILABLE = "SinkBindingAvailable"
 SINK_PROVIDED = "SinkProvided"
 OIDC_IDENTITY_CREATED = "OIDCIdentityCreated"
@@ -52,13 +56,6 @@ CONDITION_SET = conditions.ConditionSet(
      TRUST_BUNDLE_PROPAGATED)
 )  # fmt: skip
 OIDC_DISABLED = "authentication-oidc feature disabled"
-EXCLUDE = "bindings.knative.dev/exclude"
-
-
-def excluded(obj: kubeapi.Json) -> bool:
-    """`bindings.knative.dev/exclude: "true"` on an object keeps every binding off it."""
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    return bool(labels.get(EXCLUDE) == "true")
 
 
 def sink_of(binding: kubeapi.Json) -> injection.Sink | None:
@@ -84,20 +81,21 @@ class Reconciler:
         self.scope = scope
         self.index = index
         """binding key -> its parsed subject, read by the subject watches."""
+        self.binder = binder.Binder(ctx.api)
 
     async def reconcile(self, key: str) -> None:
         namespace, name = reconciling.split(key)
         binding = await self.api.get_or_none(SINKBINDINGS, namespace, name)
-        if binding is None:
+        if binding is None or binding["metadata"].get("deletionTimestamp"):
             self._forget(key)
+            released = await self.binder.release(namespace, name)
+            if released:
+                logger.info("SinkBinding %s is gone; released %d object(s).", key, released)
+            if binding is not None:
+                await self._drop_legacy_finalizer(binding)
             return
         meta = binding["metadata"]
-        finalizers: list[str] = list(meta.get("finalizers") or [])
-        if meta.get("deletionTimestamp"):
-            await self._finalize(key, binding, finalizers)
-            return
-        if FINALIZER not in finalizers:
-            binding = await self._set_finalizers(binding, [*finalizers, FINALIZER])
+        binding = await self._drop_legacy_finalizer(binding)
         status: kubeapi.Json = {"observedGeneration": meta.get("generation", 0)}
         conds = CONDITION_SET.initial((binding.get("status") or {}).get("conditions") or [])
         conds = conds.mark_true(OIDC_IDENTITY_CREATED, OIDC_DISABLED)
@@ -154,76 +152,40 @@ class Reconciler:
         sink = sink_of({"spec": spec, "status": status})
 
         # 3. The subjects.
+        if sink is None:  # a sink without URL cannot happen past SinkProvided
+            return conds
         try:
-            found = await self.bind(subject, sink)
+            outcome = await self.binder.bind(subject, meta["name"], sink)
         except kubeapi.ApiError as exc:
             conds = conds.mark_false(AVAILABLE, "BindingFailed", exc.message or str(exc))
             raise reconciling.ReconcileError(f"{key}: {exc}", conds) from exc
-        if found is None:
+        if outcome is None:
             return conds.mark_true(
                 AVAILABLE, "BoundAtAdmission",
                 f"{subject.kind}s are bound by the webhook when they are created",
             )  # fmt: skip
-        if subject.name and not found:
+        if subject.name and not outcome.selected:
             return conds.mark_false(AVAILABLE, "SubjectMissing", f"{subject.describe()} not found")
+        if outcome.held_by:
+            held = ", ".join(f'"{o}" (by SinkBinding "{b}")' for o, b in sorted(
+                outcome.held_by.items()))  # fmt: skip
+            return conds.mark_true(
+                AVAILABLE, "SubjectsBoundElsewhere", f"{subject.kind} {held} already bound"
+            )
         return conds.mark_true(AVAILABLE)
 
-    async def bind(self, subject: subjects.Subject, sink: injection.Sink | None) -> int | None:
-        """Inject `sink` (None: remove) into every object the subject selects; returns how
-        many it selects, None for Jobs and Pods (immutable: bound at admission only)."""
-        kind = subject.spec
-        if not kind.mutable:
-            return None
-        objects = await self._selected(subject)
-        for obj in objects:
-            if excluded(obj):
-                continue
-            lists = injection.desired(obj, kind.pod_spec, sink)
-            if lists is None:
-                continue
-            om = obj["metadata"]
-            body = injection.merge_patch(kind.pod_spec, lists, om["resourceVersion"])
-            await self.api.merge_patch(kind.resource, om["namespace"], om["name"], body)
-            logger.info(
-                "%s %s %s/%s (%s).", "Bound" if sink else "Unbound", subject.kind,
-                om["namespace"], om["name"], sink.url if sink else "env removed",
-                extra={"namespace": om["namespace"], "object_name": om["name"]},
-            )  # fmt: skip
-        return len(objects)
-
-    async def _selected(self, subject: subjects.Subject) -> list[kubeapi.Json]:
-        resource = subject.spec.resource
-        if subject.name:
-            obj = await self.api.get_or_none(resource, subject.namespace, subject.name)
-            return [] if obj is None else [obj]
-        selector = adapter.selector_string(
-            cast(adapter.LabelSelectorDict, dict(subject.selector or {}))
-        )
-        listed = await self.api.request(
-            "GET", resource.path(subject.namespace), query=[("labelSelector", selector)]
-        )
-        return [dict(item) for item in listed.get("items") or []]
-
-    async def _finalize(self, key: str, binding: kubeapi.Json, finalizers: list[str]) -> None:
-        if FINALIZER not in finalizers:
-            self._forget(key)
-            return
+    async def _drop_legacy_finalizer(self, binding: kubeapi.Json) -> kubeapi.Json:
         meta = binding["metadata"]
-        try:
-            subject = subjects.parse((binding.get("spec") or {}).get("subject") or {},
-                                     meta["namespace"])  # fmt: skip
-        except subjects.InvalidSubject:
-            pass
-        else:
-            await self.bind(subject, None)
-        await self._set_finalizers(binding, [f for f in finalizers if f != FINALIZER])
-        self._forget(key)
-        logger.info("SinkBinding %s is deleted; its subjects are unbound.", key)
-
-    async def _set_finalizers(self, binding: kubeapi.Json, finalizers: list[str]) -> Any:
-        meta = binding["metadata"]
-        body = {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}}
-        return await self.api.merge_patch(SINKBINDINGS, meta["namespace"], meta["name"], body)
+        finalizers: list[str] = list(meta.get("finalizers") or [])
+        if LEGACY_FINALIZER not in finalizers:
+            return binding
+        keep = [f for f in finalizers if f != LEGACY_FINALIZER]
+        body = {"metadata": {"finalizers": keep or None,
+                             "resourceVersion": meta["resourceVersion"]}}  # fmt: skip
+        result: kubeapi.Json = await self.api.merge_patch(
+            SINKBINDINGS, meta["namespace"], meta["name"], body
+        )
+        return result
 
     def _forget(self, key: str) -> None:
         self.index.pop(key, None)

@@ -2,8 +2,10 @@
 mutable subject kind (Deployments, StatefulSets, DaemonSets, CronJobs).
 
 A subject event wakes exactly the bindings whose parsed subject (the index the reconciler
-keeps) selects the object: a Deployment created after its binding, or one whose env was
-edited away, is bound again within one reconcile.
+keeps) selects the object, plus the binding recorded on it (`binder.ANNOTATION`): a
+Deployment created after its binding, or one whose env was edited away, is bound again
+within one reconcile, and one still owned by a binding deleted while the controller was
+down is released once the watch lists it.
 """
 
 from __future__ import annotations
@@ -11,16 +13,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from controller import context, kubeapi, loop
-from controller.sinkbinding import reconciler, subjects
+from controller.sinkbinding import binder, reconciler, subjects
 
 
 def subject_keys(index: dict[str, subjects.Subject], kind: subjects.Kind) -> loop.KeysFn:
     def keys(event: str, obj: kubeapi.Json) -> Iterable[str]:
         namespace = (obj.get("metadata") or {}).get("namespace", "")
-        return [
+        out = {
             key for key, subject in list(index.items())
             if subject.spec is kind and subject.namespace == namespace and subject.selects(obj)
-        ]  # fmt: skip
+        }  # fmt: skip
+        owner = binder.owner_of(obj)
+        if owner:
+            out.add(f"{namespace}/{owner}")  # also when that binding is gone: release
+        return sorted(out)
 
     return keys
 

@@ -107,26 +107,19 @@ def crds(kube: Kube) -> None:
 async def system(
     kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
 ) -> AsyncIterator[kubeapi.KubeApi]:
-    """Reconcilers + webhook in-process for `namespace` (opted in, failurePolicy Ignore);
-    leftover bindings lose their finalizer afterwards."""
+    """Reconcilers + webhook in-process for `namespace` (opted in, failurePolicy Ignore)."""
     api = kubeapi.KubeApi(api_client)
     name = hooks.unique_name()
-    try:
-        async with (
-            c.running(api_client, namespace, ["SinkBinding", "ContainerSource"]),
-            hooks.serving(api, namespace, name) as hook,
-            hooks.registered(kube, namespace, name, hook.port, "Ignore"),
-        ):
-            await c.eventually(
-                lambda: api.get(webhook.CONFIGURATIONS, None, name),
-                lambda m: bool(m["webhooks"][0]["clientConfig"].get("caBundle")),
-            )
-            yield api
-    finally:
-        listed = await api.request("GET", BINDINGS.path(namespace))
-        for item in listed.get("items") or []:
-            await api.merge_patch(BINDINGS, namespace, item["metadata"]["name"],
-                                  {"metadata": {"finalizers": None}})  # fmt: skip
+    async with (
+        c.running(api_client, namespace, ["SinkBinding", "ContainerSource"]),
+        hooks.serving(api, namespace, name) as hook,
+        hooks.registered(kube, namespace, name, hook.port, "Ignore"),
+    ):
+        await c.eventually(
+            lambda: api.get(webhook.CONFIGURATIONS, None, name),
+            lambda m: bool(m["webhooks"][0]["clientConfig"].get("caBundle")),
+        )
+        yield api
 
 
 async def events_at(api: kubeapi.KubeApi, ns: str, app: str) -> list[dict[str, Any]]:
@@ -205,12 +198,12 @@ async def test_heartbeats_reach_the_bound_sink_in_order_follow_a_new_sink_and_un
 
     # Deleting the binding removes the env from the template, and the pods roll without it.
     await api.request("DELETE", BINDINGS.path(ns, "heartbeat-binding"))
-    await c.eventually(lambda: api.get_or_none(BINDINGS, ns, "heartbeat-binding"),
-                       lambda b: b is None)  # fmt: skip
-    dep = await api.get(DEPLOYMENTS, ns, "heartbeats")
-    assert "K_SINK" not in {
-        e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]
-    }
+    await c.eventually(
+        lambda: api.get(DEPLOYMENTS, ns, "heartbeats"),
+        lambda d: "K_SINK" not in {
+            e["name"] for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
+        },
+    )  # fmt: skip
     await c.eventually(
         lambda: live_pods(api, ns, "heartbeats"),
         lambda ps: len(ps) == 1 and "K_SINK" not in env_names(ps[0]), within=60,
@@ -320,9 +313,6 @@ spec:
                 within=90,
             )  # fmt: skip
     finally:
-        for name in ("heartbeat-source-sinkbinding",):
-            with contextlib.suppress(kubeapi.NotFound):
-                await api.merge_patch(BINDINGS, ns, name, {"metadata": {"finalizers": None}})
         with contextlib.suppress(kubeapi.NotFound):
             await api.merge_patch(
                 kubeapi.Resource("messaging.knative.dev", "v1", "subscriptions"), ns,

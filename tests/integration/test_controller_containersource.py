@@ -22,7 +22,6 @@ pytestmark = pytest.mark.cluster
 SOURCES = reconciler.CONTAINERSOURCES
 DEPLOYMENTS = availability.DEPLOYMENTS
 crds = base.crds
-unfinalized = base.unfinalized
 
 
 def source_yaml(image: str = "kevents/heartbeat:test", args: list[str] | None = None) -> str:
@@ -49,9 +48,9 @@ def container(dep: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_source_owns_binding_and_deployment_and_rolls_out_changes(
-    kube: Kube, api_client: client.ApiClient, crds: None, unfinalized: str
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
 ) -> None:
-    ns, api = unfinalized, kubeapi.KubeApi(api_client)
+    ns, api = namespace, kubeapi.KubeApi(api_client)
     kube.apply(source_yaml(), ns)
     async with c.running(api_client, ns, ["SinkBinding", "ContainerSource"]):
         waiting = await c.eventually(
@@ -89,7 +88,7 @@ async def test_source_owns_binding_and_deployment_and_rolls_out_changes(
         env = {e["name"]: e.get("value", "") for e in container(dep)["env"]}
         assert env["K_SINK"] == url
         assert env["K_CE_OVERRIDES"] == '{"extensions":{"team":"blue"}}'
-        assert dep["metadata"]["generation"] == 1  # created bound: one rollout
+        assert dep["metadata"]["generation"] == 1  # created bound: no second write at all
 
         # A new image and args roll out (eventing-contrib#28); the binding's env stays.
         kube.apply(source_yaml("gcr.io/knative-releases/knative.dev/eventing/cmd/heartbeats",

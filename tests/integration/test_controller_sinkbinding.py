@@ -4,7 +4,7 @@ changes, unbound when the binding goes; bystanders are never touched."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
 from typing import Any
 
 import pytest
@@ -12,7 +12,7 @@ import yaml
 from kubernetes_asyncio import client
 
 from controller import availability, kubeapi
-from controller.sinkbinding import reconciler
+from controller.sinkbinding import binder, reconciler
 from tests.cluster import REPO, Kube
 from tests.integration import controllers as c
 
@@ -70,27 +70,14 @@ def crds(kube: Kube) -> None:
                  "crd/sinkbindings.sources.knative.dev")  # fmt: skip
 
 
-@pytest.fixture
-async def unfinalized(kube: Kube, namespace: str) -> AsyncIterator[str]:
-    """The test namespace; bindings left behind lose their finalizer afterwards, so the
-    namespace can go although the in-process controller is gone."""
-    yield namespace
-    listed = kube.get_json("sinkbindings.sources.knative.dev", "-n", namespace)
-    unset = '{"metadata":{"finalizers":null}}'
-    for item in listed.get("items") or []:  # type: ignore[attr-defined]
-        name = item["metadata"]["name"]
-        kube.kubectl("-n", namespace, "patch", "sinkbinding", name, "--type=merge", "-p", unset,
-                     check=False)  # fmt: skip
-
-
 def second_sink() -> str:
     return c.SINK_SERVICE.replace("name: event-display", "name: other-display")
 
 
 async def test_label_selected_deployments_are_bound_rebound_and_unbound(
-    kube: Kube, api_client: client.ApiClient, crds: None, unfinalized: str
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
 ) -> None:
-    ns = unfinalized
+    ns = namespace
     api = kubeapi.KubeApi(api_client)
     kube.apply(c.SINK_SERVICE + "---\n" + second_sink(), ns)
     kube.apply(workload("hb", {"role": "heartbeat"}, init=True), ns)
@@ -106,7 +93,7 @@ async def test_label_selected_deployments_are_bound_rebound_and_unbound(
         dep = await api.get(DEPLOYMENTS, ns, "hb")
         url = c.service_url("event-display", ns)
         assert bound["status"]["sinkUri"] == url
-        assert reconciler.FINALIZER in bound["metadata"]["finalizers"]
+        assert not bound["metadata"].get("finalizers")  # unbinding needs no finalizer
         assert c.statuses(bound) == {
             "OIDCIdentityCreated": "True", "OIDCTokenSecretCreated": "True", "Ready": "True",
             "SinkBindingAvailable": "True", "SinkProvided": "True", "TrustBundlePropagated": "True",
@@ -117,6 +104,7 @@ async def test_label_selected_deployments_are_bound_rebound_and_unbound(
         expected = {"KEEP": "me", "K_SINK": url, "K_CE_OVERRIDES": '{"extensions":{"foo":"bar"}}'}
         assert env_of(dep) == expected
         assert names_of(dep) == ["KEEP", "K_SINK", "K_CE_OVERRIDES"]  # stale K_SINK removed
+        assert dep["metadata"]["annotations"][binder.ANNOTATION] == "bind"
         assert env_of(dep, "initContainers") == {k: v for k, v in expected.items() if k != "KEEP"}
 
         # The sink changes: status first, then the pod template (a rollout).
@@ -137,12 +125,15 @@ async def test_label_selected_deployments_are_bound_rebound_and_unbound(
             lambda d: env_of(d).get("K_SINK") == new_url,
         )
 
-        # Deleting the binding removes the env, then the finalizer.
+        # Deleting the binding releases its objects: env and owner annotation removed.
         await api.request("DELETE", BINDINGS.path(ns, "bind"))
         await c.eventually(lambda: api.get_or_none(BINDINGS, ns, "bind"), lambda b: b is None)
         for name in ("hb", "late"):
-            dep3 = await api.get(DEPLOYMENTS, ns, name)
-            assert env_of(dep3) == {"KEEP": "me"}
+            dep3 = await c.eventually(
+                lambda n=name: api.get(DEPLOYMENTS, ns, n),  # type: ignore[misc]
+                lambda d: env_of(d) == {"KEEP": "me"},
+            )
+            assert binder.ANNOTATION not in (dep3["metadata"].get("annotations") or {})
     after = await api.get(DEPLOYMENTS, ns, "bystander")
     assert after["metadata"]["generation"] == before["metadata"]["generation"] == 1
     assert after["spec"] == before["spec"]
@@ -150,9 +141,9 @@ async def test_label_selected_deployments_are_bound_rebound_and_unbound(
 
 
 async def test_named_subject_missing_until_created_and_ca_certs_injected(
-    kube: Kube, api_client: client.ApiClient, crds: None, unfinalized: str
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
 ) -> None:
-    ns = unfinalized
+    ns = namespace
     api = kubeapi.KubeApi(api_client)
     pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
     body = yaml.safe_load(binding({"name": "later"}))
@@ -191,10 +182,10 @@ async def test_named_subject_missing_until_created_and_ca_certs_injected(
     ids=["not-podspecable", "other-namespace"],
 )  # fmt: skip
 async def test_invalid_subject_is_a_readable_condition(
-    kube: Kube, api_client: client.ApiClient, crds: None, unfinalized: str,
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str,
     subject: dict[str, str], message: str,
 ) -> None:  # fmt: skip
-    ns = unfinalized
+    ns = namespace
     api = kubeapi.KubeApi(api_client)
     kube.apply(c.SINK_SERVICE, ns)
     body = yaml.safe_load(binding({}))
@@ -211,9 +202,9 @@ async def test_invalid_subject_is_a_readable_condition(
 
 
 async def test_cronjob_job_template_is_bound(
-    kube: Kube, api_client: client.ApiClient, crds: None, unfinalized: str
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
 ) -> None:
-    ns = unfinalized
+    ns = namespace
     api = kubeapi.KubeApi(api_client)
     kube.apply(c.SINK_SERVICE, ns)
     kube.apply("""
@@ -241,11 +232,74 @@ spec:
                            .get("env")),
         )  # fmt: skip
         await api.request("DELETE", BINDINGS.path(ns, "bind"))
-        await c.eventually(lambda: api.get_or_none(BINDINGS, ns, "bind"), lambda b: b is None)
+        released = await c.eventually(
+            lambda: api.get(CRONJOBS, ns, "nightly"),
+            lambda j: "env" not in j["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            ["containers"][0],
+        )  # fmt: skip
     env = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]
     assert env == [
         {"name": "K_SINK", "value": c.service_url("event-display", ns)},
         {"name": "K_CE_OVERRIDES"},  # empty: present, value omitted as the apiserver does
     ]
-    job = await api.get(CRONJOBS, ns, "nightly")
-    assert "env" not in job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert binder.ANNOTATION not in (released["metadata"].get("annotations") or {})
+
+
+async def test_a_binding_deleted_while_the_controller_is_down_is_released_on_restart(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    ns, api = namespace, kubeapi.KubeApi(api_client)
+    kube.apply(c.SINK_SERVICE, ns)
+    kube.apply(workload("hb", {"role": "heartbeat"}), ns)
+    kube.apply(binding({"selector": {"matchLabels": {"role": "heartbeat"}}}), ns)
+    async with c.running(api_client, ns, ["SinkBinding"]):
+        await c.eventually(
+            lambda: api.get(DEPLOYMENTS, ns, "hb"),
+            lambda d: "K_SINK" in env_of(d) and env_of(d)["K_SINK"] != "http://stale.example",
+        )
+    # No finalizer: the delete completes at once, with nobody running.
+    await api.request("DELETE", BINDINGS.path(ns, "bind"))
+    assert await api.get_or_none(BINDINGS, ns, "bind") is None
+    async with c.running(api_client, ns, ["SinkBinding"]):
+        dep = await c.eventually(
+            lambda: api.get(DEPLOYMENTS, ns, "hb"), lambda d: env_of(d) == {"KEEP": "me"}
+        )
+    assert binder.ANNOTATION not in (dep["metadata"].get("annotations") or {})
+
+
+async def test_the_first_binding_keeps_a_shared_subject_until_it_goes(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    ns, api = namespace, kubeapi.KubeApi(api_client)
+    kube.apply(c.SINK_SERVICE + "---\n" + second_sink(), ns)
+    kube.apply(workload("hb", {"role": "heartbeat"}), ns)
+    first = yaml.safe_load(binding({"name": "hb"}))
+    kube.apply(yaml.safe_dump(first), ns)
+    second = yaml.safe_load(binding({"selector": {"matchLabels": {"role": "heartbeat"}}},
+                                    sink="other-display"))  # fmt: skip
+    second["metadata"]["name"] = "second"
+    async with c.running(api_client, ns, ["SinkBinding"]):
+        await c.eventually(lambda: api.get(BINDINGS, ns, "bind"),
+                           lambda b: c.condition(b, "Ready").get("status") == "True")  # fmt: skip
+        kube.apply(yaml.safe_dump(second), ns)
+        later = await c.eventually(
+            lambda: api.get(BINDINGS, ns, "second"),
+            lambda b: (
+                c.condition(b, "SinkBindingAvailable").get("reason") == "SubjectsBoundElsewhere"
+            ),
+        )
+        assert c.condition(later, "SinkBindingAvailable")["message"] == (
+            'Deployment "hb" (by SinkBinding "bind") already bound'
+        )
+        dep = await api.get(DEPLOYMENTS, ns, "hb")
+        assert env_of(dep)["K_SINK"] == c.service_url("event-display", ns)
+        generation = dep["metadata"]["generation"]
+        await asyncio.sleep(1)  # no tug of war between the two bindings
+        assert (await api.get(DEPLOYMENTS, ns, "hb"))["metadata"]["generation"] == generation
+
+        await api.request("DELETE", BINDINGS.path(ns, "bind"))
+        taken = await c.eventually(
+            lambda: api.get(DEPLOYMENTS, ns, "hb"),
+            lambda d: env_of(d).get("K_SINK") == c.service_url("other-display", ns),
+        )
+    assert taken["metadata"]["annotations"][binder.ANNOTATION] == "second"

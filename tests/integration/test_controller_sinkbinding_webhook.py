@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from kubernetes_asyncio import client
 
 from controller import availability, kubeapi
-from controller.sinkbinding import reconciler, webhook
+from controller.sinkbinding import binder, reconciler, webhook
 from tests.cluster import Kube
 from tests.integration import controllers as c
 from tests.integration import sinkbindinghooks as hooks
@@ -31,7 +31,6 @@ DEPLOYMENTS = availability.DEPLOYMENTS
 BINDINGS = reconciler.SINKBINDINGS
 PEM = serialization.Encoding.PEM
 crds = base.crds
-unfinalized = base.unfinalized
 binding, env_of, workload = base.binding, base.env_of, base.workload
 PODS = kubeapi.Resource("", "v1", "pods")
 SELECTED = {"selector": {"matchLabels": {"role": "heartbeat"}}}
@@ -58,9 +57,9 @@ async def served_certificate(port: int, cadata: str) -> x509.Certificate:
 
 
 async def test_new_deployment_is_bound_at_admission_and_bystanders_untouched(
-    kube: Kube, api_client: client.ApiClient, crds: None, unfinalized: str
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
 ) -> None:
-    ns, api = unfinalized, kubeapi.KubeApi(api_client)
+    ns, api = namespace, kubeapi.KubeApi(api_client)
     kube.apply(c.SINK_SERVICE, ns)
     kube.apply(binding(SELECTED), ns)
     name = hooks.unique_name()
@@ -82,6 +81,7 @@ async def test_new_deployment_is_bound_at_admission_and_bystanders_untouched(
         url = c.service_url("event-display", ns)
         assert env_of(created) == {"KEEP": "me", "K_SINK": url, "K_CE_OVERRIDES": ""}
         assert created["metadata"]["generation"] == 1
+        assert created["metadata"]["annotations"] == {binder.ANNOTATION: "bind"}
 
         # Outside the subject, or opted out: admitted unchanged.
         other = await api.create(DEPLOYMENTS, ns, body_of(workload("web", {"role": "web"})))
@@ -104,9 +104,9 @@ async def test_new_deployment_is_bound_at_admission_and_bystanders_untouched(
 
 
 async def test_certificate_rotates_before_expiry_without_breaking_admission(
-    kube: Kube, api_client: client.ApiClient, crds: None, unfinalized: str
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
 ) -> None:
-    ns, api = unfinalized, kubeapi.KubeApi(api_client)
+    ns, api = namespace, kubeapi.KubeApi(api_client)
     name = hooks.unique_name()
     kube.apply(c.SINK_SERVICE, ns)
     kube.apply(binding(SELECTED), ns)
@@ -133,9 +133,9 @@ async def test_certificate_rotates_before_expiry_without_breaking_admission(
 
 
 async def test_fail_policy_rejects_subjects_clearly_while_the_webhook_is_down(
-    kube: Kube, api_client: client.ApiClient, crds: None, unfinalized: str
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
 ) -> None:
-    ns, api = unfinalized, kubeapi.KubeApi(api_client)
+    ns, api = namespace, kubeapi.KubeApi(api_client)
     async with hooks.registered(kube, ns, hooks.unique_name(), hooks.free_port(), "Fail"):
         with pytest.raises(kubeapi.ApiError) as failure:
             await api.create(DEPLOYMENTS, ns, body_of(workload("hb", {"role": "heartbeat"})))
@@ -150,9 +150,9 @@ async def test_fail_policy_rejects_subjects_clearly_while_the_webhook_is_down(
 
 
 async def test_ignore_policy_admits_while_down_and_the_reconciler_binds(
-    kube: Kube, api_client: client.ApiClient, crds: None, unfinalized: str
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
 ) -> None:
-    ns, api = unfinalized, kubeapi.KubeApi(api_client)
+    ns, api = namespace, kubeapi.KubeApi(api_client)
     kube.apply(c.SINK_SERVICE, ns)
     kube.apply(binding(SELECTED), ns)
     async with hooks.registered(kube, ns, hooks.unique_name(), hooks.free_port(), "Ignore"):
@@ -174,12 +174,12 @@ async def bridge_address(api: kubeapi.KubeApi) -> str:
 
 
 async def test_service_client_config_reaches_the_webhook_through_its_service(
-    kube: Kube, api_client: client.ApiClient, crds: None, unfinalized: str
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
 ) -> None:
     """As the manifest ships it: `clientConfig.service` -> Service -> the webhook's port, with
     the certificate naming `<service>.<namespace>.svc`. The in-process webhook listens on the
     bridge address and a selector-less Service's EndpointSlice points there."""
-    ns, api = unfinalized, kubeapi.KubeApi(api_client)
+    ns, api = namespace, kubeapi.KubeApi(api_client)
     kube.apply(c.SINK_SERVICE, ns)
     kube.apply(binding(SELECTED), ns)
     host, name = await bridge_address(api), hooks.unique_name()

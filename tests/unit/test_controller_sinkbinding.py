@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 
 from controller.containersource import resources
-from controller.sinkbinding import admission, certificates, injection, subjects, webhook
+from controller.sinkbinding import admission, binder, certificates, injection, subjects, webhook
 
 NOW = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.UTC)
 SINK = injection.Sink("http://sink.ns.svc.cluster.local", None, '{"extensions":{"a":"1"}}')
@@ -140,7 +140,7 @@ def sinks_in(patch: list[dict[str, Any]] | None) -> list[str]:
     return [e.get("value", "") for e in containers[0]["env"] if e["name"] == "K_SINK"]
 
 
-def test_admission_applies_live_resolved_selecting_bindings_in_name_order() -> None:
+def test_admission_picks_the_recorded_or_else_the_first_live_resolved_selecting_binding() -> None:
     obj = deployment(app="a")
     bindings = [
         binding("b-second", "http://second", {"app": "a"}),
@@ -150,8 +150,21 @@ def test_admission_applies_live_resolved_selecting_bindings_in_name_order() -> N
         binding("e-other", "http://other", {"app": "b"}),
         binding("f-pods", "http://pods", {"app": "a"}, kind="Pod"),
     ]
-    assert sinks_in(admission.mutate("apps", "Deployment", "ns", obj, bindings)) == [
-        "http://second"
+    patch = admission.mutate("apps", "Deployment", "ns", obj, bindings)
+    assert sinks_in(patch) == ["http://first"]
+    assert patch is not None and patch[-1] == {
+        "op": "add", "path": "/metadata/annotations", "value": {binder.ANNOTATION: "a-first"}
+    }  # fmt: skip
+    owned = deployment(app="a")
+    owned["metadata"]["annotations"] = {binder.ANNOTATION: "b-second", "x": "y"}
+    patch = admission.mutate("apps", "Deployment", "ns", owned, bindings)
+    assert sinks_in(patch) == ["http://second"]  # its recorded binding keeps it
+    assert patch is not None and patch[-1]["path"] == (
+        "/metadata/annotations/sinkbindings.sources.knative.dev~1binding"
+    )
+    owned["metadata"]["annotations"][binder.ANNOTATION] = "c-deleting"
+    assert sinks_in(admission.mutate("apps", "Deployment", "ns", owned, bindings)) == [
+        "http://first"  # a gone binding's record does not hold the object
     ]
     assert admission.mutate("apps", "Deployment", "ns", deployment(app="b"), bindings[:4]) is None
     excluded = deployment(app="a", **{"bindings.knative.dev/exclude": "true"})
@@ -249,3 +262,28 @@ def test_container_source_children() -> None:
     assert resources.ce_attributes(source()) == [{"type": "t", "source": "s"}]
     long = resources.deployment_name("x" * 60)
     assert len(long) == 63 and long.endswith("-deployment")
+
+
+def test_plan_binds_free_or_own_objects_and_releases_only_its_own() -> None:
+    path = ("spec", "template", "spec")
+    free = deployment(app="a")
+    todo = binder.plan(free, path, "mine", SINK)
+    assert todo is not None and todo.owner == "mine" and todo.lists["containers"]
+    other = deployment(app="a")
+    other["metadata"]["annotations"] = {binder.ANNOTATION: "theirs"}
+    assert binder.plan(other, path, "mine", SINK) is None
+    assert binder.plan(other, path, "mine", None) is None
+    bound = deployment(app="a")
+    bound["spec"]["template"]["spec"].update(todo.lists)
+    bound["metadata"]["annotations"] = {binder.ANNOTATION: "mine"}
+    assert binder.plan(bound, path, "mine", SINK) is None  # nothing to do: no write
+    release = binder.plan(bound, path, "mine", None)
+    assert release is not None and release.owner is None
+    assert "env" not in release.lists["containers"][0]
+    assert binder.merge_patch(path, release, "9")["metadata"] == {
+        "resourceVersion": "9", "annotations": {binder.ANNOTATION: None}
+    }  # fmt: skip
+    only_annotation = binder.merge_patch(path, binder.Plan({}, "mine"), "9")
+    assert "spec" not in only_annotation
+    opted_out = deployment(app="a", **{"bindings.knative.dev/exclude": "true"})
+    assert binder.plan(opted_out, path, "mine", SINK) is None
