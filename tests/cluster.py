@@ -99,7 +99,7 @@ def _kind_cluster(names: Sequence[str]) -> Iterator[Kube]:
         kind.delete()
 
 
-SYSTEM_CONTROLLERS = ("kevents-controller", "pingsource-mt-adapter")
+SYSTEM_CONTROLLERS = ("kevents-controller", "kevents-dispatcher", "pingsource-mt-adapter")
 """Installed components that would reconcile or fire alongside the in-process ones of the
 integration tests; paused for the session (the e2e tests install their own)."""
 
