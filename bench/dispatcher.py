@@ -9,8 +9,10 @@ subscribers are fast loopback servers (one process, answering 202 at once). Then
 POSTs binary CloudEvents for `--seconds`. Printed per run: accepted events/s (202s),
 deliveries/s at the subscribers, the added latency from the producer's send to a subscriber's
 receipt (p50/p99; each event carries its send time in CLOCK_MONOTONIC, shared by processes),
-429s, and the dispatcher's RSS (all its processes). `--baseline` runs the same load against
-a naive aiohttp forwarder (accept, POST to each subscriber, answer) for comparison.
+429s, the dispatcher's RSS (all its processes) and CPU time per accepted event, of the
+dispatcher and of the load generator plus subscribers (they share the cores). `--baseline`
+runs the same load against a naive aiohttp forwarder (accept, POST to each subscriber,
+answer) for comparison.
 Everything listens on 127.0.0.1.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import pathlib
@@ -159,7 +162,8 @@ async def _load(port: int, path: str, connections: int, seconds: float, rate: fl
     started = time.monotonic()
     await asyncio.gather(*(connection(i) for i in range(connections)))
     elapsed = time.monotonic() - started
-    sys.stdout.write(json.dumps({"codes": codes, "elapsed": elapsed}) + "\n")
+    result = {"codes": codes, "elapsed": elapsed, "cpu": time.process_time()}
+    sys.stdout.write(json.dumps(result) + "\n")
 
 
 # -- naive forwarder (baseline, own process) ------------------------------------------------
@@ -225,6 +229,7 @@ async def _phase(
     path: str,
     stats_port: int,
     pid: int,
+    sub_pid: int,
     rate: float,
 ) -> None:
     """One load run: unlimited (rate 0: maximum throughput) or at an offered rate."""
@@ -233,6 +238,7 @@ async def _phase(
     async with session.post(f"http://{HOST}:{stats_port}/reset"):
         pass
     cpu_before = _cpu_seconds(pid)
+    sub_cpu_before = _cpu_seconds(sub_pid)
     load = await _spawn(
         *BENCH, "--load", str(port), path, str(args.connections), str(args.seconds), str(rate)
     )
@@ -240,6 +246,7 @@ async def _phase(
     result = json.loads(out)
     rss = _rss_mib(pid)
     cpu = _cpu_seconds(pid) - cpu_before
+    others = _cpu_seconds(sub_pid) - sub_cpu_before + result["cpu"]
     previous = -1
     stats: dict[str, list[int] | int] = {}
     while True:  # wait for the deliveries still in flight
@@ -258,7 +265,8 @@ async def _phase(
         f" ev/s  deliveries {len(latencies) / result['elapsed']:6.0f}/s"
         f"  latency p50 {_pct(latencies, 0.5):7.2f} ms p99 {_pct(latencies, 0.99):7.2f} ms"
         f"  429s {result['codes'].get('429', 0):5}  RSS {rss:4.0f} MiB"
-        f"  CPU {cpu * 1e6 / max(1, accepted):4.0f} us/ev",
+        f"  CPU {cpu * 1e6 / max(1, accepted):4.0f} us/ev"
+        f" (load+subscribers {others * 1e6 / max(1, accepted):4.0f})",
         flush=True,
     )
 
@@ -311,11 +319,15 @@ async def run_one(
         async with aiohttp.ClientSession() as session:
             await _until_accepting(session, f"http://{HOST}:{port}{path}")
             for rate in (0.0, args.rate):
-                await _phase(session, args, label, subs, port, path, sub_ports[0], target.pid, rate)
+                await _phase(
+                    session, args, label, subs, port, path, sub_ports[0], target.pid,
+                    sub_proc.pid, rate,
+                )  # fmt: skip
     finally:
         for proc in (target, sub_proc):
-            if proc is not None:
-                proc.terminate()
+            if proc is not None and proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):  # it may have just exited
+                    proc.terminate()
                 await proc.wait()
         await core.delete_namespace(namespace)
 
