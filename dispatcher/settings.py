@@ -36,7 +36,8 @@ class DispatcherSettings:
     queue_size: int = 10_000
     """KEVENTS_QUEUE_SIZE: events accepted (202) but not yet delivered to every subscriber,
     per process. Beyond it the ingress answers 429: memory stays bounded (knative PR#2361).
-    10 000 is seconds of traffic at full speed."""
+    10 000 is seconds of traffic at full speed; per channel, `subscriber_backlog` answers 429
+    sooner."""
     queue_bytes: int = 256 * 1024 * 1024
     """KEVENTS_QUEUE_BYTES: the same bound in body bytes (256 MiB), so large events cannot
     exhaust memory before the count bound is reached."""
@@ -47,10 +48,12 @@ class DispatcherSettings:
     """KEVENTS_SUBSCRIBER_CONCURRENCY: requests in flight to one subscriber, per process. A
     slow subscriber gets at most this many, the rest wait in its backlog (knative#2666).
     64 keeps a loopback subscriber busy; lower it for fragile subscribers."""
-    subscriber_backlog: int = 2_000
+    subscriber_backlog: int = 500
     """KEVENTS_SUBSCRIBER_BACKLOG: events waiting for one subscriber beyond its in-flight
     limit. When full, the channel answers 429 so a stuck subscriber cannot take the whole
-    queue from other channels."""
+    queue from other channels. 500 is ~0.1 s of a fast subscriber and ~0.5 s at ten
+    subscribers per event: producers get 429 (and retry) before latency reaches seconds,
+    which 2,000 allowed under a closed-loop load (bench/dispatcher.py)."""
     drain_retry_after: int = 1
     """Seconds sent in Retry-After with 429 and with the 503 of a draining process: long
     enough for a retry to land on another replica, short enough to keep latency low."""
@@ -88,7 +91,7 @@ class DispatcherSettings:
             subscriber_concurrency=reader.integer(
                 "KEVENTS_SUBSCRIBER_CONCURRENCY", 64, minimum=1, maximum=10_000
             ),
-            subscriber_backlog=reader.integer("KEVENTS_SUBSCRIBER_BACKLOG", 2_000, minimum=0),
+            subscriber_backlog=reader.integer("KEVENTS_SUBSCRIBER_BACKLOG", 500, minimum=0),
             grace=reader.number("KEVENTS_GRACE", 25.0, minimum=0.0, maximum=3600.0),
             tracing_config=reader.tracing_config(),
             log_format=reader.choice("KEVENTS_LOG_FORMAT", "json", settings.LOG_FORMATS),
