@@ -19,6 +19,7 @@ from cloudevents.core import exceptions as ce_exceptions
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.formats import json as ce_json
 from cloudevents.core.v1 import event as ce_event
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from kevents import errors
 
@@ -144,6 +145,11 @@ _CE_ATTRIBUTE_HEADER = re.compile(r"ce-[a-z0-9]+")
 
 def is_cloudevent(headers: Mapping[str, str]) -> bool:
     """Whether an HTTP message (e.g. a subscriber's reply) claims to carry a CloudEvent."""
+    if isinstance(headers, CIMultiDict | CIMultiDictProxy):  # case-insensitive already
+        if "ce-specversion" in headers:
+            return True
+        content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        return content_type == STRUCTURED_CONTENT_TYPE
     lowered = {k.lower(): v for k, v in headers.items()}
     if "ce-specversion" in lowered:
         return True

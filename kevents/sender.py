@@ -253,8 +253,9 @@ class Sender:
         number: int,
     ) -> transport.Attempt:
         if not self._spans:
-            headers = dict(base_headers)
-            if self._inject:
+            headers = base_headers
+            if self._inject and trace.get_current_span().get_span_context().is_valid:
+                headers = dict(base_headers)
                 tracing.inject(headers)  # the caller's context, when it has one
             return await self._transport.post(url, body, headers, attempt_timeout)
         attributes: dict[str, str | int] = {

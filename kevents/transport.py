@@ -69,7 +69,7 @@ class Transport:
             self._session = None
 
     async def post(
-        self, url: str, body: bytes, headers: dict[str, str], attempt_timeout: float | None
+        self, url: str, body: bytes, headers: Mapping[str, str], attempt_timeout: float | None
     ) -> Attempt:
         """One attempt over the lean pool (plain http) or aiohttp (https, credentials)."""
         outcome = Attempt()
