@@ -38,6 +38,16 @@ A target can hide a later mount's source (an emptyDir at /work hides volumes kep
 /work/main/.state), so all sources are bound here before any target is mounted."""
 
 
+PROJECT = str(pathlib.Path(__file__).resolve().parents[2])
+"""The checkout whose code and virtualenv every container runs. A volume mounted over one of
+its parents (an emptyDir at /tmp while the checkout is /tmp/ci/...) would hide them, so the
+launch script binds the checkout back on top of such a volume."""
+
+
+def _covers(target: str, path: str) -> bool:
+    return path == target or path.startswith(target.rstrip("/") + "/")
+
+
 @dataclass(frozen=True)
 class Mount:
     source: pathlib.Path
@@ -103,6 +113,9 @@ def launch_script(launch: Launch) -> str:
     for i, m in enumerate(launch.mounts):
         lines.append(f"{'touch' if m.is_file else 'mkdir'} {STAGE}/{i}")
         lines.append(f"mount --bind {q(str(m.source))} {STAGE}/{i}")
+    keep_project = any(_covers(m.target, PROJECT) for m in launch.mounts)
+    if keep_project:
+        lines += [f"mkdir {STAGE}/project", f"mount --bind {q(PROJECT)} {STAGE}/project"]
     # Parents before children, as container runtimes mount them.
     order = sorted(range(len(launch.mounts)), key=lambda i: launch.mounts[i].target.count("/"))
     for i in order:
@@ -110,6 +123,8 @@ def launch_script(launch: Launch) -> str:
         lines.append(f"mount --bind {STAGE}/{i} {q(m.target)}")
         if m.read_only:
             lines.append(f"mount -o remount,bind,ro {q(m.target)}")
+    if keep_project:
+        lines += [f"mkdir -p {q(PROJECT)}", f"mount --bind {STAGE}/project {q(PROJECT)}"]
     lines.append(f"cd {q(launch.workdir)}")
     lines.append("exec " + " ".join(q(a) for a in launch.argv))
     return "\n".join(lines) + "\n"

@@ -18,7 +18,7 @@ def test_launch_script_mounts_then_execs() -> None:
             containers.Mount(
                 pathlib.Path("/state/etc/resolv.conf"), "/etc/resolv.conf", is_file=True
             ),
-            containers.Mount(pathlib.Path("/state/v/work"), "/work"),
+            containers.Mount(pathlib.Path("/state/v/work"), "/data"),
         ],
         hostname="web-1",
         netns_path="/run/netns/kev-abc",
@@ -35,7 +35,7 @@ def test_launch_script_mounts_then_execs() -> None:
         "mount --bind /state/etc/resolv.conf /run/kevents-stage/1",
         "mkdir /run/kevents-stage/2",
         "mount --bind /state/v/work /run/kevents-stage/2",
-        "mount --bind /run/kevents-stage/2 /work",
+        "mount --bind /run/kevents-stage/2 /data",
         "mount --bind /run/kevents-stage/1 /etc/resolv.conf",
         "mount --bind /run/kevents-stage/0 /var/run/secrets/x",
         "mount -o remount,bind,ro /var/run/secrets/x",
@@ -74,3 +74,23 @@ def test_resolv_conf_cluster_first_with_dns_config() -> None:
     assert pods.resolv_conf(default, "10.96.0.10", "cluster.local", "nameserver 9.9.9.9\n") == (
         "nameserver 9.9.9.9\n"
     )
+
+
+def test_a_volume_over_the_project_binds_the_project_back() -> None:
+    parent = str(pathlib.Path(containers.PROJECT).parent)
+    launch = containers.Launch(
+        argv=["python", "-m", "controller"],
+        env={},
+        mounts=[containers.Mount(pathlib.Path("/state/pod/tmp"), parent)],
+    )
+    lines = containers.launch_script(launch).splitlines()
+    over = lines.index(f"mount --bind {containers.STAGE}/0 {parent}")
+    back = lines.index(f"mount --bind {containers.STAGE}/project {containers.PROJECT}")
+    assert over < back < lines.index("exec python -m controller")
+
+
+def test_volumes_elsewhere_leave_the_project_alone() -> None:
+    launch = containers.Launch(
+        argv=["true"], env={}, mounts=[containers.Mount(pathlib.Path("/s/v"), "/data")]
+    )
+    assert "project" not in containers.launch_script(launch)
