@@ -117,12 +117,16 @@ class KubeApi:
         """Yield the JSON lines of a watch; `read_timeout` bounds the silence between lines."""
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout)
         response = await self._send("GET", path, None, query, "application/json", timeout)
-        async with response:
+        try:
             if not 200 <= response.status < 300:
                 raise _error(response.status, await response.read(), "WATCH", path)
             async for line in response.content:
                 if line.strip():
                     yield cast(Json, json.loads(line))
+        finally:
+            # A watch is left unfinished (cancelled, closed early, watchdog): close its
+            # connection now rather than hand a half-read one back to the pool.
+            response.close()
 
     async def get(self, resource: Resource, namespace: str | None, name: str) -> Json:
         return await self.request("GET", resource.path(namespace, name))
