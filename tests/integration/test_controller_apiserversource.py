@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from controller import context, kubeapi, manager, metrics
 from controller.apiserversource import adapter, reconciler
 from tests.cluster import REPO, Kube
+from tests.integration import controllers
 
 pytestmark = pytest.mark.cluster
 
@@ -54,31 +55,6 @@ async def running_controller(api_client: client.ApiClient, namespace: str) -> As
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-
-
-async def eventually(
-    fetch: Callable[[], Any], check: Callable[[Any], bool], within: float = 30.0
-) -> Any:
-    """Poll `fetch()` (async) until `check(value)`; fail with the last value seen."""
-    value: Any = None
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while loop.time() < deadline:
-        with contextlib.suppress(kubeapi.NotFound):
-            value = await fetch()
-            if check(value):
-                return value
-        await asyncio.sleep(0.1)
-    raise AssertionError(
-        f"not reached within {within} s; last value:\n{json.dumps(value, indent=1)}"
-    )
-
-
-def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
-    for cond in obj.get("status", {}).get("conditions", []):
-        if cond["type"] == kind:
-            return dict(cond)
-    return {}
 
 
 def source_yaml(name: str, *, sink: dict[str, Any], sa: str = "events-sa", **spec: Any) -> str:
@@ -152,18 +128,18 @@ async def test_knative_yaml_applies_unchanged_and_resolves(
         kube.kubectl("apply", f"--filename={path}")
         api = kubeapi.KubeApi(api_client)
         async with running_controller(api_client, namespace):
-            source = await eventually(
+            source = await controllers.eventually(
                 lambda: api.get(SOURCES, namespace, "testevents"),
                 lambda s: (
-                    condition(s, "SufficientPermissions").get("status") == "True"
+                    controllers.condition(s, "SufficientPermissions").get("status") == "True"
                     and "ceAttributes" in s.get("status", {})
                 ),
             )
         status = source["status"]
         assert status["sinkUri"] == sink_url(namespace)
-        assert condition(source, "SinkProvided")["status"] == "True"
-        assert condition(source, "Deployed")["status"] in ("Unknown", "False")
-        assert condition(source, "Ready")["status"] in ("Unknown", "False")
+        assert controllers.condition(source, "SinkProvided")["status"] == "True"
+        assert controllers.condition(source, "Deployed")["status"] in ("Unknown", "False")
+        assert controllers.condition(source, "Ready")["status"] in ("Unknown", "False")
         assert status["observedGeneration"] == source["metadata"]["generation"]
         assert status["namespaces"] == [namespace]
         ref_or_resource = "resource" if mode == "Resource" else "ref"
@@ -185,22 +161,22 @@ async def test_missing_sink_then_service_created_becomes_resolved(
     kube.apply(rbac_yaml(namespace, ["get", "list", "watch"]), namespace)
     kube.apply(source_yaml("src", sink=SINK_REF), namespace)
     async with running_controller(api_client, namespace):
-        source = await eventually(
+        source = await controllers.eventually(
             lambda: api.get(SOURCES, namespace, "src"),
-            lambda s: condition(s, "SinkProvided").get("status") == "False",
+            lambda s: controllers.condition(s, "SinkProvided").get("status") == "False",
         )
-        sink = condition(source, "SinkProvided")
+        sink = controllers.condition(source, "SinkProvided")
         assert sink["reason"] == "NotFound"
         assert f'Service "{namespace}/event-display"' in sink["message"]
-        assert condition(source, "Ready")["status"] == "False"
-        assert condition(source, "Ready")["reason"] == "NotFound"
+        assert controllers.condition(source, "Ready")["status"] == "False"
+        assert controllers.condition(source, "Ready")["reason"] == "NotFound"
         assert "sinkUri" not in source["status"]
         generation = source["metadata"]["generation"]
 
         kube.apply(SERVICE, namespace)  # the source itself is not touched
-        source = await eventually(
+        source = await controllers.eventually(
             lambda: api.get(SOURCES, namespace, "src"),
-            lambda s: condition(s, "SinkProvided").get("status") == "True",
+            lambda s: controllers.condition(s, "SinkProvided").get("status") == "True",
             within=15,
         )
     assert source["status"]["sinkUri"] == sink_url(namespace)
@@ -214,18 +190,18 @@ async def test_service_account_lacking_watch_is_reported(
     kube.apply(rbac_yaml(namespace, ["get", "list"]) + "---" + SERVICE, namespace)
     kube.apply(source_yaml("src", sink=SINK_REF), namespace)
     async with running_controller(api_client, namespace):
-        source = await eventually(
+        source = await controllers.eventually(
             lambda: api.get(SOURCES, namespace, "src"),
-            lambda s: condition(s, "SufficientPermissions").get("status") == "False",
+            lambda s: controllers.condition(s, "SufficientPermissions").get("status") == "False",
         )
-    perm = condition(source, "SufficientPermissions")
+    perm = controllers.condition(source, "SufficientPermissions")
     assert perm["message"].startswith(
         f'User system:serviceaccount:{namespace}:events-sa cannot watch resource "events" '
         f'in API group "" in Namespace "{namespace}"'
     )
     assert perm["reason"] == "InsufficientPermissions"
-    assert condition(source, "Ready")["status"] == "False"
-    assert condition(source, "SinkProvided")["status"] == "True"
+    assert controllers.condition(source, "Ready")["status"] == "False"
+    assert controllers.condition(source, "SinkProvided")["status"] == "True"
     deployments = kube.get_json("deployments", "-n", namespace)
     assert deployments["items"] == []
 
@@ -241,10 +217,10 @@ async def test_deployment_carries_env_contract_and_follows_spec(
         namespace,
     )  # fmt: skip
     async with running_controller(api_client, namespace):
-        source = await eventually(
+        source = await controllers.eventually(
             lambda: api.get(SOURCES, namespace, "src"),
             lambda s: (
-                condition(s, "SufficientPermissions").get("status") == "True"
+                controllers.condition(s, "SufficientPermissions").get("status") == "True"
                 and "ceAttributes" in s.get("status", {})
             ),
         )
@@ -303,7 +279,7 @@ async def test_deployment_carries_env_contract_and_follows_spec(
             parsed: dict[str, Any] = json.loads(value)
             return parsed
 
-        dep = await eventually(
+        dep = await controllers.eventually(
             lambda: api.get(adapter.DEPLOYMENTS, namespace, name),
             lambda d: len(config_of(d)["resources"]) == 2,
         )
@@ -311,7 +287,7 @@ async def test_deployment_carries_env_contract_and_follows_spec(
             "gvr": {"Group": "apps", "Version": "v1", "Resource": "deployments"},
             "selector": "app=x",
         }
-        source = await eventually(
+        source = await controllers.eventually(
             lambda: api.get(SOURCES, namespace, "src"),
             lambda s: s["status"].get("observedGeneration") == 2,
         )
@@ -363,13 +339,13 @@ async def test_ready_when_deployment_available_and_deleted_with_source(
         kube.apply(rbac_yaml(namespace, ["get", "list", "watch"]) + "---" + SERVICE, namespace)
         kube.apply(source_yaml("src", sink=SINK_REF), namespace)
         async with running_controller(api_client, namespace):
-            source = await eventually(
+            source = await controllers.eventually(
                 lambda: api.get(SOURCES, namespace, "src"),
-                lambda s: condition(s, "Deployed").get("status") == "Unknown",
+                lambda s: controllers.condition(s, "Deployed").get("status") == "Unknown",
             )
             # kcm cannot write the Deployment's status: it is never observed, never available.
-            assert condition(source, "Deployed")["reason"] == "DeploymentUpdating"
-            assert condition(source, "Ready")["status"] == "Unknown"
+            assert controllers.condition(source, "Deployed")["reason"] == "DeploymentUpdating"
+            assert controllers.condition(source, "Ready")["status"] == "Unknown"
             name = adapter.deployment_name("src", source["metadata"]["uid"])
             status = {"status": {
                 "observedGeneration": 1, "replicas": 1, "updatedReplicas": 1,
@@ -380,9 +356,9 @@ async def test_ready_when_deployment_available_and_deleted_with_source(
             }}  # fmt: skip
             kube.kubectl("patch", "deployment", name, "-n", namespace, "--subresource=status",
                          "--type=merge", "-p", json.dumps(status))  # fmt: skip
-            source = await eventually(
+            source = await controllers.eventually(
                 lambda: api.get(SOURCES, namespace, "src"),
-                lambda s: condition(s, "Ready").get("status") == "True",
+                lambda s: controllers.condition(s, "Ready").get("status") == "True",
             )
         assert {c["type"]: c["status"] for c in source["status"]["conditions"]} == {
             "Deployed": "True", "OIDCIdentityCreated": "True", "Ready": "True",
@@ -393,7 +369,7 @@ async def test_ready_when_deployment_available_and_deleted_with_source(
         assert sink_url(namespace) in printed
 
         kube.kubectl("delete", "apiserversource", "src", "-n", namespace)
-        await eventually(
+        await controllers.eventually(
             lambda: api.request("GET", adapter.DEPLOYMENTS.path(namespace)),
             lambda listed: listed["items"] == [],
             within=60,
@@ -481,12 +457,14 @@ subjects: [{{kind: ServiceAccount, name: events-sa, namespace: {namespace}}}]
 """
     try:
         async with running_controller(api_client, namespace):
-            source = await eventually(
+            source = await controllers.eventually(
                 lambda: api.get(SOURCES, namespace, "src"),
-                lambda s: condition(s, "SufficientPermissions").get("status") == "False",
+                lambda s: (
+                    controllers.condition(s, "SufficientPermissions").get("status") == "False"
+                ),
             )
             # A Role in its own namespace is not enough to watch every namespace.
-            assert condition(source, "SufficientPermissions")["message"].startswith(
+            assert controllers.condition(source, "SufficientPermissions")["message"].startswith(
                 f"User system:serviceaccount:{namespace}:events-sa cannot get, list, watch "
                 'resource "events" in API group "" cluster-wide, get, list, watch resource '
                 '"namespaces" in API group "" cluster-wide.'
@@ -494,9 +472,9 @@ subjects: [{{kind: ServiceAccount, name: events-sa, namespace: {namespace}}}]
             assert {namespace, "default", "kube-system"} <= set(source["status"]["namespaces"])
 
             kube.apply(grant)
-            source = await eventually(
+            source = await controllers.eventually(
                 lambda: api.get(SOURCES, namespace, "src"),
-                lambda s: condition(s, "SufficientPermissions").get("status") == "True",
+                lambda s: controllers.condition(s, "SufficientPermissions").get("status") == "True",
             )
             dep = await api.get(
                 adapter.DEPLOYMENTS, namespace,
@@ -530,23 +508,23 @@ async def test_sink_ref_to_addressable_follows_its_address(
                      "--subresource=status", "--type=merge", "-p", patch)  # fmt: skip
 
     async with running_controller(api_client, namespace):
-        source = await eventually(
+        source = await controllers.eventually(
             lambda: api.get(SOURCES, namespace, "src"),
-            lambda s: condition(s, "SinkProvided").get("status") == "False",
+            lambda s: controllers.condition(s, "SinkProvided").get("status") == "False",
         )
-        sink = condition(source, "SinkProvided")
+        sink = controllers.condition(source, "SinkProvided")
         assert sink["reason"] == "AddressNotSet"
         assert f'InMemoryChannel "{namespace}/chan"' in sink["message"]
 
         first = f"http://chan-kn-channel.{namespace}.svc.cluster.local"
         set_address(first)
-        source = await eventually(
+        source = await controllers.eventually(
             lambda: api.get(SOURCES, namespace, "src"),
             lambda s: s.get("status", {}).get("sinkUri") == first + "/events",
             within=15,
         )
         set_address("http://elsewhere.example/base/")
-        source = await eventually(
+        source = await controllers.eventually(
             lambda: api.get(SOURCES, namespace, "src"),
             lambda s: s.get("status", {}).get("sinkUri") == "http://elsewhere.example/base/events",
             within=15,
