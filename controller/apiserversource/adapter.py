@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
-from controller import kubeapi
+from controller import kubeapi, podsecurity
 
 DEPLOYMENTS = kubeapi.Resource("apps", "v1", "deployments")
 CONTROLLER_AGENT = "apiserver-source-controller"
@@ -227,10 +227,7 @@ def deployment(inputs: Inputs, config: AdapterConfig) -> dict[str, Any]:
                 "spec": {
                     "serviceAccountName": inputs.service_account,
                     "enableServiceLinks": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": podsecurity.pod(),
                     "containers": [
                         {
                             "name": CONTAINER,
@@ -253,13 +250,7 @@ def deployment(inputs: Inputs, config: AdapterConfig) -> dict[str, Any]:
                                 "requests": {"cpu": "50m", "memory": "64Mi"},
                                 "limits": {"memory": "256Mi"},
                             },
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "readOnlyRootFilesystem": True,
-                                "runAsNonRoot": True,
-                                "capabilities": {"drop": ["ALL"]},
-                                "seccompProfile": {"type": "RuntimeDefault"},
-                            },
+                            "securityContext": podsecurity.container(),
                         }
                     ],
                 },

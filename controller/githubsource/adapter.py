@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from controller import kubeapi, sinks
+from controller import kubeapi, podsecurity, sinks
 from controller.apiserversource import adapter as common
 from controller.githubsource import secrets
 
@@ -144,7 +144,7 @@ def deployment(inputs: Inputs, config: Config) -> dict[str, Any]:
     probe = {"httpGet": {"port": "http", "path": "/readiness"}, "periodSeconds": 10}
     pod: dict[str, Any] = {
         "enableServiceLinks": False,
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": podsecurity.pod(),
         "containers": [
             {
                 "name": CONTAINER,
@@ -166,13 +166,7 @@ def deployment(inputs: Inputs, config: Config) -> dict[str, Any]:
                     # GitHub payloads reach 25 MB and up to 256 MiB may wait for the sink
                     "limits": {"memory": "512Mi"},
                 },
-                "securityContext": {
-                    "allowPrivilegeEscalation": False,
-                    "readOnlyRootFilesystem": True,
-                    "runAsNonRoot": True,
-                    "capabilities": {"drop": ["ALL"]},
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
+                "securityContext": podsecurity.container(),
             }
         ],
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller import kubeapi
+from controller import kubeapi, podsecurity
 
 NAME = "pingsource-mt-adapter"
 SERVICE_ACCOUNT = "kevents-ping-adapter"
@@ -64,13 +64,7 @@ def deployment(image: str, system_namespace: str) -> dict[str, Any]:
                                 "requests": {"cpu": "100m", "memory": "64Mi"},
                                 "limits": {"cpu": "1", "memory": "512Mi"},
                             },
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "readOnlyRootFilesystem": True,
-                                "runAsNonRoot": True,
-                                "capabilities": {"drop": ["ALL"]},
-                                "seccompProfile": {"type": "RuntimeDefault"},
-                            },
+                            "securityContext": podsecurity.container(),
                         }
                     ],
                 },
