@@ -35,8 +35,8 @@ Modules
     conditions.py       Knative duck conditions, living condition set (Ready)
     sinks.py            Destination -> URL (Service, any Addressable, uri, ref + relative uri)
     discovery.py        kind -> plural via API discovery
-    apiserversource/    adapter Deployment (pure), permission checks (SAR), reconciler
-    podsecurity.py      the restricted securityContext of every adapter the controller makes, wiring
+    apiserversource/    adapter Deployment (pure), permission checks (SAR), reconciler, wiring
+    podsecurity.py      the restricted securityContext of every adapter the controller makes
     pingsource/         schedule + data validation (pure), shared adapter Deployment, reconciler
     githubsource/       per-source adapter Deployment + Service and hook payload (pure), GitHub
                         hooks API client, Secret values, reconciler (finalizer), wiring
