@@ -36,6 +36,10 @@ async def serve(config: dispatcher_settings.DispatcherSettings, index: int) -> i
     provider = tracing.make_provider(
         config.tracing_config, service_name=dispatcher_settings.COMPONENT
     )
+    broker_providers = (
+        tracing.make_provider(config.tracing_config, service_name="broker-ingress"),
+        tracing.make_provider(config.tracing_config, service_name="broker-filter"),
+    )
     registry = CollectorRegistry()
     readiness = probes.Readiness()
     shared = config.workers > 1
@@ -47,6 +51,7 @@ async def serve(config: dispatcher_settings.DispatcherSettings, index: int) -> i
                 registry=registry,
                 readiness=readiness,
                 tracer_provider=provider,
+                broker_tracer_providers=broker_providers,
                 worker_index=index,
             )
             servers: list[runner.Service | runner.Component] = [
@@ -75,6 +80,8 @@ async def serve(config: dispatcher_settings.DispatcherSettings, index: int) -> i
             return await run.run()
     finally:
         provider.shutdown()
+        for each in broker_providers:
+            each.shutdown()
 
 
 def main() -> None:

@@ -6,6 +6,9 @@ absolute `subscriberUri`/`replyUri`, and `delivery.deadLetterSink.uri` already r
 A subscriber without its own `delivery` inherits the channel's `spec.delivery` (whose dead
 letter sink may be given resolved in `status.deadLetterSinkUri`).
 
+A channel labelled as a Broker's trigger channel routes that broker's ingress traffic, and
+its subscribers pointing at the broker filter are Triggers (`dispatcher.triggers`).
+
 A subscriber whose entry has a problem (bad duration, relative URL) is still served where
 possible, but reported `ready: "False"` with the problem as message (`statuses()`).
 """
@@ -15,10 +18,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, TypedDict, cast
 
+from dispatcher import triggers
 from kevents import cloudevent, errors, retries
 
 Key = tuple[str, str]
 """(namespace, name) of a channel: the routing key."""
+BROKER_LABEL = "eventing.knative.dev/broker"
+BROKER_EVERYTHING_LABEL = "eventing.knative.dev/brokerEverything"
+"""Labels of a Broker's trigger channel (`<broker>-kne-trigger`), as Knative sets them."""
 
 
 class Destination(TypedDict, total=False):
@@ -63,6 +70,9 @@ class Target:
     """`delivery.format`; None = binary, Knative's default."""
     problem: str = ""
     """Why this subscriber is not (fully) served; empty when it is."""
+    trigger: triggers.FilterKey | None = None
+    """Set when `subscriber_uri` is the broker filter's URI for a Trigger: events are
+    filtered and delivered to the Trigger's subscriber in-process (dispatch.Courier)."""
 
     @property
     def servable(self) -> bool:
@@ -76,6 +86,8 @@ class Channel:
     targets: tuple[Target, ...]
     reported: tuple[SubscriberStatus, ...]
     """`status.subscribers` as last seen on the object, to patch only on a difference."""
+    broker: str = ""
+    """The Broker (same namespace) whose trigger channel this is; empty for other channels."""
 
     @property
     def key(self) -> Key:
@@ -148,6 +160,7 @@ def target(spec: SubscriberSpec, channel_delivery: dict[str, Any], channel_dls: 
         policy=policy,
         encoding=_encoding(delivery),
         problem="; ".join(problems),
+        trigger=triggers.filter_key(urls["subscriberUri"]) if urls["subscriberUri"] else None,
     )
 
 
@@ -172,7 +185,11 @@ def parse(obj: dict[str, Any]) -> Channel:
         for entry in status.get("subscribers") or []
         if isinstance(entry, dict)
     )
-    return Channel(namespace, name, targets, reported)
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    broker = ""
+    if labels.get(BROKER_EVERYTHING_LABEL) == "true":
+        broker = str(labels.get(BROKER_LABEL, ""))
+    return Channel(namespace, name, targets, reported, broker)
 
 
 def statuses(channel: Channel) -> list[SubscriberStatus]:

@@ -14,17 +14,25 @@ Knative's delivery semantics (`knative/eventing:pkg/kncloudevents/event_dispatch
 4. Without a dead letter sink, or when it fails too, the loss is logged and counted in
    `kevents_events_lost_total`; nothing disappears silently.
 
+A Trigger's subscription (its subscriber URI is the broker filter's, `dispatcher.triggers`)
+takes one more step first: the event must match the Trigger's filter, and is then delivered
+to the Trigger's subscriber by steps 1-4, its reply (one TTL hop lower, `dispatcher.ttl`)
+going back into the broker. No HTTP hop to a filter service, no second delivery path.
+
 All sends run in the trace context of the ingress span, so replies and dead letters stay in
 the producer's trace.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Mapping
 
 from opentelemetry import context as otel_context
+from opentelemetry import trace
 
-from dispatcher import channels, headers, lane
+from dispatcher import channels, headers, lane, triggers, ttl
 from dispatcher import metrics as dispatcher_metrics
 from kevents import cloudevent, delivery, errors, rawevent, sender
 
@@ -33,45 +41,138 @@ logger = logging.getLogger(__name__)
 
 class Courier:
     def __init__(
-        self, event_sender: sender.EventForwarder, metrics: dispatcher_metrics.DispatcherMetrics
+        self,
+        event_sender: sender.EventForwarder,
+        metrics: dispatcher_metrics.DispatcherMetrics,
+        *,
+        trigger_table: Mapping[tuple[str, str], triggers.Trigger] | None = None,
+        filter_tracer: trace.Tracer | None = None,
+        trigger_wait: float = 10.0,
     ) -> None:
+        """`trigger_table` is the dispatcher's live (namespace, name) -> Trigger table;
+        `trigger_wait` (10 s) how long a delivery waits for a Trigger the table does not
+        know yet: its informer may lag the channel's by a moment after the Trigger is made."""
         self._sender = event_sender
         self._metrics = metrics
+        self._triggers: Mapping[tuple[str, str], triggers.Trigger] = (
+            trigger_table if trigger_table is not None else {}
+        )
+        self._filter_tracer = filter_tracer
+        self._trigger_wait = trigger_wait
 
     async def deliver(self, target: channels.Target, envelope: lane.Envelope) -> None:
         """Run steps 1-4 for one subscriber; never raises for delivery failures."""
         token = otel_context.attach(envelope.context)
         try:
-            if not target.subscriber_uri:
+            if target.trigger is not None:
+                await self._through_filter(target, target.trigger, envelope)
+            elif not target.subscriber_uri:
                 await self._reply(target, envelope, envelope.event)
-                return
-            result = await self._sender.send(
-                envelope.event,
-                target.subscriber_uri,
-                policy=target.policy,
-                headers=envelope.headers,
-                encoding=target.encoding,
-            )
-            self._metrics.observe("subscriber", envelope.namespace, result)
-            if not result.ok:
-                await self._fail(target, envelope, result, target.subscriber_uri)
-                return
-            if not cloudevent.is_cloudevent(result.headers):
-                return  # an acknowledgement without an event: done
-            try:
-                reply = cloudevent.decode(result.headers, result.body)
-            except errors.InvalidEventError as exc:
-                logger.warning(
-                    "Subscriber %s answered event %s with an invalid CloudEvent (%s).",
-                    sender.safe_url(target.subscriber_uri), envelope.event.get_id(), exc.reason,
-                    extra={"event_id": envelope.event.get_id()},
-                )  # fmt: skip
-                await self._fail(target, envelope, result, target.subscriber_uri)
-                return
-            if target.reply_uri:
-                await self._reply(target, envelope, reply)
+            else:
+                await self._send(target, envelope, target.subscriber_uri, None)
         finally:
             otel_context.detach(token)
+
+    async def _send(
+        self,
+        target: channels.Target,
+        envelope: lane.Envelope,
+        url: str,
+        trigger: triggers.Trigger | None,
+    ) -> None:
+        """Steps 1-3 towards `url`: the subscriber's, or a Trigger's subscriber."""
+        result = await self._sender.send(
+            envelope.event,
+            url,
+            policy=target.policy,
+            headers=envelope.headers,
+            encoding=target.encoding,
+        )
+        self._metrics.observe("subscriber", envelope.namespace, result)
+        if not result.ok:
+            await self._fail(target, envelope, result, url)
+            return
+        if not cloudevent.is_cloudevent(result.headers):
+            return  # an acknowledgement without an event: done
+        try:
+            reply = cloudevent.decode(result.headers, result.body)
+        except errors.InvalidEventError as exc:
+            logger.warning(
+                "Subscriber %s answered event %s with an invalid CloudEvent (%s).",
+                sender.safe_url(url), envelope.event.get_id(), exc.reason,
+                extra={"event_id": envelope.event.get_id()},
+            )  # fmt: skip
+            await self._fail(target, envelope, result, url)
+            return
+        if trigger is not None:
+            onward = ttl.for_reply(envelope.event, reply)
+            if onward is None:
+                self._metrics.replies_dropped.labels("ttl_exhausted").inc()
+                logger.info(
+                    "Reply %s of Trigger %s/%s to event %s is dropped: its broker TTL is "
+                    "exhausted (a reply loop ends here).",
+                    reply.get_id(), trigger.namespace, trigger.name, envelope.event.get_id(),
+                    extra={"event_id": envelope.event.get_id(), "namespace": trigger.namespace,
+                           "object_name": trigger.name},
+                )  # fmt: skip
+                return
+            reply = onward
+        if target.reply_uri:
+            await self._reply(target, envelope, reply)
+
+    async def _through_filter(
+        self, target: channels.Target, key: triggers.FilterKey, envelope: lane.Envelope
+    ) -> None:
+        """A Trigger's subscription: filter, then deliver to the Trigger's subscriber."""
+        found = await self._trigger(key)
+        if found is None or found.problem:
+            self._metrics.filtered.labels("not_servable").inc()
+            why = (
+                found.problem
+                if found is not None
+                else "the dispatcher does not know this Trigger (deleted or not yet seen)"
+            )
+            result = delivery.DeliveryResult(
+                status=None, duration=0.0, attempts=1, error=f"Trigger {key.namespace}/"
+                f"{key.name}: {why}",
+            )  # fmt: skip
+            await self._fail(target, envelope, result, target.subscriber_uri)
+            return
+        matched = found.filter.matches(envelope.attributes())
+        self._metrics.filtered.labels("matched" if matched else "unmatched").inc()
+        tracer = self._filter_tracer
+        if tracer is None:
+            if matched:
+                await self._send(target, envelope, found.subscriber_uri, found)
+            return
+        with tracer.start_as_current_span(
+            "broker.filter",
+            kind=trace.SpanKind.SERVER,
+            attributes={
+                "messaging.system": "knative",
+                "kn.broker.name": found.broker,
+                "kn.broker.namespace": found.namespace,
+                "kn.trigger.name": found.name,
+                "cloudevents.event_id": envelope.event.get_id(),
+                "cloudevents.event_type": envelope.event.get_type(),
+                "kn.filter.matched": matched,
+            },
+        ):
+            if matched:
+                await self._send(target, envelope, found.subscriber_uri, found)
+
+    async def _trigger(self, key: triggers.FilterKey) -> triggers.Trigger | None:
+        """The Trigger of a filter URI, waiting a moment for one the table lacks (or has
+        without a resolved subscriber yet); None when it never appears."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._trigger_wait
+        while True:
+            found = self._triggers.get((key.namespace, key.name))
+            if found is not None and found.uid != key.uid:
+                found = None  # a Trigger made anew under the same name: not this one
+            if (found is not None and not found.problem) or loop.time() >= deadline:
+                return found
+            await asyncio.sleep(0.1)
 
     async def _reply(
         self,

@@ -53,6 +53,8 @@ class Fanout:
         self._concurrency = concurrency
         self._backlog = backlog
         self.routes: dict[channels.Key, Route] = {}
+        self.brokers: dict[channels.Key, Route] = {}
+        """(namespace, broker) -> the route of the broker's trigger channel."""
         self._lanes: dict[tuple[channels.Key, str], lane.Lane] = {}
         self.pending = 0
         self.pending_bytes = 0
@@ -90,7 +92,11 @@ class Fanout:
             lanes.append(found)
         for uid in {uid for (k, uid) in self._lanes if k == key} - keep:
             del self._lanes[(key, uid)]
-        self.routes[key] = Route(channel, tuple(lanes))
+        route = self.routes[key] = Route(channel, tuple(lanes))
+        if old is not None and old.channel.broker and old.channel.broker != channel.broker:
+            self._forget_broker(old)
+        if channel.broker:
+            self.brokers[(channel.namespace, channel.broker)] = route
         self._metrics.channels.set(len(self.routes))
         before = len(old.lanes) if old is not None else None
         if before != len(lanes):
@@ -99,9 +105,19 @@ class Fanout:
                 extra={"namespace": key[0], "object_name": key[1]},
             )  # fmt: skip
 
+    def _forget_broker(self, route: Route) -> None:
+        """Stop routing the broker of `route` unless another channel took it over."""
+        broker_key = (route.channel.namespace, route.channel.broker)
+        current = self.brokers.get(broker_key)
+        if current is not None and current.channel.key == route.channel.key:
+            del self.brokers[broker_key]
+
     def remove(self, key: channels.Key) -> None:
-        if self.routes.pop(key, None) is None:
+        old = self.routes.pop(key, None)
+        if old is None:
             return
+        if old.channel.broker:
+            self._forget_broker(old)
         for lane_key in [k for k in self._lanes if k[0] == key]:
             del self._lanes[lane_key]
         self._metrics.channels.set(len(self.routes))

@@ -14,6 +14,11 @@ Knative's channel receiver contract (`knative/eventing:pkg/channel/event_receive
 | bounded queue or subscriber backlog full  | 429 + Retry-After                              |
 | accepted                                  | 202 (delivered asynchronously)                 |
 
+The same class serves the broker ingress (`POST /<namespace>/<broker>`, Knative's MT broker
+ingress contract: `/` and unknown brokers 404, wrong segment count 400): its `lookup` finds
+the broker's trigger channel, and `prepare` sets the broker TTL (`dispatcher.ttl`), refusing
+an event whose TTL is exhausted with 400. Both then hand the event to the same fan-out.
+
 The hot path does a dict lookup for the route, one body read, a validation of the CloudEvent
 that keeps its received bytes for forwarding (`kevents.rawevent`: no decode, no re-encode) and
 no span when tracing is off; answers are plain text for people reading curl output.
@@ -21,13 +26,20 @@ no span when tracing is off; answers are plain text for people reading curl outp
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from dispatcher import fanout, headers, routing
 from dispatcher import metrics as dispatcher_metrics
-from kevents import errors, rawevent, tracing
+from kevents import cloudevent, errors, rawevent, tracing
+
+Lookup = Callable[[str, str], fanout.Route]
+"""(Host, path) -> the route of the request; raises `routing.RoutingError` for the answer."""
+Prepare = Callable[[rawevent.RawEvent], cloudevent.CloudEvent | rawevent.RawEvent]
+"""The accepted event as the channel gets it; raises `errors.InvalidEventError` for a 400."""
 
 _OPTIONS_HEADERS = {
     "Allow": "POST, OPTIONS",
@@ -46,9 +58,19 @@ class Ingress:
         max_body_size: int,
         retry_after: int,
         tracer_provider: trace.TracerProvider | None = None,
+        lookup: Lookup | None = None,
+        prepare: Prepare | None = None,
+        span_name: str = "imc.receive",
+        answered: Callable[[int], None] | None = None,
     ) -> None:
+        """Defaults make the channel ingress; the broker ingress passes its own `lookup`,
+        `prepare`, `span_name` and `answered` (its metric)."""
         self._fanout = channels_fanout
         self._metrics = metrics
+        self._lookup = lookup if lookup is not None else self.channel_route
+        self._prepare = prepare
+        self._span_name = span_name
+        self._count = answered if answered is not None else metrics.answered
         self._max_body = max_body_size
         self._retry_after = {"Retry-After": str(retry_after)}
         # No provider (tracing off): no ingress span; the producer's context still flows on.
@@ -62,8 +84,16 @@ class Ingress:
         """aiohttp's low-level server: no router, middlewares or Application per request."""
         return web.Server(self.handle, access_log=None)
 
+    def channel_route(self, host: str, path: str) -> fanout.Route:
+        """The channel named by Host or `/NS/NAME`."""
+        key = routing.resolve(host, path)
+        route = self._fanout.routes.get(key)
+        if route is None:
+            raise routing.RoutingError(404, f"channel {key[0]}/{key[1]} not found")
+        return route
+
     def _answer(self, status: int, text: str = "", **extra: str) -> web.Response:
-        self._metrics.answered(status)
+        self._count(status)
         return web.Response(status=status, text=text, headers=extra or None)
 
     async def handle(self, request: web.BaseRequest) -> web.Response:
@@ -72,12 +102,9 @@ class Ingress:
                 return web.Response(status=200, headers=_OPTIONS_HEADERS)
             return self._answer(405, "only POST is allowed\n", Allow="POST, OPTIONS")
         try:
-            key = routing.resolve(request.host, request.path)
+            route = self._lookup(request.host, request.path)
         except routing.RoutingError as exc:
             return self._answer(exc.status, exc.reason + "\n")
-        route = self._fanout.routes.get(key)
-        if route is None:
-            return self._answer(404, f"channel {key[0]}/{key[1]} not found\n")
         if self._fanout.draining:
             return self._answer(
                 503, "shutting down: retry on another replica\n", **self._retry_after
@@ -89,8 +116,11 @@ class Ingress:
         body = await self._read(request)
         if body is None:
             return self._too_large()
+        event: cloudevent.CloudEvent | rawevent.RawEvent
         try:
             event = rawevent.receive(request_headers, body)
+            if self._prepare is not None:
+                event = self._prepare(event)
         except errors.InvalidEventError as exc:
             return self._answer(400, f"invalid CloudEvent: {exc.reason}\n")
         forwarded = headers.passthrough(request_headers.items())
@@ -103,13 +133,15 @@ class Ingress:
         tracer = self._tracer
         if tracer is None:
             return self._submit(route, event, forwarded, parent, len(body))
-        span = tracer.start_span("imc.receive", context=parent, kind=trace.SpanKind.SERVER)
+        span = tracer.start_span(self._span_name, context=parent, kind=trace.SpanKind.SERVER)
         try:
             if span.is_recording():
                 span.set_attributes(
                     {
                         "messaging.system": "knative",
-                        "messaging.destination.name": f"{key[0]}/{key[1]}",
+                        "messaging.destination.name": route.channel.namespace
+                        + "/"
+                        + route.channel.name,
                         "cloudevents.event_id": event.get_id(),
                         "cloudevents.event_type": event.get_type(),
                         "cloudevents.event_source": event.get_source(),
@@ -127,7 +159,7 @@ class Ingress:
     def _submit(
         self,
         route: fanout.Route,
-        event: rawevent.RawEvent,
+        event: cloudevent.CloudEvent | rawevent.RawEvent,
         forwarded: dict[str, str],
         context: otel_context.Context,
         size: int,

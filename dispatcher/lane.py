@@ -14,7 +14,7 @@ import asyncio
 import collections
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -40,6 +40,19 @@ class Envelope:
     """Body bytes, counted against the queue's byte bound until every lane is done."""
     remaining: int
     """Lanes that have not finished with this event yet."""
+    _attributes: Mapping[str, object] | None = None
+
+    def attributes(self) -> Mapping[str, object]:
+        """The event's attributes as filters see them, read once for all of its Triggers."""
+        found = self._attributes
+        if found is None:
+            event = self.event
+            found = self._attributes = (
+                event.attributes()
+                if isinstance(event, rawevent.RawEvent)
+                else event.get_attributes()
+            )
+        return found
 
 
 Deliver = Callable[[channels.Target, Envelope], Awaitable[None]]

@@ -91,6 +91,25 @@ class DispatcherMetrics:
             ["reason"],
             registry=registry,
         )
+        self.broker_received = Counter(
+            "kevents_broker_events_received",
+            "Requests to the broker ingress, by result (accepted|rejected) and answered code",
+            ["result", "response_code"],
+            registry=registry,
+        )
+        self.filtered = Counter(
+            "kevents_broker_filter_events",
+            "Events the broker filter evaluated for a Trigger, by result "
+            "(matched|unmatched|not_servable)",
+            ["result"],
+            registry=registry,
+        )
+        self.replies_dropped = Counter(
+            "kevents_broker_replies_dropped",
+            "Subscriber replies not sent back into the broker, by reason (ttl_exhausted)",
+            ["reason"],
+            registry=registry,
+        )
         self.channels = Gauge(
             "kevents_dispatcher_channels", "Channels served by this process", registry=registry
         )
@@ -105,6 +124,7 @@ class DispatcherMetrics:
         registry.register(self._event_count)
         # Label children are looked up once: the hot path only increments and observes.
         self._received: dict[int, Counter] = {}
+        self._broker_received: dict[int, Counter] = {}
         self._delivery: dict[tuple[str, str, str, bool], _DeliverySeries] = {}
 
     def track_queue(self, depth: Callable[[], float], size: Callable[[], float]) -> None:
@@ -113,11 +133,12 @@ class DispatcherMetrics:
         self.queue_bytes.set_function(size)
 
     def answered(self, code: int) -> None:
-        child = self._received.get(code)
-        if child is None:
-            result = "accepted" if code == 202 else "rejected"
-            child = self._received[code] = self.received.labels(result, str(code))
-        child.inc()
+        """One answer of the channel ingress."""
+        _count_answer(self._received, self.received, code)
+
+    def broker_answered(self, code: int) -> None:
+        """One answer of the broker ingress."""
+        _count_answer(self._broker_received, self.broker_received, code)
 
     def observe(self, destination: str, namespace: str, result: delivery.DeliveryResult) -> None:
         """Record one finished delivery (all its attempts)."""
@@ -145,6 +166,14 @@ class DispatcherMetrics:
             latency_ms=self.latency_ms.labels(namespace, status_class),
             event_count=(namespace, code, status_class),
         )
+
+
+def _count_answer(children: dict[int, Counter], counter: Counter, code: int) -> None:
+    child = children.get(code)
+    if child is None:
+        result = "accepted" if code == 202 else "rejected"
+        child = children[code] = counter.labels(result, str(code))
+    child.inc()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -18,6 +18,12 @@ class DispatcherSettings:
     ingress_port: int = 8000
     """KEVENTS_INGRESS_PORT: where channel traffic arrives (the `<name>-kn-channel` Services
     target it). 8000 because 8080 is the probes port of every kevents process."""
+    broker_ingress_port: int = 8001
+    """KEVENTS_BROKER_INGRESS_PORT: the multi-tenant broker ingress (`POST /<ns>/<broker>`),
+    behind the `broker-ingress` Service; next to the channel port, in the same process."""
+    broker_max_ttl: int = 255
+    """MAX_TTL (Knative's variable): `knativebrokerttl` given to events entering a broker
+    without one, and the most one may carry; each reply back into the broker is one hop."""
     ingress_host: str = "0.0.0.0"
     """KEVENTS_INGRESS_HOST: all interfaces so the channel Services reach the pod IP."""
     metrics_port: int = 9090
@@ -75,6 +81,10 @@ class DispatcherSettings:
         reader = settings.EnvReader(environ)
         result = cls(
             ingress_port=reader.integer("KEVENTS_INGRESS_PORT", 8000, minimum=0, maximum=65535),
+            broker_ingress_port=reader.integer(
+                "KEVENTS_BROKER_INGRESS_PORT", 8001, minimum=0, maximum=65535
+            ),
+            broker_max_ttl=reader.integer("MAX_TTL", 255, minimum=1, maximum=2**31 - 1),
             ingress_host=reader.string("KEVENTS_INGRESS_HOST", "0.0.0.0"),
             metrics_port=reader.integer(
                 "METRICS_PROMETHEUS_PORT", 9090, minimum=1024, maximum=65535

@@ -110,7 +110,7 @@ def build(
         raise errors.InvalidEventError(str(exc)) from exc
 
 
-def apply_overrides(event: CloudEvent, extensions: Mapping[str, str]) -> CloudEvent:
+def apply_overrides(event: CloudEvent, extensions: Mapping[str, object]) -> CloudEvent:
     """A copy of `event` with `extensions` set, overwriting same-named attributes."""
     if not extensions:
         return event

@@ -78,6 +78,46 @@ class RawEvent:
             return None
         return self.headers, self.body
 
+    def attributes(self) -> Mapping[str, object]:
+        """Context attributes and extensions by name, as filters see them.
+
+        A plainly valid binary-mode event is read from its headers (no decode); anything
+        else from the decoded event.
+        """
+        if self._event is not None or self.encoding is not cloudevent.Encoding.BINARY:
+            return self.event().get_attributes()
+        out: dict[str, object] = {
+            name[3:]: value for name, value in self.headers.items() if name.startswith("ce-")
+        }
+        content_type = self.headers.get("content-type")
+        if content_type is not None:
+            out["datacontenttype"] = content_type
+        return out
+
+    def extension(self, name: str) -> object | None:
+        """The value of one attribute (`name` lower case), without decoding when it can."""
+        if self._event is None and self.encoding is cloudevent.Encoding.BINARY:
+            return self.headers.get("ce-" + name)
+        return self.event().get_attributes().get(name)
+
+    def with_extension(self, name: str, value: int | str) -> RawEvent | cloudevent.CloudEvent:
+        """This event with extension `name` set: still the received bytes in binary mode
+        (one header more), a decoded copy in structured mode (the body must change)."""
+        if self.encoding is not cloudevent.Encoding.BINARY:
+            return cloudevent.apply_overrides(self.event(), {name: value})
+        headers = dict(self.headers)
+        headers["ce-" + name] = str(value)
+        decoded = self._event
+        return RawEvent(
+            headers,
+            self.body,
+            self.encoding,
+            id=self._id,
+            type=self._type,
+            source=self._source,
+            event=cloudevent.apply_overrides(decoded, {name: value}) if decoded else None,
+        )
+
 
 def _binary_headers(headers: Mapping[str, str]) -> tuple[dict[str, str], bool]:
     """(the event's headers with lower-cased names, whether they are plainly valid)."""

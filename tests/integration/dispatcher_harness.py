@@ -148,7 +148,12 @@ async def get_channel(api: client.ApiClient, namespace: str, name: str) -> dict[
 
 def settings_for_tests(**env: str) -> dispatcher_settings.DispatcherSettings:
     return dispatcher_settings.DispatcherSettings.from_env(
-        {"KEVENTS_INGRESS_PORT": "0", "KEVENTS_INGRESS_HOST": "127.0.0.1", **env}
+        {
+            "KEVENTS_INGRESS_PORT": "0",
+            "KEVENTS_BROKER_INGRESS_PORT": "0",
+            "KEVENTS_INGRESS_HOST": "127.0.0.1",
+            **env,
+        }
     )
 
 
