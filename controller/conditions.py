@@ -12,9 +12,9 @@ the same conclusion writes the same status (and the controller can skip the writ
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict, cast
 
 READY = "Ready"
 Status = Literal["True", "False", "Unknown"]
@@ -66,6 +66,14 @@ class Condition:
         )
 
 
+def ready_of(obj: Mapping[str, Any]) -> ConditionDict | None:
+    """The object's `Ready` condition as it stands in its status, None when it has none."""
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == READY:
+            return cast(ConditionDict, cond)
+    return None
+
+
 def now() -> str:
     """RFC 3339 UTC with second precision, the format of metav1.Time / apis.VolatileTime."""
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -105,6 +113,20 @@ class Conditions:
 
     def mark_unknown(self, kind: str, reason: str, message: str) -> Conditions:
         return self._set(Condition(kind, "Unknown", reason, message))
+
+    def propagate(
+        self, kind: str, source: ConditionDict | None, reason: str, message: str
+    ) -> Conditions:
+        """`kind` takes the status, reason and message of another object's condition (its
+        Ready, usually); `source` None (not reconciled yet) is Unknown with reason/message."""
+        if source is None:
+            return self.mark_unknown(kind, reason, message)
+        status = source.get("status")
+        if status == "True":
+            return self.mark_true(kind)
+        if status == "False":
+            return self.mark_false(kind, source.get("reason", ""), source.get("message", ""))
+        return self.mark_unknown(kind, source.get("reason", ""), source.get("message", ""))
 
     def is_ready(self) -> bool:
         ready = self.get(READY)

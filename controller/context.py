@@ -31,6 +31,12 @@ class Options:
     """The InMemoryChannel dispatcher Deployment in the system namespace."""
     dispatcher_service: str = "dispatcher"
     """Its Service; every channel Service is an ExternalName pointing at it."""
+    broker_ingress_service: str = "broker-ingress"
+    """The shared broker ingress Service in the system namespace (Knative's name): every
+    Broker's address is `http://broker-ingress.<system-ns>.svc.cluster.local/<ns>/<name>`."""
+    broker_filter_service: str = "broker-filter"
+    """The shared broker filter Service: each Trigger's Subscription delivers to
+    `http://broker-filter.<system-ns>.svc.cluster.local/triggers/<ns>/<name>/<uid>`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,6 +144,13 @@ class KubeApi:
     ) -> Json:
         return await self.request("POST", resource.path(namespace), body=body)
 
+    async def delete(self, resource: Resource, namespace: str | None, name: str) -> None:
+        """Delete the object (background propagation); a missing one is not an error."""
+        try:
+            await self.request("DELETE", resource.path(namespace, name))
+        except NotFound:
+            pass
+
     async def merge_patch(
         self,
         resource: Resource,

@@ -15,6 +15,8 @@ from collections.abc import Callable, Collection
 
 from controller import configstore, context, discovery, kubeapi, loop, metrics, tracking
 from controller.apiserversource import wiring as apiserversource
+from controller.broker import wiring as broker
+from controller.brokerinjection import wiring as brokerinjection
 from controller.channel import wiring as channel
 from controller.containersource import wiring as containersource
 from controller.githubsource import wiring as githubsource
@@ -22,6 +24,7 @@ from controller.inmemorychannel import wiring as inmemorychannel
 from controller.pingsource import wiring as pingsource
 from controller.sinkbinding import wiring as sinkbinding
 from controller.subscription import wiring as subscription
+from controller.trigger import wiring as trigger
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +39,9 @@ KINDS: dict[str, Builder] = {
     "GitHubSource": githubsource.build,
     "SinkBinding": sinkbinding.build,
     "ContainerSource": containersource.build,
+    "Broker": broker.build,
+    "Trigger": trigger.build,
+    "Namespace": brokerinjection.build,
 }
 """Every kind this process reconciles, by kind name."""
 

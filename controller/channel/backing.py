@@ -59,22 +59,35 @@ def default_template(configmap: kubeapi.Json | None, namespace: str) -> Template
     return FALLBACK
 
 
-def backing_channel(channel: kubeapi.Json, template: TemplateDict) -> dict[str, Any]:
-    meta, spec = channel["metadata"], channel.get("spec") or {}
-    body: dict[str, Any] = dict(template.get("spec") or {})
-    body["subscribers"] = list(spec.get("subscribers") or [])
-    if spec.get("delivery"):
-        body["delivery"] = spec["delivery"]  # the Channel's own delivery wins over the template's
+def from_template(
+    template: TemplateDict,
+    name: str,
+    namespace: str,
+    owner: dict[str, Any],
+    *,
+    labels: dict[str, str] | None = None,
+    spec: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A channel of the template's kind and spec (`spec` fields added on top), controlled by
+    `owner` (an owner reference). Shared with the Broker's trigger channel."""
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "ownerReferences": [owner]}
+    if labels:
+        metadata["labels"] = dict(labels)
     return {
         "apiVersion": template["apiVersion"],
         "kind": template["kind"],
-        "metadata": {
-            "name": meta["name"],
-            "namespace": meta["namespace"],
-            "ownerReferences": [reconciling.owner_reference(channel, API_VERSION, KIND)],
-        },
-        "spec": body,
+        "metadata": metadata,
+        "spec": {**(template.get("spec") or {}), **(spec or {})},
     }
+
+
+def backing_channel(channel: kubeapi.Json, template: TemplateDict) -> dict[str, Any]:
+    meta, spec = channel["metadata"], channel.get("spec") or {}
+    body: dict[str, Any] = {"subscribers": list(spec.get("subscribers") or [])}
+    if spec.get("delivery"):
+        body["delivery"] = spec["delivery"]  # the Channel's own delivery wins over the template's
+    owner = reconciling.owner_reference(channel, API_VERSION, KIND)
+    return from_template(template, meta["name"], meta["namespace"], owner, spec=body)
 
 
 def reference(template: TemplateDict, name: str, namespace: str) -> dict[str, str]:

@@ -1,0 +1,210 @@
+"""CRDs of `eventing.knative.dev/v1`: Broker and Trigger.
+
+What Knative's webhook validates and CEL can express is a rule here: Trigger attribute
+names (`^[a-z][a-z0-9]*$`), exactly one dialect per top-level `spec.filters` entry,
+`spec.broker` and Broker `spec.config` immutable, broker or brokerRef required. Nested
+`all`/`any`/`not` filters are kept as they come (`x-kubernetes-preserve-unknown-fields`, a
+recursive schema is not possible) and CESQL syntax needs a parser: the Trigger reconciler
+checks both with `kevents.eventfilter.trigger.validate` and reports `FilterInvalid`.
+"""
+
+from __future__ import annotations
+
+from controller.apis import schema as s
+
+GROUP = "eventing.knative.dev"
+CATEGORIES = ["all", "knative", "eventing"]
+ATTRIBUTE_NAME = "^[a-z][a-z0-9]*$"
+DIALECTS = ("exact", "prefix", "suffix", "all", "any", "not", "cesql")
+MAX_ATTRIBUTES = 64
+"""Bounds the CEL cost of the key checks (the apiserver refuses unbounded rules)."""
+MAX_FILTERS = 64
+
+
+def _attribute_map(description: str, field: str) -> s.Schema:
+    return {
+        "maxProperties": MAX_ATTRIBUTES,
+        **s.string_map(description),
+        "x-kubernetes-validations": [
+            s.rule(
+                f"self.all(k, k.matches('{ATTRIBUTE_NAME}'))",
+                f"{field} keys must start with a lowercase letter and contain only lowercase "
+                "letters and digits (CloudEvents attribute names)",
+            )
+        ],
+    }
+
+
+def _nested(description: str) -> s.Schema:
+    return s.preserved(description)
+
+
+def _filter() -> s.Schema:
+    """One SubscriptionsAPIFilter (top level; nested ones are checked by the reconciler)."""
+    one_of = ", ".join(f"has(self.{d})" for d in DIALECTS)
+    return s.obj(
+        "A filter in one dialect: exact, prefix, suffix, all, any, not or cesql.",
+        {
+            "exact": _attribute_map(
+                "Matches when the attribute equals the value exactly.", "spec.filters[].exact"
+            ),
+            "prefix": _attribute_map(
+                "Matches when the attribute starts with the value.", "spec.filters[].prefix"
+            ),
+            "suffix": _attribute_map(
+                "Matches when the attribute ends with the value.", "spec.filters[].suffix"
+            ),
+            "all": {
+                "type": "array",
+                "description": "Matches when every nested filter matches.",
+                "items": _nested("A nested filter."),
+            },
+            "any": {
+                "type": "array",
+                "description": "Matches when at least one nested filter matches.",
+                "items": _nested("A nested filter."),
+            },
+            "not": _nested("Matches when the nested filter does not match."),
+            "cesql": s.string("A CloudEvents SQL expression the event must satisfy."),
+        },
+        **{
+            "x-kubernetes-validations": [
+                s.rule(
+                    f"[{one_of}].filter(x, x).size() == 1",
+                    "each spec.filters entry must set exactly one of exact, prefix, suffix, "
+                    "all, any, not, cesql",
+                )
+            ]
+        },
+    )
+
+
+def broker() -> s.Schema:
+    spec = s.obj(
+        "The broker's configuration (channel template) and delivery options.",
+        {
+            "config": s.kreference(
+                "Configuration of the broker implementation, e.g. the ConfigMap holding the "
+                "channel template (defaulted from ConfigMap config-br-defaults); immutable."
+            ),
+            "delivery": s.delivery(),
+        },
+        **{
+            "x-kubernetes-validations": [
+                s.rule(
+                    "!has(oldSelf.config) || (has(self.config) && self.config == oldSelf.config)",
+                    "spec.config is immutable: create a new Broker to change it",
+                )
+            ]
+        },
+    )
+    status = s.obj(
+        "Observed state of the Broker.",
+        {
+            **s.duck_status_properties(),
+            **s.addressable_status_properties(),
+            **s.delivery_status_properties(),
+            "policies": {
+                "type": "array",
+                "description": "EventPolicies that apply to the broker.",
+                "items": s.obj(
+                    "A policy reference.",
+                    {"apiVersion": s.string("API version."), "name": s.string("Name.")},
+                ),
+            },
+        },
+    )
+    return s.crd(
+        group=GROUP,
+        kind="Broker",
+        plural="brokers",
+        singular="broker",
+        versions=["v1"],
+        storage="v1",
+        description="Receives events and delivers them to the subscribers of its Triggers.",
+        spec=spec,
+        status=status,
+        columns=[s.url_column(), *s.ready_columns()],
+        categories=CATEGORIES,
+        labels={"duck.knative.dev/addressable": "true"},
+    )
+
+
+def trigger() -> s.Schema:
+    broker_name = s.string("Name of the Broker in the Trigger's namespace (immutable).")
+    broker_name["x-kubernetes-validations"] = [
+        s.rule("self == oldSelf", "spec.broker is immutable: create a new Trigger")
+    ]
+    spec = s.obj(
+        "The broker, the filter, the subscriber and delivery options.",
+        {
+            "broker": broker_name,
+            "brokerRef": s.kreference("Reference to the Broker (instead of broker)."),
+            "filter": s.obj(
+                "Legacy exact-match filter on CloudEvents attributes.",
+                {
+                    "attributes": _attribute_map(
+                        "Attribute name -> value; an empty value matches any non-empty value.",
+                        "spec.filter.attributes",
+                    )
+                },
+            ),
+            "filters": {
+                "type": "array",
+                "maxItems": MAX_FILTERS,
+                "description": "SubscriptionsAPI filters, all of which must match; when set "
+                "and non-empty, spec.filter is ignored.",
+                "items": _filter(),
+            },
+            "subscriber": s.destination("Where matching events are delivered."),
+            "delivery": s.delivery(),
+        },
+        required=["subscriber"],
+        **{
+            "x-kubernetes-validations": [
+                s.rule(
+                    "has(self.broker) || has(self.brokerRef)",
+                    "expected exactly one, got neither: spec.broker, spec.brokerRef",
+                ),
+                s.rule(
+                    "!has(self.broker) || !has(self.brokerRef)",
+                    "expected exactly one, got both: spec.broker, spec.brokerRef",
+                ),
+            ]
+        },
+    )
+    status = s.obj(
+        "Observed state of the Trigger.",
+        {
+            **s.duck_status_properties(),
+            "subscriberUri": s.string("The resolved URI of the subscriber."),
+            "subscriberCACerts": s.string("CA certificates of the subscriber."),
+            "subscriberAudience": s.string("OIDC audience of the subscriber."),
+            **s.delivery_status_properties(),
+            "auth": s.auth_status(),
+        },
+    )
+    return s.crd(
+        group=GROUP,
+        kind="Trigger",
+        plural="triggers",
+        singular="trigger",
+        versions=["v1"],
+        storage="v1",
+        description="Delivers the events of a Broker that match its filter to a subscriber.",
+        spec=spec,
+        status=status,
+        columns=[
+            {"name": "Broker", "type": "string", "jsonPath": ".spec.broker"},
+            {"name": "Subscriber_URI", "type": "string", "jsonPath": ".status.subscriberUri"},
+            *s.ready_columns(),
+        ],
+        categories=CATEGORIES,
+        root_rules=[s.rule("has(self.spec)", "spec is required")],
+    )
+
+
+ALL = {
+    "300-broker.yaml": broker,
+    "300-trigger.yaml": trigger,
+}

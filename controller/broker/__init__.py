@@ -1,0 +1,1 @@
+"""Broker (MTChannelBasedBroker): defaults, the trigger channel, the shared ingress/filter."""

@@ -1,0 +1,245 @@
+"""Level-based reconciler of Broker, class MTChannelBasedBroker (knative/eventing
+`pkg/reconciler/broker`).
+
+0. Defaults (no webhook): the class annotation and `spec.config` (and `spec.delivery`, when
+   the defaults have one) from `config-br-defaults`, written once; the update brings the
+   Broker back. Brokers of another class are left alone after that.
+1. The dead letter sink of `spec.delivery` -> DeadLetterSinkResolved, `deadLetterSinkUri`.
+2. The channel template from the ConfigMap `spec.config` names, then the trigger channel
+   `<broker>-kne-trigger` (server-side apply, tracked) -> TriggerChannelReady from its Ready,
+   its address recorded in `status.annotations`.
+3. Ready endpoints of the shared `broker-filter` and `broker-ingress` Services in the system
+   namespace -> FilterReady, IngressReady.
+4. Address `http://broker-ingress.<system-ns>.svc.cluster.local/<ns>/<name>` (Addressable),
+   EventPoliciesReady (True: OIDC is off).
+
+A step that fails marks its condition, the later ones still run, and the key is requeued.
+Deletion needs nothing: the trigger channel is garbage-collected through its owner reference.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import cast
+
+from controller import (
+    channelable,
+    conditions,
+    context,
+    dependencies,
+    discovery,
+    kubeapi,
+    reconciling,
+    sinks,
+    statuses,
+    tracking,
+)
+from controller.broker import defaults, resources
+from controller.channel import backing
+from controller.inmemorychannel import service
+
+logger = logging.getLogger(__name__)
+
+FIELD_MANAGER = "kevents-controller"
+INGRESS_READY = "IngressReady"
+TRIGGER_CHANNEL_READY = "TriggerChannelReady"
+FILTER_READY = "FilterReady"
+CONDITION_SET = conditions.ConditionSet(
+    (INGRESS_READY, TRIGGER_CHANNEL_READY, FILTER_READY, channelable.ADDRESSABLE,
+     channelable.DEAD_LETTER_SINK_RESOLVED, channelable.EVENT_POLICIES_READY)
+)  # fmt: skip
+
+
+class Reconciler:
+    kind = defaults.KIND
+
+    def __init__(self, ctx: context.Context, scope: tracking.Scope) -> None:
+        self.api = ctx.api
+        self.kinds = ctx.kinds
+        self.scope = scope
+        self.options = ctx.options
+
+    async def reconcile(self, key: str) -> None:
+        namespace, name = reconciling.split(key)
+        broker = await self.api.get_or_none(defaults.BROKERS, namespace, name)
+        if broker is None or broker["metadata"].get("deletionTimestamp"):
+            self.scope.forget(key)
+            return
+        if await self._default(broker):
+            return  # the update brings the Broker back with its defaults
+        if (broker["metadata"].get("annotations") or {}).get(
+            defaults.CLASS_ANNOTATION
+        ) != defaults.MT_CLASS:
+            self.scope.forget(key)
+            return
+        status: kubeapi.Json = {"observedGeneration": broker["metadata"].get("generation", 0)}
+        conds = CONDITION_SET.initial((broker.get("status") or {}).get("conditions") or [])
+        deps = dependencies.Dependencies(self.api, self.kinds, namespace)
+        failures: list[str] = []
+        try:
+            conds = await self._reconcile(broker, status, conds, deps, failures)
+        finally:
+            self.scope.track_only(key, deps.targets)
+        await statuses.write(self.api, defaults.BROKERS, self.kind, broker, status, conds)
+        if failures:
+            raise reconciling.ReconcileError(f"{key}: {'; '.join(failures)}", conds)
+
+    async def _default(self, broker: kubeapi.Json) -> bool:
+        """Write the missing defaults; True when the Broker was changed."""
+        meta, spec = broker["metadata"], broker.get("spec") or {}
+        annotations = dict(meta.get("annotations") or {})
+        broker_class = annotations.get(defaults.CLASS_ANNOTATION)
+        if broker_class is not None and (broker_class != defaults.MT_CLASS or spec.get("config")):
+            return False
+        system = self.options.system_namespace
+        configmap = await self.api.get_or_none(
+            backing.CONFIGMAPS, system, defaults.DEFAULTS_CONFIGMAP
+        )
+        try:
+            found = defaults.defaults_for(configmap, meta["namespace"], system)
+        except defaults.DefaultsError as exc:
+            if broker_class is not None:  # ours: say why it does not proceed
+                await self._write_failed(broker, "BrokerDefaultsInvalid", str(exc))
+            raise reconciling.ReconcileError(str(exc), CONDITION_SET.initial()) from exc
+        patch: kubeapi.Json = {"metadata": {"resourceVersion": meta["resourceVersion"]}}
+        if broker_class is None:
+            broker_class = found.broker_class
+            patch["metadata"]["annotations"] = {defaults.CLASS_ANNOTATION: broker_class}
+        if broker_class == defaults.MT_CLASS and not spec.get("config"):
+            patch["spec"] = {"config": found.config}
+            if found.delivery and not spec.get("delivery"):
+                patch["spec"]["delivery"] = found.delivery
+        await self.api.merge_patch(defaults.BROKERS, meta["namespace"], meta["name"], patch)
+        logger.info(
+            "Broker %s/%s defaults to class %s%s.", meta["namespace"], meta["name"], broker_class,
+            f" with config {found.config['namespace']}/{found.config['name']}"
+            if "spec" in patch else "",
+        )  # fmt: skip
+        return True
+
+    async def _write_failed(self, broker: kubeapi.Json, reason: str, message: str) -> None:
+        conds = CONDITION_SET.initial((broker.get("status") or {}).get("conditions") or [])
+        conds = conds.mark_false(TRIGGER_CHANNEL_READY, reason, message)
+        status = {"observedGeneration": broker["metadata"].get("generation", 0)}
+        await statuses.write(self.api, defaults.BROKERS, self.kind, broker, status, conds)
+
+    async def _reconcile(
+        self,
+        broker: kubeapi.Json,
+        status: kubeapi.Json,
+        conds: conditions.Conditions,
+        deps: dependencies.Dependencies,
+        failures: list[str],
+    ) -> conditions.Conditions:
+        meta, spec = broker["metadata"], broker.get("spec") or {}
+        namespace, name = meta["namespace"], meta["name"]
+        opts = self.options
+
+        # 1. Dead letter sink.
+        delivery = cast(dependencies.DeliveryDict | None, spec.get("delivery"))
+        try:
+            resolved = await deps.dead_letter_sink(delivery)
+        except sinks.SinkError as exc:
+            conds = conds.mark_false(
+                channelable.DEAD_LETTER_SINK_RESOLVED, channelable.DLS_FAILED, exc.message
+            )
+            failures.append(exc.message)
+        else:
+            conds = channelable.mark_dead_letter_sink(
+                conds, status, cast(kubeapi.Json | None, resolved)
+            )
+
+        # 2. The trigger channel.
+        conds = await self._trigger_channel(broker, status, conds, deps, failures)
+
+        # 3. The shared filter and ingress.
+        for condition, service_name in (
+            (FILTER_READY, opts.broker_filter_service),
+            (INGRESS_READY, opts.broker_ingress_service),
+        ):
+            slices = await self.api.request(
+                "GET",
+                service.ENDPOINTSLICES.path(opts.system_namespace),
+                query=[("labelSelector", f"kubernetes.io/service-name={service_name}")],
+            )
+            if service.endpoints_ready(list(slices.get("items") or [])):
+                conds = conds.mark_true(condition)
+            else:
+                conds = conds.mark_false(
+                    condition,
+                    "EndpointsUnavailable",
+                    f'Endpoints "{service_name}" are unavailable.',
+                )
+
+        # 4. Address and policies.
+        url = resources.ingress_url(
+            opts.broker_ingress_service, opts.system_namespace, namespace, name
+        )
+        status["address"] = resources.address(url)
+        status["addresses"] = [resources.address(url)]
+        conds = conds.mark_true(channelable.ADDRESSABLE)
+        return channelable.mark_event_policies(conds)
+
+    async def _trigger_channel(
+        self,
+        broker: kubeapi.Json,
+        status: kubeapi.Json,
+        conds: conditions.Conditions,
+        deps: dependencies.Dependencies,
+        failures: list[str],
+    ) -> conditions.Conditions:
+        meta = broker["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        channel_name = resources.trigger_channel_name(name)
+        try:
+            template = await self._template(broker)
+            resource = await self.kinds.resource_for(template["apiVersion"], template["kind"])
+        except (defaults.TemplateError, discovery.UnknownKind) as exc:
+            message = f"Error on setting up the ChannelTemplate: {exc}"
+            failures.append(message)
+            return conds.mark_false(TRIGGER_CHANNEL_READY, "ChannelTemplateFailed", message)
+        deps.targets.append((resource, namespace, channel_name))
+        existing = await self.api.get_or_none(resource, namespace, channel_name)
+        if existing is not None and not reconciling.controlled_by(existing, meta["uid"]):
+            message = (
+                f"{existing.get('kind', template['kind'])} {namespace}/{channel_name} exists "
+                "and is not owned by this Broker"
+            )
+            failures.append(message)
+            return conds.mark_false(TRIGGER_CHANNEL_READY, "ChannelFailure", message)
+        desired = resources.trigger_channel(broker, template)
+        try:
+            channel = await self.api.apply(resource, namespace, desired, FIELD_MANAGER)
+        except kubeapi.ApiError as exc:
+            message = f"Failed to reconcile trigger channel: {exc.message}"
+            failures.append(message)
+            return conds.mark_false(TRIGGER_CHANNEL_READY, "ChannelFailure", message)
+        if existing is None:
+            logger.info("Created %s %s for Broker %s/%s.", template["kind"], channel_name,
+                        namespace, name)  # fmt: skip
+        url = str(((channel.get("status") or {}).get("address") or {}).get("url") or "")
+        if not url:
+            return conds.mark_false(
+                TRIGGER_CHANNEL_READY, "NoAddress", "Channel does not have an address."
+            )
+        status["annotations"] = resources.channel_annotations(template, channel_name, url)
+        return conds.propagate(
+            TRIGGER_CHANNEL_READY,
+            conditions.ready_of(channel),
+            "TriggerChannelNotConfigured",
+            "The trigger channel has not been reconciled yet.",
+        )
+
+    async def _template(self, broker: kubeapi.Json) -> backing.TemplateDict:
+        config = (broker.get("spec") or {}).get("config") or {}
+        problem = defaults.config_problem(config)
+        if problem is not None:
+            raise defaults.TemplateError(problem)
+        configmap = await self.api.get_or_none(
+            backing.CONFIGMAPS, config["namespace"], config["name"]
+        )
+        if configmap is None:
+            raise defaults.TemplateError(
+                f'configmap "{config["name"]}" not found in namespace {config["namespace"]}'
+            )
+        return defaults.channel_template(configmap)

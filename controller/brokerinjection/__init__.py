@@ -1,0 +1,1 @@
+"""Broker injection ("sugar"): a `default` Broker for labelled namespaces."""

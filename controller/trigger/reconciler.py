@@ -1,0 +1,355 @@
+"""Level-based reconciler of Trigger for MTChannelBasedBroker (knative/eventing
+`pkg/reconciler/broker/trigger`).
+
+0. Default the label `eventing.knative.dev/broker: <spec.broker>` (written once).
+1. The Broker (tracked): missing -> BrokerReady False `BrokerDoesNotExist` (and, for a
+   Trigger annotated for injection, the Broker is created); another class -> the Trigger is
+   left alone; else BrokerReady is the Broker's Ready.
+2. The subscriber (tracked) -> SubscriberResolved, `status.subscriberUri`, which the broker
+   filter delivers to; the dead letter sink, the Trigger's or else the Broker's resolved
+   one -> DeadLetterSinkResolved, `status.deadLetterSinkUri`.
+3. The filter: what CEL cannot check (nested filters, CESQL syntax) is validated here;
+   invalid -> SubscriptionReady False `FilterInvalid`, and no Subscription exists.
+4. Once the Broker is Ready: the Subscription from the trigger channel to the broker filter
+   (see `subscription`), server-side applied (deleted and created again when its immutable
+   channel changes) -> SubscriptionReady from its Ready.
+5. `knative.dev/dependency` -> DependencyReady from the referenced object's Ready.
+OIDCIdentityCreated is True: authentication-oidc is off.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, cast
+
+from controller import (
+    channelable,
+    conditions,
+    context,
+    dependencies,
+    discovery,
+    kubeapi,
+    reconciling,
+    sinks,
+    statuses,
+    tracking,
+)
+from controller.broker import defaults, resources
+from controller.brokerinjection import injection
+from controller.brokerinjection import reconciler as injecting
+from controller.trigger import dependency, subscription
+from kevents.eventfilter import trigger as trigger_filter
+
+logger = logging.getLogger(__name__)
+
+FIELD_MANAGER = "kevents-controller"
+BROKER_READY = "BrokerReady"
+SUBSCRIPTION_READY = "SubscriptionReady"
+DEPENDENCY_READY = "DependencyReady"
+SUBSCRIBER_RESOLVED = "SubscriberResolved"
+OIDC_IDENTITY_CREATED = "OIDCIdentityCreated"
+CONDITION_SET = conditions.ConditionSet(
+    (BROKER_READY, SUBSCRIPTION_READY, DEPENDENCY_READY, SUBSCRIBER_RESOLVED,
+     channelable.DEAD_LETTER_SINK_RESOLVED, OIDC_IDENTITY_CREATED)
+)  # fmt: skip
+OIDC_DISABLED = "authentication-oidc feature disabled"
+RESOLVED_FIELDS = (
+    "subscriberUri", "subscriberCACerts", "subscriberAudience",
+    "deadLetterSinkUri", "deadLetterSinkCACerts", "deadLetterSinkAudience",
+)  # fmt: skip
+
+
+class NotOwnedError(Exception):
+    """The Subscription's name is taken by an object the Trigger does not control."""
+
+
+class RecreatingError(Exception):
+    """The old Subscription is on its way out (its channel changed); create it later."""
+
+
+def _status(conds: conditions.Conditions, kind: str) -> str:
+    cond = conds.get(kind)
+    return cond.status if cond is not None else ""
+
+
+def broker_name(trigger: kubeapi.Json) -> str | None:
+    """`spec.broker`, or the name in `spec.brokerRef` when it is in the same namespace."""
+    meta, spec = trigger["metadata"], trigger.get("spec") or {}
+    if spec.get("broker"):
+        return str(spec["broker"])
+    ref = spec.get("brokerRef") or {}
+    if ref.get("name") and ref.get("namespace", meta["namespace"]) == meta["namespace"]:
+        return str(ref["name"])
+    return None
+
+
+def filter_problems(spec: Mapping[str, Any]) -> list[str]:
+    attributes = (spec.get("filter") or {}).get("attributes")
+    return trigger_filter.validate(attributes, spec.get("filters"))
+
+
+class Reconciler:
+    kind = subscription.KIND
+
+    def __init__(self, ctx: context.Context, scope: tracking.Scope) -> None:
+        self.api = ctx.api
+        self.kinds = ctx.kinds
+        self.scope = scope
+        self.options = ctx.options
+
+    async def reconcile(self, key: str) -> None:
+        namespace, name = reconciling.split(key)
+        trigger = await self.api.get_or_none(subscription.TRIGGERS, namespace, name)
+        if trigger is None or trigger["metadata"].get("deletionTimestamp"):
+            self.scope.forget(key)
+            return
+        meta = trigger["metadata"]
+        broker = broker_name(trigger)
+        if broker is not None and resources.BROKER_LABEL not in (meta.get("labels") or {}):
+            await self.api.merge_patch(
+                subscription.TRIGGERS, namespace, name,
+                {"metadata": {"resourceVersion": meta["resourceVersion"],
+                              "labels": {resources.BROKER_LABEL: broker}}},
+            )  # fmt: skip
+            return  # the update brings the Trigger back
+        status: kubeapi.Json = {"observedGeneration": meta.get("generation", 0)}
+        conds = CONDITION_SET.initial((trigger.get("status") or {}).get("conditions") or [])
+        conds = conds.mark_true(OIDC_IDENTITY_CREATED, OIDC_DISABLED)
+        deps = dependencies.Dependencies(self.api, self.kinds, namespace)
+        failures: list[str] = []
+        try:
+            result = await self._reconcile(trigger, broker, status, conds, deps, failures)
+        finally:
+            self.scope.track_only(key, deps.targets)
+        if result is None:
+            return  # not ours
+        await statuses.write(self.api, subscription.TRIGGERS, self.kind, trigger, status, result)
+        if failures:
+            raise reconciling.ReconcileError(f"{key}: {'; '.join(failures)}", result)
+
+    async def _reconcile(
+        self,
+        trigger: kubeapi.Json,
+        broker_ref: str | None,
+        status: kubeapi.Json,
+        conds: conditions.Conditions,
+        deps: dependencies.Dependencies,
+        failures: list[str],
+    ) -> conditions.Conditions | None:
+        meta, spec = trigger["metadata"], trigger.get("spec") or {}
+        namespace = meta["namespace"]
+        old = trigger.get("status") or {}
+
+        # 1. The Broker.
+        if broker_ref is None:
+            status.update({k: old[k] for k in RESOLVED_FIELDS if k in old})
+            return conds.mark_false(
+                BROKER_READY, "BrokerRefNotSupported",
+                "spec.brokerRef to another namespace is not supported "
+                "(feature cross-namespace-event-links is off)",
+            )  # fmt: skip
+        deps.targets.append((defaults.BROKERS, namespace, broker_ref))
+        broker = await self.api.get_or_none(defaults.BROKERS, namespace, broker_ref)
+        if broker is None or broker["metadata"].get("deletionTimestamp"):
+            if broker is None and injection.enabled(meta.get("annotations")):
+                await injecting.ensure_broker(
+                    self.api, self.options.system_namespace, namespace, broker_ref
+                )
+            status.update({k: old[k] for k in RESOLVED_FIELDS if k in old})
+            return conds.mark_false(
+                BROKER_READY, "BrokerDoesNotExist", f'Broker "{broker_ref}" does not exist'
+            )
+        broker_meta = broker["metadata"]
+        if (broker_meta.get("annotations") or {}).get(defaults.CLASS_ANNOTATION) != (
+            defaults.MT_CLASS
+        ):
+            return None
+        conds = conds.propagate(
+            BROKER_READY, conditions.ready_of(broker),
+            "BrokerNotConfigured", "Broker has not yet been reconciled.",
+        )  # fmt: skip
+        broker_status = broker.get("status") or {}
+        broker_ready = _status(conds, BROKER_READY) == "True" and broker_status.get(
+            "observedGeneration"
+        ) == broker_meta.get("generation")
+
+        # 2. Subscriber and dead letter sink.
+        resolved = True
+        try:
+            address = await deps.resolve(cast(sinks.DestinationDict, spec.get("subscriber") or {}))
+        except sinks.SinkError as exc:
+            resolved = False
+            failures.append(exc.message)
+            conds = conds.mark_false(
+                SUBSCRIBER_RESOLVED, "Unable to get the Subscriber's URI", exc.message
+            )
+        else:
+            status["subscriberUri"] = address.url
+            if address.ca_certs:
+                status["subscriberCACerts"] = address.ca_certs
+            if address.audience:
+                status["subscriberAudience"] = address.audience
+            conds = conds.mark_true(SUBSCRIBER_RESOLVED)
+        dls, conds = await self._dead_letter_sink(trigger, broker, status, conds, deps)
+        if _status(conds, channelable.DEAD_LETTER_SINK_RESOLVED) == "False":
+            resolved = False
+            failures.append("the dead letter sink is not resolved")
+
+        # 3. Dependency.
+        conds = await self._dependency(trigger, conds, deps)
+
+        # 4. The Subscription.
+        sub_name = subscription.name(broker_ref, meta["name"], meta["uid"])
+        problems = filter_problems(spec)
+        if problems:
+            await self._remove_subscription(trigger, sub_name)
+            return conds.mark_false(SUBSCRIPTION_READY, "FilterInvalid", "; ".join(problems))
+        if not broker_ready or not resolved:
+            return conds  # the Broker's (or a destination's) change brings the Trigger back
+        channel = resources.channel_ref(broker)
+        if channel is None:
+            message = f'Failed to get broker "{broker_ref}" annotations: no trigger channel'
+            failures.append(message)
+            return conds.mark_false(BROKER_READY, "MissingBrokerChannel", message)
+        opts = self.options
+        desired = subscription.subscription(
+            trigger, broker_ref, channel,
+            subscription.filter_uri(opts.broker_filter_service, opts.system_namespace, trigger),
+            resources.ingress_url(
+                opts.broker_ingress_service, opts.system_namespace, namespace, broker_ref
+            ),
+            subscription.delivery(
+                spec.get("delivery"), (broker.get("spec") or {}).get("delivery"), dls
+            ),
+        )  # fmt: skip
+        try:
+            sub = await self._apply_subscription(trigger, desired)
+        except NotOwnedError as exc:
+            failures.append(str(exc))
+            return conds.mark_false(SUBSCRIPTION_READY, "SubscriptionNotOwnedByTrigger", str(exc))
+        except RecreatingError as exc:
+            failures.append(str(exc))
+            return conds.mark_unknown(SUBSCRIPTION_READY, "SubscriptionRecreating", str(exc))
+        except kubeapi.ApiError as exc:
+            failures.append(exc.message)
+            return conds.mark_false(SUBSCRIPTION_READY, "NotSubscribed", exc.message)
+        return conds.propagate(
+            SUBSCRIPTION_READY, conditions.ready_of(sub),
+            "SubscriptionNotConfigured", "Subscription has not yet been reconciled.",
+        )  # fmt: skip
+
+    async def _dead_letter_sink(
+        self,
+        trigger: kubeapi.Json,
+        broker: kubeapi.Json,
+        status: kubeapi.Json,
+        conds: conditions.Conditions,
+        deps: dependencies.Dependencies,
+    ) -> tuple[dependencies.DeliveryStatusDict | None, conditions.Conditions]:
+        """The Trigger's dead letter sink, else the one the Broker resolved."""
+        own = cast(dependencies.DeliveryDict | None, (trigger.get("spec") or {}).get("delivery"))
+        if (own or {}).get("deadLetterSink"):
+            try:
+                found = await deps.dead_letter_sink(own)
+            except sinks.SinkError as exc:
+                return None, conds.mark_false(
+                    channelable.DEAD_LETTER_SINK_RESOLVED,
+                    "Unable to get the dead letter sink's URI",
+                    exc.message,
+                )
+            return found, channelable.mark_dead_letter_sink(
+                conds, status, cast(kubeapi.Json | None, found)
+            )
+        broker_delivery = (broker.get("spec") or {}).get("delivery") or {}
+        if not broker_delivery.get("deadLetterSink"):
+            return None, channelable.mark_dead_letter_sink(conds, status, None)
+        broker_status = broker.get("status") or {}
+        if not broker_status.get("deadLetterSinkUri"):
+            name = broker["metadata"]["name"]
+            return None, conds.mark_false(
+                channelable.DEAD_LETTER_SINK_RESOLVED,
+                f"Broker {name} didn't set status.deadLetterSinkURI",
+                "The Broker has not resolved its dead letter sink yet.",
+            )
+        fields = ("deadLetterSinkUri", "deadLetterSinkCACerts", "deadLetterSinkAudience")
+        inherited = cast(
+            dependencies.DeliveryStatusDict,
+            {k: broker_status[k] for k in fields if broker_status.get(k)},
+        )
+        return inherited, channelable.mark_dead_letter_sink(
+            conds, status, cast(kubeapi.Json, inherited)
+        )
+
+    async def _dependency(
+        self, trigger: kubeapi.Json, conds: conditions.Conditions, deps: dependencies.Dependencies
+    ) -> conditions.Conditions:
+        raw = (trigger["metadata"].get("annotations") or {}).get(dependency.ANNOTATION)
+        if raw is None:
+            return conds.mark_true(DEPENDENCY_READY)
+        try:
+            ref = dependency.parse(raw)
+        except dependency.DependencyError as exc:
+            return conds.mark_false(
+                DEPENDENCY_READY, "ReferenceError",
+                f"Unable to unmarshal objectReference from dependency annotation of trigger: {exc}",
+            )  # fmt: skip
+        try:
+            resource = await self.kinds.resource_for(ref.api_version, ref.kind)
+        except discovery.UnknownKind as exc:
+            return conds.mark_unknown(
+                DEPENDENCY_READY, "ListerDoesNotExist", f"Failed to retrieve lister: {exc}"
+            )
+        try:
+            obj = await deps.get(resource, trigger["metadata"]["namespace"], ref.name)
+        except kubeapi.NotFound as exc:
+            return conds.mark_false(
+                DEPENDENCY_READY,
+                "DependencyDoesNotExist",
+                f"Dependency does not exist: {exc.message}",
+            )
+        generation = obj["metadata"].get("generation")
+        observed = (obj.get("status") or {}).get("observedGeneration")
+        if generation != observed:
+            return conds.mark_unknown(
+                DEPENDENCY_READY, "GenerationNotEqual",
+                f"The dependency's metadata.generation, {generation}, is not equal to its "
+                f"status.observedGeneration, {observed}.",
+            )  # fmt: skip
+        return conds.propagate(
+            DEPENDENCY_READY, conditions.ready_of(obj),
+            "DependencyNotConfigured", "Dependency has not yet been reconciled.",
+        )  # fmt: skip
+
+    async def _apply_subscription(
+        self, trigger: kubeapi.Json, desired: dict[str, Any]
+    ) -> kubeapi.Json:
+        meta = trigger["metadata"]
+        namespace, name = meta["namespace"], desired["metadata"]["name"]
+        existing = await self.api.get_or_none(subscription.SUBSCRIPTIONS, namespace, name)
+        if existing is not None:
+            if not reconciling.controlled_by(existing, meta["uid"]):
+                raise NotOwnedError(f'trigger "{meta["name"]}" does not own subscription "{name}"')
+            if existing["metadata"].get("deletionTimestamp"):
+                raise RecreatingError(f"Subscription {name} is being deleted; waiting to create it")
+            current = (existing.get("spec") or {}).get("channel") or {}
+            wanted = desired["spec"]["channel"]
+            if {k: current.get(k) for k in wanted} != wanted:
+                # spec.channel is immutable: delete and create again (as Knative does).
+                await self.api.delete(subscription.SUBSCRIPTIONS, namespace, name)
+                logger.info("Subscription %s/%s moves to channel %s; recreating it.",
+                            namespace, name, wanted["name"])  # fmt: skip
+                raise RecreatingError(f"Subscription {name} moves to channel {wanted['name']}")
+        sub = await self.api.apply(subscription.SUBSCRIPTIONS, namespace, desired, FIELD_MANAGER)
+        if existing is None:
+            logger.info("Created Subscription %s/%s for Trigger %s.", namespace, name,
+                        meta["name"])  # fmt: skip
+        return sub
+
+    async def _remove_subscription(self, trigger: kubeapi.Json, name: str) -> None:
+        meta = trigger["metadata"]
+        existing = await self.api.get_or_none(subscription.SUBSCRIPTIONS, meta["namespace"], name)
+        if existing is not None and reconciling.controlled_by(existing, meta["uid"]):
+            await self.api.delete(subscription.SUBSCRIPTIONS, meta["namespace"], name)
+            logger.info("Deleted Subscription %s/%s: the Trigger's filter is invalid.",
+                        meta["namespace"], name)  # fmt: skip
