@@ -27,6 +27,7 @@ from kevents import cloudevent, probes, runner, sender
 from tests import cluster, waiting
 
 CRD = pathlib.Path(__file__).resolve().parents[2] / "manifests" / "300-inmemorychannel.yaml"
+TRIGGER_CRD = CRD.parent / "300-trigger.yaml"
 GROUP, VERSION, PLURAL = "messaging.knative.dev", "v1", "inmemorychannels"
 _crd_applied: list[bool] = []
 
@@ -34,11 +35,15 @@ Responder = Callable[[web.Request, cloudevent.CloudEvent], Awaitable[web.StreamR
 
 
 def ensure_crd(kube: cluster.Kube) -> None:
-    """Apply the InMemoryChannel CRD once per test session and wait until it is served."""
+    """Apply the InMemoryChannel and Trigger CRDs (the dispatcher watches both) once per
+    test session and wait until they are served."""
     if _crd_applied:
         return
-    kube.kubectl("apply", "-f", str(CRD))
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{PLURAL}.{GROUP}")
+    kube.kubectl("apply", "-f", str(CRD), "-f", str(TRIGGER_CRD))
+    kube.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", f"crd/{PLURAL}.{GROUP}",
+        "crd/triggers.eventing.knative.dev",
+    )  # fmt: skip
     _crd_applied.append(True)
 
 
