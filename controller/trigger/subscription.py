@@ -45,7 +45,7 @@ def child_name(parent: str, suffix: str) -> str:
         out = parent[:_HEAD] + digest
         if (room := LONGEST - len(out)) > 0:
             out += suffix[:room]
-        return out.rstrip("-")
+        return out.rstrip("-.")  # a name must end alphanumeric
     digest = hashlib.md5(parent.encode(), usedforsecurity=False).hexdigest()
     return parent[: _HEAD - len(suffix)] + digest + suffix
 
