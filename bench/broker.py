@@ -1,0 +1,178 @@
+"""Benchmark the broker on loopback: events through the broker ingress and Trigger filters.
+
+    hack/cluster up && .venv/bin/python -m bench.broker [--seconds 10] [--dialect attributes]
+
+For each case (1 Trigger; 10 Triggers all matching; 10 Triggers of which 1 matches) a fresh
+namespace gets what the controller would make for a Broker `default`: its trigger channel
+(`default-kne-trigger`, an InMemoryChannel labelled for the broker) with one subscription per
+Trigger naming the broker filter, and the Triggers themselves with their subscriber resolved
+to a fast loopback server (one process, answering 202 at once). `python -m dispatcher` runs
+against the real API server; the load generator of `bench.dispatcher` (own process, raw
+keep-alive HTTP/1.1) POSTs binary CloudEvents to `/<ns>/default` on the broker ingress, first
+as fast as it can (closed loop), then at `--rate` events/s. Printed per run: accepted events/s,
+deliveries/s at the subscribers, latency producer send -> subscriber receipt (p50/p99), 429s,
+the dispatcher's RSS and CPU per accepted event (and that of load generator + subscribers).
+`--dialect cesql` gives every Trigger the equivalent CESQL filter instead of
+`filter.attributes`. Everything listens on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import pathlib
+import uuid
+from typing import Any
+
+import aiohttp
+import uvloop
+from kubernetes_asyncio import client, config
+
+from bench import dispatcher as channel_bench
+from hack.localcluster import cluster as localcluster
+
+HOST = channel_bench.HOST
+REPO = pathlib.Path(__file__).resolve().parents[1]
+EVENTING = ("eventing.knative.dev", "v1")
+FILTER = "http://broker-filter.kevents-system.svc.cluster.local/triggers"
+CASES = ((1, 1), (10, 10), (10, 1))
+"""(Triggers, of which matching every event)."""
+
+
+def _filter(matching: bool, index: int, dialect: str) -> dict[str, Any]:
+    """The load's events are type dev.bench.order, source /bench."""
+    source = "/bench" if matching else f"/elsewhere-{index}"
+    if dialect == "cesql":
+        return {"filters": [{"cesql": f"type = 'dev.bench.order' AND source = '{source}'"}]}
+    return {"filter": {"attributes": {"type": "dev.bench.order", "source": source}}}
+
+
+async def _setup(
+    api: client.ApiClient,
+    namespace: str,
+    urls: list[str],
+    matching: int,
+    dialect: str,
+    ingress: str,
+) -> None:
+    objects = client.CustomObjectsApi(api)
+    entries = []
+    for index, url in enumerate(urls):
+        name = f"t{index}"
+        body = {
+            "apiVersion": "eventing.knative.dev/v1",
+            "kind": "Trigger",
+            "metadata": {"name": name},
+            "spec": {
+                "broker": "default",
+                "subscriber": {"uri": url},
+                **_filter(index < matching, index, dialect),
+            },
+        }
+        made = await objects.create_namespaced_custom_object(*EVENTING, namespace, "triggers", body)
+        await objects.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
+            *EVENTING, namespace, "triggers", name, {"status": {"subscriberUri": url}},
+            _content_type="application/merge-patch+json",
+        )  # fmt: skip
+        uid = made["metadata"]["uid"]
+        entries.append(
+            {"uid": f"s{index}", "generation": 1, "replyUri": ingress,
+             "subscriberUri": f"{FILTER}/{namespace}/{name}/{uid}"}
+        )  # fmt: skip
+    channel = {
+        "apiVersion": "messaging.knative.dev/v1",
+        "kind": "InMemoryChannel",
+        "metadata": {
+            "name": "default-kne-trigger",
+            "labels": {
+                "eventing.knative.dev/broker": "default",
+                "eventing.knative.dev/brokerEverything": "true",
+            },
+        },
+        "spec": {"subscribers": entries},
+    }
+    await objects.create_namespaced_custom_object(
+        "messaging.knative.dev", "v1", namespace, "inmemorychannels", channel
+    )
+
+
+async def run_one(
+    api: client.ApiClient, kubeconfig: str, args: argparse.Namespace, count: int, matching: int
+) -> None:
+    namespace = f"bench-{uuid.uuid4().hex[:6]}"
+    core = client.CoreV1Api(api)
+    await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    sub_proc = await channel_bench._spawn(*channel_bench.BENCH, "--serve-subscribers", str(count))
+    port = channel_bench._free_port()
+    target = None
+    try:
+        assert sub_proc.stdout is not None
+        sub_ports = json.loads(await sub_proc.stdout.readline())
+        urls = [f"http://{HOST}:{p}/" for p in sub_ports]
+        path = f"/{namespace}/default"
+        await _setup(api, namespace, urls, matching, args.dialect, f"http://{HOST}:{port}{path}")
+        env = {
+            **os.environ,
+            "KUBECONFIG": kubeconfig,
+            "KEVENTS_INGRESS_HOST": HOST,
+            "KEVENTS_INGRESS_PORT": str(channel_bench._free_port()),
+            "KEVENTS_BROKER_INGRESS_PORT": str(port),
+            "KEVENTS_PROBES_HOST": HOST,
+            "KEVENTS_PROBES_PORT": str(channel_bench._free_port()),
+            "METRICS_PROMETHEUS_HOST": HOST,
+            "METRICS_PROMETHEUS_PORT": str(channel_bench._free_port()),
+            "KEVENTS_LOG_LEVEL": "WARNING",
+            "KEVENTS_REPORT_STATUS": "false",
+        }
+        target = await channel_bench._spawn("-m", "dispatcher", env=env)
+        label = f"broker {count} trigger(s), {matching} match"
+        async with aiohttp.ClientSession() as session:
+            await channel_bench._until_accepting(session, f"http://{HOST}:{port}{path}")
+            for rate in (0.0, args.rate):
+                await channel_bench._phase(
+                    session, args, label, count, port, path, sub_ports[0], target.pid,
+                    sub_proc.pid, rate,
+                )  # fmt: skip
+    finally:
+        for proc in (target, sub_proc):
+            if proc is not None and proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.terminate()
+                await proc.wait()
+        await core.delete_namespace(namespace)
+
+
+async def main(args: argparse.Namespace) -> None:
+    directory = localcluster.state_dir()
+    kubectl = localcluster.kubectl(directory)
+    manifests = REPO / "manifests"
+    kubectl(
+        "apply", "-f", str(manifests / "300-inmemorychannel.yaml"),
+        "-f", str(manifests / "300-trigger.yaml"),
+    )  # fmt: skip
+    kubeconfig = str(directory / "admin.kubeconfig")
+    cfg = client.Configuration()
+    await config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    print(
+        f"{os.cpu_count()} CPUs, {args.connections} connections, {args.seconds:.0f} s per run, "
+        f"{args.dialect} filters, subscribers answer 202 at once "
+        "(latency: producer send -> subscriber receipt)"
+    )
+    async with client.ApiClient(configuration=cfg) as api:
+        for count, matching in CASES:
+            await run_one(api, kubeconfig, args, count, matching)
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rate", type=float, default=1000.0, help="offered events/s, 2nd phase")
+    parser.add_argument("--dialect", choices=["attributes", "cesql"], default="attributes")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    uvloop.run(main(_arguments()))
