@@ -43,6 +43,11 @@ Modules
     inmemorychannel/    ExternalName channel Service + address (pure), reconciler, wiring
     channel/            default channelTemplate + backing channel (pure), reconciler, wiring
     subscription/       channel entry + readiness report (pure), reconciler (finalizer), wiring
+    broker/             defaults from config-br-defaults + channel template, trigger channel and
+                        ingress address (pure), MTChannelBasedBroker reconciler, wiring
+    trigger/            the Subscription to the broker filter, kmeta child names, dependency
+                        annotation (pure), reconciler (filter validation), wiring
+    brokerinjection/    which namespaces/Triggers get a Broker (pure), Namespace reconciler
     sinkbinding/        subjects + env injection (pure), reconciler + binder (patches subjects,
                         releases them through an owner annotation, no finalizer),
                         TLS admission webhook with its rotated certificates (`webhook.py` says
