@@ -8,71 +8,23 @@ headless Chromium.
 from __future__ import annotations
 
 import asyncio
-import json
 import pathlib
 import re
-import subprocess
 import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from tests import cluster
-from tests.e2e import browser
+from tests.e2e import browser, installed
+from tests.e2e.installed import MainJob
 
 pytestmark = pytest.mark.cluster
 
 NS = "kevents-demo"
-
-
-@dataclass(frozen=True)
-class MainJob:
-    output: str
-    event_page: str
-    prometheus: str
-    zipkin: str
-
-
-def _eventually(check: Callable[[], Any], within: float, what: str, step: float = 2.0) -> Any:
-    deadline = time.monotonic() + within
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(step)
-    raise AssertionError(f"{what} not seen within {within:.0f} s (last: {last!r})")
-
-
-def _get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return json.load(resp)
-
-
-@pytest.fixture(scope="module")
-def main_job(kube: cluster.Kube) -> Iterator[MainJob]:
-    proc = subprocess.run(
-        [str(cluster.REPO / "hack" / "up"), "--no-follow"],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
-    assert proc.returncode == 0, f"hack/up failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    out = proc.stdout
-
-    def url(label: str) -> str:
-        match = re.search(rf"{label}:\s+(http://\S+)", out)
-        assert match, f"hack/up did not print the {label} URL:\n{out}"
-        return match.group(1)
-
-    assert "Events flowing." in out
-    yield MainJob(out, url("event page"), url("Prometheus"), url("Zipkin"))
 
 
 def _not_ready(kube: cluster.Kube) -> list[str]:
@@ -103,7 +55,7 @@ def _not_ready(kube: cluster.Kube) -> list[str]:
 def test_installed_objects_and_components_are_ready(kube: cluster.Kube, main_job: MainJob) -> None:
     # Steady state: right after install the controller may still be re-rolling an adapter
     # for the new tracing config, which makes its source briefly not Ready.
-    _eventually(lambda: not _not_ready(kube), 60, "everything Ready", step=1.0)
+    installed.eventually(lambda: not _not_ready(kube), 60, "everything Ready", step=1.0)
     assert _not_ready(kube) == []
 
 
@@ -119,7 +71,7 @@ def test_a_new_pod_yields_add_events_in_event_display_logs(
         mine = [b for b in blocks if "type: dev.knative.apiserver.resource.add" in b and name in b]
         return mine[0] if mine else None
 
-    block = _eventually(logged, 60, f"an add event about pod {name}")
+    block = installed.eventually(logged, 60, f"an add event about pod {name}")
     lines = block.splitlines()
     assert lines[0] == "Context Attributes,"
     assert lines[1] == "  specversion: 1.0"
@@ -133,15 +85,17 @@ def test_a_new_pod_yields_add_events_in_event_display_logs(
 
 def _query(prometheus: str, expr: str) -> float:
     url = f"{prometheus.rstrip('/')}/api/v1/query?query={urllib.parse.quote(expr)}"
-    result = _get_json(url)["data"]["result"]
+    result = installed.get_json(url)["data"]["result"]
     return sum(float(r["value"][1]) for r in result)
 
 
 def test_prometheus_scrapes_adapter_and_dispatcher(main_job: MainJob) -> None:
     sent = 'sum(kevents_events_sent_total{namespace="kevents-demo",result="delivered"})'
-    _eventually(lambda: _query(main_job.prometheus, sent) > 0, 90, "adapter events in Prometheus")
+    installed.eventually(
+        lambda: _query(main_job.prometheus, sent) > 0, 90, "adapter events in Prometheus"
+    )
     dispatched = 'sum(kevents_dispatcher_events_dispatched_total{namespace="kevents-system"})'
-    _eventually(
+    installed.eventually(
         lambda: _query(main_job.prometheus, dispatched) > 0, 90, "dispatched events in Prometheus"
     )
 
@@ -150,13 +104,15 @@ def test_zipkin_has_one_trace_through_adapter_dispatcher_and_display(main_job: M
     base = "http://127.0.0.1:9411/api/v2"
 
     def complete_trace() -> list[dict[str, Any]] | None:
-        for trace in _get_json(f"{base}/traces?limit=200&lookback=3600000"):
+        for trace in installed.get_json(f"{base}/traces?limit=200&lookback=3600000"):
             services = {s.get("localEndpoint", {}).get("serviceName") for s in trace}
             if {"apiserver-source", "imc-dispatcher", "event-display"} <= services:
                 return list(trace)
         return None
 
-    trace = _eventually(complete_trace, 90, "a trace spanning adapter, dispatcher, event-display")
+    trace = installed.eventually(
+        complete_trace, 90, "a trace spanning adapter, dispatcher, event-display"
+    )
     assert len({span["traceId"] for span in trace}) == 1
     assert any(span.get("parentId") for span in trace), "spans are not linked parent/child"
 
