@@ -60,6 +60,17 @@ class Courier:
         self._filter_tracer = filter_tracer
         self._trigger_wait = trigger_wait
 
+    def wants(self, target: channels.Target, attributes: Mapping[str, object]) -> bool:
+        """False only for a known Trigger whose filter does not match (decided at admission,
+        so the event takes no room in that Trigger's lane); the delivery decides the rest."""
+        key = target.trigger
+        if key is None:
+            return True
+        found = self._triggers.get((key.namespace, key.name))
+        if found is None or found.uid != key.uid or found.problem:
+            return True
+        return found.filter.matches(attributes)
+
     async def deliver(self, target: channels.Target, envelope: lane.Envelope) -> None:
         """Run steps 1-4 for one subscriber; never raises for delivery failures."""
         token = otel_context.attach(envelope.context)

@@ -142,12 +142,23 @@ class Fanout:
         if self.pending >= self._queue_size or self.pending_bytes + size > self._queue_bytes:
             raise errors.QueueFullError(self._queue_size)
         lanes = route.lanes
+        attributes = None
+        if route.channel.broker:
+            # A broker's channel: only the lanes of Triggers that may want the event take it,
+            # so a slow Trigger's backlog never refuses events it would filter out anyway.
+            attributes = lane.attributes_of(event)
+            wants = self._courier.wants
+            lanes = tuple(each for each in lanes if wants(each.target, attributes))
         for each in lanes:
             if not each.has_room():
                 raise errors.QueueFullError(each.limit)
+        if attributes is not None and len(lanes) != len(route.lanes):
+            self._metrics.filtered_unmatched.inc(len(route.lanes) - len(lanes))
         if not lanes:
-            return  # a channel without subscribers accepts and drops, as Knative's does
-        envelope = lane.Envelope(event, headers, context, route.channel.namespace, size, len(lanes))
+            return  # no subscriber (or Trigger) wants it: accepted and dropped, as in Knative
+        envelope = lane.Envelope(
+            event, headers, context, route.channel.namespace, size, len(lanes), attributes
+        )
         if self.pending == 0:
             self._idle.clear()
         self.pending += 1

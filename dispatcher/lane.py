@@ -46,13 +46,14 @@ class Envelope:
         """The event's attributes as filters see them, read once for all of its Triggers."""
         found = self._attributes
         if found is None:
-            event = self.event
-            found = self._attributes = (
-                event.attributes()
-                if isinstance(event, rawevent.RawEvent)
-                else event.get_attributes()
-            )
+            found = self._attributes = attributes_of(self.event)
         return found
+
+
+def attributes_of(event: cloudevent.CloudEvent | rawevent.RawEvent) -> Mapping[str, object]:
+    if isinstance(event, rawevent.RawEvent):
+        return event.attributes()
+    return event.get_attributes()
 
 
 Deliver = Callable[[channels.Target, Envelope], Awaitable[None]]

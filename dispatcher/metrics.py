@@ -104,6 +104,7 @@ class DispatcherMetrics:
             ["result"],
             registry=registry,
         )
+        self.filtered_unmatched = self.filtered.labels("unmatched")
         self.replies_dropped = Counter(
             "kevents_broker_replies_dropped",
             "Subscriber replies not sent back into the broker, by reason (ttl_exhausted)",

@@ -85,10 +85,12 @@ def bridge_address() -> str | None:
 def zipkin_jar() -> pathlib.Path:
     """The exec jar from the local Maven repository, fetched from Maven Central when missing."""
     if not ZIPKIN_JAR.exists():
+        # Batch mode (no colour codes) with Maven's output on stderr: stdout of
+        # `hack/cluster up` is the kubeconfig path that scripts read.
         subprocess.run(
-            ["mvn", "-q", "dependency:get", "-Dtransitive=false",
+            ["mvn", "-B", "-q", "dependency:get", "-Dtransitive=false",
              f"-Dartifact=io.zipkin:zipkin-server:{ZIPKIN_VERSION}:jar:exec"],
-            check=True,
+            check=True, stdout=sys.stderr,
         )  # fmt: skip
     return ZIPKIN_JAR
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -312,3 +313,74 @@ async def test_a_trigger_made_anew_under_the_same_name_is_not_the_subscribed_one
     )
     assert recorder.sent == []
     assert metrics.lost.labels("retries_exhausted")._value.get() == 1
+
+
+# -- admission on a broker's channel ------------------------------------------------------------
+
+
+class BlockingSender(RecordingSender):
+    """Every send waits until released."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.release = asyncio.Event()
+
+    async def send(self, event: Any, url: str, **kwargs: Any) -> delivery.DeliveryResult:
+        await self.release.wait()
+        return await super().send(event, url, **kwargs)
+
+
+def _two_triggers() -> dict[tuple[str, str], triggers.Trigger]:
+    table = {}
+    for name, kind in (("t1", "dev.a"), ("t2", "dev.b")):
+        obj = _trigger_obj(filter={"attributes": {"type": kind}})
+        obj["metadata"].update(name=name, uid=f"u-{name}")
+        obj["status"]["subscriberUri"] = f"http://{name}.ns.svc.cluster.local/"
+        table[("ns", name)] = triggers.parse(obj)
+    return table
+
+
+async def test_a_full_triggers_lane_refuses_only_events_that_trigger_wants() -> None:
+    blocking = BlockingSender()
+    metrics = _metrics()
+    courier = dispatch.Courier(blocking, metrics, trigger_table=_two_triggers())
+    fan = fanout.Fanout(
+        courier, metrics, queue_size=100, queue_bytes=100_000, concurrency=1, backlog=1
+    )
+    channel = _trigger_channel()
+    channel["spec"]["subscribers"] = [
+        {"uid": f"s-{n}", "generation": 1, "replyUri": INGRESS,
+         "subscriberUri": f"{FILTER}/ns/{n}/u-{n}"}
+        for n in ("t1", "t2")
+    ]  # fmt: skip
+    fan.update(channels.parse(channel))
+    route = fan.brokers[("ns", "default")]
+    task = asyncio.create_task(fan.run())
+    await fan.wait_started()
+    try:
+
+        def submit(kind: str, i: int) -> None:
+            event = cloudevent.build(kind, "/s", id=f"{kind}-{i}")
+            fan.submit(route, event, {}, otel_context.Context(), 10)
+
+        submit("dev.a", 1)  # t1 delivering
+        submit("dev.a", 2)  # t1 backlog full
+        with pytest.raises(errors.QueueFullError):
+            submit("dev.a", 3)
+        for i in range(2):  # t1 is full, but these are t2's alone
+            submit("dev.b", i)
+        submit("dev.c", 1)  # no Trigger wants it: accepted, nothing queued
+        assert fan.pending == 4
+        assert metrics.filtered.labels("unmatched")._value.get() == 2 + 2 + 2
+        blocking.release.set()
+        await asyncio.wait_for(fan.drain(5), 5)
+        delivered = sorted((url, e.get_id()) for url, e in blocking.sent)
+        assert delivered == [
+            ("http://t1.ns.svc.cluster.local/", "dev.a-1"),
+            ("http://t1.ns.svc.cluster.local/", "dev.a-2"),
+            ("http://t2.ns.svc.cluster.local/", "dev.b-0"),
+            ("http://t2.ns.svc.cluster.local/", "dev.b-1"),
+        ]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
