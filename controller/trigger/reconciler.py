@@ -1,7 +1,8 @@
 """Level-based reconciler of Trigger for MTChannelBasedBroker (knative/eventing
 `pkg/reconciler/broker/trigger`).
 
-0. Default the label `eventing.knative.dev/broker: <spec.broker>` (written once).
+0. Default the label `eventing.knative.dev/broker: <spec.broker>` (written once: spec.broker
+   is immutable).
 1. The Broker (tracked): missing -> BrokerReady False `BrokerDoesNotExist` (and, for a
    Trigger annotated for injection, the Broker is created); another class -> the Trigger is
    left alone; else BrokerReady is the Broker's Ready.
@@ -106,7 +107,7 @@ class Reconciler:
             return
         meta = trigger["metadata"]
         broker = broker_name(trigger)
-        if broker is not None and resources.BROKER_LABEL not in (meta.get("labels") or {}):
+        if broker is not None and (meta.get("labels") or {}).get(resources.BROKER_LABEL) != broker:
             await self.api.merge_patch(
                 subscription.TRIGGERS, namespace, name,
                 {"metadata": {"resourceVersion": meta["resourceVersion"],

@@ -471,3 +471,31 @@ async def test_injection_annotation_on_trigger_creates_its_broker(
             lambda: api.get(SUBS, namespace, f"events-orders-{uid}"), lambda s: True
         )
         assert sub["spec"]["reply"] == {"uri": ingress(namespace, "events")}
+
+
+async def test_broker_and_triggers_of_another_class_are_left_alone(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    api = kubeapi.KubeApi(api_client)
+    dispatcher_side(kube, namespace)
+    other = BROKER.replace(
+        "metadata: {name: shop}",
+        "metadata:\n  name: shop\n  annotations: {eventing.knative.dev/broker.class: Kafka}",
+    )
+    kube.apply(SERVICES + "---" + other + "---" + trigger_yaml("orders"), namespace)
+    async with c.running(api_client, namespace, ALL) as mgr:
+        await c.eventually(
+            lambda: api.get(TRIGGERS, namespace, "orders"),
+            lambda t: t["metadata"].get("labels") == {"eventing.knative.dev/broker": "shop"},
+        )
+        # One more full pass of each, whatever the workers did meanwhile.
+        await mgr.controller("Trigger").reconciler.reconcile(f"{namespace}/orders")
+        await mgr.controller("Broker").reconciler.reconcile(f"{namespace}/shop")
+        orders = await api.get(TRIGGERS, namespace, "orders")
+        broker = await api.get(BROKERS, namespace, "shop")
+    assert orders.get("status") is None
+    assert broker.get("status") is None
+    assert "config" not in broker["spec"]
+    listed = await api.request("GET", SUBS.path(namespace))
+    assert listed["items"] == []
+    assert await api.get_or_none(IMCS, namespace, "shop-kne-trigger") is None
