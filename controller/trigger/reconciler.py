@@ -193,9 +193,10 @@ class Reconciler:
                 status["subscriberAudience"] = address.audience
             conds = conds.mark_true(SUBSCRIBER_RESOLVED)
         dls, conds = await self._dead_letter_sink(trigger, broker, status, conds, deps)
-        if _status(conds, channelable.DEAD_LETTER_SINK_RESOLVED) == "False":
+        dls_condition = conds.get(channelable.DEAD_LETTER_SINK_RESOLVED)
+        if dls_condition is not None and dls_condition.status == "False":
             resolved = False
-            failures.append("the dead letter sink is not resolved")
+            failures.append(f"{dls_condition.reason}: {dls_condition.message}")
 
         # 3. Dependency.
         conds = await self._dependency(trigger, conds, deps)
