@@ -231,7 +231,9 @@ class Reconciler:
         )
 
     async def _template(self, broker: kubeapi.Json) -> backing.TemplateDict:
-        config = (broker.get("spec") or {}).get("config") or {}
+        config = dict((broker.get("spec") or {}).get("config") or {})
+        # KReference defaulting: a config without namespace is in the Broker's namespace.
+        config["namespace"] = config.get("namespace") or broker["metadata"]["namespace"]
         problem = defaults.config_problem(config)
         if problem is not None:
             raise defaults.TemplateError(problem)

@@ -230,6 +230,17 @@ async def test_broker_conditions_say_what_is_missing_until_it_is_there(
         broker = await c.eventually(lambda: api.get(BROKERS, namespace, "shop"), ready)
         assert broker["status"]["address"]["url"] == ingress(namespace, "shop")
 
+        # A config without namespace is the ConfigMap of the Broker's own namespace.
+        kube.apply("apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata: {name: local}\n"
+                   "spec: {config: {apiVersion: v1, kind: ConfigMap, "
+                   "name: config-br-default-channel}}\n", namespace)  # fmt: skip
+        local = await c.eventually(lambda: api.get(BROKERS, namespace, "local"), ready)
+        assert local["spec"]["config"] == {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "name": "config-br-default-channel",
+        }
+
         # The filter's pods go away: the Broker is not Ready any more.
         kube.kubectl("delete", "endpointslice", "broker-filter-fake", "-n", namespace)
         broker = await c.eventually(
