@@ -35,6 +35,17 @@ def _attribute_map(description: str, field: str) -> s.Schema:
     }
 
 
+def _single_attribute(description: str, field: str) -> s.Schema:
+    """exact/prefix/suffix: one attribute with a non-empty value (Knative's
+    ValidateSingleAttributeMap)."""
+    out = _attribute_map(description, field)
+    out["x-kubernetes-validations"] += [
+        s.rule("self.size() == 1", f"{field} must have exactly one attribute (use all for more)"),
+        s.rule("self.all(k, self[k] != '')", f"{field} values must not be empty"),
+    ]
+    return out
+
+
 def _nested(description: str) -> s.Schema:
     return s.preserved(description)
 
@@ -45,13 +56,13 @@ def _filter() -> s.Schema:
     return s.obj(
         "A filter in one dialect: exact, prefix, suffix, all, any, not or cesql.",
         {
-            "exact": _attribute_map(
+            "exact": _single_attribute(
                 "Matches when the attribute equals the value exactly.", "spec.filters[].exact"
             ),
-            "prefix": _attribute_map(
+            "prefix": _single_attribute(
                 "Matches when the attribute starts with the value.", "spec.filters[].prefix"
             ),
-            "suffix": _attribute_map(
+            "suffix": _single_attribute(
                 "Matches when the attribute ends with the value.", "spec.filters[].suffix"
             ),
             "all": {

@@ -432,6 +432,14 @@ CEL_CASES = {
         "each spec.filters entry must set exactly one of exact, prefix, suffix, all, any, not, "
         "cesql",
     ),
+    "exact-two-attributes": (
+        "  filters: [{exact: {type: a, source: b}}]\n",
+        "spec.filters[].exact must have exactly one attribute (use all for more)",
+    ),
+    "prefix-empty-value": (
+        "  filters: [{prefix: {type: ''}}]\n",
+        "spec.filters[].prefix values must not be empty",
+    ),
     "exact-key": (
         "  filters: [{exact: {Type: a}}]\n",
         "spec.filters[].exact keys must start with a lowercase letter",
