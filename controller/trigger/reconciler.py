@@ -208,7 +208,15 @@ class Reconciler:
             await self._remove_subscription(trigger, sub_name)
             return conds.mark_false(SUBSCRIPTION_READY, "FilterInvalid", "; ".join(problems))
         if not broker_ready or not resolved:
-            return conds  # the Broker's (or a destination's) change brings the Trigger back
+            # The Broker's (or a destination's) change brings the Trigger back; meanwhile the
+            # Subscription, if any, stays as it is and says how it is doing.
+            existing = await self.api.get_or_none(subscription.SUBSCRIPTIONS, namespace, sub_name)
+            if existing is not None and not reconciling.controlled_by(existing, meta["uid"]):
+                existing = None
+            return conds.propagate(
+                SUBSCRIPTION_READY, None if existing is None else conditions.ready_of(existing),
+                "SubscriptionNotConfigured", "Subscription has not yet been reconciled.",
+            )  # fmt: skip
         channel = resources.channel_ref(broker)
         if channel is None:
             message = f'Failed to get broker "{broker_ref}" annotations: no trigger channel'

@@ -415,11 +415,25 @@ async def test_invalid_nested_filter_is_reported_and_has_no_subscription(
         assert c.condition(orders, "Ready")["reason"] == "FilterInvalid"
         await c.eventually(
             lambda: api.request("GET", SUBS.path(namespace)),
-            lambda listed: (
-                [s["metadata"]["name"] for s in listed["items"]] == []
-                or all(s["metadata"].get("deletionTimestamp") for s in listed["items"])
-            ),
+            lambda listed: listed["items"] == [],
         )
+
+        # Fixed while the Broker is not Ready: no stale FilterInvalid, no Subscription yet.
+        kube.kubectl("delete", "endpointslice", "broker-ingress-fake", "-n", namespace)
+        await c.eventually(
+            lambda: api.get(TRIGGERS, namespace, "orders"),
+            lambda t: c.condition(t, "BrokerReady").get("status") == "False",
+        )
+        kube.kubectl("patch", "trigger", "orders", "-n", namespace, "--type=json",
+                     "-p", '[{"op": "remove", "path": "/spec/filters"}]')  # fmt: skip
+        orders = await c.eventually(
+            lambda: api.get(TRIGGERS, namespace, "orders"),
+            lambda t: c.condition(t, "SubscriptionReady").get("status") == "Unknown",
+        )
+        assert c.condition(orders, "SubscriptionReady")["reason"] == "SubscriptionNotConfigured"
+        assert (await api.request("GET", SUBS.path(namespace)))["items"] == []
+        kube.apply(BROKER_ENDPOINTS, namespace)
+        await c.eventually(lambda: api.get(SUBS, namespace, name), lambda s: True)
 
 
 CEL_CASES = {
