@@ -1,1 +1,1 @@
-"""Channel dispatcher: ingress, fan-out and subscription delivery."""
+"""Channel dispatcher: ingress, fan-out and subscription delivery; broker ingress and filter."""

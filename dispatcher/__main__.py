@@ -1,7 +1,8 @@
-"""`python -m dispatcher [--workers N]`: the InMemoryChannel dispatcher.
+"""`python -m dispatcher [--workers N]`: the InMemoryChannel dispatcher and broker.
 
-One Deployment serves every channel of the cluster; every replica (and every worker process
-of a replica) serves every channel, so scaling never breaks acceptance (knative#4638).
+One Deployment serves every channel of the cluster, and as the multi-tenant broker ingress
+and filter every Broker and Trigger; every replica (and every worker process of a replica)
+serves every channel and broker, so scaling never breaks acceptance (knative#4638).
 """
 
 from __future__ import annotations

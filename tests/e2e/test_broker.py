@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -23,6 +24,11 @@ from tests.e2e import installed
 pytestmark = pytest.mark.cluster
 
 ADD = "dev.knative.apiserver.resource.add"
+TRACING = (
+    '{"backend":"zipkin","zipkin-endpoint":'
+    '"http://zipkin.kevents-system.svc.cluster.local:9411/api/v2/spans","sample-rate":"1.0"}'
+)
+"""The event-display pods' spans go to the local Zipkin, as in examples/."""
 
 
 def scenario(ns: str) -> str:
@@ -40,6 +46,7 @@ spec:
       containers:
       - name: display
         image: gcr.io/knative-releases/knative.dev/eventing/cmd/event_display
+        env: [{{name: K_TRACING_CONFIG, value: '{TRACING}'}}]
         readinessProbe: {{httpGet: {{path: /health, port: 8080}}, periodSeconds: 1}}
 ---
 apiVersion: v1
@@ -224,3 +231,16 @@ def test_zipkin_has_a_trace_through_source_broker_ingress_filter_and_subscriber(
     ids = {s["id"] for s in trace}
     assert by_service["broker-filter"].get("parentId") in ids
     assert by_service["event-display"].get("parentId") in ids
+
+
+def test_prometheus_scrapes_the_broker_ingress_and_filter(
+    main_job: installed.MainJob, brokered: str
+) -> None:
+    def total(expr: str) -> float:
+        url = f"{main_job.prometheus.rstrip('/')}/api/v1/query?query={urllib.parse.quote(expr)}"
+        return sum(float(r["value"][1]) for r in installed.get_json(url)["data"]["result"])
+
+    accepted = 'sum(kevents_broker_events_received_total{result="accepted"})'
+    installed.eventually(lambda: total(accepted) > 0, 90, "broker ingress counts", 2.0)
+    matched = 'sum(kevents_broker_filter_events_total{result="matched"})'
+    installed.eventually(lambda: total(matched) > 0, 90, "broker filter counts", 2.0)
