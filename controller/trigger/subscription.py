@@ -12,7 +12,9 @@ Knative's MTChannelBasedBroker (`pkg/reconciler/broker/trigger`, `resources/subs
   which matches the Trigger's filter and forwards to `status.subscriberUri`;
 - `spec.reply.uri`: the Broker's ingress URL, so replies enter the Broker again;
 - `spec.delivery`: the Trigger's delivery if set, else the Broker's, with the dead letter
-  sink replaced by the resolved URI (the Trigger's, else the Broker's).
+  sink replaced by the resolved URI (the Trigger's, else the Broker's). A Trigger whose own
+  delivery has no dead letter sink gets the Broker's in its Subscription too: Knative
+  reports the Broker's in the Trigger's status but then delivers without one.
 """
 
 from __future__ import annotations
