@@ -75,3 +75,35 @@ def test_same_conclusion_serializes_identically() -> None:
 def test_round_trip_keeps_severity() -> None:
     raw: conditions.ConditionDict = {"type": "X", "status": "True", "severity": "Info"}
     assert conditions.Condition.from_dict(raw).to_dict() == raw
+
+
+PROPAGATE = {
+    "none-yet": (None, ("Unknown", "NotConfigured", "not reconciled")),
+    "true": ({"type": "Ready", "status": "True", "reason": "Ignored"}, ("True", "", "")),
+    "false": (
+        {"type": "Ready", "status": "False", "reason": "Down", "message": "m"},
+        ("False", "Down", "m"),
+    ),
+    "unknown": (
+        {"type": "Ready", "status": "Unknown", "reason": "Wait", "message": "w"},
+        ("Unknown", "Wait", "w"),
+    ),
+}
+
+
+@pytest.mark.parametrize(("source", "want"), PROPAGATE.values(), ids=PROPAGATE.keys())
+def test_propagate_copies_another_objects_ready(
+    source: conditions.ConditionDict | None, want: tuple[str, str, str]
+) -> None:
+    conds = fresh().propagate("Deployed", source, "NotConfigured", "not reconciled")
+    got = conds.get("Deployed")
+    assert got is not None
+    assert (got.status, got.reason, got.message) == want
+
+
+def test_ready_of_reads_the_status_conditions() -> None:
+    ready: conditions.ConditionDict = {"type": "Ready", "status": "True"}
+    obj = {"status": {"conditions": [{"type": "Other", "status": "False"}, ready]}}
+    assert conditions.ready_of(obj) == ready
+    assert conditions.ready_of({"status": {}}) is None
+    assert conditions.ready_of({}) is None
