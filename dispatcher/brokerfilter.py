@@ -80,9 +80,9 @@ class FilterEndpoint:
         except errors.InvalidEventError as exc:
             return web.Response(status=400, text=f"invalid CloudEvent: {exc.reason}\n")
         if not found.filter.matches(event.attributes()):
-            self._metrics.filtered.labels("unmatched").inc()
+            self._metrics.filtered_unmatched.inc()
             return web.Response(status=202)
-        self._metrics.filtered.labels("matched").inc()
+        self._metrics.filtered_matched.inc()
         forwarded = headers.passthrough(request.headers.items())
         forwarded[headers.PREFER_REPLY[0]] = headers.PREFER_REPLY[1]
         token = otel_context.attach(tracing.extract(request.headers))

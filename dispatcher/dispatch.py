@@ -150,7 +150,7 @@ class Courier:
             await self._fail(target, envelope, result, target.subscriber_uri)
             return
         matched = found.filter.matches(envelope.attributes())
-        self._metrics.filtered.labels("matched" if matched else "unmatched").inc()
+        (self._metrics.filtered_matched if matched else self._metrics.filtered_unmatched).inc()
         tracer = self._filter_tracer
         if tracer is None:
             if matched:
@@ -175,6 +175,9 @@ class Courier:
     async def _trigger(self, key: triggers.FilterKey) -> triggers.Trigger | None:
         """The Trigger of a filter URI, waiting a moment for one the table lacks (or has
         without a resolved subscriber yet); None when it never appears."""
+        found = self._triggers.get((key.namespace, key.name))
+        if found is not None and found.uid == key.uid and not found.problem:
+            return found  # the usual case: no clock, no wait
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._trigger_wait
         while True:

@@ -104,6 +104,7 @@ class DispatcherMetrics:
             ["result"],
             registry=registry,
         )
+        self.filtered_matched = self.filtered.labels("matched")
         self.filtered_unmatched = self.filtered.labels("unmatched")
         self.replies_dropped = Counter(
             "kevents_broker_replies_dropped",
