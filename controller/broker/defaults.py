@@ -32,6 +32,9 @@ DEFAULTS_KEY = "default-br-config"
 DEFAULT_CHANNEL_CONFIGMAP = "config-br-default-channel"
 TEMPLATE_KEY = "channel-template-spec"
 CONFIG_FIELDS = ("apiVersion", "kind", "name", "namespace")
+KNATIVE_NAMESPACE = "knative-eventing"
+"""Knative's system namespace: a `spec.config` naming it (as Knative's docs and samples do)
+reads the ConfigMap from kevents' system namespace when it is not found there."""
 
 
 class DefaultsError(ValueError):

@@ -240,6 +240,10 @@ class Reconciler:
         configmap = await self.api.get_or_none(
             backing.CONFIGMAPS, config["namespace"], config["name"]
         )
+        system = self.options.system_namespace
+        if configmap is None and config["namespace"] == defaults.KNATIVE_NAMESPACE != system:
+            # Knative YAML applied unchanged names Knative's system namespace: ours stands in.
+            configmap = await self.api.get_or_none(backing.CONFIGMAPS, system, config["name"])
         if configmap is None:
             raise defaults.TemplateError(
                 f'configmap "{config["name"]}" not found in namespace {config["namespace"]}'

@@ -241,6 +241,13 @@ async def test_broker_conditions_say_what_is_missing_until_it_is_there(
             "name": "config-br-default-channel",
         }
 
+        # Knative YAML names Knative's system namespace: it means the one kevents runs in.
+        kube.apply("apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata: {name: knative}\n"
+                   "spec: {config: {apiVersion: v1, kind: ConfigMap, "
+                   "name: config-br-default-channel, namespace: knative-eventing}}\n",
+                   namespace)  # fmt: skip
+        await c.eventually(lambda: api.get(BROKERS, namespace, "knative"), ready)
+
         # The filter's pods go away: the Broker is not Ready any more.
         kube.kubectl("delete", "endpointslice", "broker-filter-fake", "-n", namespace)
         broker = await c.eventually(
