@@ -24,6 +24,7 @@ from tests.e2e import installed
 pytestmark = pytest.mark.cluster
 
 ADD = "dev.knative.apiserver.resource.add"
+UPDATE = "dev.knative.apiserver.resource.update"
 TRACING = (
     '{"backend":"zipkin","zipkin-endpoint":'
     '"http://zipkin.kevents-system.svc.cluster.local:9411/api/v2/spans","sample-rate":"1.0"}'
@@ -56,7 +57,7 @@ spec:
   selector: {{app: {name}}}
   ports: [{{port: 80, targetPort: 8080}}]
 """
-        for name in ("display-adds", "display-all")
+        for name in ("display-adds", "display-all", "display-dls")
     )
     return f"""
 apiVersion: v1
@@ -96,6 +97,24 @@ spec:
   broker: default
   subscriber:
     ref: {{apiVersion: v1, kind: Service, name: display-all}}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {{name: broken, namespace: {ns}}}
+spec:
+  broker: default
+  filter:
+    attributes:
+      type: {UPDATE}
+  subscriber:
+    ref: {{apiVersion: v1, kind: Service, name: display-all}}
+    uri: /nope
+  delivery:
+    retry: 2
+    backoffPolicy: linear
+    backoffDelay: PT0.2S
+    deadLetterSink:
+      ref: {{apiVersion: v1, kind: Service, name: display-dls}}
 ---
 apiVersion: sources.knative.dev/v1
 kind: ApiServerSource
@@ -159,9 +178,10 @@ def brokered(kube: cluster.Kube, main_job: installed.MainJob) -> Iterator[str]:
             lambda: ready(kube, ns, "broker/default"), 90, "the injected default Broker Ready", 1.0
         )
         kube.apply(scenario(ns))
-        for what in ("trigger/adds-only", "trigger/everything", "apiserversource/configmaps"):
+        for what in ("trigger/adds-only", "trigger/everything", "trigger/broken",
+                     "apiserversource/configmaps"):  # fmt: skip
             installed.eventually(lambda w=what: ready(kube, ns, w), 120, f"{what} Ready", 1.0)  # type: ignore[misc]
-        for app in ("display-adds", "display-all"):
+        for app in ("display-adds", "display-all", "display-dls"):
             kube.kubectl("-n", ns, "rollout", "status", f"deployment/{app}", "--timeout=120s")
         yield ns
     finally:
@@ -204,11 +224,36 @@ def test_triggers_deliver_only_the_events_their_filters_match(
         90, "the delete at the catch-all Trigger's display", 1.0,
     )  # fmt: skip
     assert everything[0] == ADD
-    assert {"dev.knative.apiserver.resource.update"} <= set(everything)
+    assert {UPDATE} <= set(everything)
     # Everything the source sent has been through the broker: the filtered display has
     # exactly the add (deliveries of one broker run in parallel lanes: give it a moment).
     time.sleep(2)
     assert about_it("display-adds") == [ADD]
+
+
+def test_a_failing_trigger_subscriber_is_retried_then_dead_lettered(
+    kube: cluster.Kube, brokered: str
+) -> None:
+    name = f"cm-{uuid.uuid4().hex[:6]}"
+    kube.apply(configmap(brokered, name))
+    kube.kubectl(
+        "-n", brokered, "patch", "configmap", name, "--type=merge", "-p", '{"data":{"k":"v2"}}'
+    )
+
+    def dead_letters() -> list[dict[str, Any]]:
+        return [
+            e
+            for e in events_at(kube, brokered, "display-dls")
+            if e["attributes"].get("subject", "").endswith(f"/configmaps/{name}")
+        ]
+
+    found = installed.eventually(dead_letters, 90, "the update at the dead letter sink", 1.0)
+    assert [e["attributes"]["type"] for e in found] == [UPDATE]
+    extensions = found[0]["extensions"]
+    assert extensions["knativeerrordest"] == (
+        f"http://display-all.{brokered}.svc.cluster.local/nope"
+    )
+    assert extensions["knativeerrorcode"] == "404"
 
 
 def test_zipkin_has_a_trace_through_source_broker_ingress_filter_and_subscriber(
