@@ -289,3 +289,32 @@ def test_prometheus_scrapes_the_broker_ingress_and_filter(
     installed.eventually(lambda: total(accepted) > 0, 90, "broker ingress counts", 2.0)
     matched = 'sum(kevents_broker_filter_events_total{result="matched"})'
     installed.eventually(lambda: total(matched) > 0, 90, "broker filter counts", 2.0)
+
+
+def test_the_broker_example_delivers_new_kubernetes_events_only(
+    kube: cluster.Kube, main_job: installed.MainJob
+) -> None:
+    ns = "kevents-broker-demo"
+    example = cluster.REPO / "examples" / "broker"
+    kube.kubectl("apply", "-f", str(example / "100-namespace.yaml"))
+    kube.kubectl("apply", "-f", str(example))
+    try:
+        for what in ("broker/default", "trigger/new-events", "apiserversource/k8s-events"):
+            installed.eventually(lambda w=what: ready(kube, ns, w), 120, f"{what} Ready", 1.0)  # type: ignore[misc]
+        kube.kubectl("-n", ns, "rollout", "status", "deployment/event-display", "--timeout=120s")
+        name = f"probe-{uuid.uuid4().hex[:6]}"
+        kube.kubectl("-n", ns, "run", name, "--image=busybox", "--restart=Never", "--", "true")
+
+        def about_it() -> list[dict[str, Any]]:
+            return [
+                e
+                for e in events_at(kube, ns, "event-display")
+                if f"/events/{name}." in e["attributes"].get("subject", "")
+            ]
+
+        installed.eventually(about_it, 90, f"an add event about pod {name}", 1.0)
+        # The pod's events are updated as it runs; only their adds pass the Trigger.
+        time.sleep(3)
+        assert {e["attributes"]["type"] for e in events_at(kube, ns, "event-display")} == {ADD}
+    finally:
+        kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)
