@@ -52,9 +52,14 @@ async def test_channel_gets_service_address_and_ready_once_dispatcher_is_up(
         assert c.condition(imc, "Ready")["status"] == "False"
 
         kube.apply(c.SINK_SERVICE + "---" + c.DISPATCHER, namespace)
+        # DispatcherReady is informational (not part of Ready): it may follow a moment later,
+        # when kcm has reported the new Deployment Available.
         imc = await c.eventually(
             lambda: api.get(IMCS, namespace, "orders"),
-            lambda o: c.condition(o, "Ready").get("status") == "True",
+            lambda o: all(
+                c.condition(o, kind).get("status") == "True"
+                for kind in ("Ready", "DispatcherReady")
+            ),
         )
     url = f"http://orders-kn-channel.{namespace}.svc.cluster.local"
     status = imc["status"]

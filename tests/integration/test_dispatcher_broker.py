@@ -9,6 +9,7 @@ Trigger reconciler writes them. Events then enter through the broker ingress ove
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -331,3 +332,29 @@ async def test_the_filter_endpoint_serves_channels_delivered_elsewhere(
         assert answer["ce-id"] == "r-1"
         assert answer["ce-knativebrokerttl"] == "8"
         assert replier.ids() == ["m-1"]
+
+
+async def test_the_filter_endpoint_answers_a_failure_with_the_real_destination(
+    api_client: client.ApiClient, namespace: str, dispatcher: service.Dispatcher
+) -> None:
+    async def broken(request: web.Request, event: cloudevent.CloudEvent) -> web.Response:
+        return web.Response(status=503, text="busy")
+
+    failing = h.Subscriber(respond=broken)
+    async with h.serving(failing):
+        uid = await make_trigger(api_client, namespace, "busy", failing)
+
+        def known_trigger() -> bool:
+            found = dispatcher.triggers.get((namespace, "busy"))
+            return found is not None and not found.problem
+
+        await waiting.until(known_trigger)
+        url = f"{dispatcher.broker_server.url}/triggers/{namespace}/busy/{uid}"
+        status, text, answer = await h.post(url, h.event("f-1"))
+        assert status == 503
+        assert answer["Content-Type"].startswith("application/json")
+        assert json.loads(text) == {
+            "errdestination": failing.url,
+            "errresponsebody": base64.b64encode(b"busy").decode(),
+        }
+        assert failing.attempts == 1  # one attempt: retries are the calling channel's
