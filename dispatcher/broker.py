@@ -36,12 +36,15 @@ class BrokerIngress:
         """The route of the broker's trigger channel."""
         if path in ("", "/"):
             raise routing.RoutingError(404, "POST events to /<namespace>/<broker>")
-        parts = path.strip("/").split("/")
-        if len(parts) != 2 or not parts[0] or not parts[1]:
-            raise routing.RoutingError(400, f"path {path!r} names no broker: use /<ns>/<broker>")
-        route = self._fanout.brokers.get((parts[0], parts[1]))
+        try:
+            key = routing.from_path(path)
+        except routing.RoutingError:
+            raise routing.RoutingError(
+                400, f"path {path!r} names no broker: use /<ns>/<broker>"
+            ) from None
+        route = self._fanout.brokers.get(key)
         if route is None:
-            raise routing.RoutingError(404, f"broker {parts[0]}/{parts[1]} not found")
+            raise routing.RoutingError(404, f"broker {key[0]}/{key[1]} not found")
         return route
 
     def prepare(self, event: rawevent.RawEvent) -> cloudevent.CloudEvent | rawevent.RawEvent:

@@ -26,6 +26,7 @@ the producer's trace.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 
@@ -64,12 +65,8 @@ class Courier:
         """False only for a known Trigger whose filter does not match (decided at admission,
         so the event takes no room in that Trigger's lane); the delivery decides the rest."""
         key = target.trigger
-        if key is None:
-            return True
-        found = self._triggers.get((key.namespace, key.name))
-        if found is None or found.uid != key.uid or found.problem:
-            return True
-        return found.filter.matches(attributes)
+        found = triggers.servable(self._triggers, key) if key is not None else None
+        return found is None or found.filter.matches(attributes)
 
     async def deliver(self, target: channels.Target, envelope: lane.Envelope) -> None:
         """Run steps 1-4 for one subscriber; never raises for delivery failures."""
@@ -152,31 +149,32 @@ class Courier:
         matched = found.filter.matches(envelope.attributes())
         (self._metrics.filtered_matched if matched else self._metrics.filtered_unmatched).inc()
         tracer = self._filter_tracer
-        if tracer is None:
-            if matched:
-                await self._send(target, envelope, found.subscriber_uri, found)
-            return
-        with tracer.start_as_current_span(
-            "broker.filter",
-            kind=trace.SpanKind.SERVER,
-            attributes={
-                "messaging.system": "knative",
-                "kn.broker.name": found.broker,
-                "kn.broker.namespace": found.namespace,
-                "kn.trigger.name": found.name,
-                "cloudevents.event_id": envelope.event.get_id(),
-                "cloudevents.event_type": envelope.event.get_type(),
-                "kn.filter.matched": matched,
-            },
-        ):
+        span = (
+            tracer.start_as_current_span(
+                "broker.filter",
+                kind=trace.SpanKind.SERVER,
+                attributes={
+                    "messaging.system": "knative",
+                    "kn.broker.name": found.broker,
+                    "kn.broker.namespace": found.namespace,
+                    "kn.trigger.name": found.name,
+                    "cloudevents.event_id": envelope.event.get_id(),
+                    "cloudevents.event_type": envelope.event.get_type(),
+                    "kn.filter.matched": matched,
+                },
+            )
+            if tracer is not None
+            else contextlib.nullcontext()
+        )
+        with span:
             if matched:
                 await self._send(target, envelope, found.subscriber_uri, found)
 
     async def _trigger(self, key: triggers.FilterKey) -> triggers.Trigger | None:
         """The Trigger of a filter URI, waiting a moment for one the table lacks (or has
         without a resolved subscriber yet); None when it never appears."""
-        found = self._triggers.get((key.namespace, key.name))
-        if found is not None and found.uid == key.uid and not found.problem:
+        found = triggers.servable(self._triggers, key)
+        if found is not None:
             return found  # the usual case: no clock, no wait
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._trigger_wait

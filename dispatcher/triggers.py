@@ -65,6 +65,15 @@ def filter_key(uri: str) -> FilterKey | None:
     return parse_filter_path(parts.path)
 
 
+def servable(table: Mapping[tuple[str, str], Trigger], key: FilterKey) -> Trigger | None:
+    """The Trigger a filter URI names when the table has it ready to deliver (same uid, no
+    problem), else None."""
+    found = table.get((key.namespace, key.name))
+    if found is None or found.uid != key.uid or found.problem:
+        return None
+    return found
+
+
 def parse(obj: Mapping[str, Any]) -> Trigger:
     """The served form of a Trigger; an invalid filter makes it refuse every event."""
     meta = obj.get("metadata") or {}
