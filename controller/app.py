@@ -15,9 +15,9 @@ import os
 from kubernetes_asyncio import client, config
 from prometheus_client import CollectorRegistry
 
-from controller import context, kubeapi, leadership, manager, metrics, settings
+from controller import context, leadership, manager, metrics, settings
 from controller.sinkbinding import webhook
-from kevents import logs, probes, runner, webserver
+from kevents import kubeapi, logs, probes, runner, webserver
 from kevents import metrics as kmetrics
 from kevents import settings as ksettings
 

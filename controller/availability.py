@@ -7,7 +7,8 @@ Deployment reports Available=True, its reason and message otherwise, and Unknown
 
 from __future__ import annotations
 
-from controller import conditions, kubeapi
+from controller import conditions
+from kevents import kubeapi
 
 DEPLOYMENTS = kubeapi.Resource("apps", "v1", "deployments")
 

@@ -7,7 +7,8 @@ EventPoliciesReady: True with reason `OIDCDisabled` because authentication-oidc 
 
 from __future__ import annotations
 
-from controller import conditions, kubeapi
+from controller import conditions
+from kevents import kubeapi
 
 ADDRESSABLE = "Addressable"
 DEAD_LETTER_SINK_RESOLVED = "DeadLetterSinkResolved"

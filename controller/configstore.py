@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from controller import kubeapi, watching
+from controller import watching
 from controller.apiserversource import adapter
+from kevents import kubeapi
 
 CONFIGMAPS = kubeapi.Resource("", "v1", "configmaps")
 NAMES = ("config-logging", "config-observability", "config-tracing")

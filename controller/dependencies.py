@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from controller import discovery, kubeapi, sinks, tracking
+from controller import discovery, sinks, tracking
+from kevents import kubeapi
 
 
 class DeliveryStatusDict(TypedDict, total=False):

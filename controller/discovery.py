@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from controller import kubeapi
+from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
 

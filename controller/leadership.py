@@ -15,8 +15,7 @@ import datetime
 import logging
 from typing import Any
 
-from controller import kubeapi
-from kevents import errors
+from kevents import errors, kubeapi
 
 logger = logging.getLogger(__name__)
 

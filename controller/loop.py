@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from controller import kubeapi, metrics, reconciling, watching, workqueue
+from controller import metrics, reconciling, watching, workqueue
+from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
 

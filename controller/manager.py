@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Collection
 
-from controller import configstore, context, discovery, kubeapi, loop, metrics, tracking
+from controller import configstore, context, discovery, loop, metrics, tracking
 from controller.apiserversource import wiring as apiserversource
 from controller.broker import wiring as broker
 from controller.brokerinjection import wiring as brokerinjection
@@ -25,6 +25,7 @@ from controller.pingsource import wiring as pingsource
 from controller.sinkbinding import wiring as sinkbinding
 from controller.subscription import wiring as subscription
 from controller.trigger import wiring as trigger
+from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from controller import conditions, kubeapi
-from kevents import errors
+from controller import conditions
+from kevents import errors, kubeapi
 
 
 class Reconciler(Protocol):

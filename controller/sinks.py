@@ -19,7 +19,8 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import NotRequired, TypedDict
 
-from controller import discovery, kubeapi
+from controller import discovery
+from kevents import kubeapi
 
 SERVICES = kubeapi.Resource("", "v1", "services")
 

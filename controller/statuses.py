@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 
-from controller import conditions, kubeapi
+from controller import conditions
+from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
-from controller import kubeapi, watching
+from controller import watching
+from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
 

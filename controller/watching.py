@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from controller import kubeapi
+from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
 

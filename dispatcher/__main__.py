@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from dispatcher import service, workers
 from dispatcher import settings as dispatcher_settings
-from kevents import kube, logs, metrics, probes, runner, settings, tracing, webserver
+from kevents import kubeapi, logs, metrics, probes, runner, settings, tracing, webserver
 
 logger = logging.getLogger("dispatcher")
 
@@ -45,7 +45,7 @@ async def serve(config: dispatcher_settings.DispatcherSettings, index: int) -> i
     readiness = probes.Readiness()
     shared = config.workers > 1
     try:
-        async with client.ApiClient(configuration=await kube.configuration()) as api:
+        async with client.ApiClient(configuration=await kubeapi.configuration()) as api:
             dispatcher = service.Dispatcher(
                 api,
                 config,

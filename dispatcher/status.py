@@ -17,7 +17,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client import exceptions
 
 from dispatcher import channels
-from kevents import kube
+from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class StatusReporter:
 
     async def _patch(self, key: channels.Key, wanted: list[channels.SubscriberStatus]) -> bool:
         namespace, name = key
-        path = kube.resource_path(GROUP, VERSION, PLURAL, namespace, name) + "/status"
+        path = kubeapi.resource_path(GROUP, VERSION, PLURAL, namespace, name) + "/status"
         try:
             code, reason = await self._request(path, {"status": {"subscribers": wanted}})
         except (OSError, TimeoutError, aiohttp.ClientError) as exc:

@@ -31,7 +31,7 @@ import orjson
 from kubernetes_asyncio import client
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from kevents import kube
+from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class Collection:
         return f"{self.group}/{self.version}" if self.group else self.version
 
     def path(self) -> str:
-        return kube.resource_path(self.group, self.version, self.resource, self.namespace)
+        return kubeapi.resource_path(self.group, self.version, self.resource, self.namespace)
 
     def describe(self) -> str:
         name = (
@@ -181,7 +181,7 @@ class Informer:
                 params.append(("labelSelector", self.collection.label_selector))
             if token:
                 params.append(("continue", token))
-            page = await kube.get_json(self._api, self.collection.path(), params)
+            page = await kubeapi.get_json(self._api, self.collection.path(), params)
             for item in page.get("items") or []:
                 obj = self._with_type(item)
                 items[obj["metadata"]["uid"]] = obj
@@ -223,7 +223,13 @@ class Informer:
         if kind == "ERROR":
             if obj.get("code") == 410:
                 raise Gone(obj.get("message", "resource version too old"))
-            raise kube.ApiError(int(obj.get("code") or 500), str(obj.get("message")), "watch")
+            raise kubeapi.ApiError(
+                int(obj.get("code") or 500),
+                str(obj.get("reason", "")),
+                str(obj.get("message")),
+                "WATCH",
+                self.collection.path(),
+            )
         obj = self._with_type(obj)
         uid = str(meta.get("uid", ""))
         seen = self._seen.get(uid)
@@ -247,7 +253,7 @@ class Informer:
         ]
         if self.collection.label_selector:
             params.append(("labelSelector", self.collection.label_selector))
-        response = await kube.open_stream(
+        response = await kubeapi.open_stream(
             self._api, self.collection.path(), params, read_timeout=self._inactivity
         )
         self._response = response
@@ -296,13 +302,13 @@ class Informer:
                     logger.info("Watch of %s expired (410); listing again.", describe)
                     self._metrics.restarts.labels("expired").inc()
                     await self._sync()
-                except kube.ApiError as err:
+                except kubeapi.ApiError as err:
                     if err.status == 403:
                         if not warned_forbidden:
                             logger.error(
                                 "Missing permission: cannot list/watch %s (%s). Grant get, list "
                                 "and watch to the source's ServiceAccount; retrying every %.0f s.",
-                                describe, err.reason, self._forbidden_retry,
+                                describe, err.message, self._forbidden_retry,
                             )  # fmt: skip
                             warned_forbidden = True
                         self._metrics.restarts.labels("forbidden").inc()

@@ -30,7 +30,7 @@ import aiohttp
 import orjson
 from kubernetes_asyncio import client
 
-from kevents import errors, kube
+from kevents import errors, kubeapi
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class LeaderElector:
 
     @property
     def path(self) -> str:
-        return kube.resource_path(
+        return kubeapi.resource_path(
             "coordination.k8s.io", "v1", "leases", self.namespace, self.lease_name
         )
 
@@ -166,7 +166,7 @@ class LeaderElector:
             try:
                 await self._write("PUT", self.path, lease)
                 logger.info("Released Lease %s/%s.", self.namespace, self.lease_name)
-            except (_Conflict, kube.ApiError, OSError, aiohttp.ClientError) as exc:
+            except (_Conflict, kubeapi.ApiError, OSError, aiohttp.ClientError) as exc:
                 logger.warning("Could not release Lease %s: %s", self.lease_name, exc)
 
     async def record(self, annotations: Mapping[str, str]) -> bool:
@@ -191,7 +191,7 @@ class LeaderElector:
             except _Conflict:
                 self._step_down("the Lease was taken over")
                 return False
-            except (kube.ApiError, OSError, TimeoutError, aiohttp.ClientError) as exc:
+            except (kubeapi.ApiError, OSError, TimeoutError, aiohttp.ClientError) as exc:
                 logger.warning("Fenced write to Lease %s/%s failed: %s", self.namespace,
                                self.lease_name, exc)  # fmt: skip
                 return False
@@ -260,7 +260,7 @@ class LeaderElector:
                 if self.leading.is_set():
                     self._step_down("the Lease was taken over")
                 return False
-            except (kube.ApiError, OSError, TimeoutError, aiohttp.ClientError) as exc:
+            except (kubeapi.ApiError, OSError, TimeoutError, aiohttp.ClientError) as exc:
                 logger.warning("Lease %s/%s: %s", self.namespace, self.lease_name, exc)
                 return False
             self._renewed_at = started
@@ -268,8 +268,8 @@ class LeaderElector:
 
     async def _read(self) -> Lease | None:
         try:
-            doc = await kube.get_json(self._api, self.path, read_timeout=self.retry_period * 2)
-        except kube.ApiError as err:
+            doc = await kubeapi.get_json(self._api, self.path, read_timeout=self.retry_period * 2)
+        except kubeapi.ApiError as err:
             if err.status == 404:
                 return None
             raise
@@ -295,6 +295,8 @@ class LeaderElector:
         if response.status == 409:
             raise _Conflict(path)
         if not 200 <= response.status < 300:
-            raise kube.ApiError(response.status, raw[:200].decode(errors="replace"), path)
+            raise kubeapi.ApiError(
+                response.status, "", raw[:200].decode(errors="replace"), method, path
+            )
         doc: Lease = orjson.loads(raw)
         return doc

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
-from controller import kubeapi, podsecurity
+from controller import podsecurity
+from kevents import kubeapi
 
 DEPLOYMENTS = kubeapi.Resource("apps", "v1", "deployments")
 CONTROLLER_AGENT = "apiserver-source-controller"

@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from controller import kubeapi
+from kevents import kubeapi
 
 SUBJECT_ACCESS_REVIEWS = kubeapi.Resource(
     "authorization.k8s.io", "v1", "subjectaccessreviews", namespaced=False

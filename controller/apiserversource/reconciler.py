@@ -15,17 +15,9 @@ import logging
 from collections.abc import Callable
 from typing import cast
 
-from controller import (
-    availability,
-    conditions,
-    discovery,
-    kubeapi,
-    reconciling,
-    sinks,
-    statuses,
-    tracking,
-)
+from controller import availability, conditions, discovery, reconciling, sinks, statuses, tracking
 from controller.apiserversource import adapter, permissions
+from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from typing import Any, cast
 
 import yaml
 
-from controller import kubeapi
 from controller.channel import backing
+from kevents import kubeapi
 
 BROKERS = kubeapi.Resource("eventing.knative.dev", "v1", "brokers")
 API_VERSION = "eventing.knative.dev/v1"

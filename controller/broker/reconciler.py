@@ -28,7 +28,6 @@ from controller import (
     context,
     dependencies,
     discovery,
-    kubeapi,
     reconciling,
     sinks,
     statuses,
@@ -37,6 +36,7 @@ from controller import (
 from controller.broker import defaults, resources
 from controller.channel import backing
 from controller.inmemorychannel import service
+from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
 

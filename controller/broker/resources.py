@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller import kubeapi, reconciling, sinks
+from controller import reconciling, sinks
 from controller.broker import defaults
 from controller.channel import backing
+from kevents import kubeapi
 
 TRIGGER_CHANNEL_SUFFIX = "-kne-trigger"
 BROKER_LABEL = "eventing.knative.dev/broker"

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from controller import kubeapi
 from controller.broker import defaults
+from kevents import kubeapi
 
 NAMESPACES = kubeapi.Resource("", "v1", "namespaces", namespaced=False)
 KEYS = ("eventing.knative.dev/injection", "knative-eventing-injection")

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import logging
 
-from controller import context, kubeapi, reconciling
+from controller import context, reconciling
 from controller.broker import defaults
 from controller.brokerinjection import injection
 from controller.channel import backing
+from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
 

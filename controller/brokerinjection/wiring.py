@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from controller import context, kubeapi, loop
+from controller import context, loop
 from controller.broker import defaults
 from controller.brokerinjection import injection, reconciler
+from kevents import kubeapi
 
 
 def _namespace_key(event: str, obj: kubeapi.Json) -> Iterable[str]:

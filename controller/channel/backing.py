@@ -15,7 +15,8 @@ from typing import Any, NotRequired, TypedDict
 
 import yaml
 
-from controller import kubeapi, reconciling
+from controller import reconciling
+from kevents import kubeapi
 
 CHANNELS = kubeapi.Resource("messaging.knative.dev", "v1", "channels")
 CONFIGMAPS = kubeapi.Resource("", "v1", "configmaps")

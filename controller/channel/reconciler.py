@@ -18,12 +18,12 @@ from controller import (
     context,
     dependencies,
     discovery,
-    kubeapi,
     reconciling,
     statuses,
     tracking,
 )
 from controller.channel import backing
+from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
 

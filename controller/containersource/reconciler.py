@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 
-from controller import availability, conditions, context, kubeapi, reconciling, statuses
+from controller import availability, conditions, context, reconciling, statuses
 from controller.containersource import resources
 from controller.sinkbinding import reconciler as sinkbinding
+from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from controller import kubeapi, reconciling
+from controller import reconciling
 from controller.apiserversource import adapter
 from controller.sinkbinding import binder, injection
+from kevents import kubeapi
 
 API_VERSION = "sources.knative.dev/v1"
 KIND = "ContainerSource"

@@ -30,9 +30,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from controller import kubeapi, podsecurity, sinks
+from controller import podsecurity, sinks
 from controller.apiserversource import adapter as common
 from controller.githubsource import secrets
+from kevents import kubeapi
 
 DEPLOYMENTS = kubeapi.Resource("apps", "v1", "deployments")
 SERVICES = kubeapi.Resource("", "v1", "services")

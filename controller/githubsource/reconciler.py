@@ -36,13 +36,13 @@ from controller import (
     conditions,
     context,
     dependencies,
-    kubeapi,
     reconciling,
     sinks,
     statuses,
     tracking,
 )
 from controller.githubsource import adapter, githubapi, hook, secrets, webhooks
+from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
 

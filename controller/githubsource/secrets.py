@@ -13,7 +13,7 @@ import binascii
 from dataclasses import dataclass, field
 from typing import TypedDict
 
-from controller import kubeapi
+from kevents import kubeapi
 
 SECRETS = kubeapi.Resource("", "v1", "secrets")
 

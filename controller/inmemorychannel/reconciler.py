@@ -23,13 +23,13 @@ from controller import (
     conditions,
     context,
     dependencies,
-    kubeapi,
     reconciling,
     sinks,
     statuses,
     tracking,
 )
 from controller.inmemorychannel import service
+from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller import kubeapi, reconciling
+from controller import reconciling
+from kevents import kubeapi
 
 INMEMORYCHANNELS = kubeapi.Resource("messaging.knative.dev", "v1", "inmemorychannels")
 SERVICES = kubeapi.Resource("", "v1", "services")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller import kubeapi, podsecurity
+from controller import podsecurity
+from kevents import kubeapi
 
 NAME = "pingsource-mt-adapter"
 SERVICE_ACCOUNT = "kevents-ping-adapter"

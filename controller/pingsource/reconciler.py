@@ -20,13 +20,13 @@ from controller import (
     conditions,
     context,
     dependencies,
-    kubeapi,
     reconciling,
     sinks,
     statuses,
     tracking,
 )
 from controller.pingsource import adapter, payload, schedule
+from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
-from controller import kubeapi
 from controller.sinkbinding import binder, injection, reconciler, subjects
+from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller import kubeapi
 from controller.apiserversource import adapter
 from controller.sinkbinding import injection, subjects
+from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
 

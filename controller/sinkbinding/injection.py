@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from controller import kubeapi
+from kevents import kubeapi
 
 K_SINK = "K_SINK"
 K_CE_OVERRIDES = "K_CE_OVERRIDES"

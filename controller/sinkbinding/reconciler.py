@@ -28,17 +28,9 @@ from __future__ import annotations
 import logging
 from typing import cast
 
-from controller import (
-    conditions,
-    context,
-    dependencies,
-    kubeapi,
-    reconciling,
-    sinks,
-    statuses,
-    tracking,
-)
+from controller import conditions, context, dependencies, reconciling, sinks, statuses, tracking
 from controller.sinkbinding import binder, injection, subjects
+from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
 

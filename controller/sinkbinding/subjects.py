@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from controller import kubeapi
+from kevents import kubeapi
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,9 +48,8 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from controller import kubeapi
 from controller.sinkbinding import admission, certificates
-from kevents import webserver
+from kevents import kubeapi, webserver
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from controller import context, kubeapi, loop
+from controller import context, loop
 from controller.sinkbinding import binder, reconciler, subjects
+from kevents import kubeapi
 
 
 def subject_keys(index: dict[str, subjects.Subject], kind: subjects.Kind) -> loop.KeysFn:

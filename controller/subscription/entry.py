@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
-from controller import conditions, kubeapi
+from controller import conditions
+from kevents import kubeapi
 
 SUBSCRIPTIONS = kubeapi.Resource("messaging.knative.dev", "v1", "subscriptions")
 KIND = "Subscription"

@@ -22,13 +22,13 @@ from controller import (
     context,
     dependencies,
     discovery,
-    kubeapi,
     reconciling,
     sinks,
     statuses,
     tracking,
 )
 from controller.subscription import entry
+from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,6 @@ from controller import (
     context,
     dependencies,
     discovery,
-    kubeapi,
     reconciling,
     sinks,
     statuses,
@@ -40,6 +39,7 @@ from controller.broker import defaults, resources
 from controller.brokerinjection import injection
 from controller.brokerinjection import reconciler as injecting
 from controller.trigger import dependency, subscription
+from kevents import kubeapi
 from kevents.eventfilter import trigger as trigger_filter
 
 logger = logging.getLogger(__name__)

@@ -22,8 +22,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from controller import dependencies, kubeapi, reconciling, sinks
+from controller import dependencies, reconciling, sinks
 from controller.broker import resources
+from kevents import kubeapi
 
 SUBSCRIPTIONS = kubeapi.Resource("messaging.knative.dev", "v1", "subscriptions")
 TRIGGERS = kubeapi.Resource("eventing.knative.dev", "v1", "triggers")

@@ -7,7 +7,7 @@ import logging
 from kubernetes_asyncio import client
 from prometheus_client import CollectorRegistry
 
-from kevents import errors, kube, logs, metrics, probes, runner, settings, tracing, webserver
+from kevents import errors, kubeapi, logs, metrics, probes, runner, settings, tracing, webserver
 from sources.apiserver import adapter, config
 
 logger = logging.getLogger("sources.apiserver")
@@ -22,7 +22,7 @@ async def main() -> int:
     provider = tracing.make_provider(adapter_settings.tracing_config, service_name=SERVICE)
     registry = CollectorRegistry()
     readiness = probes.Readiness()
-    async with client.ApiClient(configuration=await kube.configuration()) as api:
+    async with client.ApiClient(configuration=await kubeapi.configuration()) as api:
         try:
             kinds = await adapter.discover(api, source.resources)
         except errors.ConfigError as err:

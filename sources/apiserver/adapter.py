@@ -23,7 +23,7 @@ from kevents import (
     delivery,
     errors,
     informer,
-    kube,
+    kubeapi,
     metrics,
     probes,
     retries,
@@ -54,8 +54,8 @@ async def discover(
     for res in resources:
         path = f"/api/{res.version}" if not res.group else f"/apis/{res.group}/{res.version}"
         try:
-            doc = await kube.get_json(api, path)
-        except kube.ApiError as err:
+            doc = await kubeapi.get_json(api, path)
+        except kubeapi.ApiError as err:
             problems.append(f"{config.VAR}: {res} is not served by the API server ({err})")
             continue
         entry = next((r for r in doc.get("resources", []) if r.get("name") == res.resource), None)

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from kevents import (
     informer,
-    kube,
+    kubeapi,
     leadership,
     logs,
     metrics,
@@ -53,7 +53,7 @@ async def main() -> int:
         ),
         tracer_provider=provider,
     )
-    async with client.ApiClient(configuration=await kube.configuration()) as api:
+    async with client.ApiClient(configuration=await kubeapi.configuration()) as api:
         elector = (
             leadership.LeaderElector(
                 api,

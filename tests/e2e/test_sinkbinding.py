@@ -19,9 +19,10 @@ import yaml
 from kubernetes_asyncio import client
 from prometheus_client import CollectorRegistry
 
-from controller import availability, context, kubeapi, manager, metrics
+from controller import availability, context, manager, metrics
 from controller.containersource import reconciler as containersource
 from controller.sinkbinding import reconciler, webhook
+from kevents import kubeapi
 from tests.cluster import REPO, Kube
 from tests.integration import controllers as c
 from tests.integration import sinkbindinghooks as hooks

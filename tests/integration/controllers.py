@@ -11,7 +11,8 @@ from typing import Any
 from kubernetes_asyncio import client
 from prometheus_client import CollectorRegistry
 
-from controller import context, kubeapi, manager, metrics
+from controller import context, manager, metrics
+from kevents import kubeapi
 
 PING_IMAGE = "kevents/ping-source:test"
 

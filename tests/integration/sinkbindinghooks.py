@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from controller import kubeapi
 from controller.sinkbinding import webhook
+from kevents import kubeapi
 from tests.cluster import Kube
 
 RULES = [

@@ -10,9 +10,10 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from controller import availability, kubeapi
+from controller import availability
 from controller.containersource import reconciler
 from controller.sinkbinding import reconciler as sinkbinding
+from kevents import kubeapi
 from tests.cluster import Kube
 from tests.integration import controllers as c
 from tests.integration import test_controller_sinkbinding as base

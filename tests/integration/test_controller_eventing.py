@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
-from controller import kubeapi
 from controller.broker import defaults
 from controller.inmemorychannel import service
 from controller.trigger import subscription
+from kevents import kubeapi
 from tests.cluster import REPO, Kube
 from tests.integration import controllers as c
 

@@ -17,8 +17,8 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from controller import kubeapi
 from controller.githubsource import adapter, reconciler
+from kevents import kubeapi
 from tests.cluster import REPO, Kube
 from tests.githubhooks import FakeGitHub
 from tests.integration import controllers as c

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from kubernetes_asyncio import client
 
-from controller import kubeapi
 from controller.inmemorychannel import service
+from kevents import kubeapi
 from tests.cluster import REPO, Kube
 from tests.integration import controllers as c
 

@@ -6,8 +6,9 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from controller import availability, kubeapi
+from controller import availability
 from controller.pingsource import adapter, reconciler
+from kevents import kubeapi
 from tests.cluster import REPO, Kube
 from tests.integration import controllers as c
 

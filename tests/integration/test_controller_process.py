@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 from kubernetes_asyncio import client
 
-from controller import kubeapi, leadership
+from controller import leadership
+from kevents import kubeapi
 from tests.cluster import REPO, Kube
 
 pytestmark = pytest.mark.cluster

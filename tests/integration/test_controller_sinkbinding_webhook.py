@@ -18,8 +18,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from kubernetes_asyncio import client
 
-from controller import availability, kubeapi
+from controller import availability
 from controller.sinkbinding import binder, reconciler, webhook
+from kevents import kubeapi
 from tests.cluster import Kube
 from tests.integration import controllers as c
 from tests.integration import sinkbindinghooks as hooks

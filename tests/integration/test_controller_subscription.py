@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
-from controller import kubeapi
 from controller.channel import backing
 from controller.inmemorychannel import service
 from controller.subscription import entry
+from kevents import kubeapi
 from tests.cluster import REPO, Kube
 from tests.integration import controllers as c
 

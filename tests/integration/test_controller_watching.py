@@ -7,7 +7,8 @@ import asyncio
 import pytest
 from kubernetes_asyncio import client
 
-from controller import kubeapi, watching
+from controller import watching
+from kevents import kubeapi
 from tests.cluster import Kube
 
 pytestmark = pytest.mark.cluster

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from controller import kubeapi
 from controller.apiserversource import adapter
+from kevents import kubeapi
 
 EVENTS = kubeapi.Resource("", "v1", "events")
 DEPLOYS = kubeapi.Resource("apps", "v1", "deployments")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from controller import kubeapi
 from controller.apiserversource import permissions
+from kevents import kubeapi
 
 EVENTS = kubeapi.Resource("", "v1", "events")
 DEPLOYS = kubeapi.Resource("apps", "v1", "deployments")

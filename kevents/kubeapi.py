@@ -1,31 +1,47 @@
-"""A small JSON client for the Kubernetes API on top of kubernetes-asyncio's `ApiClient`.
+"""The one Kubernetes client of kevents: JSON requests by path on kubernetes-asyncio's `ApiClient`.
 
-The controller handles core, apps, authorization, coordination and custom resources alike,
+Every component (controller, dispatcher, adapters) talks to the API through this module. The
+controller handles core, apps, authorization, coordination and custom resources alike,
 and refers to kinds it only learns at runtime (a sink `ref` to any Addressable), so it
 speaks raw JSON by path (what client-go's dynamic client does) instead of the generated
 typed models. `ApiClient` still provides TLS, auth and token refresh.
 
-Errors: every non-2xx answer raises `ApiError` (subclasses `NotFound`, `Conflict`, `Gone`)
-carrying the status code and the apiserver's message.
+Objects are read as raw JSON, so they reach sinks exactly as the API server sent them, and
+watches are streamed line by line under the caller's inactivity timeout.
+
+Errors (all `errors.KeventsError`; library errors chained with `raise ... from`):
+
+```
+ApiError            a non-2xx answer: status, reason, apiserver message, method, path
+ ├── NotFound       404
+ ├── Forbidden      403 (a missing RBAC permission: the message names verb and resource)
+ ├── Conflict       409 (stale resourceVersion, or already exists)
+ ├── Gone           410 (resourceVersion too old: a watch must list again)
+ └── Unreachable    no HTTP answer at all (refused, reset, TLS failure); status 0
+```
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import pathlib
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import quote
 
 import aiohttp
-from kubernetes_asyncio import client
+from kubernetes_asyncio import client, config
 
 from kevents import errors
 
 logger = logging.getLogger(__name__)
 
 Json = dict[str, Any]
+
+TOKEN_PATH = pathlib.Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -45,6 +61,10 @@ class NotFound(ApiError):
     """404."""
 
 
+class Forbidden(ApiError):
+    """403: the caller lacks a permission (RBAC)."""
+
+
 class Conflict(ApiError):
     """409: resourceVersion conflict or already exists."""
 
@@ -57,7 +77,31 @@ class Unreachable(ApiError):
     """No HTTP answer at all (connection refused, reset, TLS failure)."""
 
 
-_BY_STATUS: dict[int, type[ApiError]] = {404: NotFound, 409: Conflict, 410: Gone}
+_BY_STATUS: dict[int, type[ApiError]] = {403: Forbidden, 404: NotFound, 409: Conflict, 410: Gone}
+
+
+def in_cluster() -> bool:
+    """True inside a pod: the service host is set and the ServiceAccount token is mounted."""
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and TOKEN_PATH.exists()
+
+
+async def configuration() -> client.Configuration:
+    """In-cluster config when running in a pod, else `$KUBECONFIG` (or ~/.kube/config)."""
+    cfg = client.Configuration()
+    if in_cluster():
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    else:
+        await config.load_kube_config(
+            config_file=os.environ.get("KUBECONFIG"), client_configuration=cfg
+        )
+    return cfg
+
+
+def resource_path(
+    group: str, version: str, resource: str, namespace: str | None = None, name: str = ""
+) -> str:
+    """The REST path of a collection (or one object), namespaced when `namespace` is given."""
+    return Resource(group, version, resource, namespaced=bool(namespace)).path(namespace, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,3 +255,42 @@ def _error(status: int, data: bytes, method: str, path: str) -> ApiError:
     except ValueError:
         pass
     return _BY_STATUS.get(status, ApiError)(status, reason, message, method, path)
+
+
+async def open_stream(
+    api: client.ApiClient,
+    path: str,
+    params: Sequence[tuple[str, str]] = (),
+    *,
+    read_timeout: float | None = None,
+) -> aiohttp.ClientResponse:
+    """GET `path` and return the open response (the caller reads and releases it).
+
+    `read_timeout` bounds the gap between two reads (a watch's inactivity watchdog).
+    """
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=read_timeout)
+    response = await KubeApi(api)._send("GET", path, None, params, "application/json", timeout)
+    if not 200 <= response.status < 300:
+        body = await response.read()
+        response.release()
+        raise _error(response.status, body, "GET", path)
+    return response
+
+
+async def get_json(
+    api: client.ApiClient,
+    path: str,
+    params: Sequence[tuple[str, str]] = (),
+    *,
+    read_timeout: float = 60,
+) -> Json:
+    """GET `path` and decode the JSON object it returns."""
+    response = await open_stream(api, path, params, read_timeout=read_timeout)
+    try:
+        body = await response.read()
+    finally:
+        response.release()
+    doc = json.loads(body)
+    if not isinstance(doc, dict):
+        raise ApiError(response.status, "", "response is not a JSON object", "GET", path)
+    return doc
