@@ -7,7 +7,7 @@ A subscriber without its own `delivery` inherits the channel's `spec.delivery` (
 letter sink may be given resolved in `status.deadLetterSinkUri`).
 
 A channel labelled as a Broker's trigger channel routes that broker's ingress traffic, and
-its subscribers pointing at the broker filter are Triggers (`dispatcher.triggers`).
+its subscribers pointing at the broker filter are Triggers (`dispatcher.broker.triggers`).
 
 A subscriber whose entry has a problem (bad duration, relative URL) is still served where
 possible, but reported `ready: "False"` with the problem as message (`statuses()`).
@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, TypedDict, cast
 
-from dispatcher import triggers
+from dispatcher.broker import triggers
 from kevents import cloudevent, errors, retries
 
 Key = tuple[str, str]

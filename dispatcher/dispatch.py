@@ -14,9 +14,9 @@ Knative's delivery semantics (`knative/eventing:pkg/kncloudevents/event_dispatch
 4. Without a dead letter sink, or when it fails too, the loss is logged and counted in
    `kevents_events_lost_total`; nothing disappears silently.
 
-A Trigger's subscription (its subscriber URI is the broker filter's, `dispatcher.triggers`)
+A Trigger's subscription (its subscriber URI is the broker filter's, `dispatcher.broker.triggers`)
 takes one more step first: the event must match the Trigger's filter, and is then delivered
-to the Trigger's subscriber by steps 1-4, its reply (one TTL hop lower, `dispatcher.ttl`)
+to the Trigger's subscriber by steps 1-4, its reply (one TTL hop lower, `dispatcher.broker.ttl`)
 going back into the broker. No HTTP hop to a filter service, no second delivery path.
 
 All sends run in the trace context of the ingress span, so replies and dead letters stay in
@@ -33,8 +33,9 @@ from collections.abc import Mapping
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from dispatcher import channels, headers, lane, triggers, ttl
+from dispatcher import channels, headers, lane
 from dispatcher import metrics as dispatcher_metrics
+from dispatcher.broker import triggers, ttl
 from kevents import cloudevent, delivery, errors, rawevent, sender
 
 logger = logging.getLogger(__name__)

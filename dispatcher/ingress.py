@@ -16,7 +16,7 @@ Knative's channel receiver contract (`knative/eventing:pkg/channel/event_receive
 
 The same class serves the broker ingress (`POST /<namespace>/<broker>`, Knative's MT broker
 ingress contract: `/` and unknown brokers 404, wrong segment count 400): its `lookup` finds
-the broker's trigger channel, and `prepare` sets the broker TTL (`dispatcher.ttl`), refusing
+the broker's trigger channel, and `prepare` sets the broker TTL (`dispatcher.broker.ttl`), refusing
 an event whose TTL is exhausted with 400. Both then hand the event to the same fan-out.
 
 The hot path does a dict lookup for the route, one body read, a validation of the CloudEvent

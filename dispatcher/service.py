@@ -25,9 +25,11 @@ from kubernetes_asyncio import client
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry
 
-from dispatcher import broker, brokerfilter, channels, dispatch, fanout, ingress, status, triggers
+from dispatcher import channels, dispatch, fanout, ingress, status
 from dispatcher import metrics as dispatcher_metrics
 from dispatcher import settings as dispatcher_settings
+from dispatcher.broker import filterendpoint, triggers
+from dispatcher.broker import ingress as broker_ingress
 from kevents import informer, probes, runner, sender, tracing, webserver
 
 logger = logging.getLogger(__name__)
@@ -97,7 +99,7 @@ class Dispatcher:
             name="ingress",
             reuse_port=config.workers > 1,
         )
-        self.broker = broker.BrokerIngress(self.fanout, max_ttl=config.broker_max_ttl)
+        self.broker = broker_ingress.BrokerIngress(self.fanout, max_ttl=config.broker_max_ttl)
         self.broker_ingress = ingress.Ingress(
             self.fanout,
             self.metrics,
@@ -109,7 +111,7 @@ class Dispatcher:
             span_name="broker.ingress",
             answered=self.metrics.broker_answered,
         )
-        self.filter_endpoint = brokerfilter.FilterEndpoint(
+        self.filter_endpoint = filterendpoint.FilterEndpoint(
             self.sender,
             self.triggers,
             self.metrics,
@@ -117,7 +119,7 @@ class Dispatcher:
             retry_after=config.drain_retry_after,
         )
         self.broker_server = webserver.WebServer(
-            broker.make_server(self.broker_ingress, self.filter_endpoint),
+            broker_ingress.make_server(self.broker_ingress, self.filter_endpoint),
             host=config.ingress_host,
             port=config.broker_ingress_port,
             name="broker ingress",

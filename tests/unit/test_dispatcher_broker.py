@@ -10,8 +10,10 @@ import pytest
 from opentelemetry import context as otel_context
 from prometheus_client import CollectorRegistry
 
-from dispatcher import broker, channels, dispatch, fanout, lane, routing, triggers, ttl
+from dispatcher import channels, dispatch, fanout, lane, routing
 from dispatcher import metrics as dispatcher_metrics
+from dispatcher.broker import ingress as broker_ingress
+from dispatcher.broker import triggers, ttl
 from kevents import cloudevent, delivery, errors, rawevent
 
 FILTER = "http://broker-filter.kevents-system.svc.cluster.local/triggers"
@@ -55,7 +57,7 @@ def test_ingress_refuses_an_exhausted_or_invalid_ttl(given: str) -> None:
 
 
 def test_broker_prepare_turns_a_ttl_problem_into_a_400_reason() -> None:
-    ingress = broker.BrokerIngress(_fanout(), max_ttl=10)
+    ingress = broker_ingress.BrokerIngress(_fanout(), max_ttl=10)
     with pytest.raises(errors.InvalidEventError, match="knativebrokerttl is 0"):
         ingress.prepare(_raw(knativebrokerttl="0"))
     assert ttl.read(ingress.prepare(_raw())) == 10
@@ -170,7 +172,7 @@ def _trigger_channel(name: str = "default-kne-trigger", brokered: bool = True) -
 
 def test_a_labelled_trigger_channel_routes_its_broker() -> None:
     fan = _fanout()
-    ingress = broker.BrokerIngress(fan)
+    ingress = broker_ingress.BrokerIngress(fan)
     with pytest.raises(routing.RoutingError) as missing:
         ingress.lookup("h", "/ns/default")
     assert missing.value.status == 404
@@ -199,7 +201,7 @@ def test_broker_paths_answer_as_knative(path: str, status: int) -> None:
     fan = _fanout()
     fan.update(channels.parse(_trigger_channel()))
     with pytest.raises(routing.RoutingError) as answer:
-        broker.BrokerIngress(fan).lookup("broker-ingress", path)
+        broker_ingress.BrokerIngress(fan).lookup("broker-ingress", path)
     assert answer.value.status == status
 
 

@@ -15,15 +15,17 @@ ingress's (`dispatcher.ingress.Ingress`); this module adds Knative's broker rule
 | `knativebrokerttl` <= 0 or not an integer | 400 |
 | accepted                         | 202, the TTL set to the maximum when absent |
 
-The same port serves the filter's HTTP endpoint (`/triggers/...`, `dispatcher.brokerfilter`):
-a broker path has two segments, a filter path four, so one listener tells them apart.
+The same port serves the filter's HTTP endpoint (`/triggers/...`,
+`dispatcher.broker.filterendpoint`): a broker path has two segments, a filter path four, so
+one listener tells them apart.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from dispatcher import brokerfilter, fanout, ingress, routing, triggers, ttl
+from dispatcher import fanout, ingress, routing
+from dispatcher.broker import filterendpoint, triggers, ttl
 from kevents import cloudevent, errors, rawevent
 
 
@@ -57,7 +59,7 @@ class BrokerIngress:
 
 
 def make_server(
-    broker_ingress: ingress.Ingress, filter_endpoint: brokerfilter.FilterEndpoint
+    broker_ingress: ingress.Ingress, filter_endpoint: filterendpoint.FilterEndpoint
 ) -> web.Server:
     """One low-level server for the broker ingress and the filter endpoint."""
     prefix = "/" + triggers.FILTER_PATH + "/"

@@ -31,8 +31,9 @@ import orjson
 from aiohttp import web
 from opentelemetry import context as otel_context
 
-from dispatcher import headers, triggers, ttl
+from dispatcher import headers
 from dispatcher import metrics as dispatcher_metrics
+from dispatcher.broker import triggers, ttl
 from kevents import cloudevent, errors, rawevent, retries, sender, tracing
 
 ONE_ATTEMPT = retries.RetryPolicy()
