@@ -35,6 +35,8 @@ def free_port() -> int:
 class Sink:
     port: int = dataclasses.field(default_factory=free_port)
     events: list[cloudevent.CloudEvent] = dataclasses.field(default_factory=list)
+    arrived: list[str] = dataclasses.field(default_factory=list)
+    """Ids of the events that reached the sink, in order, before `hold` lets them answer."""
     status: int = 202
     hold: asyncio.Event | None = None
     _runner: web.AppRunner | None = None
@@ -45,6 +47,7 @@ class Sink:
 
     async def _handle(self, request: web.Request) -> web.Response:
         event = cloudevent.decode(dict(request.headers), await request.read())
+        self.arrived.append(event.get_id())
         if self.hold is not None:
             await self.hold.wait()
         if self.status < 300:

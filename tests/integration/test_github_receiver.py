@@ -11,6 +11,7 @@ import pytest
 
 from sources.github import signature
 from tests import octokit, webhooks
+from tests import waiting as waiting_for
 
 PING = octokit.example("ping")
 
@@ -189,16 +190,15 @@ async def test_full_queue_is_503_and_slow_sink_is_202_queued(sink: webhooks.Sink
     env = {"GITHUB_QUEUE_SIZE": "1", "GITHUB_SEND_WORKERS": "1", "GITHUB_ACK_TIMEOUT": "0.5"}
     async with webhooks.Adapter(sink.url, **env) as adapter:
         in_flight = asyncio.create_task(adapter.post("ping", PING.body, delivery="a"))
-        await asyncio.sleep(0.1)  # "a" is at the sink, the queue is empty again
+        await waiting_for.until(lambda: sink.arrived == ["a"])  # the queue is empty again
         waiting = asyncio.create_task(adapter.post("ping", PING.body, delivery="b"))
-        await asyncio.sleep(0.1)  # "b" fills the queue
+        await waiting_for.until(  # "b" fills the queue
+            lambda: adapter.sample("kevents_send_queue_depth", queue="sink") == 1
+        )
         full = await adapter.post("ping", PING.body, delivery="c")
         queued = await asyncio.gather(in_flight, waiting)
         sink.hold.set()
-        for _ in range(100):
-            if len(sink.events) == 2:
-                break
-            await asyncio.sleep(0.02)
+        await waiting_for.until(lambda: len(sink.events) == 2)
         overloaded = adapter.sample("kevents_github_webhooks_total", event="ping",
                                     outcome="overloaded")  # fmt: skip
     assert (full.status, full.headers["Retry-After"]) == (503, "5")

@@ -23,6 +23,7 @@ from kevents import (
     sendqueue,
     webserver,
 )
+from tests import waiting
 
 HOST = "127.0.0.1"
 
@@ -121,7 +122,11 @@ async def test_sink_down_then_up_loses_nothing_within_the_queue_bound() -> None:
                 queue.try_put(cloudevent.build("t", "s", id=f"e{n}"))
             with pytest.raises(errors.QueueFullError):
                 queue.try_put(cloudevent.build("t", "s", id="overflow"))
-            await asyncio.sleep(0.1)  # the sink is down: every attempt is refused
+            await waiting.until(  # the sink is down: each worker's attempt is refused
+                lambda: (registry.get_sample_value(
+                    "kevents_send_retries_total", {"response_code_class": "none"}
+                ) or 0) >= 4
+            )  # fmt: skip
             assert sink.ids == []
             server = sink.server(port)
             server_task = group.create_task(server.run())
@@ -168,8 +173,7 @@ async def test_runner_drains_in_flight_events_and_stops_in_reverse(
         async with http.get(probes_server.url + "/readiness") as response:
             assert response.status == 200
         run.request_stop()  # what SIGTERM does
-        await asyncio.sleep(0.05)
-        assert not readiness.ready
+        await waiting.until(lambda: not readiness.ready)
         assert sink.ids == []  # still in flight: the runner is draining, not exiting
         sink.hold.set()
         assert await run_task == 0
