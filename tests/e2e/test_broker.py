@@ -9,7 +9,6 @@ them. A trace of the broker's path arrives in Zipkin.
 from __future__ import annotations
 
 import json
-import time
 import urllib.parse
 import urllib.request
 import uuid
@@ -140,6 +139,18 @@ data: {{k: v1}}
 """
 
 
+def sentinel_event(ns: str, name: str, pod: str) -> str:
+    return f"""
+apiVersion: v1
+kind: Event
+metadata: {{name: {name}, namespace: {ns}}}
+involvedObject: {{kind: Pod, name: {pod}, namespace: {ns}, apiVersion: v1}}
+reason: Sentinel
+message: the last event of this test
+type: Normal
+"""
+
+
 def ready(kube: cluster.Kube, ns: str, what: str) -> bool:
     proc = kube.kubectl("-n", ns, "get", what, "-o", "json", check=False)
     if proc.returncode != 0:
@@ -225,9 +236,18 @@ def test_triggers_deliver_only_the_events_their_filters_match(
     )  # fmt: skip
     assert everything[0] == ADD
     assert {UPDATE} <= set(everything)
-    # Everything the source sent has been through the broker: the filtered display has
-    # exactly the add (deliveries of one broker run in parallel lanes: give it a moment).
-    time.sleep(2)
+    # A sentinel ConfigMap created now is admitted by the broker after every event about
+    # `name` was filtered: once its add is at the filtered display, nothing more about `name`
+    # can follow, and the filtered display has exactly the add.
+    sentinel = f"{name}-sentinel"
+    kube.apply(configmap(brokered, sentinel))
+    installed.eventually(
+        lambda: any(
+            e["attributes"].get("subject", "").endswith(f"/configmaps/{sentinel}")
+            for e in events_at(kube, brokered, "display-adds")
+        ),
+        90, "the sentinel's add at the filtered display", 1.0,
+    )  # fmt: skip
     assert about_it("display-adds") == [ADD]
 
 
@@ -313,8 +333,17 @@ def test_the_broker_example_delivers_new_kubernetes_events_only(
             ]
 
         installed.eventually(about_it, 90, f"an add event about pod {name}", 1.0)
-        # The pod's events are updated as it runs; only their adds pass the Trigger.
-        time.sleep(3)
+        # The pod's events are updated as it runs; only their adds pass the Trigger. A sentinel
+        # Event created now reaches the display after whatever the broker admitted before it.
+        sentinel = f"{name}-sentinel"
+        kube.apply(sentinel_event(ns, sentinel, name))
+        installed.eventually(
+            lambda: any(
+                e["attributes"].get("subject", "").endswith(f"/events/{sentinel}")
+                for e in events_at(kube, ns, "event-display")
+            ),
+            90, "the sentinel Event's add at event-display", 1.0,
+        )  # fmt: skip
         assert {e["attributes"]["type"] for e in events_at(kube, ns, "event-display")} == {ADD}
     finally:
         kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)
