@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import pathlib
-import socket
 import statistics
 import sys
 import time
@@ -25,14 +24,9 @@ import uuid
 from aiohttp import web
 from kubernetes_asyncio import client, config
 
+from hack import ports
 from hack.localcluster import cluster as localcluster
 from kevents import cloudevent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _rss_mib(pid: int) -> float:
@@ -84,8 +78,8 @@ async def run_one(api: client.ApiClient, kubeconfig: str, count: int) -> None:
                 "mode": "Resource",
             }
         ),
-        "METRICS_PROMETHEUS_PORT": str(_free_port()),
-        "KEVENTS_PROBES_PORT": str(_free_port()),
+        "METRICS_PROMETHEUS_PORT": str(ports.free_port()),
+        "KEVENTS_PROBES_PORT": str(ports.free_port()),
         "KEVENTS_LOG_LEVEL": "WARNING",
     }
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "sources.apiserver", env=env)

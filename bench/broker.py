@@ -31,6 +31,7 @@ import uvloop
 from kubernetes_asyncio import client, config
 
 from bench import dispatcher as channel_bench
+from hack import ports
 from hack.localcluster import cluster as localcluster
 
 HOST = channel_bench.HOST
@@ -105,7 +106,7 @@ async def run_one(
     core = client.CoreV1Api(api)
     await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     sub_proc = await channel_bench._spawn(*channel_bench.BENCH, "--serve-subscribers", str(count))
-    port = channel_bench._free_port()
+    port = ports.free_port()
     target = None
     try:
         assert sub_proc.stdout is not None
@@ -117,12 +118,12 @@ async def run_one(
             **os.environ,
             "KUBECONFIG": kubeconfig,
             "KEVENTS_INGRESS_HOST": HOST,
-            "KEVENTS_INGRESS_PORT": str(channel_bench._free_port()),
+            "KEVENTS_INGRESS_PORT": str(ports.free_port()),
             "KEVENTS_BROKER_INGRESS_PORT": str(port),
             "KEVENTS_PROBES_HOST": HOST,
-            "KEVENTS_PROBES_PORT": str(channel_bench._free_port()),
+            "KEVENTS_PROBES_PORT": str(ports.free_port()),
             "METRICS_PROMETHEUS_HOST": HOST,
-            "METRICS_PROMETHEUS_PORT": str(channel_bench._free_port()),
+            "METRICS_PROMETHEUS_PORT": str(ports.free_port()),
             "KEVENTS_LOG_LEVEL": "WARNING",
             "KEVENTS_REPORT_STATUS": "false",
         }

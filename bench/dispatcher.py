@@ -24,7 +24,6 @@ import contextlib
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 import time
@@ -35,17 +34,12 @@ import uvloop
 from aiohttp import web
 from kubernetes_asyncio import client, config
 
+from hack import ports
 from hack.localcluster import cluster as localcluster
 
 HOST = "127.0.0.1"
 BENCH = ("-m", "bench.dispatcher")
 BODY = b'{"order": 12345, "items": ["a", "b", "c"], "note": "benchmark payload"}'
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def _rss_mib(pid: int) -> float:
@@ -278,7 +272,7 @@ async def run_one(
     core = client.CoreV1Api(api)
     await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     sub_proc = await _spawn(*BENCH, "--serve-subscribers", str(subs))
-    port = _free_port()
+    port = ports.free_port(HOST)
     target: asyncio.subprocess.Process | None = None
     try:
         assert sub_proc.stdout is not None
@@ -309,9 +303,9 @@ async def run_one(
                 "KEVENTS_INGRESS_HOST": HOST,
                 "KEVENTS_INGRESS_PORT": str(port),
                 "KEVENTS_PROBES_HOST": HOST,
-                "KEVENTS_PROBES_PORT": str(_free_port()),
+                "KEVENTS_PROBES_PORT": str(ports.free_port(HOST)),
                 "METRICS_PROMETHEUS_HOST": HOST,
-                "METRICS_PROMETHEUS_PORT": str(_free_port()),
+                "METRICS_PROMETHEUS_PORT": str(ports.free_port(HOST)),
                 "KEVENTS_LOG_LEVEL": "WARNING",
                 "KEVENTS_REPORT_STATUS": "false",
             }

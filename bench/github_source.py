@@ -4,7 +4,7 @@
 
 Starts `python -m sources.github` with a fast loopback sink (in this process, answering 202
 at once), then an asyncio load generator POSTs real payloads from @octokit/webhooks-examples,
-each signed with the test secret and with a fresh X-GitHub-Delivery, over keep-alive
+each signed with the adapter's secret and with a fresh X-GitHub-Delivery, over keep-alive
 connections. A webhook counts when it was answered 202 (the sink accepted its event). Prints
 webhooks/s, latency from request to answer (p50/p99/max), events at the sink and the adapter's
 RSS. Traffic stays on 127.0.0.1.
@@ -24,8 +24,11 @@ import aiohttp
 import uvloop
 from aiohttp import web
 
+from hack import octokit, ports
 from sources.github import signature
-from tests import octokit, webhooks
+
+SECRET = "bench-webhook-secret-9e2d"
+"""The adapter's GITHUB_SECRET_TOKEN; every request is signed with it."""
 
 
 def _rss_mib(pid: int) -> float:
@@ -68,21 +71,21 @@ async def _wait_ready(http: aiohttp.ClientSession, url: str) -> None:
 
 async def run(requests: int, concurrency: int, warmup: int) -> None:
     examples = [e for e in octokit.examples() if len(e.body) < 64 * 1024]
-    signed = [(e.event, e.body, signature.sign(webhooks.SECRET.encode(), e.body)) for e in examples]
-    sink_port, port = webhooks.free_port(), webhooks.free_port()
+    signed = [(e.event, e.body, signature.sign(SECRET.encode(), e.body)) for e in examples]
+    sink_port, port = ports.free_port(), ports.free_port()
     delivered = [0]
     sink = await _start_sink(sink_port, delivered)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("K_", "GITHUB_", "KEVENTS_"))}
     env.update(
         K_SINK=f"http://127.0.0.1:{sink_port}/",
         NAMESPACE="bench",
-        GITHUB_SECRET_TOKEN=webhooks.SECRET,
+        GITHUB_SECRET_TOKEN=SECRET,
         GITHUB_OWNER_REPO="Codertocat/Hello-World",
         PORT=str(port),
         KEVENTS_PROBES_PORT=str(port),
         KEVENTS_RECEIVER_HOST="127.0.0.1",
         METRICS_PROMETHEUS_HOST="127.0.0.1",
-        METRICS_PROMETHEUS_PORT=str(webhooks.free_port()),
+        METRICS_PROMETHEUS_PORT=str(ports.free_port()),
         KEVENTS_LOG_LEVEL="WARNING",
     )
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "sources.github", env=env)

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import os
 import pathlib
-import socket
 import sys
 import time
 import uuid
@@ -26,16 +25,11 @@ import aiohttp
 from aiohttp import web
 from kubernetes_asyncio import client, config
 
+from hack import ports
 from hack.localcluster import cluster as localcluster
 from kevents import cloudevent
 
 GROUP, VERSION, PLURAL = "sources.knative.dev", "v1", "pingsources"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _rss_mib(pid: int) -> float:
@@ -128,7 +122,7 @@ async def main() -> None:
             took = await create_sources(api, namespace, args.count, sink_url)
             print(f"created {args.count} PingSources (+ status patch) in {took:.1f} s "
                   f"({args.count / took:.0f}/s)")  # fmt: skip
-            metrics_port, probes_port = _free_port(), _free_port()
+            metrics_port, probes_port = ports.free_port(), ports.free_port()
             env = {
                 **os.environ, "KUBECONFIG": kubeconfig, "POD_NAMESPACE": namespace,
                 "POD_NAME": "bench", "METRICS_PROMETHEUS_PORT": str(metrics_port),

@@ -6,7 +6,8 @@ namespace with the pod's env, volumes, ServiceAccount token and DNS. It reports 
 serves container logs over the kubelet API, and keeps the `kubernetes` and `kube-dns`
 endpoints pointing where pods reach them.
 
-    __main__.py     CLI: `python -m hack.agent run | cleanup`
+    __main__.py     CLI: `python -m hack.agent run | cleanup | network-free | leftovers`, the
+                    only way `hack/localcluster` (its `node.py`) drives the agent
     settings.py     the agent's Settings
     kubeapi.py      a small typed REST client (list, watch, patch) on aiohttp
     node.py         Node registration, status heartbeats, Lease renewal
@@ -21,5 +22,4 @@ endpoints pointing where pods reach them.
     pods.py         one pod's lifecycle; the pod watch that starts and stops pod workers
     kubeletapi.py   https server for /containerLogs (kubectl logs [-f] [--previous])
     endpoints.py    the `kubernetes` and `kube-dns` Services' endpoints, the apiserver forwarder
-    clusterhooks.py how `hack/cluster up/down` start the agent, kube-proxy, CoreDNS and clean up
 """

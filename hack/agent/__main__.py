@@ -1,13 +1,21 @@
-"""`python -m hack.agent run ... | cleanup --state-dir D | leftovers`."""
+"""`python -m hack.agent run ... | cleanup --state-dir D [--network] | network-free | leftovers`.
+
+`hack/localcluster` drives the agent only through this command line (it never imports the
+agent): `run` as the node's kubelet, `network-free` before deciding on `--no-network`, and
+`cleanup` after `down` stopped the agent.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import pathlib
 import signal
 import sys
 
-from hack.agent import agent, network, pods, settings
+from hack.agent import agent, containers, network, pods, settings
 
 
 async def _main(s: settings.Settings) -> None:
@@ -22,6 +30,25 @@ async def _main(s: settings.Settings) -> None:
         logging.getLogger("hack.agent").info("Agent stopped.")
 
 
+def _cleanup(state_dir: pathlib.Path, *, network_owned: bool) -> int:
+    """No container of ours is left; with `network_owned`, no netns, link or rule either.
+
+    Exit code 2 when the network was to be removed but an agent holds it (left in place)."""
+    for what in pods.kill_leftover_processes(state_dir):
+        print(f"killed {what}")
+    left = 0
+    if network_owned:
+        if network.lock_free():
+            for what in network.cleanup():
+                print(f"removed {what}")
+        else:
+            print("pod network left in place: an agent holds it")
+            left = 2
+    with contextlib.suppress(OSError):
+        pathlib.Path(containers.STAGE).rmdir()
+    return left
+
+
 def main(argv: list[str] | None = None) -> int:
     args = settings.parser().parse_args(argv)
     logging.basicConfig(
@@ -32,10 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         asyncio.run(_main(settings.from_args(args)))
     elif args.command == "cleanup":
-        for what in pods.kill_leftover_processes(args.state_dir):
-            print(f"killed {what}")
-        for what in network.cleanup():
-            print(f"removed {what}")
+        return _cleanup(args.state_dir, network_owned=args.network)
+    elif args.command == "network-free":
+        return 0 if os.geteuid() == 0 and network.lock_free() else 1
     elif args.command == "leftovers":
         found = network.leftovers()
         for what in found:

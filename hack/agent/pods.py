@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hack import processes
 from hack.agent import (
     containers,
     envvars,
@@ -28,7 +29,6 @@ from hack.agent import (
     podstatus,
     volumes,
 )
-from hack.localcluster import processes
 
 log = logging.getLogger(__name__)
 

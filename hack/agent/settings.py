@@ -55,8 +55,18 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--cluster-domain", default="cluster.local")
     run.add_argument("--restart-backoff", type=float, default=10.0)
     run.add_argument("--no-network", action="store_true")
-    clean = sub.add_parser("cleanup", help="kill leftover pods, remove our netns/links/rules")
+    clean = sub.add_parser(
+        "cleanup", help="kill leftover pods; with --network remove our netns/links/rules"
+    )
     clean.add_argument("--state-dir", type=pathlib.Path, required=True)
+    clean.add_argument(
+        "--network",
+        action="store_true",
+        help="this cluster's agent owned the pod network: remove it (unless an agent holds it)",
+    )
+    sub.add_parser(
+        "network-free", help="exit 0 when this host's pod network can be ours (root, unlocked)"
+    )
     sub.add_parser("leftovers", help="list network objects of ours that still exist")
     return p
 

@@ -28,8 +28,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from hack.agent import clusterhooks
-from hack.localcluster import observability, pki, processes
+from hack import ports, processes
+from hack.localcluster import node, observability, pki
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SERVICE_CIDR = "10.96.0.0/16"
@@ -83,12 +83,6 @@ class State:
 
     def alive(self) -> list[processes.Recorded]:
         return [p for p in self.started if processes.alive(p)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _port_free(port: int) -> bool:
@@ -205,7 +199,7 @@ def _choose_ports(st: State) -> None:
     for name in ("etcd", "etcd-peer", "apiserver", "kcm", "scheduler"):
         port = st.ports.get(name)
         if port is None or not _port_free(port):
-            st.ports[name] = free_port()
+            st.ports[name] = ports.free_port()
 
 
 def _argv(binary: str, directory: pathlib.Path, st: State) -> dict[str, list[str]]:
@@ -298,7 +292,7 @@ def down(*, wipe: bool = False) -> list[processes.Recorded]:
             processes.stop(rec)
             stopped.append(rec)
     st.started = []
-    for what in clusterhooks.cleanup(directory):  # pods, netns, veths, bridge, nft rules
+    for what in node.cleanup(directory):  # pods, netns, veths, bridge, nft rules
         log_cleanup(what)
     if wipe:
         shutil.rmtree(directory, ignore_errors=True)
@@ -314,9 +308,7 @@ def up(log: Callable[[str], None] = lambda _: None, *, with_observability: bool 
     directory = state_dir()
     st = State.load(directory)
     names = {p.name for p in st.alive()}
-    if set(COMPONENTS) | set(clusterhooks.expected(directory)) <= names and apiserver_ready(
-        directory, st
-    ):
+    if set(COMPONENTS) | set(node.expected(directory)) <= names and apiserver_ready(directory, st):
         log(f"cluster already running at {api_url(st)}")
         if with_observability and not {"zipkin", "podtargets", "prometheus"} <= names:
             _start_observability(directory, st, log)
@@ -355,9 +347,10 @@ def up(log: Callable[[str], None] = lambda _: None, *, with_observability: bool 
             else:
                 port = st.ports["kcm" if name == "kube-controller-manager" else "scheduler"]
                 _wait(name, _healthz(f"https://127.0.0.1:{port}/healthz", _insecure_ctx()), rec, 60)
-        try:  # the node: kevents agent, kube-proxy, CoreDNS (hack/agent/clusterhooks.py)
-            clusterhooks.start(directory, st, binary, server, log)
-        except clusterhooks.HookError as err:
+        try:  # the node: kevents agent, kube-proxy, CoreDNS (hack/localcluster/node.py)
+            write_kubeconfig(directory, "node", server)
+            node.start(directory, st, binary, server, log)
+        except node.HookError as err:
             raise ClusterError(str(err)) from err
         if with_observability:
             _start_observability(directory, st, log)
@@ -385,7 +378,7 @@ def kubectl(directory: pathlib.Path) -> Callable[..., None]:
 
 def _start_observability(directory: pathlib.Path, st: State, log: Callable[[str], None]) -> None:
     started = observability.start(
-        directory, st.ports, api_url(st), kubectl(directory), free_port, log
+        directory, st.ports, api_url(st), kubectl(directory), ports.free_port, log
     )
     st.started.extend(started)
     st.save(directory)

@@ -21,7 +21,8 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from hack.localcluster import pki, processes
+from hack import processes
+from hack.localcluster import pki
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ZIPKIN_VERSION = "3.5.1"

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from hack.localcluster import processes
+from hack import processes
 from tests.cluster import Kube
 
 pytestmark = pytest.mark.cluster

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
+from hack import processes
 from hack.agent import network
-from hack.localcluster import processes
 from tests.cluster import REPO, Kube
 
 pytestmark = pytest.mark.cluster

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from hack.localcluster import processes
+from hack import processes
 from tests import cluster
 
 pytestmark = pytest.mark.cluster

@@ -9,9 +9,10 @@ from urllib.parse import urlencode
 
 import pytest
 
+from hack import octokit
 from sources.github import signature
-from tests import octokit, webhooks
 from tests import waiting as waiting_for
+from tests import webhooks
 
 PING = octokit.example("ping")
 

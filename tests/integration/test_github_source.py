@@ -13,9 +13,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from hack import octokit
 from kevents import cloudevent
 from sources.github import events
-from tests import octokit, webhooks
+from tests import webhooks
 
 C = {"owner": "Codertocat", "repository": "Hello-World", "sender": "Codertocat"}
 OCTO = {"owner": "octo-org", "repository": "octo-repo"}

@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from hack import octokit
 from sources.github import signature
-from tests import octokit, webhooks
+from tests import webhooks
 
 PING = octokit.example("ping")
 

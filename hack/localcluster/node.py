@@ -1,26 +1,29 @@
 """How `hack/cluster` runs the node: the agent, kube-proxy and CoreDNS, and cleans up after.
 
+The agent (`hack/agent`) is driven through its command line only, as a kubelet is through
+its flags: `python -m hack.agent run` is the node, `network-free` says whether it may own the
+host's pod network, `cleanup` removes what its pods left. Neither package imports the other.
+
 `up` calls `start()` once the scheduler is ready: it issues the node's client certificate
 (CN=system:node:<node>, O=system:nodes) and the kubelet API's serving certificate, starts the
 agent, waits for the Node to be Ready (its pod network set up), then starts the real
 kube-proxy (nftables mode, from the multi-call binary) and CoreDNS (built from its Go module
 by hack/build-coredns) on the node's bridge address. All three are recorded in state.json like
-the control plane, so `down` stops them; `down` then calls `cleanup()`, which kills any
-container process left behind and removes every netns, veth, bridge and nftables table of ours.
+the control plane, so `down` stops them; `down` then calls `cleanup()`, which has the agent
+kill any container process left behind and, when this cluster's agent owned the pod network
+(`agent/network-owner`), remove every netns, veth, bridge and nftables table of ours.
 
 Without root (no network namespaces), or while another local cluster's agent owns the pod
-network of this host (`network.LOCK`), the agent runs pods in the host network and neither
+network of this host (the agent's lock), the agent runs pods in the host network and neither
 kube-proxy nor CoreDNS is started.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
 import os
 import pathlib
-import socket
 import ssl
 import subprocess
 import sys
@@ -30,8 +33,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from hack.agent import containers, network, pods
-from hack.localcluster import pki, processes
+from hack import ports, processes
+from hack.localcluster import pki
 
 NODE_NAME = "kevents-node-0"
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -50,9 +53,15 @@ class StateLike(Protocol):
     def save(self, directory: pathlib.Path) -> None: ...
 
 
+def _agent(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m hack.agent ARGS` from the repository, its output captured."""
+    argv = [sys.executable, "-m", "hack.agent", *args]
+    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
+
+
 def networking() -> bool:
     """True when this cluster can own the host's pod network (root, and no other owner)."""
-    return os.geteuid() == 0 and network.lock_free()
+    return os.geteuid() == 0 and _agent("network-free").returncode == 0
 
 
 def coredns_binary(*, build: bool) -> str | None:
@@ -80,12 +89,6 @@ def expected(directory: pathlib.Path) -> tuple[str, ...]:
     if coredns_binary(build=False):
         names.append("coredns")
     return tuple(names)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _admin_get(directory: pathlib.Path, server: str, path: str) -> Any:
@@ -161,11 +164,8 @@ def start(
         pk, "kubelet", NODE_NAME, dns_names=("localhost", NODE_NAME),
         ip_addresses=("127.0.0.1",), server=True,
     )  # fmt: skip
-    from hack.localcluster import cluster  # cluster imports this module: import late
-
-    cluster.write_kubeconfig(directory, "node", server)
     for name in ("kubelet", "proxy-healthz", "proxy-metrics", "coredns-health"):
-        st.ports[name] = _free_port()
+        st.ports[name] = ports.free_port()
     logs = directory / "logs"
     argv = [
         sys.executable, "-m", "hack.agent", "run",
@@ -232,12 +232,18 @@ def start(
 
 
 def cleanup(directory: pathlib.Path) -> list[str]:
-    """After `down` stopped the processes: no container, netns, link or rule of ours is left."""
-    done = [f"killed {p}" for p in pods.kill_leftover_processes(directory / "agent")]
+    """After `down` stopped the processes: no container, netns, link or rule of ours is left.
+
+    The pod network is removed only when this cluster's agent set it up and no agent holds it
+    now (another local cluster's, started since)."""
     owner = directory / "agent" / "network-owner"
-    if owner.exists() and network.lock_free():
-        done += [f"removed {what}" for what in network.cleanup()]
-        owner.unlink()
-    with contextlib.suppress(OSError):
-        pathlib.Path(containers.STAGE).rmdir()
+    args = ["cleanup", f"--state-dir={directory / 'agent'}"]
+    if owner.exists():
+        args.append("--network")
+    proc = _agent(*args)
+    done = [line for line in proc.stdout.splitlines() if line]
+    if proc.returncode == 0:
+        owner.unlink(missing_ok=True)
+    elif proc.returncode != 2:  # 2: an agent holds the network, which stays (and the marker)
+        done.append(f"python -m hack.agent cleanup failed: {proc.stderr.strip()}")
     return done

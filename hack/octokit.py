@@ -1,5 +1,7 @@
 """Real GitHub webhook payloads we did not write: the npm package `@octokit/webhooks-examples`.
 
+For the GitHub source's tests and its benchmark (`bench/github_source.py`).
+
 `examples()` installs the pinned version once per machine into the ignored `.cache/npm`
 (`npm install --prefix`), then reads `api.github.com/index.json`: one entry per event type,
 each with the example payloads GitHub's docs and the community recorded.
