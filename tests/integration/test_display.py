@@ -13,8 +13,8 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from display import layout, server
 from kevents import cloudevent
-from kevents.display import layout, server
 
 
 def _event(**extensions: object) -> cloudevent.CloudEvent:

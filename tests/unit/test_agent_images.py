@@ -35,7 +35,7 @@ def test_repository(reference: str, repository: str) -> None:
         ("kevents/heartbeat", ["python", "-m", "sources.container.heartbeat"]),
         (
             "gcr.io/knative-releases/knative.dev/eventing/cmd/event_display@sha256:1f2e",
-            ["python", "-m", "kevents.display"],
+            ["python", "-m", "display"],
         ),
         (
             "gcr.io/knative-releases/knative.dev/eventing/cmd/heartbeats:latest",

@@ -1,4 +1,4 @@
-"""`python -m kevents.display`: the example sink (Knative's event_display, plus a live page)."""
+"""`python -m display`: the example sink (Knative's event_display, plus a live page)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import logging
 
 from prometheus_client import CollectorRegistry
 
+from display import server
 from kevents import logs, metrics, runner, settings, tracing, webserver
-from kevents.display import server
 
-logger = logging.getLogger("kevents.display")
+logger = logging.getLogger("display")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -23,8 +23,8 @@ from aiohttp import web
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter
 
+from display import layout, page
 from kevents import cloudevent, errors, tracing
-from kevents.display import layout, page
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Display:
         self._out = out if out is not None else sys.stdout
         self._buffer = subscriber_buffer
         provider = tracer_provider or trace.NoOpTracerProvider()
-        self._tracer = provider.get_tracer("kevents.display")
+        self._tracer = provider.get_tracer("display")
         self.received = Counter(
             "kevents_display_events_received",
             "CloudEvents received by event-display, by result (ok|invalid)",
