@@ -58,7 +58,7 @@ def install() -> pathlib.Path:
         if _installed_version() != VERSION:
             npm = shutil.which("npm")
             if npm is None:
-                raise RuntimeError(f"npm is needed to install {PACKAGE} (tests/octokit.py)")
+                raise RuntimeError(f"npm is needed to install {PACKAGE} (hack/octokit.py)")
             subprocess.run(
                 [npm, "install", "--prefix", str(CACHE), "--no-audit", "--no-fund",
                  "--ignore-scripts", "--no-save", f"{PACKAGE}@{VERSION}"],

@@ -3,6 +3,7 @@
 - `no_leaked_tasks` (autouse): an async test that leaves tasks running fails.
 - Cluster fixtures (real kube-apiserver from `hack/cluster`) live in `tests/cluster.py` and are
   registered here as a plugin so every tier can ask for them.
+- `tests/tiers.py` prints the wall time of each tier at the end of the run.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-pytest_plugins = ["tests.cluster"]
+pytest_plugins = ["tests.cluster", "tests.tiers"]
 
 
 @pytest.fixture(autouse=True)
