@@ -2,13 +2,38 @@
 
 aiohttp's client costs ~90 µs of CPU per request here (URL objects, auto headers, cookie jar,
 tracing hooks, payload objects, a response stream); `Pool.post()` writes the request in one
-`transport.write` and parses the answer in `data_received` (status line, headers into a
-`CIMultiDict`, body by Content-Length, chunked or connection close; 1xx skipped): ~20 µs.
-At most `limit_per_host` connections per host; idle ones are reused last-in first-out and
-dropped after `IDLE_SECONDS` or when the peer closes them. A body beyond `body_limit` is cut
-there (`truncated`) and its connection closed. Errors are `ClientError`s named as aiohttp
-names them (`ClientConnectorError`, `ServerDisconnectedError`, `ClientPayloadError`) so logs
-read the same for every sink. Used for `http://` URLs without credentials (kevents.transport).
+`transport.write` and feeds the answer to llhttp (`httptools`) in `data_received`: status and
+headers into a `CIMultiDict`, body by Content-Length, chunked (extensions and trailers
+dropped) or until close, 1xx interim answers skipped. llhttp is strict: a bare LF, obsolete
+line folding, a Content-Length that is repeated, signed or not all digits, or one beside
+Transfer-Encoding is a `ClientPayloadError`.
+
+Bounds, so that no sink can make the shared process buffer or spin:
+- the body is kept up to `body_limit` as it streams in (chunked too); beyond it the answer is
+  `truncated` and the connection closed;
+- the head (status line, headers, interim answers) up to `HEAD_LIMIT` bytes, `MAX_HEADERS`
+  lines (trailers included), each line up to `LINE_LIMIT` bytes; bytes that make no progress
+  (a chunk-size line or a header line that never ends) fail after `LINE_LIMIT`;
+- connect: `CONNECT_TIMEOUT` (10 s) per connection. Knative's sender (Go's default
+  transport) allows 30 s; between pods a connect takes under a millisecond, and 10 s still
+  covers three SYN retransmissions (1, 3 and 7 s). The whole attempt is bounded by the
+  caller: `kevents.transport` applies the delivery's timeout, or its 60 s default.
+
+At most `limit_per_host` connections per host. Idle ones are reused last-in first-out and
+closed by a timer `idle_seconds` (3 s) after their last answer, below the 5 s idle timeout of
+common servers (Node, uvicorn; gunicorn's is 2 s); the same timer forgets hosts that have
+neither idle connections nor requests in flight. A connection is reused only when the answer
+allows keep-alive and nothing followed it; bytes nobody asked for close it.
+
+A request that fails on a *reused* connection before any byte of its answer arrived (the
+server closed the idle connection as the request went out) is sent once more, at once, on a
+new connection; this is not a delivery attempt of the retry policy. Never after a byte of
+the answer, never when the first connection was new. The server may, rarely, have processed
+the first copy before closing: delivery is at-least-once, and the event keeps its id.
+
+Errors are `ClientError`s named as aiohttp names them (`ClientConnectorError`,
+`ConnectionTimeoutError`, `ServerDisconnectedError`, `ClientPayloadError`) so logs read the
+same for every sink. Used for `http://` URLs without credentials (kevents.transport).
 """
 
 from __future__ import annotations
@@ -17,16 +42,28 @@ import asyncio
 import collections
 import dataclasses
 import functools
-import time
+import logging
 from collections.abc import Mapping
 from typing import cast
 from urllib.parse import urlsplit
 
+import httptools
 from multidict import CIMultiDict
 
-IDLE_SECONDS = 15.0
-"""An idle connection older than this is closed instead of reused (aiohttp's keep-alive
-timeout): servers close idle connections too, and a request must not race their close."""
+logger = logging.getLogger(__name__)
+
+IDLE_SECONDS = 3.0
+"""An idle connection is closed this long after its last answer (by the pool's timer, and
+never reused beyond it): servers close idle connections too, and a request must not race
+their close. With the timer's slack it is gone within 4 s."""
+CONNECT_TIMEOUT = 10.0
+"""Seconds to open a connection (see the module docstring for why 10 s)."""
+HEAD_LIMIT = 64 * 1024
+"""Bytes of an answer's head: status lines and headers, interim 1xx answers included."""
+LINE_LIMIT = 8 * 1024
+"""Bytes of one header line; also how many bytes may arrive without completing anything."""
+MAX_HEADERS = 100
+"""Header lines of one answer, interim answers and trailers included."""
 
 
 class ClientError(Exception):
@@ -37,12 +74,20 @@ class ClientConnectorError(ClientError):
     """No connection could be opened."""
 
 
+class ConnectionTimeoutError(ClientConnectorError):
+    """No connection could be opened within the connect timeout."""
+
+
 class ServerDisconnectedError(ClientError):
     """The connection closed before the answer was complete."""
 
 
 class ClientPayloadError(ClientError):
-    """The answer was not valid HTTP/1.x."""
+    """The answer was not valid HTTP/1.x, or broke one of the limits."""
+
+
+class _Stop(Exception):
+    """Raised in a parser callback to stop parsing the rest of what arrived."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -80,18 +125,32 @@ class Response:
 
 
 class _Connection(asyncio.Protocol):
-    """One HTTP/1.1 connection; answers are parsed as they arrive (one request at a time)."""
+    """One HTTP/1.1 connection; answers are parsed as they arrive (one request at a time).
+
+    Parser callbacks (`on_*`) are called by llhttp from inside `data_received`.
+    """
 
     def __init__(self, body_limit: int) -> None:
         self._limit = body_limit
+        self._parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.reusable = False
+        self.received = False
+        """A byte of the current request's answer arrived."""
         self.idle_since = 0.0
-        self._buffer = b""
         self._answer: asyncio.Future[Response] | None = None
-        self._response: Response | None = None
-        self._remaining = -1  # body bytes still expected; -1 chunked, -2 until close
+        self._lines: list[tuple[bytes, bytes]] = []
+        self._headers: CIMultiDict[str] = CIMultiDict()
+        self._status = 0
+        self._final = False  # the final (non-1xx) head is complete
+        self._complete = False  # the final answer is complete
+        self._identity = False  # in a Content-Length or until-close body
+        self._until_close = False
+        self._progress = False
+        self._stalled = 0
+        self._head_bytes = 0
+        self._count = 0
         self._chunks: list[bytes] = []
         self._size = 0
 
@@ -100,14 +159,18 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self._response is not None and self._remaining == -2:
-            self._finish(truncated=False)
+        if self._final and self._until_close and not self._complete:
+            self._finish(truncated=False)  # the close is the end of this body
         self._fail(ServerDisconnectedError("Server disconnected"))
 
     def request(self, data: bytes) -> asyncio.Future[Response]:
         assert self.transport is not None
         self._answer = asyncio.get_running_loop().create_future()
-        self.reusable = False
+        self.reusable = self.received = False
+        self._lines = []
+        self._status = self._stalled = self._head_bytes = self._count = self._size = 0
+        self._final = self._complete = self._identity = self._until_close = False
+        self._chunks = []
         self.transport.write(data)
         return self._answer
 
@@ -125,125 +188,154 @@ class _Connection(asyncio.Protocol):
         if self._answer is None:
             self.close()  # bytes nobody asked for: the connection cannot be trusted
             return
-        self._buffer += data
+        self.received = True
         try:
-            while self._answer is not None and self._buffer and self._step():
-                pass
-        except (ValueError, UnicodeDecodeError) as exc:
-            self._fail(ClientPayloadError(f"invalid HTTP answer: {exc}"))
+            if self._identity or len(data) <= LINE_LIMIT:
+                self._feed(data)
+                return
+            # Pieces of at most LINE_LIMIT, so that the limits are checked before llhttp
+            # (which accumulates a header line across calls) holds much more than they allow.
+            view = memoryview(data)
+            offset = 0
+            while offset < len(data) and self._answer is not None:
+                end = len(data) if self._identity else offset + LINE_LIMIT
+                self._feed(view[offset:end])
+                offset = end
+        except httptools.HttpParserUpgrade:
+            self._fail(ClientPayloadError("the server switched protocols"))
+            self.close()
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__
+            if isinstance(cause, ClientPayloadError):
+                self._fail(cause)
+            elif not isinstance(cause, _Stop):
+                self._fail(ClientPayloadError(f"invalid HTTP answer: {exc}"))
+            self.close()
+        except ClientPayloadError as exc:
+            self._fail(exc)
             self.close()
 
-    def _step(self) -> bool:
-        """Consume what the buffer allows; True when more may be consumed."""
-        if self._response is None:
-            end = self._buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self._buffer) > 65536:
-                    raise ValueError("header section too large")
-                return False
-            head, self._buffer = self._buffer[:end], self._buffer[end + 4 :]
-            self._head(head)
-            return True
-        if self._remaining >= 0:
-            take = self._buffer[: self._remaining]
-            self._buffer = self._buffer[len(take) :]
-            self._remaining -= len(take)
-            self._keep(take)
-            if self._remaining == 0:
-                self._finish(truncated=False)
-            return bool(self._buffer)
-        if self._remaining == -2:
-            self._keep(self._buffer)
-            self._buffer = b""
-            return False
-        return self._chunk()
+    def _feed(self, data: bytes | memoryview) -> None:
+        self._progress = False
+        self._parser.feed_data(data)
+        if self._answer is None:
+            return
+        if not self._final:
+            self._head_bytes += len(data)
+            if self._head_bytes > HEAD_LIMIT:
+                raise ClientPayloadError(f"answer head larger than {HEAD_LIMIT} bytes")
+        if self._progress:
+            self._stalled = 0
+            return
+        self._stalled += len(data)
+        if self._stalled > LINE_LIMIT:
+            raise ClientPayloadError(f"an answer line is longer than {LINE_LIMIT} bytes")
 
-    def _head(self, head: bytes) -> None:
-        lines = head.decode("utf-8", "surrogateescape").split("\r\n")
-        version, _, rest = lines[0].partition(" ")
-        status = int(rest[:3])
-        if not version.startswith("HTTP/1.") or not 100 <= status <= 599:
-            raise ValueError(f"bad status line {lines[0]!r}")
-        headers: CIMultiDict[str] = CIMultiDict()
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep or not name or name != name.strip():
-                raise ValueError(f"bad header line {line!r}")
-            headers.add(name, value.strip())
+    # -- llhttp callbacks ---------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._complete:
+            self.reusable = False  # bytes after a complete answer
+            raise _Stop
+        self._lines = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._progress = True
+        self._count += 1
+        if self._count > MAX_HEADERS:
+            raise ClientPayloadError(f"more than {MAX_HEADERS} header lines")
+        if len(name) + len(value) > LINE_LIMIT:
+            raise ClientPayloadError(f"a header line is longer than {LINE_LIMIT} bytes")
+        if not self._final:  # trailers are not kept
+            self._lines.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._progress = True
+        status = self._parser.get_status_code()
         if status < 200:
-            return  # interim answer (100 Continue...): the real one follows
-        connection = headers.get("Connection", "").lower()
-        self.reusable = connection != "close" and (
-            version == "HTTP/1.1" or connection == "keep-alive"
-        )
-        self._response = Response(status, headers, b"", False)
-        self._chunks = []
-        self._size = 0
-        if status in (204, 304):
-            self._remaining = 0
-        elif "chunked" in headers.get("Transfer-Encoding", "").lower():
-            self._remaining = -1
-        elif "Content-Length" in headers:
-            self._remaining = int(headers["Content-Length"])
-            if self._remaining < 0:
-                raise ValueError("negative Content-Length")
-        else:
-            self._remaining = -2
-            self.reusable = False
-        if self._remaining == 0:
-            self._finish(truncated=False)
+            return  # an interim answer (100 Continue...): the final one follows
+        headers: CIMultiDict[str] = CIMultiDict()
+        for name, value in self._lines:
+            headers.add(
+                name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape")
+            )
+        self._status, self._headers, self._final = status, headers, True
+        encoding = headers.get("Transfer-Encoding")
+        chunked = encoding is not None and encoding.lower().rstrip().endswith("chunked")
+        self._identity = not chunked
+        self._until_close = not chunked and "Content-Length" not in headers
 
-    def _chunk(self) -> bool:
-        line_end = self._buffer.find(b"\r\n")
-        if line_end < 0:
-            return False
-        size = int(self._buffer[:line_end].split(b";", 1)[0].strip(), 16)
-        if size == 0:  # last chunk, then trailers up to an empty line
-            end = self._buffer.find(b"\r\n\r\n", line_end)
-            if end < 0:
-                return False
-            self._buffer = self._buffer[end + 4 :]
-            self._finish(truncated=False)
-            return bool(self._buffer)
-        if len(self._buffer) < line_end + 2 + size + 2:
-            return False
-        start = line_end + 2
-        self._keep(self._buffer[start : start + size])
-        self._buffer = self._buffer[start + size + 2 :]
-        return True
-
-    def _keep(self, data: bytes) -> None:
-        if self._response is None or not data:
-            return
+    def on_body(self, body: bytes) -> None:
+        self._progress = True
         room = self._limit - self._size
-        if len(data) > room:
-            self._chunks.append(data[:room])
-            self._size += room
+        if len(body) > room:
+            if room > 0:
+                self._chunks.append(body[:room])
+                self._size += room
             self._finish(truncated=True)
+            raise _Stop
+        self._chunks.append(body)
+        self._size += len(body)
+
+    def on_chunk_header(self) -> None:
+        self._progress = True
+
+    def on_chunk_complete(self) -> None:
+        self._progress = True
+
+    def on_message_complete(self) -> None:
+        self._progress = True
+        if not self._final:
             return
-        self._chunks.append(data)
-        self._size += len(data)
+        self._complete = True
+        self._identity = False
+        self.reusable = self._parser.should_keep_alive()
+        self._finish(truncated=False)
 
     def _finish(self, *, truncated: bool) -> None:
-        response, self._response = self._response, None
-        answer, self._answer = self._answer, None
-        if truncated or self._buffer:
+        self._complete = True
+        if truncated:
             self.reusable = False
-        if response is None or answer is None or answer.done():
-            return
-        response.body = b"".join(self._chunks)
-        response.truncated = truncated
-        self._chunks = []
-        answer.set_result(response)
+        answer, self._answer = self._answer, None
+        chunks, self._chunks = self._chunks, []
+        if answer is not None and not answer.done():
+            answer.set_result(Response(self._status, self._headers, b"".join(chunks), truncated))
+
+
+@dataclasses.dataclass(slots=True)
+class _Host:
+    slots: asyncio.Semaphore
+    idle: collections.deque[_Connection] = dataclasses.field(default_factory=collections.deque)
+    users: int = 0
+    """Requests in `post()` for this host, waiting for a slot or holding one."""
 
 
 class Pool:
-    def __init__(self, *, limit_per_host: int, body_limit: int) -> None:
+    def __init__(
+        self,
+        *,
+        limit_per_host: int,
+        body_limit: int,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        idle_seconds: float = IDLE_SECONDS,
+    ) -> None:
         self._limit = limit_per_host
         self._body_limit = body_limit
-        self._idle: dict[tuple[str, int], collections.deque[_Connection]] = {}
-        self._slots: dict[tuple[str, int], asyncio.Semaphore] = {}
+        self._connect_timeout = connect_timeout
+        self._idle_seconds = idle_seconds
+        self._hosts: dict[tuple[str, int], _Host] = {}
         self._open: set[_Connection] = set()
+        self._reaper: asyncio.TimerHandle | None = None
+
+    @property
+    def hosts(self) -> int:
+        """Hosts the pool keeps state for (idle connections or requests in flight)."""
+        return len(self._hosts)
+
+    @property
+    def idle(self) -> int:
+        """Idle connections kept for reuse."""
+        return sum(len(host.idle) for host in self._hosts.values())
 
     async def post(self, where: Endpoint, headers: Mapping[str, str], body: bytes) -> Response:
         """POST `body`; raises `ClientError` (and `TimeoutError` from a caller's timeout)."""
@@ -253,37 +345,66 @@ class Pool:
         head = lines.encode("utf-8", "surrogateescape") + b"Content-Length: %d\r\n\r\n" % len(body)
         data = where.head + head + body
         key = (where.host, where.port)
-        slots = self._slots.get(key)
-        if slots is None:
-            slots = self._slots[key] = asyncio.Semaphore(self._limit)
-        async with slots:
-            connection = await self._connection(key)
-            try:
-                response = await connection.request(data)
-            except BaseException:
-                connection.close()
-                self._open.discard(connection)
-                raise
-            if connection.reusable and not connection.closed:
-                connection.idle_since = time.monotonic()
-                self._idle.setdefault(key, collections.deque()).append(connection)
-            else:
-                connection.close()
-                self._open.discard(connection)
-            return response
+        host = self._hosts.get(key)
+        if host is None:
+            host = self._hosts[key] = _Host(asyncio.Semaphore(self._limit))
+        host.users += 1
+        try:
+            async with host.slots:
+                connection = self._reuse(host)
+                if connection is not None:
+                    try:
+                        return await self._exchange(host, connection, data)
+                    except ServerDisconnectedError:
+                        if connection.received:
+                            raise
+                        logger.debug(
+                            "%s:%d closed a kept-alive connection before answering; "
+                            "sending the request again on a new connection.", *key
+                        )  # fmt: skip
+                connection = await self._connect(key)
+                return await self._exchange(host, connection, data)
+        finally:
+            host.users -= 1
+            if not host.users and not host.idle and self._hosts.get(key) is host:
+                del self._hosts[key]
 
-    async def _connection(self, key: tuple[str, int]) -> _Connection:
-        idle = self._idle.get(key)
-        while idle:
-            connection = idle.pop()
-            if not connection.closed and time.monotonic() - connection.idle_since < IDLE_SECONDS:
+    def _reuse(self, host: _Host) -> _Connection | None:
+        """The most recently used idle connection still fit for a request, if any."""
+        now = asyncio.get_running_loop().time()
+        while host.idle:
+            connection = host.idle.pop()
+            if not connection.closed and now - connection.idle_since < self._idle_seconds:
                 return connection
-            connection.close()
-            self._open.discard(connection)
+            self._discard(connection)
+        return None
+
+    async def _exchange(self, host: _Host, connection: _Connection, data: bytes) -> Response:
+        try:
+            response = await connection.request(data)
+        except BaseException:
+            self._discard(connection)
+            raise
+        if connection.reusable and not connection.closed:
+            loop = asyncio.get_running_loop()
+            connection.idle_since = loop.time()
+            host.idle.append(connection)
+            if self._reaper is None:
+                self._reaper = loop.call_later(self._idle_seconds, self._reap)
+        else:
+            self._discard(connection)
+        return response
+
+    async def _connect(self, key: tuple[str, int]) -> _Connection:
         loop = asyncio.get_running_loop()
         limit = self._body_limit
         try:
-            _, connection = await loop.create_connection(lambda: _Connection(limit), *key)
+            async with asyncio.timeout(self._connect_timeout):
+                _, connection = await loop.create_connection(lambda: _Connection(limit), *key)
+        except TimeoutError as exc:
+            raise ConnectionTimeoutError(
+                f"Connection timeout to host {key[0]}:{key[1]} after {self._connect_timeout} s"
+            ) from exc
         except OSError as exc:
             raise ClientConnectorError(
                 f"Cannot connect to host {key[0]}:{key[1]} ssl:default [{exc.strerror or exc}]"
@@ -291,8 +412,38 @@ class Pool:
         self._open.add(connection)
         return connection
 
+    def _discard(self, connection: _Connection) -> None:
+        connection.close()
+        self._open.discard(connection)
+
+    def _reap(self) -> None:
+        """Close connections idle for `idle_seconds` or closed by their server, forget hosts
+        with nothing left, and come back when the next idle connection expires."""
+        self._reaper = None
+        loop = asyncio.get_running_loop()
+        expiry = loop.time() + 0.01 - self._idle_seconds  # idle since then: expired (timer slack)
+        oldest: float | None = None
+        for key, host in list(self._hosts.items()):
+            kept: collections.deque[_Connection] = collections.deque()
+            for connection in host.idle:
+                if connection.closed or connection.idle_since <= expiry:
+                    self._discard(connection)
+                else:
+                    kept.append(connection)
+            host.idle = kept
+            if kept:
+                first = kept[0].idle_since  # oldest: connections are appended when idle
+                oldest = first if oldest is None else min(oldest, first)
+            elif not host.users:
+                del self._hosts[key]
+        if oldest is not None:
+            self._reaper = loop.call_at(oldest + self._idle_seconds, self._reap)
+
     def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
         for connection in self._open:
             connection.close()
         self._open.clear()
-        self._idle.clear()
+        self._hosts.clear()

@@ -56,7 +56,8 @@ class RetryPolicy:
     """Fraction in [0, 1]: each backoff is scaled by a uniform factor in [1-j, 1+j]. 0 keeps
     Knative's exact timing; sources that fire in bursts set ~0.2 to avoid retry stampedes."""
     timeout: float | None = None
-    """Seconds per attempt (Knative `delivery.timeout`, `K_SINK_TIMEOUT`). None = no limit."""
+    """Seconds per attempt (Knative `delivery.timeout`, `K_SINK_TIMEOUT`). None = the
+    sender's default (`kevents.transport.DEFAULT_ATTEMPT_TIMEOUT`, 60 s)."""
     retry_after_max: float | None = DEFAULT_RETRY_AFTER_MAX
     """Seconds. Cap on an honoured `Retry-After`; None or 0 disables honouring it."""
 

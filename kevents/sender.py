@@ -26,6 +26,7 @@ from opentelemetry import trace
 
 from kevents import (
     cloudevent,
+    connections,
     delivery,
     metrics,
     rawevent,
@@ -114,7 +115,11 @@ class Sender:
         ca_certs: str | None = None,
         limit_per_host: int = DEFAULT_LIMIT_PER_HOST,
         body_limit: int = DEFAULT_BODY_LIMIT,
+        attempt_timeout: float = transport.DEFAULT_ATTEMPT_TIMEOUT,
+        connect_timeout: float = connections.CONNECT_TIMEOUT,
     ) -> None:
+        """`attempt_timeout` (seconds) bounds each attempt of a policy without a timeout;
+        `connect_timeout` bounds opening a connection (kevents.transport says why 60 and 10)."""
         self.policy = policy if policy is not None else retries.RetryPolicy()
         self.encoding = encoding
         self._headers = dict(headers or {})
@@ -127,7 +132,11 @@ class Sender:
         self._spans = tracing.records(tracer_provider)
         self._inject = tracer_provider is not None
         self._transport = transport.Transport(
-            ca_certs=ca_certs, limit_per_host=limit_per_host, body_limit=body_limit
+            ca_certs=ca_certs,
+            limit_per_host=limit_per_host,
+            body_limit=body_limit,
+            attempt_timeout=attempt_timeout,
+            connect_timeout=connect_timeout,
         )
         self._started = asyncio.Event()
 

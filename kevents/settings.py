@@ -241,7 +241,8 @@ class AdapterSettings:
     ce_overrides: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """K_CE_OVERRIDES extensions set on every event; empty by default (no overrides)."""
     sink_timeout: float | None = None
-    """K_SINK_TIMEOUT, seconds per attempt; None (unset/invalid/<=0) = no timeout, as Knative."""
+    """K_SINK_TIMEOUT, seconds per attempt; None (unset/invalid/<=0) = as Knative, no timeout
+    of the user's: the sender's default attempt timeout applies (kevents.transport, 60 s)."""
     source_config: str = ""
     """K_SOURCE_CONFIG, raw string parsed by the source itself."""
     ca_certs: str | None = None

@@ -3,7 +3,13 @@
 Plain `http://` sinks go over `kevents.connections` (the lean pool); https (TLS with the
 system trust plus K_CA_CERTS) and URLs with credentials over one `aiohttp.ClientSession`.
 `post()` never raises for HTTP or network failures: the `Attempt` carries the status or the
-error in words. Timeouts are per attempt.
+error in words.
+
+Timeouts, per attempt: the delivery's (`delivery.timeout`, `K_SINK_TIMEOUT`), or
+`DEFAULT_ATTEMPT_TIMEOUT` (60 s) when the user set none; and `connections.CONNECT_TIMEOUT`
+(10 s) to open a connection, on both paths. Knative's sender has no attempt timeout unless
+`delivery.timeout` is set, so a subscriber that never answers holds its slot forever; 60 s
+leaves room for a scale-from-zero cold start behind Knative's activator.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import aiohttp
 
 from kevents import connections, errors
 
+DEFAULT_ATTEMPT_TIMEOUT = 60.0
+"""Seconds per attempt when the delivery sets no timeout (see the module docstring)."""
 LARGE_BODY = 1024 * 1024
 """Bytes from which a request body is streamed instead of handed to aiohttp whole."""
 
@@ -43,12 +51,25 @@ class Attempt:
 
 
 class Transport:
-    def __init__(self, *, ca_certs: str | None, limit_per_host: int, body_limit: int) -> None:
+    def __init__(
+        self,
+        *,
+        ca_certs: str | None,
+        limit_per_host: int,
+        body_limit: int,
+        attempt_timeout: float = DEFAULT_ATTEMPT_TIMEOUT,
+        connect_timeout: float = connections.CONNECT_TIMEOUT,
+    ) -> None:
+        """`attempt_timeout` applies when `post()` is given none."""
         self._ssl = make_ssl_context(ca_certs)
         self._limit_per_host = limit_per_host
         self._body_limit = body_limit
+        self._attempt_timeout = attempt_timeout
+        self._connect_timeout = connect_timeout
         self._session: aiohttp.ClientSession | None = None
-        self._pool = connections.Pool(limit_per_host=limit_per_host, body_limit=body_limit)
+        self._pool = connections.Pool(
+            limit_per_host=limit_per_host, body_limit=body_limit, connect_timeout=connect_timeout
+        )
 
     def open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -71,7 +92,10 @@ class Transport:
     async def post(
         self, url: str, body: bytes, headers: Mapping[str, str], attempt_timeout: float | None
     ) -> Attempt:
-        """One attempt over the lean pool (plain http) or aiohttp (https, credentials)."""
+        """One attempt over the lean pool (plain http) or aiohttp (https, credentials), within
+        `attempt_timeout` seconds (None: the transport's default)."""
+        if attempt_timeout is None:
+            attempt_timeout = self._attempt_timeout
         outcome = Attempt()
         where = connections.endpoint(url)
         try:
@@ -90,14 +114,16 @@ class Transport:
                     data=io.BytesIO(body) if len(body) > LARGE_BODY else body,
                     headers=headers,
                     skip_auto_headers=skip,
-                    timeout=aiohttp.ClientTimeout(total=attempt_timeout),
+                    timeout=aiohttp.ClientTimeout(
+                        total=attempt_timeout, sock_connect=self._connect_timeout
+                    ),
                 ) as response:
                     outcome.status = response.status
                     outcome.headers = response.headers
                     outcome.body, outcome.truncated = await self._read_body(response)
         except TimeoutError:
             outcome.error = f"no response within {attempt_timeout} s"
-        except (aiohttp.ClientError, connections.ClientError) as exc:
+        except (aiohttp.ClientError, connections.ClientError) as exc:  # connect timeouts too
             outcome.error = f"{type(exc).__name__}: {exc}"
         if outcome.error is None and outcome.status is not None and not 200 <= outcome.status < 300:
             outcome.error = f"status {outcome.status}"
