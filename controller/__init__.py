@@ -13,15 +13,15 @@ reconcile is one async function from object to status. The machinery it needs is
 small and already written here:
 
     workqueue.py    per-key dedupe, never two workers on one key, exponential requeue
-    watching.py     list + watch from resourceVersion, re-list on 410, inactivity watchdog
-    leadership.py   leader election on a coordination.k8s.io Lease
     tracking.py     re-reconcile an object when its sink (or any ref) changes; one shared
                     watch per referenced collection, a `Scope` per controller
     loop.py         one controller: a kind's reconciler + watches + queue + workers
     manager.py      hosts every kind's controller (`KINDS`); app.py wires the process
 
 kubernetes-asyncio supplies auth, TLS and token refresh; requests go out as raw JSON by path
-(`kubeapi.py`), like client-go's dynamic client, because sink refs may name any kind.
+(`kevents.kubeapi`), like client-go's dynamic client, because sink refs may name any kind.
+The list+watch loop (`kevents.watching`, stateless mode) and the leader election
+(`kevents.leadership`) are the shared layer's: reconcilers run only while the Lease is held.
 
 Modules
 -------

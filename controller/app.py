@@ -2,22 +2,31 @@
 
 Components, in start order (the shared `kevents.runner` stops them in reverse):
 metrics (:9090) -> probes (:8080) -> SinkBinding webhook (:8443, every replica) -> leader
-election -> reconcilers (only once leading).
+election -> reconcilers (only while leading).
 Readiness turns true when this replica is serving: a standby is ready too (it only waits
 for the Lease), so rolling updates are not blocked by leader election.
+
+Leadership (`kevents.leadership`, the shared election): the reconcilers, their watches and
+workers start once the Lease is held, and are cancelled the moment the elector may have
+lost it (its renewals did not succeed within the renew deadline, or another replica holds
+the Lease), before anyone else can acquire it. The process then exits, as
+controller-runtime's manager does: a replica that lost the Lease mid-reconcile restarts as a
+fresh candidate instead of resuming with stale queues and caches. On SIGTERM the runner
+stops the reconcilers first and then releases the Lease, so a standby takes over at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 
 from kubernetes_asyncio import client, config
 from prometheus_client import CollectorRegistry
 
-from controller import context, leadership, manager, metrics, settings
+from controller import context, manager, metrics, settings
 from controller.sinkbinding import webhook
-from kevents import kubeapi, logs, probes, runner, webserver
+from kevents import kubeapi, leadership, logs, probes, runner, webserver
 from kevents import metrics as kmetrics
 from kevents import settings as ksettings
 
@@ -35,10 +44,10 @@ async def api_client() -> client.ApiClient:
 
 
 class Leading:
-    """Runs the reconcilers once the elector holds the Lease."""
+    """Runs the reconcilers only while the elector leads; cancels them when it may not."""
 
     def __init__(
-        self, elector: leadership.LeaderElector, controller: manager.Manager,
+        self, elector: leadership.LeaderElector, controller: runner.Component,
         gauge: metrics.ControllerMetrics,
     ) -> None:  # fmt: skip
         self.elector = elector
@@ -49,10 +58,17 @@ class Leading:
     async def run(self) -> None:
         await self.elector.leading.wait()
         self.gauge.leader.set(1)
-        await self.controller.run()
-
-    async def stop(self) -> None:
-        await self.elector.release()
+        try:
+            async with asyncio.TaskGroup() as group:
+                reconciling = group.create_task(self.controller.run(), name="controllers")
+                lost = group.create_task(self.elector.lost.wait(), name="leadership lost")
+                await asyncio.wait({reconciling, lost}, return_when=asyncio.FIRST_COMPLETED)
+                reconciling.cancel()
+                lost.cancel()
+        finally:
+            self.gauge.leader.set(0)
+        logger.error("Stopped reconciling: this replica may have lost the Lease.")
+        raise leadership.LeadershipLost(f"{self.elector.identity} stopped leading")
 
 
 async def main() -> int:
@@ -64,8 +80,9 @@ async def main() -> int:
     async with await api_client() as raw:
         api = kubeapi.KubeApi(raw)
         elector = leadership.LeaderElector(
-            api, namespace=cfg.system_namespace, name=cfg.lease_name, identity=cfg.identity
-        )
+            api, namespace=cfg.system_namespace, name=cfg.lease_name, identity=cfg.identity,
+            rejoin=False,
+        )  # fmt: skip
         options = context.Options(
             system_namespace=cfg.system_namespace,
             apiserver_adapter_image=cfg.apiserver_adapter_image,

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from controller import watching
 from controller.apiserversource import adapter
-from kevents import kubeapi
+from kevents import kubeapi, watching
 
 CONFIGMAPS = kubeapi.Resource("", "v1", "configmaps")
 NAMES = ("config-logging", "config-observability", "config-tracing")

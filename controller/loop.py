@@ -23,8 +23,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from controller import metrics, reconciling, watching, workqueue
-from kevents import kubeapi
+from controller import metrics, reconciling, workqueue
+from kevents import kubeapi, watching
 
 logger = logging.getLogger(__name__)
 

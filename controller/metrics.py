@@ -35,7 +35,7 @@ class ControllerMetrics:
         )
         self.watch_restarts = Counter(
             "kevents_controller_watch_restarts_total",
-            "Watches restarted, by reason (gone, error, inactivity).",
+            "Watches restarted, by reason (ended, expired, inactive, forbidden, error).",
             ["reason"],
             registry=registry,
         )

@@ -16,8 +16,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
-from controller import watching
-from kevents import kubeapi
+from kevents import kubeapi, watching
 
 logger = logging.getLogger(__name__)
 

@@ -45,9 +45,9 @@ async def serve(config: dispatcher_settings.DispatcherSettings, index: int) -> i
     readiness = probes.Readiness()
     shared = config.workers > 1
     try:
-        async with client.ApiClient(configuration=await kubeapi.configuration()) as api:
+        async with client.ApiClient(configuration=await kubeapi.configuration()) as api_client:
             dispatcher = service.Dispatcher(
-                api,
+                kubeapi.KubeApi(api_client),
                 config,
                 registry=registry,
                 readiness=readiness,

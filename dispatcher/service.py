@@ -21,7 +21,6 @@ import asyncio
 import logging
 from typing import Any
 
-from kubernetes_asyncio import client
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry
 
@@ -30,7 +29,7 @@ from dispatcher import metrics as dispatcher_metrics
 from dispatcher import settings as dispatcher_settings
 from dispatcher.broker import filterendpoint, triggers
 from dispatcher.broker import ingress as broker_ingress
-from kevents import informer, probes, runner, sender, tracing, webserver
+from kevents import informer, kubeapi, probes, runner, sender, tracing, webserver
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ still gets its channels served."""
 class Dispatcher:
     def __init__(
         self,
-        api: client.ApiClient,
+        api: kubeapi.KubeApi,
         config: dispatcher_settings.DispatcherSettings,
         *,
         registry: CollectorRegistry,

@@ -12,21 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import aiohttp
-from kubernetes_asyncio import client
-from kubernetes_asyncio.client import exceptions
-
 from dispatcher import channels
 from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
 
-GROUP, VERSION, PLURAL = "messaging.knative.dev", "v1", "inmemorychannels"
-MERGE_PATCH = "application/merge-patch+json"
+CHANNELS = kubeapi.Resource("messaging.knative.dev", "v1", "inmemorychannels")
 
 
 class StatusReporter:
-    def __init__(self, api: client.ApiClient, *, retry_delay: float = 1.0) -> None:
+    def __init__(self, api: kubeapi.KubeApi, *, retry_delay: float = 1.0) -> None:
         """`retry_delay` (1 s) between attempts after a failed patch: quick recovery from a
         restarting API server without hammering it."""
         self._api = api
@@ -61,39 +56,19 @@ class StatusReporter:
                 await asyncio.sleep(self._retry_delay)
                 self._wake.set()
 
-    async def _request(self, path: str, body: dict[str, object]) -> tuple[int, str]:
-        try:
-            response = await self._api.call_api(
-                path,
-                "PATCH",
-                header_params={"Accept": "application/json", "Content-Type": MERGE_PATCH},
-                body=body,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _request_timeout=aiohttp.ClientTimeout(total=30),
-            )
-        except exceptions.ApiException as exc:
-            return int(exc.status or 0), str(exc.reason)
-        try:
-            data = await response.read()
-        finally:
-            response.release()
-        return int(response.status), data[:300].decode("utf-8", "replace")
-
     async def _patch(self, key: channels.Key, wanted: list[channels.SubscriberStatus]) -> bool:
         namespace, name = key
-        path = kubeapi.resource_path(GROUP, VERSION, PLURAL, namespace, name) + "/status"
         try:
-            code, reason = await self._request(path, {"status": {"subscribers": wanted}})
-        except (OSError, TimeoutError, aiohttp.ClientError) as exc:
-            code, reason = 0, f"{type(exc).__name__}: {exc}"
-        if code == 404:
+            await self._api.merge_patch(
+                CHANNELS, namespace, name, {"status": {"subscribers": wanted}}, subresource="status"
+            )
+        except kubeapi.NotFound:
             self.forget(key)
             return True
-        if not 200 <= code < 300:
+        except (kubeapi.ApiError, TimeoutError) as exc:
             logger.warning(
-                "Could not report subscriber status of channel %s/%s (%s %s); retrying.",
-                namespace, name, code, reason,
+                "Could not report subscriber status of channel %s/%s (%s); retrying.",
+                namespace, name, exc,
                 extra={"namespace": namespace, "object_name": name},
             )  # fmt: skip
             return False

@@ -23,6 +23,7 @@ ApiError            a non-2xx answer: status, reason, apiserver message, method,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -97,13 +98,6 @@ async def configuration() -> client.Configuration:
     return cfg
 
 
-def resource_path(
-    group: str, version: str, resource: str, namespace: str | None = None, name: str = ""
-) -> str:
-    """The REST path of a collection (or one object), namespaced when `namespace` is given."""
-    return Resource(group, version, resource, namespaced=bool(namespace)).path(namespace, name)
-
-
 @dataclass(frozen=True, slots=True)
 class Resource:
     """A resource collection: group/version/plural, namespaced or cluster-scoped."""
@@ -150,7 +144,7 @@ class KubeApi:
     ) -> Json:
         response = await self._send(method, path, body, query, content_type, request_timeout)
         async with response:
-            data = await response.read()
+            data = await _read(response, method, path)
         if not 200 <= response.status < 300:
             raise _error(response.status, data, method, path)
         return cast(Json, json.loads(data)) if data else {}
@@ -158,19 +152,55 @@ class KubeApi:
     async def stream(
         self, path: str, query: Sequence[tuple[str, str]], *, read_timeout: float
     ) -> AsyncGenerator[Json, None]:
-        """Yield the JSON lines of a watch; `read_timeout` bounds the silence between lines."""
+        """Yield the JSON lines of a watch; `read_timeout` bounds the silence between lines.
+
+        The silence raises `TimeoutError` (a watch's inactivity watchdog); a connection lost
+        mid-stream raises `Unreachable`, a line that is not JSON `ApiError`.
+        """
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout)
         response = await self._send("GET", path, None, query, "application/json", timeout)
         try:
             if not 200 <= response.status < 300:
-                raise _error(response.status, await response.read(), "WATCH", path)
-            async for line in response.content:
+                raise _error(response.status, await _read(response, "WATCH", path), "WATCH", path)
+            while True:
+                try:
+                    line = await response.content.readline()
+                except TimeoutError:
+                    raise
+                except (aiohttp.ClientError, OSError) as exc:
+                    raise Unreachable(0, type(exc).__name__, str(exc), "WATCH", path) from exc
+                if not line:
+                    return  # the server ended the watch (its timeoutSeconds)
                 if line.strip():
-                    yield cast(Json, json.loads(line))
+                    try:
+                        doc = json.loads(line)
+                    except ValueError as exc:
+                        status = response.status
+                        raise ApiError(status, "InvalidJSON", str(exc), "WATCH", path) from exc
+                    yield cast(Json, doc)
         finally:
             # A watch is left unfinished (cancelled, closed early, watchdog): close its
             # connection now rather than hand a half-read one back to the pool.
             response.close()
+
+    async def watch(
+        self, path: str, query: Sequence[tuple[str, str]], *, read_timeout: float
+    ) -> AsyncGenerator[tuple[str, Json], None]:
+        """Yield a watch's `(type, object)` events: ADDED, MODIFIED, DELETED, BOOKMARK.
+
+        An ERROR event raises the error it carries (`Gone` for an expired resourceVersion).
+        `query` holds the selectors and `resourceVersion`; `watch=true` is added here.
+        """
+        events = self.stream(path, [*query, ("watch", "true")], read_timeout=read_timeout)
+        # aclosing: an error raised here (an ERROR event) closes the stream's connection now,
+        # not whenever the suspended generator is garbage-collected.
+        async with contextlib.aclosing(events):
+            async for event in events:
+                kind = str(event.get("type", ""))
+                obj = event.get("object") or {}
+                if kind == "ERROR":
+                    raise _status_error(obj, "WATCH", path)
+                yield kind, obj
 
     async def get(self, resource: Resource, namespace: str | None, name: str) -> Json:
         return await self.request("GET", resource.path(namespace, name))
@@ -246,6 +276,23 @@ class KubeApi:
         return cast(aiohttp.ClientResponse, response)
 
 
+async def _read(response: aiohttp.ClientResponse, method: str, path: str) -> bytes:
+    """The whole body; a connection lost while reading it is `Unreachable`."""
+    try:
+        return await response.read()
+    except TimeoutError:
+        raise
+    except (aiohttp.ClientError, OSError) as exc:
+        raise Unreachable(0, type(exc).__name__, str(exc), method, path) from exc
+
+
+def _status_error(status: Mapping[str, Any], method: str, path: str) -> ApiError:
+    """The error a `Status` object (a watch's ERROR event) describes."""
+    code = int(status.get("code") or 500)
+    reason, message = str(status.get("reason", "")), str(status.get("message", ""))
+    return _BY_STATUS.get(code, ApiError)(code, reason, message, method, path)
+
+
 def _error(status: int, data: bytes, method: str, path: str) -> ApiError:
     reason, message = "", data.decode("utf-8", "replace")[:500]
     try:
@@ -255,42 +302,3 @@ def _error(status: int, data: bytes, method: str, path: str) -> ApiError:
     except ValueError:
         pass
     return _BY_STATUS.get(status, ApiError)(status, reason, message, method, path)
-
-
-async def open_stream(
-    api: client.ApiClient,
-    path: str,
-    params: Sequence[tuple[str, str]] = (),
-    *,
-    read_timeout: float | None = None,
-) -> aiohttp.ClientResponse:
-    """GET `path` and return the open response (the caller reads and releases it).
-
-    `read_timeout` bounds the gap between two reads (a watch's inactivity watchdog).
-    """
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=read_timeout)
-    response = await KubeApi(api)._send("GET", path, None, params, "application/json", timeout)
-    if not 200 <= response.status < 300:
-        body = await response.read()
-        response.release()
-        raise _error(response.status, body, "GET", path)
-    return response
-
-
-async def get_json(
-    api: client.ApiClient,
-    path: str,
-    params: Sequence[tuple[str, str]] = (),
-    *,
-    read_timeout: float = 60,
-) -> Json:
-    """GET `path` and decode the JSON object it returns."""
-    response = await open_stream(api, path, params, read_timeout=read_timeout)
-    try:
-        body = await response.read()
-    finally:
-        response.release()
-    doc = json.loads(body)
-    if not isinstance(doc, dict):
-        raise ApiError(response.status, "", "response is not a JSON object", "GET", path)
-    return doc

@@ -24,11 +24,9 @@ import datetime
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
-import aiohttp
 import orjson
-from kubernetes_asyncio import client
 
 from kevents import errors, kubeapi
 
@@ -54,8 +52,10 @@ class Lease(TypedDict, total=False):
     spec: LeaseSpec
 
 
-class _Conflict(Exception):
-    """409: someone wrote (or created) the Lease since we read it."""
+LEASES = kubeapi.Resource("coordination.k8s.io", "v1", "leases")
+
+_FAILURES = (kubeapi.ApiError, TimeoutError, OSError)
+"""A Lease request that failed without telling us anything about who holds it."""
 
 
 def _micro_time(at: datetime.datetime) -> str:
@@ -65,7 +65,7 @@ def _micro_time(at: datetime.datetime) -> str:
 class LeaderElector:
     def __init__(
         self,
-        api: client.ApiClient,
+        api: kubeapi.KubeApi,
         *,
         namespace: str,
         name: str,
@@ -105,9 +105,12 @@ class LeaderElector:
 
     @property
     def path(self) -> str:
-        return kubeapi.resource_path(
-            "coordination.k8s.io", "v1", "leases", self.namespace, self.lease_name
-        )
+        return LEASES.path(self.namespace, self.lease_name)
+
+    @property
+    def _request_timeout(self) -> float:
+        """Each Lease request gets `retry_period` (2 s): a hung apiserver costs one round."""
+        return self.retry_period
 
     @property
     def is_leader(self) -> bool:
@@ -130,18 +133,35 @@ class LeaderElector:
             self.leading.set()
             logger.info("Became leader: %s holds Lease %s/%s.", self.identity, self.namespace,
                         self.lease_name)  # fmt: skip
-            while self.is_leader:
-                await asyncio.sleep(self.retry_period)
-                if self._stopping:
-                    await asyncio.Event().wait()  # released: never take the Lease back
-                if not self.leading.is_set():
-                    break  # a fenced write found the Lease taken
-                await self._try_acquire_or_renew()
-            self._step_down(f"could not renew within {self.renew_deadline:.1f} s")
+            why = await self._renew_while_leading()
+            self._step_down(why)
             if not self._rejoin:
                 raise LeadershipLost(
-                    f"{self.identity} lost Lease {self.namespace}/{self.lease_name}"
+                    f"{self.identity} lost Lease {self.namespace}/{self.lease_name} ({why})"
                 )
+
+    async def _renew_while_leading(self) -> str:
+        """Renew every `retry_period` until a renewal cannot succeed in time; say why.
+
+        Each round of attempts is bounded by the renew deadline itself (client-go's
+        `renewDeadline` context): a hung request is cut there, so `leading` is cleared at
+        the latest `renew_deadline` after the last renewal started, never later.
+        """
+        while True:
+            await asyncio.sleep(self.retry_period)
+            if self._stopping:
+                await asyncio.Event().wait()  # released: never take the Lease back
+            if not self.leading.is_set():
+                return "a fenced write found the Lease taken"
+            remaining = self._renewed_at + self.renew_deadline - self._monotonic()
+            try:
+                async with asyncio.timeout(max(0.0, remaining)):
+                    while not await self._try_acquire_or_renew():
+                        if not self.leading.is_set():
+                            return "another replica holds the Lease"
+                        await asyncio.sleep(self.retry_period)
+            except TimeoutError:
+                return f"could not renew within {self.renew_deadline:.1f} s"
 
     async def _campaign(self) -> None:
         """Try to acquire every `retry_period` until it succeeds."""
@@ -166,7 +186,7 @@ class LeaderElector:
             try:
                 await self._write("PUT", self.path, lease)
                 logger.info("Released Lease %s/%s.", self.namespace, self.lease_name)
-            except (_Conflict, kubeapi.ApiError, OSError, aiohttp.ClientError) as exc:
+            except _FAILURES as exc:
                 logger.warning("Could not release Lease %s: %s", self.lease_name, exc)
 
     async def record(self, annotations: Mapping[str, str]) -> bool:
@@ -188,10 +208,10 @@ class LeaderElector:
             )
             try:
                 self._lease = await self._write("PUT", self.path, lease)
-            except _Conflict:
+            except kubeapi.Conflict:
                 self._step_down("the Lease was taken over")
                 return False
-            except (kubeapi.ApiError, OSError, TimeoutError, aiohttp.ClientError) as exc:
+            except _FAILURES as exc:
                 logger.warning("Fenced write to Lease %s/%s failed: %s", self.namespace,
                                self.lease_name, exc)  # fmt: skip
                 return False
@@ -234,8 +254,7 @@ class LeaderElector:
                         "metadata": {"name": self.lease_name, "namespace": self.namespace},
                         "spec": spec,
                     }  # fmt: skip
-                    collection = self.path.rsplit("/", 1)[0]
-                    self._lease = await self._write("POST", collection, body)
+                    self._lease = await self._write("POST", LEASES.path(self.namespace), body)
                 else:
                     current = lease.get("spec") or {}
                     holder = current.get("holderIdentity")
@@ -256,11 +275,11 @@ class LeaderElector:
                         new["leaseTransitions"] = int(current.get("leaseTransitions") or 0) + 1
                     lease["spec"] = new
                     self._lease = await self._write("PUT", self.path, lease)
-            except _Conflict:
+            except kubeapi.Conflict:
                 if self.leading.is_set():
                     self._step_down("the Lease was taken over")
                 return False
-            except (kubeapi.ApiError, OSError, TimeoutError, aiohttp.ClientError) as exc:
+            except _FAILURES as exc:
                 logger.warning("Lease %s/%s: %s", self.namespace, self.lease_name, exc)
                 return False
             self._renewed_at = started
@@ -268,35 +287,14 @@ class LeaderElector:
 
     async def _read(self) -> Lease | None:
         try:
-            doc = await kubeapi.get_json(self._api, self.path, read_timeout=self.retry_period * 2)
-        except kubeapi.ApiError as err:
-            if err.status == 404:
-                return None
-            raise
-        return doc  # type: ignore[return-value]
+            doc = await self._api.request("GET", self.path, request_timeout=self._request_timeout)
+        except kubeapi.NotFound:
+            return None
+        return cast(Lease, doc)
 
     async def _write(self, method: str, path: str, body: Lease) -> Lease:
-        """POST/PUT a Lease as raw JSON; 409 (stale resourceVersion or exists) -> `_Conflict`."""
-        timeout = aiohttp.ClientTimeout(total=self.retry_period * 2)
-        response: aiohttp.ClientResponse = await self._api.call_api(
-            path,
-            method,
-            header_params={"Accept": "application/json", "Content-Type": "application/json"},
-            body=body,
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _return_http_data_only=True,
-            _request_timeout=timeout,
+        """POST/PUT a Lease; a 409 (stale resourceVersion, or it exists) is `kubeapi.Conflict`."""
+        doc = await self._api.request(
+            method, path, body=body, request_timeout=self._request_timeout
         )
-        try:
-            raw = await response.read()
-        finally:
-            response.release()
-        if response.status == 409:
-            raise _Conflict(path)
-        if not 200 <= response.status < 300:
-            raise kubeapi.ApiError(
-                response.status, "", raw[:200].decode(errors="replace"), method, path
-            )
-        doc: Lease = orjson.loads(raw)
-        return doc
+        return cast(Lease, doc)

@@ -22,7 +22,8 @@ async def main() -> int:
     provider = tracing.make_provider(adapter_settings.tracing_config, service_name=SERVICE)
     registry = CollectorRegistry()
     readiness = probes.Readiness()
-    async with client.ApiClient(configuration=await kubeapi.configuration()) as api:
+    async with client.ApiClient(configuration=await kubeapi.configuration()) as api_client:
+        api = kubeapi.KubeApi(api_client)
         try:
             kinds = await adapter.discover(api, source.resources)
         except errors.ConfigError as err:

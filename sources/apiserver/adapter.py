@@ -14,7 +14,6 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from kubernetes_asyncio import client
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry
 
@@ -46,7 +45,7 @@ Knative's 5 attempts (under 1 s) would drop the event."""
 
 
 async def discover(
-    api: client.ApiClient, resources: Sequence[config.Resource]
+    api: kubeapi.KubeApi, resources: Sequence[config.Resource]
 ) -> dict[config.Resource, tuple[str, bool]]:
     """Kind and namespaced-ness of each resource, from API discovery (not string rules)."""
     found: dict[config.Resource, tuple[str, bool]] = {}
@@ -54,7 +53,7 @@ async def discover(
     for res in resources:
         path = f"/api/{res.version}" if not res.group else f"/apis/{res.group}/{res.version}"
         try:
-            doc = await kubeapi.get_json(api, path)
+            doc = await api.request("GET", path)
         except kubeapi.ApiError as err:
             problems.append(f"{config.VAR}: {res} is not served by the API server ({err})")
             continue
@@ -90,7 +89,7 @@ class Adapter:
 
     def __init__(
         self,
-        api: client.ApiClient,
+        api: kubeapi.KubeApi,
         adapter_settings: settings.AdapterSettings,
         source: config.SourceConfig,
         kinds: dict[config.Resource, tuple[str, bool]],
@@ -106,7 +105,7 @@ class Adapter:
         self._source = source
         self._readiness = readiness
         self.registry = registry
-        self.event_source = str(api.configuration.host)
+        self.event_source = api.host
         sender_metrics = metrics.SenderMetrics(
             registry,
             namespace=adapter_settings.namespace,

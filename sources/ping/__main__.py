@@ -53,7 +53,8 @@ async def main() -> int:
         ),
         tracer_provider=provider,
     )
-    async with client.ApiClient(configuration=await kubeapi.configuration()) as api:
+    async with client.ApiClient(configuration=await kubeapi.configuration()) as api_client:
+        api = kubeapi.KubeApi(api_client)
         elector = (
             leadership.LeaderElector(
                 api,

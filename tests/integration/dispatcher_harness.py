@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from dispatcher import service
 from dispatcher import settings as dispatcher_settings
-from kevents import cloudevent, probes, runner, sender
+from kevents import cloudevent, kubeapi, probes, runner, sender
 from tests import cluster, waiting
 
 CRD = pathlib.Path(__file__).resolve().parents[2] / "manifests" / "300-inmemorychannel.yaml"
@@ -174,7 +174,7 @@ async def running_dispatcher(
     """A dispatcher in this process (ingress on 127.0.0.1, random port), stopped after."""
     readiness = probes.Readiness()
     dispatcher = service.Dispatcher(
-        api,
+        kubeapi.KubeApi(api),
         settings_for_tests(**env),
         registry=registry if registry is not None else CollectorRegistry(),
         readiness=readiness,

@@ -12,7 +12,7 @@ from aiohttp import web
 from kubernetes_asyncio import client
 from prometheus_client import CollectorRegistry
 
-from kevents import cloudevent, informer, leadership, sender
+from kevents import cloudevent, informer, kubeapi, leadership, sender
 from sources.ping import adapter, clock, metrics
 from tests import cluster
 
@@ -115,7 +115,8 @@ async def replica(
             metrics=metrics.PingMetrics(registry), leadership=elector, workers=8, **options,
         )  # fmt: skip
         watch = informer.Informer(
-            api, informer.Collection(GROUP, VERSION, PLURAL, "PingSource", namespace),
+            kubeapi.KubeApi(api),
+            informer.Collection(GROUP, VERSION, PLURAL, "PingSource", namespace),
             ping.handle,
             informer_metrics=informer.InformerMetrics(registry), initial=True,
         )  # fmt: skip

@@ -16,7 +16,7 @@ from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry, exposition
 
-from kevents import cloudevent, probes, runner, settings, tracing
+from kevents import cloudevent, kubeapi, probes, runner, settings, tracing
 from sources.apiserver import adapter, config
 from tests import waiting
 
@@ -84,10 +84,10 @@ async def running_adapter(
         {"K_SINK": sink_url, "NAMESPACE": namespace, "NAME": "test-source"}
     )
     source = config.parse(json.dumps(source_config))
-    kinds = await adapter.discover(api, source.resources)
+    kinds = await adapter.discover(kubeapi.KubeApi(api), source.resources)
     readiness = probes.Readiness()
     receive = adapter.Adapter(
-        api,
+        kubeapi.KubeApi(api),
         adapter_settings,
         source,
         kinds,
@@ -321,7 +321,7 @@ async def test_unknown_resource_is_a_config_error(api_client: client.ApiClient) 
         )
     )
     with pytest.raises(Exception, match="the API server has no resource gizmos/v1"):
-        await adapter.discover(api_client, source.resources)
+        await adapter.discover(kubeapi.KubeApi(api_client), source.resources)
 
 
 async def test_trace_reaches_the_exporter_and_the_sink_sees_w3c_and_b3(

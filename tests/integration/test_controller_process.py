@@ -12,8 +12,7 @@ import aiohttp
 import pytest
 from kubernetes_asyncio import client
 
-from controller import leadership
-from kevents import kubeapi
+from kevents import kubeapi, leadership
 from tests.cluster import REPO, Kube
 
 pytestmark = pytest.mark.cluster
@@ -98,7 +97,7 @@ async def test_only_one_elector_leads_and_the_other_takes_over(
     try:
         await asyncio.sleep(1.0)
         assert not second.leading.is_set()
-        await first.release()
+        await first.stop()
         first_task.cancel()
         await asyncio.gather(first_task, return_exceptions=True)
         await asyncio.wait_for(second.leading.wait(), 10)

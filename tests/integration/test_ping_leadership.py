@@ -8,7 +8,7 @@ import contextlib
 import pytest
 from kubernetes_asyncio import client
 
-from kevents import leadership
+from kevents import kubeapi, leadership
 from sources.ping import clock
 from tests import cluster, waiting
 from tests.integration import pingsupport
@@ -20,7 +20,7 @@ LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD = 3.0, 2.0, 0.5
 
 def elector(api: client.ApiClient, namespace: str, identity: str) -> leadership.LeaderElector:
     return leadership.LeaderElector(
-        api,
+        kubeapi.KubeApi(api),
         namespace=namespace,
         name="ping-adapter",
         identity=identity,
