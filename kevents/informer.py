@@ -50,7 +50,7 @@ Handler = Callable[[Change, dict[str, Any]], Awaitable[None]]
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Collection:
-    """What one informer covers: group/version/plural, kind, namespace (None = all), selector."""
+    """What one informer covers: group/version/plural, kind, namespace (None = all), selectors."""
 
     group: str
     version: str
@@ -58,6 +58,7 @@ class Collection:
     kind: str
     namespace: str | None = None
     label_selector: str = ""
+    field_selector: str = ""
 
     @property
     def api_version(self) -> str:
@@ -143,6 +144,7 @@ class Informer(watching.Watcher):
             _never,
             namespace=collection.namespace,
             label_selector=collection.label_selector,
+            field_selector=collection.field_selector,
             server_timeout=watch_timeout,
             inactivity=inactivity,
             page_size=page_size,

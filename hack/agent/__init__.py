@@ -9,7 +9,7 @@ endpoints pointing where pods reach them.
     __main__.py     CLI: `python -m hack.agent run | cleanup | network-free | leftovers`, the
                     only way `hack/localcluster` (its `node.py`) drives the agent
     settings.py     the agent's Settings
-    kubeapi.py      a small typed REST client (list, watch, patch) on aiohttp
+    kubeconfig.py   the shared client (kevents.kubeapi) from the agent's kubeconfig
     node.py         Node registration, status heartbeats, Lease renewal
     images.py       image reference -> local command
     envvars.py      container env: valueFrom, envFrom, service links, $(VAR) expansion

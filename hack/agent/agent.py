@@ -14,13 +14,14 @@ from hack.agent import (
     containers,
     endpoints,
     images,
-    kubeapi,
+    kubeconfig,
     kubeletapi,
     network,
     node,
     pods,
     settings,
 )
+from kevents import kubeapi
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +32,11 @@ def _path_env() -> str:
 
 
 @contextlib.asynccontextmanager
-async def _admin(s: settings.Settings) -> AsyncIterator[kubeapi.Client | None]:
+async def _admin(s: settings.Settings) -> AsyncIterator[kubeapi.KubeApi | None]:
     if s.admin_kubeconfig is None:
         yield None
         return
-    async with kubeapi.Client(kubeapi.Credentials.from_kubeconfig(s.admin_kubeconfig)) as admin:
+    async with kubeconfig.connect(s.admin_kubeconfig) as admin:
         yield admin
 
 
@@ -45,8 +46,7 @@ async def run(s: settings.Settings) -> None:
     for leftover in pods.kill_leftover_processes(s.state_dir):
         log.info("Killed leftover container process %s.", leftover)
     image_map = images.ImageMap.load()
-    creds = kubeapi.Credentials.from_kubeconfig(s.kubeconfig)
-    async with kubeapi.Client(creds) as client, _admin(s) as admin:
+    async with kubeconfig.connect(s.kubeconfig) as client, _admin(s) as admin:
         await node.register(client, s.node_name)
         registered = await node.report(client, s.node_name, s.host_ip, s.kubelet_port, ready=False)
         net: network.Network | None = None

@@ -16,13 +16,14 @@ import contextlib
 import logging
 from typing import Any
 
-from hack.agent import errors, kubeapi
+from kevents import kubeapi
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 MANAGED_BY = "kevents-node-agent"
 RECONCILE_SECONDS = 30.0
+SERVICES = kubeapi.Resource("", "v1", "services")
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -110,14 +111,12 @@ def kube_dns_service(cluster_dns: str) -> Obj:
     }
 
 
-async def _put(client: kubeapi.Client, collection: str, body: Obj) -> None:
+async def _put(client: kubeapi.KubeApi, collection: str, body: Obj) -> None:
     name = body["metadata"]["name"]
     try:
-        await client.create(collection, body)
-    except errors.ApiError as err:
-        if err.status != 409:
-            raise
-        current = await client.get(f"{collection}/{name}")
+        await client.request("POST", collection, body=body)
+    except kubeapi.Conflict:
+        current = await client.request("GET", f"{collection}/{name}")
         body = {
             **body,
             "metadata": {
@@ -129,7 +128,7 @@ async def _put(client: kubeapi.Client, collection: str, body: Obj) -> None:
 
 
 async def reconcile(
-    client: kubeapi.Client, gateway: str, apiserver_port: int, cluster_dns: str
+    client: kubeapi.KubeApi, gateway: str, apiserver_port: int, cluster_dns: str
 ) -> None:
     api_ports = [{"name": "https", "port": apiserver_port, "protocol": "TCP"}]
     await _put(
@@ -142,12 +141,10 @@ async def reconcile(
         "/api/v1/namespaces/default/endpoints",
         endpoints("default", "kubernetes", gateway, api_ports),
     )
-    svc = await client.get_or_none("/api/v1/namespaces/kube-system/services/kube-dns")
+    svc = await client.get_or_none(SERVICES, "kube-system", "kube-dns")
     if svc is None:
-        with contextlib.suppress(errors.ApiError):
-            await client.create(
-                "/api/v1/namespaces/kube-system/services", kube_dns_service(cluster_dns)
-            )
+        with contextlib.suppress(kubeapi.ApiError):
+            await client.create(SERVICES, "kube-system", kube_dns_service(cluster_dns))
     dns_ports = [
         {"name": "dns", "port": 53, "protocol": "UDP"},
         {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
@@ -159,11 +156,11 @@ async def reconcile(
     )
 
 
-async def run(client: kubeapi.Client, gateway: str, apiserver_port: int, cluster_dns: str) -> None:
+async def run(client: kubeapi.KubeApi, gateway: str, apiserver_port: int, cluster_dns: str) -> None:
     """Keep the endpoints right (someone may delete them), every RECONCILE_SECONDS."""
     while True:
         try:
             await reconcile(client, gateway, apiserver_port, cluster_dns)
-        except (errors.ApiError, OSError, TimeoutError) as err:
+        except (kubeapi.ApiError, OSError, TimeoutError) as err:
             log.warning("Reconciling the kubernetes/kube-dns endpoints failed: %s", err)
         await asyncio.sleep(RECONCILE_SECONDS)

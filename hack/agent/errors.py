@@ -1,10 +1,11 @@
 """The agent's exceptions.
 
 AgentError
-├── ApiError                 the apiserver answered with an error status
 ├── ContainerConfigError     a container can't be configured (missing Secret key, ...)
 │   └── UnknownImage         no local command is mapped to the container's image
 └── NetworkError             a network namespace, veth or rule could not be made
+
+Apiserver errors are the shared `kevents.kubeapi.ApiError` tree.
 """
 
 from __future__ import annotations
@@ -12,16 +13,6 @@ from __future__ import annotations
 
 class AgentError(Exception):
     """Base of every error the agent raises on purpose."""
-
-
-class ApiError(AgentError):
-    """The apiserver answered `status` (404, 409, ...) with a Status `reason` and message."""
-
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(f"{status} {reason}: {message}")
-        self.status = status
-        self.reason = reason
-        self.message = message
 
 
 class ContainerConfigError(AgentError):

@@ -14,7 +14,8 @@ import platform
 import uuid
 from typing import Any
 
-from hack.agent import errors, kubeapi
+from hack.agent import errors
+from kevents import kubeapi
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,10 @@ KUBELET_VERSION = "v1.37.2"
 LEASE_SECONDS = 40
 LEASE_RENEW_SECONDS = 10.0
 STATUS_SECONDS = 20.0
+NODES = kubeapi.Resource("", "v1", "nodes", namespaced=False)
+LEASES = kubeapi.Resource("coordination.k8s.io", "v1", "leases")
+NODE_LEASES = "kube-node-lease"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 
 
 def _now() -> str:
@@ -105,7 +110,7 @@ def status(name: str, host_ip: str, kubelet_port: int, *, ready: bool, reason: s
     }
 
 
-async def register(client: kubeapi.Client, name: str) -> Obj:
+async def register(client: kubeapi.KubeApi, name: str) -> Obj:
     """Create our Node (or take over the existing one) with its labels."""
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
     labels = {
@@ -122,21 +127,19 @@ async def register(client: kubeapi.Client, name: str) -> Obj:
         "spec": {},
     }
     try:
-        node = await client.create("/api/v1/nodes", body)
+        node = await client.create(NODES, None, body)
         log.info("Registered node %s.", name)
-    except errors.ApiError as err:
-        if err.status != 409:
-            raise
-        node = await client.patch(f"/api/v1/nodes/{name}", {"metadata": {"labels": labels}})
+    except kubeapi.Conflict:
+        node = await client.merge_patch(NODES, None, name, {"metadata": {"labels": labels}})
         log.info("Node %s already registered; taking it over.", name)
     return node
 
 
-async def wait_pod_cidr(client: kubeapi.Client, name: str, seconds: float = 60) -> Obj:
+async def wait_pod_cidr(client: kubeapi.KubeApi, name: str, seconds: float = 60) -> Obj:
     """The Node once the controller-manager gave it a podCIDR."""
     deadline = asyncio.get_running_loop().time() + seconds
     while True:
-        node = await client.get(f"/api/v1/nodes/{name}")
+        node = await client.get(NODES, None, name)
         if node.get("spec", {}).get("podCIDR"):
             return node
         if asyncio.get_running_loop().time() > deadline:
@@ -145,7 +148,7 @@ async def wait_pod_cidr(client: kubeapi.Client, name: str, seconds: float = 60) 
 
 
 async def report(
-    client: kubeapi.Client, name: str, host_ip: str, kubelet_port: int, *, ready: bool
+    client: kubeapi.KubeApi, name: str, host_ip: str, kubelet_port: int, *, ready: bool
 ) -> Obj:
     body = {
         "status": status(
@@ -156,22 +159,23 @@ async def report(
             reason="KubeletReady" if ready else "KubeletNotReady",
         )
     }
-    return await client.patch(f"/api/v1/nodes/{name}/status", body, kubeapi.STRATEGIC_PATCH)
+    return await client.request(
+        "PATCH", NODES.path(None, name) + "/status", body=body, content_type=STRATEGIC_PATCH
+    )
 
 
-async def run_status(client: kubeapi.Client, name: str, host_ip: str, kubelet_port: int) -> None:
+async def run_status(client: kubeapi.KubeApi, name: str, host_ip: str, kubelet_port: int) -> None:
     """Report the node Ready now and every STATUS_SECONDS (heartbeat)."""
     while True:
         try:
             await report(client, name, host_ip, kubelet_port, ready=True)
-        except (errors.ApiError, OSError, TimeoutError) as err:
+        except (kubeapi.ApiError, OSError, TimeoutError) as err:
             log.warning("Node status update failed: %s", err)
         await asyncio.sleep(STATUS_SECONDS)
 
 
-async def run_lease(client: kubeapi.Client, name: str) -> None:
+async def run_lease(client: kubeapi.KubeApi, name: str) -> None:
     """Keep kube-node-lease/<name> renewed."""
-    path = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
     while True:
         spec = {
             "holderIdentity": name,
@@ -180,13 +184,12 @@ async def run_lease(client: kubeapi.Client, name: str) -> None:
         }
         try:
             try:
-                await client.patch(f"{path}/{name}", {"spec": spec})
-            except errors.ApiError as err:
-                if err.status != 404:
-                    raise
-                node = await client.get(f"/api/v1/nodes/{name}")
+                await client.merge_patch(LEASES, NODE_LEASES, name, {"spec": spec})
+            except kubeapi.NotFound:
+                node = await client.get(NODES, None, name)
                 await client.create(
-                    path,
+                    LEASES,
+                    NODE_LEASES,
                     {
                         "apiVersion": "coordination.k8s.io/v1",
                         "kind": "Lease",
@@ -204,6 +207,6 @@ async def run_lease(client: kubeapi.Client, name: str) -> None:
                         "spec": spec,
                     },
                 )
-        except (errors.ApiError, OSError, TimeoutError) as err:
+        except (kubeapi.ApiError, OSError, TimeoutError) as err:
             log.warning("Lease renewal failed: %s", err)
         await asyncio.sleep(LEASE_RENEW_SECONDS)

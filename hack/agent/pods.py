@@ -17,30 +17,36 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from hack import processes
 from hack.agent import (
     containers,
     envvars,
     errors,
     images,
-    kubeapi,
     mountpoints,
     network,
     podstatus,
     volumes,
 )
+from kevents import informer, kubeapi
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 SA_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+PODS = kubeapi.Resource("", "v1", "pods")
+SERVICES = kubeapi.Resource("", "v1", "services")
+CONFIGMAPS = kubeapi.Resource("", "v1", "configmaps")
+SECRETS = kubeapi.Resource("", "v1", "secrets")
 
 
 @dataclass
 class NodeContext:
     """What every pod worker shares: the node's identity, network and settings."""
 
-    client: kubeapi.Client
+    client: kubeapi.KubeApi
     node_name: str
     host_ip: str
     state: pathlib.Path
@@ -189,12 +195,12 @@ class PodWorker:
     async def _service_env(self) -> dict[str, str]:
         client = self.node.client
         services: list[Obj] = []
-        master = await client.get_or_none("/api/v1/namespaces/default/services/kubernetes")
+        master = await client.get_or_none(SERVICES, "default", "kubernetes")
         if master is not None:
             services.append(master)
         enable = self.pod["spec"].get("enableServiceLinks", True) is not False
         if enable and self.namespace != "default":
-            listed = await client.get(f"/api/v1/namespaces/{self.namespace}/services")
+            listed = await client.request("GET", SERVICES.path(self.namespace))
             services += listed.get("items") or []
         for svc in services:
             svc.setdefault("metadata", {}).setdefault(
@@ -207,9 +213,9 @@ class PodWorker:
         image = self.node.images.lookup(str(spec.get("image", "")))
         cm_names, secret_names = envvars.references(spec)
         client = self.node.client
-        base = f"/api/v1/namespaces/{self.namespace}"
-        cms = {n: await client.get_or_none(f"{base}/configmaps/{n}") for n in cm_names}
-        secrets = {n: await client.get_or_none(f"{base}/secrets/{n}") for n in secret_names}
+        ns = self.namespace
+        cms = {n: await client.get_or_none(CONFIGMAPS, ns, n) for n in cm_names}
+        secrets = {n: await client.get_or_none(SECRETS, ns, n) for n in secret_names}
         sources = envvars.Sources(self._pod_view(), cms, secrets, self.node.allocatable)
         env = envvars.build(spec, sources, await self._service_env())
         argv = [
@@ -357,7 +363,7 @@ class PodWorker:
                     if c.rt.waiting_reason == "ContainerCreating" and c.rt.waiting_message:
                         c.rt.waiting_message = ""
                 return True
-            except (errors.ContainerConfigError, errors.ApiError) as err:
+            except (errors.ContainerConfigError, kubeapi.ApiError) as err:
                 log.warning("Pod %s: volumes not ready: %s", self.name, err)
                 for c in (*self.init, *self.main):
                     c.rt.waiting_reason = "ContainerCreating"
@@ -387,7 +393,7 @@ class PodWorker:
             self._changed.clear()
             try:
                 await self._report()
-            except (errors.ApiError, OSError, TimeoutError) as err:
+            except (kubeapi.ApiError, OSError, TimeoutError) as err:
                 log.warning("Pod %s: status update failed: %s", self.name, err)
                 self._changed.set()
                 await asyncio.sleep(1)
@@ -397,11 +403,11 @@ class PodWorker:
         meta = self.pod["metadata"]
         status = podstatus.build(self.pod, self.rt, containers.now())
         try:
-            updated = await self.node.client.patch(
-                f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
-                {"metadata": {"uid": self.uid}, "status": status},
-            )
-        except errors.ApiError as err:
+            updated = await self.node.client.merge_patch(
+                PODS, meta["namespace"], meta["name"],
+                {"metadata": {"uid": self.uid}, "status": status}, subresource="status",
+            )  # fmt: skip
+        except kubeapi.ApiError as err:
             if err.status in (404, 409):
                 return  # gone, or replaced by a pod of the same name
             raise
@@ -422,9 +428,10 @@ class PodWorker:
     async def _delete(self) -> None:
         meta = self.pod["metadata"]
         try:
-            await self.node.client.delete(
-                f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
-                {
+            await self.node.client.request(
+                "DELETE",
+                PODS.path(meta["namespace"], meta["name"]),
+                body={
                     "apiVersion": "v1",
                     "kind": "DeleteOptions",
                     "gracePeriodSeconds": 0,
@@ -432,7 +439,7 @@ class PodWorker:
                 },
             )
             log.info("Deleted pod %s.", self.name, extra={"pod": self.name})
-        except errors.ApiError as err:
+        except kubeapi.ApiError as err:
             if err.status not in (404, 409):
                 log.warning("Pod %s: final delete failed: %s", self.name, err)
 
@@ -468,37 +475,24 @@ class PodManager:
                     await asyncio.wait(self._tasks, timeout=8)
 
     async def _watch(self) -> None:
-        path = "/api/v1/pods"
-        params = {"fieldSelector": f"spec.nodeName={self.node.node_name}"}
-        while True:
-            try:
-                listed = await self.node.client.get(path, params)
-                rv = str(listed["metadata"]["resourceVersion"])
-                present = set()
-                for pod in listed.get("items") or ():
-                    present.add(pod["metadata"]["uid"])
-                    await self._handle("ADDED", pod)
-                for uid, w in list(self.workers.items()):
-                    if uid not in present:
-                        w.stop(0, delete=False)
-                while True:
-                    async for kind, obj in self.node.client.watch(path, params, rv):
-                        rv = str(obj.get("metadata", {}).get("resourceVersion", rv))
-                        if kind != "BOOKMARK":
-                            await self._handle(kind, obj)
-            except errors.ApiError as err:
-                if err.status != 410:
-                    log.warning("Pod watch failed: %s; relisting.", err)
-                    await asyncio.sleep(1)
-            except (OSError, TimeoutError, ValueError) as err:
-                log.warning("Pod watch interrupted: %s; relisting.", err)
-                await asyncio.sleep(1)
+        """The pods bound to this node, through the shared informer (`kevents.informer`):
+        pods deleted while the watch was down are reported after its relist."""
+        pods = informer.Informer(
+            self.node.client,
+            informer.Collection(
+                "", "v1", "pods", "Pod", field_selector=f"spec.nodeName={self.node.node_name}"
+            ),
+            self._handle,
+            informer_metrics=informer.InformerMetrics(CollectorRegistry()),
+            initial=True,
+        )
+        await pods.run()
 
-    async def _handle(self, kind: str, pod: Obj) -> None:
+    async def _handle(self, change: informer.Change, pod: Obj) -> None:
         meta = pod["metadata"]
         uid = meta["uid"]
         worker = self.workers.get(uid)
-        if kind == "DELETED":
+        if change is informer.Change.DELETE:
             if worker is not None:
                 worker.stop(0, delete=False)
             self.finished.discard(uid)
@@ -524,10 +518,11 @@ class PodManager:
 
     async def _force_delete(self, pod: Obj) -> None:
         meta = pod["metadata"]
-        with contextlib.suppress(errors.ApiError):
-            await self.node.client.delete(
-                f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
-                {"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}},
+        with contextlib.suppress(kubeapi.ApiError):
+            await self.node.client.request(
+                "DELETE",
+                PODS.path(meta["namespace"], meta["name"]),
+                body={"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}},
             )
 
     async def _run_worker(self, worker: PodWorker) -> None:

@@ -7,7 +7,7 @@ import pathlib
 import urllib.parse
 from dataclasses import dataclass
 
-from hack.agent import kubeapi
+from hack.agent import kubeconfig
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,7 @@ class Settings:
 
     @property
     def apiserver_port(self) -> int:
-        creds = kubeapi.Credentials.from_kubeconfig(self.kubeconfig)
-        return urllib.parse.urlsplit(creds.server).port or 443
+        return urllib.parse.urlsplit(kubeconfig.server(self.kubeconfig)).port or 443
 
 
 def parser() -> argparse.ArgumentParser:

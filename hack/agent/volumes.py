@@ -18,9 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hack.agent import envvars, errors, kubeapi
+from hack.agent import envvars, errors
+from kevents import kubeapi
 
 log = logging.getLogger(__name__)
+
+SERVICEACCOUNTS = kubeapi.Resource("", "v1", "serviceaccounts")
 
 Obj = dict[str, Any]
 Files = dict[str, tuple[bytes, int]]
@@ -82,7 +85,7 @@ class Volumes:
 
     def __init__(
         self,
-        client: kubeapi.Client,
+        client: kubeapi.KubeApi,
         pod: Obj,
         root: pathlib.Path,
         allocatable: Mapping[str, str],
@@ -104,7 +107,7 @@ class Volumes:
         return self.root / name
 
     async def _get(self, kind: str, name: str, optional: bool) -> Obj | None:
-        obj = await self.client.get_or_none(f"/api/v1/namespaces/{self.namespace}/{kind}/{name}")
+        obj = await self.client.get_or_none(kubeapi.Resource("", "v1", kind), self.namespace, name)
         if obj is None and not optional:
             singular = kind[:-1]
             raise errors.ContainerConfigError(f'{singular} "{name}" not found')
@@ -130,9 +133,14 @@ class Volumes:
             }
             if audience:
                 spec["audiences"] = [audience]
-            answer = await self.client.create(
-                f"/api/v1/namespaces/{self.namespace}/serviceaccounts/{sa}/token",
-                {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
+            answer = await self.client.request(
+                "POST",
+                SERVICEACCOUNTS.path(self.namespace, sa) + "/token",
+                body={
+                    "apiVersion": "authentication.k8s.io/v1",
+                    "kind": "TokenRequest",
+                    "spec": spec,
+                },
             )
             expires = datetime.datetime.fromisoformat(
                 answer["status"]["expirationTimestamp"].replace("Z", "+00:00")
