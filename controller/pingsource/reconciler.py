@@ -1,8 +1,8 @@
 """Level-based reconciler of PingSource (knative/eventing `pkg/reconciler/pingsource`).
 
-1. Validate what the CRD's CEL cannot: schedule and timezone (robfig rules), contentType,
-   data/dataBase64. An invalid spec sets Ready False with the parse error and no sinkUri,
-   so the adapter never fires it.
+1. Validate what the CRD's CEL cannot with `kevents.pingspec`, the rules the adapter fires
+   by: schedule and timezone (robfig syntax, must fire), contentType, data/dataBase64. An
+   invalid spec sets Ready False with every problem and no sinkUri, so it never fires.
 2. Resolve the sink (tracked) -> `status.sinkUri` (SinkProvided); the multi-tenant adapter
    reads it from the status.
 3. Ensure the shared adapter Deployment exists (create from the configured image if
@@ -25,8 +25,8 @@ from controller import (
     statuses,
     tracking,
 )
-from controller.pingsource import adapter, payload, schedule
-from kevents import kubeapi
+from controller.pingsource import adapter
+from kevents import kubeapi, pingspec
 
 logger = logging.getLogger(__name__)
 
@@ -45,21 +45,14 @@ def ce_attributes(namespace: str, name: str) -> list[dict[str, str]]:
 
 
 def invalid(spec: kubeapi.Json) -> tuple[str, str] | None:
-    """(reason, message) when the spec cannot be scheduled or sent, else None."""
-    try:
-        schedule.parse(str(spec.get("schedule") or "* * * * *"), str(spec.get("timezone") or ""))
-    except schedule.ScheduleError as exc:
-        reason = "InvalidTimezone" if exc.field == "timezone" else "InvalidSchedule"
-        return reason, str(exc)
-    try:
-        payload.validate(
-            str(spec.get("contentType") or ""),
-            str(spec.get("data") or ""),
-            str(spec.get("dataBase64") or ""),
-        )
-    except payload.PayloadError as exc:
-        return "InvalidData", str(exc)
-    return None
+    """(reason, message) when the spec breaks the shared PingSource rules (the adapter's
+    too, so Ready means it fires), else None."""
+    found = pingspec.problems(spec)
+    if not found:
+        return None
+    field = found[0].path.rpartition(".")[2]
+    reason = {"schedule": "InvalidSchedule", "timezone": "InvalidTimezone"}.get(field)
+    return reason or "InvalidData", "; ".join(map(str, found))
 
 
 class Reconciler:

@@ -73,7 +73,6 @@ async def main() -> int:
             ping_clock=system_clock,
             metrics=ping_metrics.PingMetrics(registry),
             leadership=elector,
-            min_interval=config.min_interval,
             jitter=config.jitter,
             catchup=config.catchup,
             workers=config.workers,

@@ -22,7 +22,7 @@ import math
 import zlib
 from typing import Any, Protocol
 
-from kevents import informer, sender
+from kevents import informer, pingspec, sender
 from sources.ping import clock, events, spec, timetable
 from sources.ping import metrics as ping_metrics
 
@@ -62,14 +62,16 @@ class Adapter:
         ping_clock: clock.Clock,
         metrics: ping_metrics.PingMetrics,
         leadership: Leadership | None = None,
-        min_interval: float = 10.0,
+        limits: pingspec.Limits = pingspec.DEFAULTS,
         jitter: float = 0.0,
         catchup: float = 60.0,
         lead: float = 1.0,
         workers: int = 64,
         queue_size: int = 100_000,
     ) -> None:
-        """`jitter` (0 s, < 1) spreads each source's ticks by a fixed per-source offset;
+        """`limits` of the shared PingSource rules: production keeps `pingspec.DEFAULTS`, as
+        the controller does, so what it marks Ready fires here (tests lower the seconds
+        floor); `jitter` (0 s, < 1) spreads each source's ticks by a fixed per-source offset;
         `catchup` (60 s) bounds how old a missed tick may be to still fire after failover;
         `lead` (1 s) is how early the watermark is recorded, so the write never delays a tick;
         `workers` (64) concurrent sends; `queue_size` (100k) ticks wait at most."""
@@ -79,7 +81,7 @@ class Adapter:
         self._clock = ping_clock
         self._metrics = metrics
         self._leadership = leadership
-        self._min_interval = min_interval
+        self._limits = limits
         self._jitter = jitter
         self._catchup = catchup
         self._lead = lead
@@ -105,8 +107,8 @@ class Adapter:
             logger.info("PingSource %s deleted; it no longer fires.", key)
             return
         try:
-            job = spec.job_of(source, min_interval=self._min_interval, now=self._clock.now())
-        except spec.SpecError as exc:
+            job = spec.job_of(source, limits=self._limits, now=self._clock.now())
+        except pingspec.InvalidSpecError as exc:
             self._forget(key, "invalid")
             if self._reported.get(key) == str(exc):
                 return  # a status-only update: said already

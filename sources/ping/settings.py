@@ -15,9 +15,6 @@ from kevents import settings, tracing
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PingSettings:
-    min_interval: float = 10.0
-    """PING_MIN_INTERVAL_SECONDS (1-60): seconds-field schedules firing more often are
-    rejected; 10 s keeps one declaration from flooding a sink (knative/eventing#5584)."""
     jitter: float = 0.0
     """PING_JITTER_SECONDS (0-0.999): fixed per-source offset spreading a tick's burst; 0
     fires on the second (Knative always adds 0-500 ms; we report lateness instead)."""
@@ -62,7 +59,6 @@ class PingSettings:
         identity = reader.string("POD_NAME") or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
         timeout = reader.integer("K_SINK_TIMEOUT", -1)
         result = cls(
-            min_interval=reader.number("PING_MIN_INTERVAL_SECONDS", 10.0, minimum=1, maximum=60),
             jitter=reader.number("PING_JITTER_SECONDS", 0.0, minimum=0, maximum=0.999),
             catchup=reader.number("PING_CATCHUP_SECONDS", 60.0, minimum=0, maximum=3600),
             workers=reader.integer("PING_WORKERS", 64, minimum=1, maximum=1024),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
+import functools
+
 import pytest
 import yaml
 from kubernetes_asyncio import client
@@ -9,8 +12,10 @@ from kubernetes_asyncio import client
 from controller import availability
 from controller.pingsource import adapter, reconciler
 from kevents import kubeapi
+from tests import manualclock, waiting
 from tests.cluster import REPO, Kube
 from tests.integration import controllers as c
+from tests.integration import pingsupport
 
 pytestmark = pytest.mark.cluster
 
@@ -84,21 +89,29 @@ async def test_valid_source_is_ready_with_sink_uri_and_ce_attributes(
 
 
 INVALID = {
+    "never-fires": (
+        {"schedule": "0 0 31 2 *"}, "InvalidSchedule",
+        "spec.schedule: '0 0 31 2 *' never fires: no date matches it within 5 years",
+    ),
+    "seconds-below-the-floor": (
+        {"schedule": "*/5 * * * * *"}, "InvalidSchedule",
+        "spec.schedule: '*/5 * * * * *' fires every 5 s; the minimum interval is 10 s",
+    ),
     "four-fields": (
         {"schedule": "* * * *"}, "InvalidSchedule",
-        "invalid value: expected 5 to 6 fields, found 4: [* * * *]: spec.schedule",
+        "spec.schedule: expected 5 to 6 fields, found 4: [* * * *]",
     ),
     "minute-out-of-range": (
         {"schedule": "61 * * * *"}, "InvalidSchedule",
-        "invalid value: end of range (61) above maximum (59): 61: spec.schedule",
+        "spec.schedule: minute field '61': end of range (61) above maximum (59): 61",
     ),
     "bad-timezone": (
         {"schedule": "0 * * * *", "timezone": "Mars/Olympus"}, "InvalidTimezone",
-        "provided bad location Mars/Olympus",
+        "spec.timezone: provided bad location Mars/Olympus",
     ),
     "json-array": (
         {"contentType": "application/json", "data": "[1, 2]"}, "InvalidData",
-        "application/json data must be a JSON object: spec.data",
+        "spec.data: data is not a JSON object (contentType is application/json)",
     ),
 }  # fmt: skip
 
@@ -120,7 +133,7 @@ async def test_invalid_spec_sets_ready_false_with_the_parse_error(
         dep = await api.get(availability.DEPLOYMENTS, namespace, adapter.NAME)
     ready = c.condition(source, "Ready")
     assert ready["reason"] == reason
-    assert message in ready["message"]
+    assert ready["message"].startswith(message)
     assert "sinkUri" not in source["status"]  # the adapter never fires it
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == c.PING_IMAGE
 
@@ -134,3 +147,52 @@ def test_data_and_data_base64_together_are_rejected_with_a_readable_message(
     )  # fmt: skip
     assert proc.returncode != 0
     assert "expected exactly one, got both: data, dataBase64" in proc.stderr
+
+
+SINK = "http://127.0.0.1:9/"
+"""Never contacted: the adapter's clock does not move."""
+PARITY = {
+    "defaults": ({}, None),
+    "madrid-every-minute": ({"schedule": "*/1 * * * *", "timezone": "Europe/Madrid"}, None),
+    "seconds-at-the-floor": ({"schedule": "*/10 * * * * *"}, None),
+    "leap-day": ({"schedule": "0 0 29 2 *"}, None),
+    "feb-31-or-monday": ({"schedule": "0 0 31 2 1"}, None),
+    "json-with-charset": ({"contentType": "application/json; charset=utf-8",
+                           "data": '{"a": 1}'}, None),
+    "feb-31": ({"schedule": "0 0 31 2 *"}, "InvalidSchedule"),
+    "every-five-seconds": ({"schedule": "*/5 * * * * *"}, "InvalidSchedule"),
+    "every-second": ({"schedule": "* * * * * *"}, "InvalidSchedule"),
+    "dow-7": ({"schedule": "0 0 * * 7"}, "InvalidSchedule"),
+    "fixed-offset-zone": ({"timezone": "UTC+8"}, "InvalidTimezone"),
+    "zone-twice": ({"schedule": "TZ=UTC * * * * *", "timezone": "UTC"}, "InvalidTimezone"),
+    "json-array": ({"contentType": "application/json", "data": "[1]"}, "InvalidData"),
+    "bad-media-type": ({"contentType": "json", "data": "{}"}, "InvalidData"),
+}  # fmt: skip
+"""Specs the CRD admits; the controller's verdict (Ready, reason) and the adapter's (fires)."""
+
+
+async def test_the_adapter_fires_exactly_the_sources_the_controller_marks_ready(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    api = kubeapi.KubeApi(api_client)
+    # The adapter alone first: its own rules decide (the status has a sink, no conditions).
+    clock = manualclock.ManualClock(datetime.datetime.now(datetime.UTC))
+    async with pingsupport.replica(api_client, clock, namespace) as running:
+        for name, (spec, _) in PARITY.items():
+            await pingsupport.create(api_client, namespace, name, SINK, **spec)
+        await pingsupport.create(api_client, namespace, "sentinel", SINK)  # its events come last
+        await waiting.until(lambda: f"{namespace}/sentinel" in running.adapter.jobs)
+        fires = {name: f"{namespace}/{name}" in running.adapter.jobs for name in PARITY}
+    # Then the controller, on the same stored objects.
+    kube.apply(ADAPTER, namespace)
+    verdicts: dict[str, str | None] = {}
+    async with c.running(api_client, namespace, ["PingSource"]):
+        for name in PARITY:
+            source = await c.eventually(
+                functools.partial(api.get, PINGS, namespace, name),
+                lambda s: c.condition(s, "Ready").get("status") in ("True", "False"),
+            )
+            ready = c.condition(source, "Ready")
+            verdicts[name] = None if ready["status"] == "True" else ready["reason"]
+    assert verdicts == {name: reason for name, (_, reason) in PARITY.items()}
+    assert fires == {name: reason is None for name, (_, reason) in PARITY.items()}

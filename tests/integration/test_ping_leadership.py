@@ -8,7 +8,7 @@ import contextlib
 import pytest
 from kubernetes_asyncio import client
 
-from kevents import kubeapi, leadership
+from kevents import kubeapi, leadership, pingspec
 from sources.ping import clock
 from tests import cluster, waiting
 from tests.integration import pingsupport
@@ -16,6 +16,8 @@ from tests.integration import pingsupport
 pytestmark = pytest.mark.cluster
 
 LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD = 3.0, 2.0, 0.5
+EVERY_SECOND = pingspec.Limits(min_interval=1)
+"""Ticks every second show a handover within seconds (production keeps the 10 s floor)."""
 
 
 def elector(api: client.ApiClient, namespace: str, identity: str) -> leadership.LeaderElector:
@@ -40,7 +42,7 @@ async def test_two_replicas_deliver_each_tick_once_and_hand_over_on_a_crash(
         sink = await stack.enter_async_context(pingsupport.serve_sink())
         replicas = [
             await stack.enter_async_context(
-                pingsupport.replica(api_client, system, namespace, elector=e, min_interval=1)
+                pingsupport.replica(api_client, system, namespace, elector=e, limits=EVERY_SECOND)
             )
             for e in (first, second)
         ]

@@ -15,7 +15,7 @@ from sources.ping import clock
 from tests import cluster
 from tests.integration import pingsupport
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 
 @pytest.mark.timeout(100)

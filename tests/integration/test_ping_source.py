@@ -77,7 +77,7 @@ async def test_changes_and_deletes_take_effect_without_restart(
     clock = manualclock.ManualClock(BEFORE)
     objects = client.CustomObjectsApi(api_client)
     async with pingsupport.serve_sink() as sink:
-        async with pingsupport.replica(api_client, clock, namespace, min_interval=1) as running:
+        async with pingsupport.replica(api_client, clock, namespace) as running:
             await pingsupport.create(api_client, namespace, "live", sink.url,
                                      data="one", contentType="text/plain")  # fmt: skip
             key = f"{namespace}/live"

@@ -1,85 +1,87 @@
-"""Pure parts of the PingSource reconciler: schedule, timezone and data validation."""
+"""One rule set: what the PingSource reconciler marks Ready is exactly what the adapter fires.
+
+Each spec goes through the controller's entry point (`reconciler.invalid`, whose verdict
+becomes the Ready condition) and the adapter's (`Adapter.handle` of the same object with a
+resolved sink), and both must give the expected verdict.
+"""
 
 from __future__ import annotations
 
+import datetime
+from typing import Any
+
 import pytest
+from prometheus_client import CollectorRegistry
 
-from controller.pingsource import payload, reconciler, schedule
+from controller.pingsource import reconciler
+from kevents import delivery, informer
+from sources.ping import adapter, metrics
+from tests import manualclock
 
-VALID = {
-    "five-fields": ("*/1 * * * *", "", "*/1 * * * *", "UTC"),
-    "seconds-field": ("30 */5 * * * *", "", "30 */5 * * * *", "UTC"),
-    "names-any-case": ("0 9 * jan-Mar MON-fri", "", "0 9 * jan-Mar MON-fri", "UTC"),
-    "question-mark": ("0 0 ? * 1", "", "0 0 ? * 1", "UTC"),
-    "lists-and-steps": ("0,15,30-45/5 * * * *", "", "0,15,30-45/5 * * * *", "UTC"),
-    "descriptor": ("@hourly", "", "@hourly", "UTC"),
-    "timezone-field": ("0 8 * * *", "Europe/Madrid", "0 8 * * *", "Europe/Madrid"),
-    "cron-tz-prefix": ("CRON_TZ=Asia/Tokyo 0 8 * * *", "", "0 8 * * *", "Asia/Tokyo"),
-    "tz-prefix": ("TZ=America/New_York @daily", "", "@daily", "America/New_York"),
-    "extra-spaces": ("  0   8 * * *  ", "", "0 8 * * *", "UTC"),
+NOW = datetime.datetime.now(datetime.UTC)
+
+
+class NoSender:
+    async def send(self, *args: Any, **kwargs: Any) -> delivery.DeliveryResult:
+        raise AssertionError("nothing fires in this test")
+
+
+async def adapter_schedules(spec: dict[str, Any]) -> bool:
+    ping = adapter.Adapter(
+        event_sender=NoSender(),
+        ping_clock=manualclock.ManualClock(NOW),
+        metrics=metrics.PingMetrics(CollectorRegistry()),
+    )
+    source = {
+        "metadata": {"namespace": "ns", "name": "p", "uid": "u"},
+        "spec": {"sink": {"uri": "http://sink.ns/"}, **spec},
+        "status": {"sinkUri": "http://sink.ns/"},
+    }
+    await ping.handle(informer.Change.ADD, source)
+    return "ns/p" in ping.jobs
+
+
+CASES = {
+    "defaults": ({}, None),
+    "every-minute-in-madrid": ({"schedule": "*/1 * * * *", "timezone": "Europe/Madrid"}, None),
+    "seconds-at-the-floor": ({"schedule": "*/10 * * * * *"}, None),
+    "leap-day": ({"schedule": "0 0 29 2 *"}, None),
+    "feb-31-or-monday": ({"schedule": "0 0 31 2 1"}, None),
+    "descriptor-with-prefix": ({"schedule": "CRON_TZ=Asia/Tokyo @daily"}, None),
+    "json-with-charset": ({"contentType": "application/json; charset=utf-8",
+                           "data": '{"a": 1}'}, None),
+    "feb-31": ({"schedule": "0 0 31 2 *"}, "InvalidSchedule"),
+    "feb-30": ({"schedule": "0 0 30 2 *"}, "InvalidSchedule"),
+    "below-the-floor": ({"schedule": "*/5 * * * * *"}, "InvalidSchedule"),
+    "every-second": ({"schedule": "* * * * * *"}, "InvalidSchedule"),
+    "every": ({"schedule": "@every 1m"}, "InvalidSchedule"),
+    "dow-7": ({"schedule": "0 0 * * 7"}, "InvalidSchedule"),
+    "quartz-L": ({"schedule": "0 0 L * *"}, "InvalidSchedule"),
+    "fixed-offset-zone": ({"timezone": "UTC+8"}, "InvalidTimezone"),
+    "zone-twice": ({"schedule": "TZ=UTC * * * * *", "timezone": "UTC"}, "InvalidTimezone"),
+    "both-data": ({"data": "x", "dataBase64": "eA=="}, "InvalidData"),
+    "json-array": ({"contentType": "application/json", "data": "[1]"}, "InvalidData"),
+    "bad-media-type": ({"contentType": "json", "data": "{}"}, "InvalidData"),
+    "unpadded-base64": ({"dataBase64": "eA"}, "InvalidData"),
 }  # fmt: skip
 
 
-@pytest.mark.parametrize(("text", "tz", "expression", "zone"), VALID.values(), ids=VALID.keys())
-def test_valid_schedules(text: str, tz: str, expression: str, zone: str) -> None:
-    assert schedule.parse(text, tz) == schedule.Schedule(expression, zone)
+@pytest.mark.parametrize(("spec", "reason"), CASES.values(), ids=CASES.keys())
+async def test_controller_and_adapter_agree(spec: dict[str, Any], reason: str | None) -> None:
+    verdict = reconciler.invalid(spec)
+    assert (verdict[0] if verdict else None) == reason
+    assert await adapter_schedules(spec) is (reason is None)
 
 
-INVALID = {
-    "every": ("@every 1s", "", "schedule", "@every is not supported"),
-    "unknown-descriptor": ("@fortnightly", "", "schedule", "unrecognized descriptor: @fortnightly"),
-    "too-few": ("* * * *", "", "schedule", "expected 5 to 6 fields, found 4: [* * * *]"),
-    "too-many": ("* * * * * * *", "", "schedule", "expected 5 to 6 fields, found 7"),
-    "not-a-number": ("x * * * *", "", "schedule", "failed to parse int from x"),
-    "above-maximum": ("0 24 * * *", "", "schedule", "end of range (24) above maximum (23): 24"),
-    "below-minimum": ("0 0 0 * *", "", "schedule", "beginning of range (0) below minimum (1): 0"),
-    "dow-seven": ("0 0 * * 7", "", "schedule", "end of range (7) above maximum (6): 7"),
-    "reversed-range": ("5-1 * * * *", "", "schedule", "beginning of range (5) beyond end"),
-    "zero-step": ("*/0 * * * *", "", "schedule", "step of range should be a positive number"),
-    "two-slashes": ("1/2/3 * * * *", "", "schedule", "too many slashes: 1/2/3"),
-    "two-hyphens": ("1-2-3 * * * *", "", "schedule", "too many hyphens: 1-2-3"),
-    "bad-timezone": ("0 * * * *", "Mars/Olympus", "timezone", "provided bad location Mars/Olympus"),
-    "bad-prefix-zone": ("TZ=Nowhere 0 * * * *", "", "schedule", "provided bad location Nowhere"),
-    "fixed-offset": ("0 * * * *", "UTC+8", "timezone", "provided bad location UTC+8"),
-}  # fmt: skip
+def test_the_message_lists_every_problem_with_its_field() -> None:
+    assert reconciler.invalid({"schedule": "0 0 31 2 *", "data": "x", "dataBase64": "eA=="}) == (
+        "InvalidSchedule",
+        "spec.schedule: '0 0 31 2 *' never fires: no date matches it within 5 years; "
+        "spec.data, spec.dataBase64: expected exactly one, got both",
+    )
 
 
-@pytest.mark.parametrize(("text", "tz", "field", "message"), INVALID.values(), ids=INVALID.keys())
-def test_invalid_schedules(text: str, tz: str, field: str, message: str) -> None:
-    with pytest.raises(schedule.ScheduleError) as caught:
-        schedule.parse(text, tz)
-    assert caught.value.field == field
-    assert message in str(caught.value)
-
-
-PAYLOADS = {
-    "text": ("text/plain", "hello", "", None),
-    "json-object": ("application/json", '{"a": 1}', "", None),
-    "json-with-charset": ("application/json; charset=utf-8", '{"a": 1}', "", None),
-    "base64-json-object": ("application/json", "", "eyJhIjogMX0=", None),
-    "base64-binary": ("application/octet-stream", "", "AAEC/w==", None),
-    "nothing": ("", "", "", None),
-    "both": ("", "x", "eA==", "expected exactly one, got both"),
-    "json-array": ("application/json", "[1]", "", "must be a JSON object: spec.data"),
-    "json-broken": ("application/json", "{", "", "invalid JSON for application/json"),
-    "base64-json-array": ("application/json", "", "WzFd", "must be a JSON object: spec.dataBase64"),
-    "base64-invalid": ("", "", "!!!!", "invalid base64"),
-    "bad-media-type": ("json", "{}", "", "invalid media type 'json'"),
-}  # fmt: skip
-
-
-@pytest.mark.parametrize(("ctype", "data", "b64", "error"), PAYLOADS.values(), ids=PAYLOADS.keys())
-def test_payload_validation(ctype: str, data: str, b64: str, error: str | None) -> None:
-    if error is None:
-        payload.validate(ctype, data, b64)
-        return
-    with pytest.raises(payload.PayloadError) as caught:
-        payload.validate(ctype, data, b64)
-    assert error in str(caught.value)
-
-
-def test_defaults_are_valid_and_ce_attributes_name_the_source() -> None:
-    assert reconciler.invalid({}) is None
+def test_ce_attributes_name_the_source() -> None:
     assert reconciler.ce_attributes("ns", "p") == [
         {"type": "dev.knative.sources.ping", "source": "/apis/v1/namespaces/ns/pingsources/p"}
     ]
