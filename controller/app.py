@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 
-from kubernetes_asyncio import client, config
+from kubernetes_asyncio import client
 from prometheus_client import CollectorRegistry
 
 from controller import context, manager, metrics, settings
@@ -31,16 +30,6 @@ from kevents import metrics as kmetrics
 from kevents import settings as ksettings
 
 logger = logging.getLogger(__name__)
-
-
-async def api_client() -> client.ApiClient:
-    """In-cluster config inside a pod, else $KUBECONFIG / ~/.kube/config."""
-    cfg = client.Configuration()
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-    else:
-        await config.load_kube_config(client_configuration=cfg)
-    return client.ApiClient(configuration=cfg)
 
 
 class Leading:
@@ -67,6 +56,8 @@ class Leading:
                 lost.cancel()
         finally:
             self.gauge.leader.set(0)
+        if not self.elector.lost.is_set():
+            return  # the reconcilers ended on their own: the runner shuts down
         logger.error("Stopped reconciling: this replica may have lost the Lease.")
         raise leadership.LeadershipLost(f"{self.elector.identity} stopped leading")
 
@@ -77,7 +68,7 @@ async def main() -> int:
     registry = CollectorRegistry()
     readiness = probes.Readiness()
     observed = metrics.ControllerMetrics(registry)
-    async with await api_client() as raw:
+    async with client.ApiClient(configuration=await kubeapi.configuration()) as raw:
         api = kubeapi.KubeApi(raw)
         elector = leadership.LeaderElector(
             api, namespace=cfg.system_namespace, name=cfg.lease_name, identity=cfg.identity,
