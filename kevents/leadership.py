@@ -8,12 +8,16 @@ Timing follows client-go's leaderelection, skew-proof: a candidate judges expiry
 monotonic clock (how long the record it observed has stayed unchanged), never by comparing
 the record's `renewTime` with its wall clock. The leader counts itself leader only while its
 last successful renewal *started* less than `renew_deadline` ago (`is_leader`), and
-`renew_deadline < lease_duration`, so it stops working before anyone may take over.
+`renew_deadline < lease_duration`, so it stops working before anyone may take over. Each
+round of renewal attempts is cut at that deadline (a hung apiserver cannot keep `leading`
+set past it), and every Lease request has a `retry_period` timeout.
 
 `record(annotations)` is a fenced write: it succeeds only while this replica still holds the
 Lease, so work committed through it (e.g. "tick T is being fired") is never committed by two
-replicas. Losing the Lease clears `leading` at once; with `rejoin=True` the elector becomes a
-candidate again, else `run()` raises `LeadershipLost` (controller-runtime's choice: exit).
+replicas. Losing the Lease clears `leading` and sets `lost` at once (work gated on them
+stops: the controller cancels its reconcilers); with `rejoin=True` the elector becomes a
+candidate again (the ping adapter), else `run()` raises `LeadershipLost` (the controller,
+controller-runtime's choice: exit and restart as a candidate).
 `stop()` (the runner's hook) releases the Lease so a standby takes over immediately.
 """
 
