@@ -9,8 +9,10 @@ again", and the reconcile recomputes the desired state from the whole spec. That
 we need for compatibility (same status after any sequence of events, no kopf annotations on
 the user's objects, deletion is plain garbage collection -- except a Subscription, which
 keeps Knative's finalizer until its entry is out of the channel) and what we can test: a
-reconcile is one async function from object to status. The machinery it needs is
-small and already written here:
+kind's reconcile is one async function from object to status, and one generic reconciler
+(`lifecycle.py`, knative/pkg's generated reconcilers) does the get, deletion, finalizers,
+observedGeneration and guarded status write around it for every kind. The machinery it
+needs is small and already written here:
 
     workqueue.py    per-key dedupe, never two workers on one key, exponential requeue
     tracking.py     re-reconcile an object when its sink (or any ref) changes; one shared
@@ -28,6 +30,8 @@ Modules
     apis/               CRD schemas (rendered to manifests/300-*.yaml by hack/update-crds)
     context.py          what each kind's `wiring.build(ctx)` gets: clients, tracker, options
     reconciling.py      the Reconciler seam, ReconcileError, keys and owner references
+    lifecycle.py        the generic reconciler: a `Kind` implements reconcile/finalize; get,
+                        deletion, finalizers, observedGeneration, status write done once
     statuses.py         status write-back: merge patch of what changed, resourceVersion-guarded
     dependencies.py     resolve destinations/read referenced objects, remembered for tracking
     availability.py     a Deployment's Available -> Deployed / DispatcherReady

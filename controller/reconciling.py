@@ -1,8 +1,9 @@
 """What every reconciler shares: the `Reconciler` seam, `ReconcileError`, object keys.
 
 A reconciler is one async function from a key (`namespace/name`) to the object's desired
-state and status; the generic `loop.Controller` calls it. A step that cannot complete
-raises `ReconcileError` carrying the conditions reached so far: the reconciler has written
+state and status; `loop.Controller` calls it. Every kind's is a `lifecycle.GenericReconciler`
+around the kind's own `reconcile`/`finalize`. A step that cannot complete raises
+`ReconcileError` carrying the conditions reached so far: the generic reconciler writes
 them, and the loop requeues the key with backoff.
 """
 
@@ -24,9 +25,10 @@ class Reconciler(Protocol):
 class ReconcileError(errors.KeventsError):
     """The object could not reach its desired state this time; retry with backoff.
 
-    `conditions` is the status reached so far, written before the key is requeued."""
+    `conditions` is the status reached so far, written before the key is requeued (None:
+    nothing to write, e.g. the object may not be this controller's)."""
 
-    def __init__(self, message: str, conds: conditions.Conditions) -> None:
+    def __init__(self, message: str, conds: conditions.Conditions | None = None) -> None:
         self.conditions = conds
         super().__init__(message)
 

@@ -38,8 +38,9 @@ async def write(
     status: kubeapi.Json,
     conds: conditions.Conditions,
     keep: Collection[str] = KEEP,
-) -> bool:
-    """Patch `obj`'s status to `status` + `conds`; returns whether anything was written.
+) -> kubeapi.Json | None:
+    """Patch `obj`'s status to `status` + `conds`; returns the object as written, None when
+    nothing changed (and nothing was sent).
 
     The patch carries the object's resourceVersion: if it changed since it was read, the
     apiserver answers 409 and the key is reconciled again from a fresh read."""
@@ -50,9 +51,9 @@ async def write(
             new[key] = old[key]
     diff = patch(old, new, keep)
     if diff is None:
-        return False
+        return None
     meta = obj["metadata"]
-    await api.merge_patch(
+    written = await api.merge_patch(
         resource,
         meta["namespace"],
         meta["name"],
@@ -66,7 +67,7 @@ async def write(
             f" ({ready.reason}: {ready.message})" if ready.reason else "",
             extra={"namespace": meta["namespace"], "object_name": meta["name"], "kind": kind},
         )  # fmt: skip
-    return True
+    return written
 
 
 def old_ready(status: kubeapi.Json) -> str:

@@ -3,19 +3,26 @@
 Order as in knative/eventing `pkg/reconciler/apiserversource`: resolve the sink
 (SinkProvided), resolve the namespaces, check the ServiceAccount's permissions
 (SufficientPermissions), apply the adapter Deployment, propagate its availability
-(Deployed), then publish `ceAttributes`. A failed step writes status and raises
-`ReconcileError`, so the key is requeued with backoff (and the tracker requeues it sooner
-when the sink appears). Deletion needs nothing: the Deployment carries an owner reference
-and is garbage-collected.
+(Deployed), then publish `ceAttributes`. A failed step raises `ReconcileError`: the
+generic reconciler (`lifecycle.py`) writes the status reached and requeues with backoff
+(and the tracker requeues it sooner when the sink appears). Deletion needs nothing: the
+Deployment carries an owner reference and is garbage-collected.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import cast
 
-from controller import availability, conditions, discovery, reconciling, sinks, statuses, tracking
+from controller import (
+    availability,
+    conditions,
+    discovery,
+    lifecycle,
+    reconciling,
+    sinks,
+    statuses,
+)
 from controller.apiserversource import adapter, permissions
 from kevents import kubeapi
 
@@ -39,9 +46,6 @@ EVENT_TYPES = {
 }
 
 
-ReconcileError = reconciling.ReconcileError
-
-
 def deployed_condition(
     conds: conditions.Conditions, deployment: kubeapi.Json
 ) -> conditions.Conditions:
@@ -56,146 +60,115 @@ def ce_attributes(mode: str, source: str) -> list[dict[str, str]]:
 status_patch = statuses.patch
 
 
-class Reconciler:
+class Reconciler(lifecycle.Kind):
     kind = "ApiServerSource"
+    resource = APISERVERSOURCES
+    condition_set = CONDITION_SET
 
     def __init__(
         self,
         api: kubeapi.KubeApi,
         kinds: discovery.Discovery,
-        tracker: tracking.Scope,
         adapter_config: Callable[[], adapter.AdapterConfig],
         *,
         ce_source: str,
     ) -> None:
         self.api = api
         self.kinds = kinds
-        self.tracker = tracker
         self.adapter_config = adapter_config
-        self.resolver = sinks.Resolver(api, kinds)
         self.ce_source = ce_source
 
-    async def reconcile(self, key: str) -> None:
-        namespace, name = key.split("/", 1)
-        source = await self.api.get_or_none(APISERVERSOURCES, namespace, name)
-        if source is None or source["metadata"].get("deletionTimestamp"):
-            self.tracker.forget(key)
-            return
-        status: kubeapi.Json = {"observedGeneration": source["metadata"].get("generation", 0)}
-        conds = CONDITION_SET.initial((source.get("status") or {}).get("conditions") or [])
-        conds = conds.mark_true(OIDC_IDENTITY_CREATED, OIDC_DISABLED)
-        try:
-            conds = await self._reconcile(key, source, status, conds)
-        except ReconcileError as failure:
-            await self._write(source, status, failure.conditions)
-            raise
-        await self._write(source, status, conds)
-
-    async def _reconcile(
-        self, key: str, source: kubeapi.Json, status: kubeapi.Json, conds: conditions.Conditions
-    ) -> conditions.Conditions:
-        meta, spec = source["metadata"], source.get("spec") or {}
-        namespace, name = meta["namespace"], meta["name"]
-
+    async def reconcile(self, source: kubeapi.Json, state: lifecycle.State) -> None:
+        spec = source.get("spec") or {}
+        state.mark_true(OIDC_IDENTITY_CREATED, OIDC_DISABLED)
         # 1. Sink.
-        destination = cast(sinks.DestinationDict, spec.get("sink") or {})
-        try:
-            ref = sinks.ref_of(destination, namespace)
-            if ref is not None:
-                resource = await self.resolver.resource_of(ref)
-                self.tracker.track_only(key, [(resource, ref.namespace, ref.name)])
-            else:
-                self.tracker.forget(key)
-            address = await self.resolver.resolve(destination, namespace)
-        except sinks.SinkError as exc:
-            conds = conds.mark_false(SINK_PROVIDED, exc.reason, exc.message)
-            raise ReconcileError(f"{key}: {exc.message}", conds) from exc
-        status["sinkUri"] = address.url
-        if address.ca_certs:
-            status["sinkCACerts"] = address.ca_certs
-        if address.audience:
-            status["sinkAudience"] = address.audience
-        conds = conds.mark_true(SINK_PROVIDED)
-
+        address = await state.resolve(spec.get("sink"), SINK_PROVIDED)
+        state.set_address("sink", address)
         # 2. Namespaces.
-        selector = spec.get("namespaceSelector")
-        all_namespaces = selector is not None and not (
-            selector.get("matchLabels") or selector.get("matchExpressions")
-        )
-        if selector is None:
-            namespaces = [namespace]
-        else:
-            listed = await self.api.request(
-                "GET",
-                NAMESPACES.path(),
-                query=[("labelSelector", adapter.selector_string(selector))],
-            )
-            namespaces = sorted(str(n["metadata"]["name"]) for n in listed.get("items", []))
-        status["namespaces"] = namespaces
-
+        namespaces = await self._namespaces(source)
+        state.status["namespaces"] = namespaces
         # 3. Permissions (plurals from discovery).
+        watches = await self._permissions(source, namespaces, state)
+        # 4. Deployment.
+        await self._deployment(source, address, namespaces, watches, state)
+        # 5. Event types.
+        state.status["ceAttributes"] = ce_attributes(
+            spec.get("mode") or "Reference", self.ce_source
+        )
+
+    async def _namespaces(self, source: kubeapi.Json) -> list[str]:
+        """The source's namespace, or those its `namespaceSelector` selects."""
+        selector = (source.get("spec") or {}).get("namespaceSelector")
+        if selector is None:
+            return [source["metadata"]["namespace"]]
+        listed = await self.api.request(
+            "GET", NAMESPACES.path(), query=[("labelSelector", adapter.selector_string(selector))]
+        )
+        return sorted(str(n["metadata"]["name"]) for n in listed.get("items", []))
+
+    async def _permissions(
+        self, source: kubeapi.Json, namespaces: list[str], state: lifecycle.State
+    ) -> list[adapter.Watch]:
+        """SufficientPermissions: may the ServiceAccount get, list and watch everything?"""
+        spec = source.get("spec") or {}
         watches: list[adapter.Watch] = []
         for entry in spec.get("resources") or []:
             try:
                 resource = await self.kinds.resource_for(entry["apiVersion"], entry["kind"])
             except discovery.UnknownKind as exc:
-                conds = conds.mark_false(SUFFICIENT_PERMISSIONS, "UnknownResource", str(exc))
-                raise ReconcileError(f"{key}: {exc}", conds) from exc
+                state.mark_false(SUFFICIENT_PERMISSIONS, "UnknownResource", str(exc))
+                raise state.fail(str(exc)) from exc
             watches.append(adapter.Watch(resource, entry.get("selector")))
-        sa = spec.get("serviceAccountName") or "default"
-        subject = permissions.user(namespace, sa)
+        subject = permissions.user(source["metadata"]["namespace"], service_account(spec))
+        selector = spec.get("namespaceSelector")
         todo = permissions.checks(
-            [w.resource for w in watches],
-            namespaces,
-            all_namespaces=all_namespaces,
-            namespace_selector=selector is not None,
-        )
+            [w.resource for w in watches], namespaces,
+            all_namespaces=all_namespaces(selector), namespace_selector=selector is not None,
+        )  # fmt: skip
         denied = await permissions.missing(self.api, subject, todo)
         if denied:
             message = permissions.message(subject, denied)
-            conds = conds.mark_false(SUFFICIENT_PERMISSIONS, permissions.REASON, message)
-            raise ReconcileError(f"{key}: {message}", conds)
-        conds = conds.mark_true(SUFFICIENT_PERMISSIONS)
+            state.mark_false(SUFFICIENT_PERMISSIONS, permissions.REASON, message)
+            raise state.fail(message)
+        state.mark_true(SUFFICIENT_PERMISSIONS)
+        return watches
 
-        # 4. Deployment.
-        mode = spec.get("mode") or "Reference"
+    async def _deployment(
+        self, source: kubeapi.Json, address: sinks.Address, namespaces: list[str],
+        watches: list[adapter.Watch], state: lifecycle.State,
+    ) -> None:  # fmt: skip
+        """Apply the adapter Deployment; Deployed follows its availability."""
+        meta, spec = source["metadata"], source.get("spec") or {}
+        namespace, selector = meta["namespace"], spec.get("namespaceSelector")
         inputs = adapter.Inputs(
-            name=name,
-            namespace=namespace,
-            uid=meta["uid"],
-            service_account=sa,
-            sink_uri=address.url,
-            sink_ca_certs=address.ca_certs,
-            sink_audience=address.audience,
+            name=meta["name"], namespace=namespace, uid=meta["uid"],
+            service_account=service_account(spec), sink_uri=address.url,
+            sink_ca_certs=address.ca_certs, sink_audience=address.audience,
             source_config=adapter.source_config(
-                watches,
-                namespaces=namespaces,
-                all_namespaces=all_namespaces,
-                mode=mode,
-                owner=spec.get("owner"),
+                watches, namespaces=namespaces, all_namespaces=all_namespaces(selector),
+                mode=spec.get("mode") or "Reference", owner=spec.get("owner"),
             ),
             ce_overrides=spec.get("ceOverrides"),
-        )
+        )  # fmt: skip
         desired = adapter.deployment(inputs, self.adapter_config())
         dep_name = desired["metadata"]["name"]
         existing = await self.api.get_or_none(adapter.DEPLOYMENTS, namespace, dep_name)
         if existing is not None and not reconciling.controlled_by(existing, meta["uid"]):
             message = f"Deployment '{dep_name}' exists and is not owned by this ApiServerSource."
-            conds = conds.mark_false(DEPLOYED, "DeploymentNotOwned", message)
-            raise ReconcileError(f"{key}: {message}", conds)
+            state.mark_false(DEPLOYED, "DeploymentNotOwned", message)
+            raise state.fail(message)
         applied = await self.api.apply(adapter.DEPLOYMENTS, namespace, desired, FIELD_MANAGER)
         if existing is None:
-            logger.info("Created Deployment %s for ApiServerSource %s.", dep_name, key)
-        conds = deployed_condition(conds, applied)
+            logger.info("Created Deployment %s for ApiServerSource %s.", dep_name, state.key)
+        state.conditions = deployed_condition(state.conditions, applied)
 
-        # 5. Event types.
-        status["ceAttributes"] = ce_attributes(mode, self.ce_source)
-        return conds
 
-    async def _write(
-        self,
-        source: kubeapi.Json,
-        status: kubeapi.Json,
-        conds: conditions.Conditions,
-    ) -> None:
-        await statuses.write(self.api, APISERVERSOURCES, self.kind, source, status, conds)
+def service_account(spec: kubeapi.Json) -> str:
+    return str(spec.get("serviceAccountName") or "default")
+
+
+def all_namespaces(selector: kubeapi.Json | None) -> bool:
+    """An empty `namespaceSelector` (`{}`) selects every namespace."""
+    return selector is not None and not (
+        selector.get("matchLabels") or selector.get("matchExpressions")
+    )

@@ -7,15 +7,16 @@ sinks come through the tracker, config-* changes through `Manager`.
 
 from __future__ import annotations
 
-from controller import context, loop
+from controller import context, lifecycle, loop
 from controller.apiserversource import adapter, reconciler
 
 
 def build(ctx: context.Context) -> loop.Controller:
     queue, scope = ctx.queue_and_scope(reconciler.Reconciler.kind)
-    rec = reconciler.Reconciler(
-        ctx.api, ctx.kinds, scope, ctx.config.adapter_config, ce_source=ctx.api.host
+    source = reconciler.Reconciler(
+        ctx.api, ctx.kinds, ctx.config.adapter_config, ce_source=ctx.api.host
     )
+    rec = lifecycle.GenericReconciler(ctx.api, ctx.kinds, source, scope)
     watches = [
         loop.primary(reconciler.APISERVERSOURCES),
         loop.owned(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 
-from controller import availability, conditions, context, reconciling, statuses
+from controller import availability, conditions, context, lifecycle, reconciling
 from controller.containersource import resources
 from controller.sinkbinding import reconciler as sinkbinding
 from kevents import kubeapi
@@ -47,29 +47,49 @@ def propagate_binding(conds: conditions.Conditions, binding: kubeapi.Json) -> co
     return conds.mark_unknown(SINK_BINDING_READY, "", "")
 
 
-class Reconciler:
+class Reconciler(lifecycle.Kind):
     kind = KIND
+    resource = CONTAINERSOURCES
+    condition_set = CONDITION_SET
 
     def __init__(self, ctx: context.Context) -> None:
         self.api = ctx.api
 
-    async def reconcile(self, key: str) -> None:
-        namespace, name = reconciling.split(key)
-        source = await self.api.get_or_none(CONTAINERSOURCES, namespace, name)
-        if source is None or source["metadata"].get("deletionTimestamp"):
-            return
-        status: kubeapi.Json = {"observedGeneration": source["metadata"].get("generation", 0)}
-        conds = CONDITION_SET.initial((source.get("status") or {}).get("conditions") or [])
-        try:
-            conds = await self._reconcile(key, source, status, conds)
-        except reconciling.ReconcileError as failure:
-            await self._write(source, status, failure.conditions)
-            raise
-        await self._write(source, status, conds)
+    async def reconcile(self, source: kubeapi.Json, state: lifecycle.State) -> None:
+        meta = source["metadata"]
+        # 1. The SinkBinding.
+        binding = await self._owned_apply(
+            sinkbinding.SINKBINDINGS, source, resources.sinkbinding(source), SINK_BINDING_READY,
+            state,
+        )  # fmt: skip
+        state.conditions = propagate_binding(state.conditions, binding)
+        bstatus = binding.get("status") or {}
+        for field in SINK_FIELDS:
+            if bstatus.get(field):
+                state.status[field] = bstatus[field]
+        state.status["ceAttributes"] = resources.ce_attributes(source)
+
+        # 2. The Deployment, once there is a sink to give it.
+        sink = sinkbinding.sink_of(binding)
+        name = resources.deployment_name(meta["name"])
+        if sink is None:
+            dep = await self.api.get_or_none(availability.DEPLOYMENTS, meta["namespace"], name)
+            if dep is None:
+                state.mark_unknown(
+                    RECEIVE_ADAPTER_READY, "SinkNotResolved",
+                    f"The Deployment '{name}' is created once the sink resolves.",
+                )  # fmt: skip
+                return
+        else:
+            dep = await self._owned_apply(
+                availability.DEPLOYMENTS, source, resources.deployment(source, sink),
+                RECEIVE_ADAPTER_READY, state,
+            )  # fmt: skip
+        state.conditions = availability.propagate(state.conditions, RECEIVE_ADAPTER_READY, dep)
 
     async def _owned_apply(
         self, resource: kubeapi.Resource, source: kubeapi.Json, desired: kubeapi.Json,
-        condition: str, conds: conditions.Conditions, key: str,
+        condition: str, state: lifecycle.State,
     ) -> kubeapi.Json:  # fmt: skip
         """Server-side apply of a child, refusing to take over one the source does not own."""
         meta = desired["metadata"]
@@ -79,47 +99,11 @@ class Reconciler:
         ):
             kind = desired["kind"]
             message = f"{kind} '{meta['name']}' exists and is not owned by this ContainerSource."
-            conds = conds.mark_false(condition, f"{kind}NotOwned", message)
-            raise reconciling.ReconcileError(f"{key}: {message}", conds)
+            state.mark_false(condition, f"{kind}NotOwned", message)
+            raise state.fail(message)
         applied = await self.api.apply(resource, meta["namespace"], desired, FIELD_MANAGER)
         if existing is None:
-            logger.info("Created %s %s for ContainerSource %s.", desired["kind"], meta["name"], key)
+            logger.info(
+                "Created %s %s for ContainerSource %s.", desired["kind"], meta["name"], state.key
+            )
         return applied
-
-    async def _reconcile(
-        self, key: str, source: kubeapi.Json, status: kubeapi.Json, conds: conditions.Conditions
-    ) -> conditions.Conditions:
-        meta = source["metadata"]
-        # 1. The SinkBinding.
-        binding = await self._owned_apply(
-            sinkbinding.SINKBINDINGS, source, resources.sinkbinding(source),
-            SINK_BINDING_READY, conds, key,
-        )  # fmt: skip
-        conds = propagate_binding(conds, binding)
-        bstatus = binding.get("status") or {}
-        for field in SINK_FIELDS:
-            if bstatus.get(field):
-                status[field] = bstatus[field]
-        status["ceAttributes"] = resources.ce_attributes(source)
-
-        # 2. The Deployment, once there is a sink to give it.
-        sink = sinkbinding.sink_of(binding)
-        name = resources.deployment_name(meta["name"])
-        if sink is None:
-            existing = await self.api.get_or_none(availability.DEPLOYMENTS, meta["namespace"], name)
-            if existing is None:
-                return conds.mark_unknown(
-                    RECEIVE_ADAPTER_READY, "SinkNotResolved",
-                    f"The Deployment '{name}' is created once the sink resolves.",
-                )  # fmt: skip
-            return availability.propagate(conds, RECEIVE_ADAPTER_READY, existing)
-        dep = await self._owned_apply(
-            availability.DEPLOYMENTS, source, resources.deployment(source, sink),
-            RECEIVE_ADAPTER_READY, conds, key,
-        )  # fmt: skip
-        return availability.propagate(conds, RECEIVE_ADAPTER_READY, dep)
-
-    async def _write(
-        self, source: kubeapi.Json, status: kubeapi.Json, conds: conditions.Conditions
-    ) -> None:
-        await statuses.write(self.api, CONTAINERSOURCES, self.kind, source, status, conds)

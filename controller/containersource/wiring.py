@@ -4,14 +4,14 @@ handler). A binding's status change (sink resolved or changed) wakes its source 
 
 from __future__ import annotations
 
-from controller import availability, context, loop
+from controller import availability, context, lifecycle, loop
 from controller.containersource import reconciler, resources
 from controller.sinkbinding import reconciler as sinkbinding
 
 
 def build(ctx: context.Context) -> loop.Controller:
     queue, _ = ctx.queue_and_scope(reconciler.KIND)
-    rec = reconciler.Reconciler(ctx)
+    rec = lifecycle.GenericReconciler(ctx.api, ctx.kinds, reconciler.Reconciler(ctx))
     label = f"sources.knative.dev/source={resources.CONTROLLER_AGENT}"
     watches = [
         loop.primary(reconciler.CONTAINERSOURCES),
