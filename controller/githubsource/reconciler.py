@@ -29,18 +29,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import cast
 
-from controller import (
-    availability,
-    conditions,
-    context,
-    dependencies,
-    reconciling,
-    sinks,
-    statuses,
-    tracking,
-)
+from controller import availability, conditions, context, lifecycle, reconciling, sinks
 from controller.githubsource import adapter, githubapi, hook, secrets, webhooks
 from kevents import kubeapi
 
@@ -58,137 +48,141 @@ CONDITION_SET = conditions.ConditionSet(
     (SECRETS_PROVIDED, SINK_PROVIDED, DEPLOYED, WEBHOOK_CONFIGURED)
 )
 TOKENS = (("accessToken", "AccessTokenNotFound"), ("secretToken", "SecretTokenNotFound"))
-ReconcileError = reconciling.ReconcileError
 
 
-class Reconciler:
+class Reconciler(lifecycle.Kind):
     kind = KIND
+    resource = GITHUBSOURCES
+    condition_set = CONDITION_SET
+    finalizer = FINALIZER
 
-    def __init__(
-        self, ctx: context.Context, scope: tracking.Scope, config: Callable[[], adapter.Config]
-    ) -> None:
+    def __init__(self, ctx: context.Context, config: Callable[[], adapter.Config]) -> None:
         self.api = ctx.api
-        self.kinds = ctx.kinds
-        self.scope = scope
         self.config = config
         self.hooks = webhooks.Webhooks()
 
-    async def reconcile(self, key: str) -> None:
-        namespace, name = reconciling.split(key)
-        source = await self.api.get_or_none(GITHUBSOURCES, namespace, name)
-        if source is None:
-            self._forget(key)
-            return
-        meta = source["metadata"]
-        if meta.get("deletionTimestamp"):
-            await self._finalize(key, source)
-            return
-        finalizers = list(meta.get("finalizers") or [])
-        if FINALIZER not in finalizers:
-            source = await self._set_finalizers(source, [*finalizers, FINALIZER])
-        old = source.get("status") or {}
-        status: kubeapi.Json = {"observedGeneration": source["metadata"].get("generation", 0)}
-        if old.get("webhookIDKey"):
-            status["webhookIDKey"] = old["webhookIDKey"]
-        conds = CONDITION_SET.initial(old.get("conditions") or [])
-        deps = dependencies.Dependencies(self.api, self.kinds, namespace)
-        try:
-            conds = await self._reconcile(key, source, status, conds, deps)
-        except ReconcileError as failure:
-            await self._write(source, status, failure.conditions)
-            raise
-        finally:
-            self.scope.track_only(key, deps.targets)
-        await self._write(source, status, conds)
-
-    async def _reconcile(
-        self, key: str, source: kubeapi.Json, status: kubeapi.Json,
-        conds: conditions.Conditions, deps: dependencies.Dependencies,
-    ) -> conditions.Conditions:  # fmt: skip
-        meta, spec = source["metadata"], source.get("spec") or {}
-        namespace, repo = meta["namespace"], str(spec.get("ownerAndRepository", ""))
-        api_url, events = str(spec.get("githubAPIURL") or ""), list(spec.get("eventTypes") or [])
-        status["ceAttributes"] = hook.ce_attributes(events, repo, api_url)
-
+    async def reconcile(self, source: kubeapi.Json, state: lifecycle.State) -> None:
+        spec = source.get("spec") or {}
+        old_id = (source.get("status") or {}).get("webhookIDKey")
+        if old_id:
+            state.status["webhookIDKey"] = old_id
+        repo, api_url = str(spec.get("ownerAndRepository", "")), str(spec.get("githubAPIURL") or "")
+        events = list(spec.get("eventTypes") or [])
+        state.status["ceAttributes"] = hook.ce_attributes(events, repo, api_url)
         # 1. Secrets.
-        values: dict[str, secrets.Value] = {}
-        for field_name, reason in TOKENS:
-            try:
-                ref = secrets.selector(spec, field_name)
-                values[field_name] = await secrets.read(self.api, namespace, ref)
-            except secrets.SecretError as exc:
-                conds = conds.mark_false(SECRETS_PROVIDED, reason, exc.message)
-                raise ReconcileError(f"{key}: {exc.message}", conds) from exc
-        conds = conds.mark_true(SECRETS_PROVIDED)
-        token = values["accessToken"].text
-
+        values = await self._secrets(source, state)
         # 2. Sink.
-        try:
-            address = await deps.resolve(cast(sinks.DestinationDict, spec.get("sink") or {}))
-        except sinks.SinkError as exc:
-            conds = conds.mark_false(SINK_PROVIDED, exc.reason, exc.message)
-            raise ReconcileError(f"{key}: {exc.message}", conds) from exc
-        status["sinkUri"] = address.url
-        if address.ca_certs:
-            status["sinkCACerts"] = address.ca_certs
-        if address.audience:
-            status["sinkAudience"] = address.audience
-        conds = conds.mark_true(SINK_PROVIDED)
-
+        address = await state.resolve(spec.get("sink"), SINK_PROVIDED)
+        state.set_address("sink", address)
         # 3. Where the hook lives.
         try:
             where = hook.location(repo, api_url)
         except ValueError as exc:
-            conds = conds.mark_false(WEBHOOK_CONFIGURED, "InvalidSpec", str(exc))
-            raise ReconcileError(f"{key}: {exc}", conds) from exc
-
+            state.mark_false(WEBHOOK_CONFIGURED, "InvalidSpec", str(exc))
+            raise state.fail(str(exc)) from exc
         # 4. The adapter (a hook made for another repository goes first).
-        inputs = adapter.Inputs(
-            name=meta["name"], namespace=namespace, uid=meta["uid"], sink=address,
-            owner_and_repository=repo, event_types=events, api_url=api_url,
-            secret_token=secrets.selector(spec, "secretToken"),
-            secret_version=values["secretToken"].resource_version,
-            service_account=str(spec.get("serviceAccountName") or ""),
-            ce_overrides=spec.get("ceOverrides"),
-        )  # fmt: skip
-        desired = adapter.deployment(inputs, self.config())
-        existing = await self._owned(key, adapter.DEPLOYMENTS, desired, meta["uid"], conds)
-        before = adapter.previous(existing)
-        hook_id = str(status.get("webhookIDKey") or "")
-        if hook_id and before is not None and before != (repo, api_url):
-            await self._relocate(key, token, before, hook_id, conds)
-            status.pop("webhookIDKey", None)
-            self.hooks.forget(key)
-            hook_id = ""
-        applied = await self.api.apply(adapter.DEPLOYMENTS, namespace, desired, FIELD_MANAGER)
-        service = adapter.service(inputs)
-        await self._owned(key, adapter.SERVICES, service, meta["uid"], conds)
-        await self.api.apply(adapter.SERVICES, namespace, service, FIELD_MANAGER)
-        if existing is None:
-            logger.info("Created the receive adapter %s for GitHubSource %s.",
-                        desired["metadata"]["name"], key)  # fmt: skip
-        conds = availability.propagate(conds, DEPLOYED, applied)
-
+        service = await self._adapter(source, address, values, state)
         # 5. The hook.
-        url = hook.receiver_url(service["metadata"]["name"], namespace, spec.get("secure"))
+        url = hook.receiver_url(service["metadata"]["name"], source["metadata"]["namespace"],
+                                spec.get("secure"))  # fmt: skip
         wanted = hook.Hook(url, tuple(events), values["secretToken"].text)
+        hook_id = str(state.status.get("webhookIDKey") or "")
+        token = values["accessToken"].text
         try:
-            status["webhookIDKey"] = await self.hooks.ensure(key, token, where, wanted, hook_id)
+            state.status["webhookIDKey"] = await self.hooks.ensure(
+                state.key, token, where, wanted, hook_id
+            )
         except githubapi.GitHubError as exc:
             reason, verb = (
                 ("ReconciliationFailed", "update") if hook_id else ("CreationFailed", "create")
             )
             message = f"Failed to {verb} the webhook on GitHub: {exc}"
-            conds = conds.mark_false(WEBHOOK_CONFIGURED, reason, message)
-            raise ReconcileError(f"{key}: {message}", conds) from exc
-        return conds.mark_true(WEBHOOK_CONFIGURED)
+            state.mark_false(WEBHOOK_CONFIGURED, reason, message)
+            raise state.fail(message) from exc
+        state.mark_true(WEBHOOK_CONFIGURED)
+
+    async def finalize(self, source: kubeapi.Json, state: lifecycle.State) -> None:
+        """Delete the hook on GitHub; a missing Secret or hook is skipped, any other failure
+        keeps the finalizer (WebhookConfigured False `DeletionFailed`)."""
+        meta, spec = source["metadata"], source.get("spec") or {}
+        hook_id = str(state.status.get("webhookIDKey") or "")
+        if not hook_id:
+            return
+        try:
+            ref = secrets.selector(spec, "accessToken")
+            token = await secrets.read(self.api, meta["namespace"], ref)
+            where = hook.location(str(spec.get("ownerAndRepository", "")),
+                                  str(spec.get("githubAPIURL") or ""))  # fmt: skip
+            await self.hooks.delete(state.key, token.text, where, hook_id)
+        except (secrets.SecretError, ValueError) as exc:
+            logger.warning("Could not delete webhook %s of GitHubSource %s, skipped: %s",
+                           hook_id, state.key, exc)  # fmt: skip
+        except githubapi.GitHubError as exc:
+            message = f"Failed to delete the webhook on GitHub: {exc}"
+            state.mark_false(WEBHOOK_CONFIGURED, "DeletionFailed", message)
+            raise state.fail(message) from exc
+
+    async def forget(self, key: str) -> None:
+        self.hooks.forget(key)
+
+    async def _secrets(
+        self, source: kubeapi.Json, state: lifecycle.State
+    ) -> dict[str, secrets.Value]:
+        """The access and secret tokens (SecretsProvided)."""
+        spec, values = source.get("spec") or {}, {}
+        for field_name, reason in TOKENS:
+            try:
+                ref = secrets.selector(spec, field_name)
+                values[field_name] = await secrets.read(
+                    self.api, source["metadata"]["namespace"], ref
+                )
+            except secrets.SecretError as exc:
+                state.mark_false(SECRETS_PROVIDED, reason, exc.message)
+                raise state.fail(exc.message) from exc
+        state.mark_true(SECRETS_PROVIDED)
+        return values
+
+    async def _adapter(
+        self, source: kubeapi.Json, address: sinks.Address, values: dict[str, secrets.Value],
+        state: lifecycle.State,
+    ) -> kubeapi.Json:  # fmt: skip
+        """Apply the receive adapter Deployment and Service (Deployed); a hook made for the
+        repository or API URL the adapter had before is deleted first. Returns the Service."""
+        meta, spec = source["metadata"], source.get("spec") or {}
+        namespace, repo = meta["namespace"], str(spec.get("ownerAndRepository", ""))
+        api_url = str(spec.get("githubAPIURL") or "")
+        inputs = adapter.Inputs(
+            name=meta["name"], namespace=namespace, uid=meta["uid"], sink=address,
+            owner_and_repository=repo, event_types=list(spec.get("eventTypes") or []),
+            api_url=api_url, secret_token=secrets.selector(spec, "secretToken"),
+            secret_version=values["secretToken"].resource_version,
+            service_account=str(spec.get("serviceAccountName") or ""),
+            ce_overrides=spec.get("ceOverrides"),
+        )  # fmt: skip
+        desired = adapter.deployment(inputs, self.config())
+        existing = await self._owned(adapter.DEPLOYMENTS, desired, meta["uid"], state)
+        before = adapter.previous(existing)
+        hook_id = str(state.status.get("webhookIDKey") or "")
+        if hook_id and before is not None and before != (repo, api_url):
+            await self._relocate(state, values["accessToken"].text, before, hook_id)
+            state.status.pop("webhookIDKey", None)
+            self.hooks.forget(state.key)
+        applied = await self.api.apply(adapter.DEPLOYMENTS, namespace, desired, FIELD_MANAGER)
+        service = adapter.service(inputs)
+        await self._owned(adapter.SERVICES, service, meta["uid"], state)
+        await self.api.apply(adapter.SERVICES, namespace, service, FIELD_MANAGER)
+        if existing is None:
+            logger.info("Created the receive adapter %s for GitHubSource %s.",
+                        desired["metadata"]["name"], state.key)  # fmt: skip
+        state.conditions = availability.propagate(state.conditions, DEPLOYED, applied)
+        return service
 
     async def _relocate(
-        self, key: str, token: str, before: tuple[str, str], hook_id: str,
-        conds: conditions.Conditions,
-    ) -> None:  # fmt: skip
+        self, state: lifecycle.State, token: str, before: tuple[str, str], hook_id: str
+    ) -> None:
         """Delete the hook made for the previous repository/API URL. A refusal (4xx: gone,
         no access any more) is logged and left; no answer or a 5xx is retried."""
+        key = state.key
         try:
             await self.hooks.delete(key, token, hook.location(*before), hook_id)
         except ValueError as exc:
@@ -199,62 +193,18 @@ class Reconciler:
                                hook_id, key, before[0], exc)  # fmt: skip
                 return
             message = f"Failed to delete the webhook on {before[0]}: {exc}"
-            conds = conds.mark_false(WEBHOOK_CONFIGURED, "ReconciliationFailed", message)
-            raise ReconcileError(f"{key}: {message}", conds) from exc
-
-    async def _finalize(self, key: str, source: kubeapi.Json) -> None:
-        meta, spec = source["metadata"], source.get("spec") or {}
-        finalizers = list(meta.get("finalizers") or [])
-        if FINALIZER not in finalizers:
-            self._forget(key)
-            return
-        old = dict(source.get("status") or {})
-        hook_id = str(old.get("webhookIDKey") or "")
-        if hook_id:
-            try:
-                ref = secrets.selector(spec, "accessToken")
-                token = await secrets.read(self.api, meta["namespace"], ref)
-                where = hook.location(str(spec.get("ownerAndRepository", "")),
-                                      str(spec.get("githubAPIURL") or ""))  # fmt: skip
-                await self.hooks.delete(key, token.text, where, hook_id)
-            except (secrets.SecretError, ValueError) as exc:
-                logger.warning("Could not delete webhook %s of GitHubSource %s, skipped: %s",
-                               hook_id, key, exc)  # fmt: skip
-            except githubapi.GitHubError as exc:
-                message = f"Failed to delete the webhook on GitHub: {exc}"
-                conds = CONDITION_SET.initial(old.pop("conditions", None) or [])
-                conds = conds.mark_false(WEBHOOK_CONFIGURED, "DeletionFailed", message)
-                await self._write(source, old, conds)
-                raise ReconcileError(f"{key}: {message}", conds) from exc
-        await self._set_finalizers(source, [f for f in finalizers if f != FINALIZER])
-        self._forget(key)
+            state.mark_false(WEBHOOK_CONFIGURED, "ReconciliationFailed", message)
+            raise state.fail(message) from exc
 
     async def _owned(
-        self, key: str, resource: kubeapi.Resource, desired: kubeapi.Json, uid: str,
-        conds: conditions.Conditions,
-    ) -> kubeapi.Json | None:  # fmt: skip
+        self, resource: kubeapi.Resource, desired: kubeapi.Json, uid: str, state: lifecycle.State
+    ) -> kubeapi.Json | None:
         """The existing child named like `desired`, which must be this source's."""
         meta = desired["metadata"]
         existing = await self.api.get_or_none(resource, meta["namespace"], meta["name"])
         if existing is not None and not reconciling.controlled_by(existing, uid):
             what = desired["kind"]
             message = f"{what} '{meta['name']}' exists and is not owned by this GitHubSource."
-            conds = conds.mark_false(DEPLOYED, f"{what}NotOwned", message)
-            raise ReconcileError(f"{key}: {message}", conds)
+            state.mark_false(DEPLOYED, f"{what}NotOwned", message)
+            raise state.fail(message)
         return existing
-
-    async def _set_finalizers(self, source: kubeapi.Json, finalizers: list[str]) -> kubeapi.Json:
-        meta = source["metadata"]
-        return await self.api.merge_patch(
-            GITHUBSOURCES, meta["namespace"], meta["name"],
-            {"metadata": {"resourceVersion": meta["resourceVersion"], "finalizers": finalizers}},
-        )  # fmt: skip
-
-    async def _write(
-        self, source: kubeapi.Json, status: kubeapi.Json, conds: conditions.Conditions
-    ) -> None:
-        await statuses.write(self.api, GITHUBSOURCES, self.kind, source, status, conds)
-
-    def _forget(self, key: str) -> None:
-        self.scope.forget(key)
-        self.hooks.forget(key)

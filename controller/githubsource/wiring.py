@@ -5,7 +5,7 @@ tracker, config-* changes through `Manager`. Secrets are not watched (the contro
 
 from __future__ import annotations
 
-from controller import context, loop
+from controller import context, lifecycle, loop
 from controller.githubsource import adapter, reconciler
 
 
@@ -20,7 +20,7 @@ def build(ctx: context.Context) -> loop.Controller:
             logging_config=common.logging_config, tracing_config=common.tracing_config,
         )  # fmt: skip
 
-    rec = reconciler.Reconciler(ctx, scope, config)
+    rec = lifecycle.GenericReconciler(ctx.api, ctx.kinds, reconciler.Reconciler(ctx, config), scope)
     selector = f"eventing.knative.dev/source={adapter.CONTROLLER_AGENT}"
     watches = [
         loop.primary(reconciler.GITHUBSOURCES),

@@ -23,10 +23,10 @@ from controller import (
     conditions,
     context,
     dependencies,
+    lifecycle,
     reconciling,
     sinks,
     statuses,
-    tracking,
 )
 from controller.inmemorychannel import service
 from kevents import kubeapi
@@ -51,67 +51,64 @@ CONDITION_SET = conditions.ConditionSet(
 KEEP = statuses.KEEP | {"subscribers"}
 
 
-class Reconciler:
+class Reconciler(lifecycle.Kind):
     kind = service.KIND
+    resource = service.INMEMORYCHANNELS
+    condition_set = CONDITION_SET
+    keep = KEEP
 
-    def __init__(self, ctx: context.Context, scope: tracking.Scope) -> None:
+    def __init__(self, ctx: context.Context) -> None:
         self.api = ctx.api
-        self.kinds = ctx.kinds
-        self.scope = scope
         self.options = ctx.options
 
-    async def reconcile(self, key: str) -> None:
-        namespace, name = reconciling.split(key)
-        imc = await self.api.get_or_none(service.INMEMORYCHANNELS, namespace, name)
-        if imc is None or imc["metadata"].get("deletionTimestamp"):
-            self.scope.forget(key)
-            return
-        status: kubeapi.Json = {"observedGeneration": imc["metadata"].get("generation", 0)}
-        conds = CONDITION_SET.initial((imc.get("status") or {}).get("conditions") or [])
-        deps = dependencies.Dependencies(self.api, self.kinds, namespace)
-        try:
-            conds = await self._reconcile(imc, status, conds, deps)
-        except reconciling.ReconcileError as failure:
-            await self._write(imc, status, failure.conditions)
-            raise
-        finally:
-            self.scope.track_only(key, deps.targets)
-        await self._write(imc, status, conds)
-
-    async def _reconcile(
-        self,
-        imc: kubeapi.Json,
-        status: kubeapi.Json,
-        conds: conditions.Conditions,
-        deps: dependencies.Dependencies,
-    ) -> conditions.Conditions:
+    async def reconcile(self, imc: kubeapi.Json, state: lifecycle.State) -> None:
         meta, spec = imc["metadata"], imc.get("spec") or {}
-        key = f"{meta['namespace']}/{meta['name']}"
-        system, opts = self.options.system_namespace, self.options
-
         # 1. The shared dispatcher: Deployment, Service, ready endpoints.
+        await self._dispatcher(state)
+        # 2. The channel's own Service (ExternalName to the dispatcher).
+        await self._channel_service(imc, state)
+        # 3. Dead letter sink of the channel's default delivery.
+        delivery = cast(dependencies.DeliveryDict | None, spec.get("delivery"))
+        try:
+            resolved = await state.deps.dead_letter_sink(delivery)
+        except sinks.SinkError as exc:
+            state.mark_false(
+                channelable.DEAD_LETTER_SINK_RESOLVED, channelable.DLS_FAILED, exc.message
+            )
+            raise state.fail(exc.message) from exc
+        state.conditions = channelable.mark_dead_letter_sink(
+            state.conditions, state.status, cast(kubeapi.Json | None, resolved)
+        )
+        # 4. Address and policies.
+        address = service.address(meta["name"], meta["namespace"])
+        state.status["address"] = address
+        state.status["addresses"] = [address]
+        state.mark_true(channelable.ADDRESSABLE)
+        state.conditions = channelable.mark_event_policies(state.conditions)
+
+    async def _dispatcher(self, state: lifecycle.State) -> None:
+        """DispatcherReady, ServiceReady and EndpointsReady from the shared dispatcher."""
+        opts = self.options
+        system = opts.system_namespace
         deployment = await self.api.get_or_none(
             availability.DEPLOYMENTS, system, opts.dispatcher_deployment
         )
         if deployment is None:
-            conds = conds.mark_false(
-                DISPATCHER_READY,
-                "DispatcherDeploymentDoesNotExist",
+            state.mark_false(
+                DISPATCHER_READY, "DispatcherDeploymentDoesNotExist",
                 f"Dispatcher Deployment {system}/{opts.dispatcher_deployment} does not exist",
-            )
+            )  # fmt: skip
         else:
-            conds = availability.propagate(conds, DISPATCHER_READY, deployment)
-        dispatcher_svc = await self.api.get_or_none(
-            service.SERVICES, system, opts.dispatcher_service
-        )
-        if dispatcher_svc is None:
-            conds = conds.mark_false(
-                SERVICE_READY,
-                "DispatcherServiceDoesNotExist",
+            state.conditions = availability.propagate(
+                state.conditions, DISPATCHER_READY, deployment
+            )
+        if await self.api.get_or_none(service.SERVICES, system, opts.dispatcher_service) is None:
+            state.mark_false(
+                SERVICE_READY, "DispatcherServiceDoesNotExist",
                 f"Dispatcher Service {system}/{opts.dispatcher_service} does not exist",
-            )
+            )  # fmt: skip
         else:
-            conds = conds.mark_true(SERVICE_READY)
+            state.mark_true(SERVICE_READY)
         slices = await self.api.request(
             "GET",
             service.ENDPOINTSLICES.path(system),
@@ -119,22 +116,22 @@ class Reconciler:
         )
         items = list(slices.get("items") or [])
         if not items:
-            conds = conds.mark_false(
-                ENDPOINTS_READY,
-                "DispatcherEndpointsDoesNotExist",
+            state.mark_false(
+                ENDPOINTS_READY, "DispatcherEndpointsDoesNotExist",
                 "Dispatcher Endpoints does not exist",
-            )
+            )  # fmt: skip
         elif not service.endpoints_ready(items):
-            conds = conds.mark_false(
-                ENDPOINTS_READY,
-                "DispatcherEndpointsNotReady",
+            state.mark_false(
+                ENDPOINTS_READY, "DispatcherEndpointsNotReady",
                 "There are no endpoints ready for Dispatcher service",
-            )
+            )  # fmt: skip
         else:
-            conds = conds.mark_true(ENDPOINTS_READY)
+            state.mark_true(ENDPOINTS_READY)
 
-        # 2. The channel's own Service (ExternalName to the dispatcher).
-        desired = service.channel_service(imc, opts.dispatcher_service, system)
+    async def _channel_service(self, imc: kubeapi.Json, state: lifecycle.State) -> None:
+        """The per-channel ExternalName Service (ChannelServiceReady)."""
+        meta, opts = imc["metadata"], self.options
+        desired = service.channel_service(imc, opts.dispatcher_service, opts.system_namespace)
         svc_name = desired["metadata"]["name"]
         existing = await self.api.get_or_none(service.SERVICES, meta["namespace"], svc_name)
         if existing is not None and not reconciling.controlled_by(existing, meta["uid"]):
@@ -142,35 +139,9 @@ class Reconciler:
                 f"Channel Service failed: Service {meta['namespace']}/{svc_name} exists and "
                 "is not owned by this InMemoryChannel"
             )
-            conds = conds.mark_false(CHANNEL_SERVICE_READY, "ChannelServiceFailed", message)
-            raise reconciling.ReconcileError(f"{key}: {message}", conds)
+            state.mark_false(CHANNEL_SERVICE_READY, "ChannelServiceFailed", message)
+            raise state.fail(message)
         await self.api.apply(service.SERVICES, meta["namespace"], desired, FIELD_MANAGER)
         if existing is None:
-            logger.info("Created Service %s for InMemoryChannel %s.", svc_name, key)
-        conds = conds.mark_true(CHANNEL_SERVICE_READY)
-
-        # 3. Dead letter sink of the channel's default delivery.
-        delivery = cast(dependencies.DeliveryDict | None, spec.get("delivery"))
-        try:
-            resolved = await deps.dead_letter_sink(delivery)
-        except sinks.SinkError as exc:
-            conds = conds.mark_false(
-                channelable.DEAD_LETTER_SINK_RESOLVED, channelable.DLS_FAILED, exc.message
-            )
-            raise reconciling.ReconcileError(f"{key}: {exc.message}", conds) from exc
-        found = cast(kubeapi.Json | None, resolved)
-        conds = channelable.mark_dead_letter_sink(conds, status, found)
-
-        # 4. Address and policies.
-        address = service.address(meta["name"], meta["namespace"])
-        status["address"] = address
-        status["addresses"] = [address]
-        conds = conds.mark_true(channelable.ADDRESSABLE)
-        return channelable.mark_event_policies(conds)
-
-    async def _write(
-        self, imc: kubeapi.Json, status: kubeapi.Json, conds: conditions.Conditions
-    ) -> None:
-        await statuses.write(
-            self.api, service.INMEMORYCHANNELS, self.kind, imc, status, conds, keep=KEEP
-        )
+            logger.info("Created Service %s for InMemoryChannel %s.", svc_name, state.key)
+        state.mark_true(CHANNEL_SERVICE_READY)

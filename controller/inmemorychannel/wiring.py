@@ -8,13 +8,13 @@ letter sinks come through the tracker.
 
 from __future__ import annotations
 
-from controller import availability, context, loop
+from controller import availability, context, lifecycle, loop
 from controller.inmemorychannel import reconciler, service
 
 
 def build(ctx: context.Context) -> loop.Controller:
     queue, scope = ctx.queue_and_scope(service.KIND)
-    rec = reconciler.Reconciler(ctx, scope)
+    rec = lifecycle.GenericReconciler(ctx.api, ctx.kinds, reconciler.Reconciler(ctx), scope)
     opts = ctx.options
     system = opts.system_namespace
     watches = [

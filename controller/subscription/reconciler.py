@@ -17,16 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any, cast
 
-from controller import (
-    conditions,
-    context,
-    dependencies,
-    discovery,
-    reconciling,
-    sinks,
-    statuses,
-    tracking,
-)
+from controller import conditions, context, dependencies, discovery, lifecycle, sinks
 from controller.subscription import entry
 from kevents import kubeapi
 
@@ -45,39 +36,52 @@ DESTINATIONS = (
 )
 
 
-class Reconciler:
+class Reconciler(lifecycle.Kind):
     kind = entry.KIND
+    resource = entry.SUBSCRIPTIONS
+    condition_set = CONDITION_SET
+    finalizer = entry.FINALIZER
 
-    def __init__(self, ctx: context.Context, scope: tracking.Scope) -> None:
+    def __init__(self, ctx: context.Context) -> None:
         self.api = ctx.api
         self.kinds = ctx.kinds
-        self.scope = scope
 
-    async def reconcile(self, key: str) -> None:
-        namespace, name = reconciling.split(key)
-        sub = await self.api.get_or_none(entry.SUBSCRIPTIONS, namespace, name)
-        if sub is None:
-            self.scope.forget(key)
-            return
-        meta = sub["metadata"]
-        if meta.get("deletionTimestamp"):
-            await self._finalize(key, sub)
-            return
-        if entry.FINALIZER not in (meta.get("finalizers") or []):
-            await self._set_finalizers(sub, [*(meta.get("finalizers") or []), entry.FINALIZER])
-            return  # the update brings the Subscription back
-        status: kubeapi.Json = {"observedGeneration": meta.get("generation", 0)}
-        conds = CONDITION_SET.initial((sub.get("status") or {}).get("conditions") or [])
-        conds = conds.mark_true(OIDC_IDENTITY_CREATED, OIDC_DISABLED)
-        deps = dependencies.Dependencies(self.api, self.kinds, namespace)
+    async def reconcile(self, sub: kubeapi.Json, state: lifecycle.State) -> None:
+        state.mark_true(OIDC_IDENTITY_CREATED, OIDC_DISABLED)
+        # 1. The channel.
         try:
-            conds = await self._reconcile(key, sub, status, conds, deps)
-        except reconciling.ReconcileError as failure:
-            await self._write(sub, status, failure.conditions)
-            raise
-        finally:
-            self.scope.track_only(key, deps.targets)
-        await self._write(sub, status, conds)
+            resource, channel = await self._channel(sub, state.deps)
+        except (discovery.UnknownKind, kubeapi.NotFound) as exc:
+            message = f"Failed to get Spec.Channel or backing channel: {_describe(exc)}"
+            state.mark_unknown(REFERENCES_RESOLVED, "ChannelReferenceFailed", message)
+            raise state.fail(message) from exc
+        # 2. Destinations.
+        physical = await self._physical(sub, state)
+        state.status["physicalSubscription"] = physical.status()
+        state.mark_true(REFERENCES_RESOLVED)
+        # 3. Into the channel.
+        try:
+            await self._sync(resource, channel, entry.subscriber_spec(sub, physical))
+        except kubeapi.ApiError as exc:
+            message = f"Failed to sync physical Channel: {exc.message}"
+            state.mark_false(ADDED_TO_CHANNEL, "PhysicalChannelSyncFailed", message)
+            raise state.fail(message) from exc
+        state.mark_true(ADDED_TO_CHANNEL)
+        # 4. The channel's report.
+        state.conditions = entry.channel_ready(state.conditions, channel, sub)
+
+    async def finalize(self, sub: kubeapi.Json, state: lifecycle.State) -> None:
+        """Take the Subscription's entry out of its channel."""
+        meta = sub["metadata"]
+        try:
+            resource, channel = await self._channel(sub, state.deps)
+        except (discovery.UnknownKind, kubeapi.NotFound):
+            return  # no channel, nothing to remove from
+        current = list((channel.get("spec") or {}).get("subscribers") or [])
+        updated = entry.remove(current, meta["uid"])
+        if updated is not None:
+            await self._patch_subscribers(resource, channel, updated)
+            logger.info("Subscription %s removed from its channel.", state.key)
 
     async def _channel(
         self, sub: kubeapi.Json, deps: dependencies.Dependencies
@@ -86,68 +90,39 @@ class Reconciler:
         resource = await self.kinds.resource_for(ref.get("apiVersion", ""), ref.get("kind", ""))
         return resource, await deps.get(resource, sub["metadata"]["namespace"], ref["name"])
 
-    async def _reconcile(
-        self,
-        key: str,
-        sub: kubeapi.Json,
-        status: kubeapi.Json,
-        conds: conditions.Conditions,
-        deps: dependencies.Dependencies,
-    ) -> conditions.Conditions:
+    async def _physical(self, sub: kubeapi.Json, state: lifecycle.State) -> entry.Physical:
+        """Subscriber, reply and dead letter sink resolved (ReferencesResolved False if not)."""
         spec = sub.get("spec") or {}
-        # 1. The channel.
-        try:
-            resource, channel = await self._channel(sub, deps)
-        except (discovery.UnknownKind, kubeapi.NotFound) as exc:
-            message = f"Failed to get Spec.Channel or backing channel: {_describe(exc)}"
-            conds = conds.mark_unknown(REFERENCES_RESOLVED, "ChannelReferenceFailed", message)
-            raise reconciling.ReconcileError(f"{key}: {message}", conds) from exc
-
-        # 2. Destinations.
         found: dict[str, sinks.Address | None] = {}
         for field, reason, path in DESTINATIONS:
             destination = cast(sinks.DestinationDict | None, spec.get(field))
             found[field] = None
             if destination:
                 try:
-                    found[field] = await deps.resolve(destination)
+                    found[field] = await state.deps.resolve(destination)
                 except sinks.SinkError as exc:
                     message = f"Failed to resolve {path}: {exc.message}"
-                    conds = conds.mark_false(REFERENCES_RESOLVED, reason, message)
-                    raise reconciling.ReconcileError(f"{key}: {message}", conds) from exc
+                    state.mark_false(REFERENCES_RESOLVED, reason, message)
+                    raise state.fail(message) from exc
         delivery = cast(dependencies.DeliveryDict | None, spec.get("delivery"))
         try:
-            dls = await deps.dead_letter_sink(delivery)
+            dls = await state.deps.dead_letter_sink(delivery) or {}
         except sinks.SinkError as exc:
             message = f"Failed to resolve spec.delivery.deadLetterSink: {exc.message}"
-            conds = conds.mark_false(REFERENCES_RESOLVED, "DeadLetterSinkResolveFailed", message)
-            raise reconciling.ReconcileError(f"{key}: {message}", conds) from exc
+            state.mark_false(REFERENCES_RESOLVED, "DeadLetterSinkResolveFailed", message)
+            raise state.fail(message) from exc
         subscriber, reply = found["subscriber"], found["reply"]
-        physical = entry.Physical(
+        return entry.Physical(
             subscriber_uri=subscriber.url if subscriber else None,
             subscriber_ca_certs=subscriber.ca_certs if subscriber else None,
             subscriber_audience=subscriber.audience if subscriber else None,
             reply_uri=reply.url if reply else None,
             reply_ca_certs=reply.ca_certs if reply else None,
             reply_audience=reply.audience if reply else None,
-            dls_uri=(dls or {}).get("deadLetterSinkUri"),
-            dls_ca_certs=(dls or {}).get("deadLetterSinkCACerts"),
-            dls_audience=(dls or {}).get("deadLetterSinkAudience"),
+            dls_uri=dls.get("deadLetterSinkUri"),
+            dls_ca_certs=dls.get("deadLetterSinkCACerts"),
+            dls_audience=dls.get("deadLetterSinkAudience"),
         )
-        status["physicalSubscription"] = physical.status()
-        conds = conds.mark_true(REFERENCES_RESOLVED)
-
-        # 3. Into the channel.
-        try:
-            await self._sync(resource, channel, entry.subscriber_spec(sub, physical))
-        except kubeapi.ApiError as exc:
-            message = f"Failed to sync physical Channel: {exc.message}"
-            conds = conds.mark_false(ADDED_TO_CHANNEL, "PhysicalChannelSyncFailed", message)
-            raise reconciling.ReconcileError(f"{key}: {message}", conds) from exc
-        conds = conds.mark_true(ADDED_TO_CHANNEL)
-
-        # 4. The channel's report.
-        return entry.channel_ready(conds, channel, sub)
 
     async def _sync(
         self, resource: kubeapi.Resource, channel: kubeapi.Json, wanted: entry.SubscriberSpecDict
@@ -173,38 +148,6 @@ class Reconciler:
             {"metadata": {"resourceVersion": meta["resourceVersion"]},
              "spec": {"subscribers": subscribers}},
         )  # fmt: skip
-
-    async def _finalize(self, key: str, sub: kubeapi.Json) -> None:
-        meta = sub["metadata"]
-        finalizers = list(meta.get("finalizers") or [])
-        if entry.FINALIZER not in finalizers:
-            self.scope.forget(key)
-            return
-        deps = dependencies.Dependencies(self.api, self.kinds, meta["namespace"])
-        try:
-            resource, channel = await self._channel(sub, deps)
-        except (discovery.UnknownKind, kubeapi.NotFound):
-            pass  # no channel, nothing to remove from
-        else:
-            current = list((channel.get("spec") or {}).get("subscribers") or [])
-            updated = entry.remove(current, meta["uid"])
-            if updated is not None:
-                await self._patch_subscribers(resource, channel, updated)
-                logger.info("Subscription %s removed from its channel.", key)
-        await self._set_finalizers(sub, [f for f in finalizers if f != entry.FINALIZER])
-        self.scope.forget(key)
-
-    async def _set_finalizers(self, sub: kubeapi.Json, finalizers: list[str]) -> None:
-        meta = sub["metadata"]
-        await self.api.merge_patch(
-            entry.SUBSCRIPTIONS, meta["namespace"], meta["name"],
-            {"metadata": {"resourceVersion": meta["resourceVersion"], "finalizers": finalizers}},
-        )  # fmt: skip
-
-    async def _write(
-        self, sub: kubeapi.Json, status: kubeapi.Json, conds: conditions.Conditions
-    ) -> None:
-        await statuses.write(self.api, entry.SUBSCRIPTIONS, self.kind, sub, status, conds)
 
 
 def _describe(exc: Exception) -> str:

@@ -3,13 +3,13 @@ replies and dead letter sinks through the tracker."""
 
 from __future__ import annotations
 
-from controller import context, loop
+from controller import context, lifecycle, loop
 from controller.subscription import entry, reconciler
 
 
 def build(ctx: context.Context) -> loop.Controller:
     queue, scope = ctx.queue_and_scope(entry.KIND)
-    rec = reconciler.Reconciler(ctx, scope)
+    rec = lifecycle.GenericReconciler(ctx.api, ctx.kinds, reconciler.Reconciler(ctx), scope)
     opts = ctx.options
     return loop.Controller(
         rec, queue, [loop.primary(entry.SUBSCRIPTIONS)], ctx.api, ctx.metrics,
