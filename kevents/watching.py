@@ -247,7 +247,7 @@ class Watcher:
             if scope.expired():
                 self._restarted("ended")  # `reconnect()` asked for it
                 return
-            logger.warning("No event or bookmark on the watch of %s for %.0f s; reconnecting.",
+            logger.warning("No event or bookmark on the watch of %s for %g s; reconnecting.",
                            self.describe(), self.inactivity)  # fmt: skip
             self._restarted("inactive")
         finally:

@@ -55,6 +55,7 @@ class FaultProxy:
     """Every request, as `list pass`, `watch gone`, `other pass`, ...: what happened in order."""
     url: str = ""
     _open: asyncio.Event = field(default_factory=asyncio.Event)
+    _handlers: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._open.set()
@@ -71,6 +72,21 @@ class FaultProxy:
         return client.ApiClient(configuration=client.Configuration(host=self.url))
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            return await self._handle(request)
+        finally:
+            self._handlers.discard(task)
+
+    async def stop(self) -> None:
+        """End the requests still held or relayed (watches), so none outlives the test."""
+        for task in self._handlers:
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         await self._open.wait()
         watch = request.query.get("watch") == "true"
         kind = "watch" if watch else "list" if request.method == "GET" else "other"
@@ -162,5 +178,5 @@ async def serve(upstream: kubeapi.KubeApi) -> AsyncIterator[FaultProxy]:
     try:
         yield proxy
     finally:
-        proxy.unblock()
+        await proxy.stop()
         await runner.cleanup()

@@ -20,8 +20,15 @@ pytestmark = pytest.mark.cluster
 CONFIGMAPS = kubeapi.Resource("", "v1", "configmaps")
 
 
+LABELS = {"kevents.test/watched": "yes"}
+"""Only the test's own ConfigMaps (not the namespace's kube-root-ca.crt)."""
+
+
 def configmap(name: str, **data: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+    return {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": LABELS},
+        "data": data,
+    }  # fmt: skip
 
 
 async def test_a_relist_failing_twice_after_410_recovers_and_reports_the_difference(
@@ -55,7 +62,9 @@ async def test_a_relist_failing_twice_after_410_recovers_and_reports_the_differe
         )
         watch = informer.Informer(
             kubeapi.KubeApi(through),
-            informer.Collection("", "v1", "configmaps", "ConfigMap", namespace),
+            informer.Collection(
+                "", "v1", "configmaps", "ConfigMap", namespace, "kevents.test/watched=yes"
+            ),
             record,
             informer_metrics=informer.InformerMetrics(registry),
             initial=True,
@@ -98,7 +107,8 @@ async def test_stateless_watch_resumes_after_the_watchdog_without_replay(
     restarts: list[str] = []
     watcher = watching.Watcher(
         api, CONFIGMAPS, lambda kind, obj: seen.append((kind, obj["metadata"]["name"])),
-        namespace=namespace, field_selector="metadata.name!=ignored",
+        namespace=namespace, label_selector="kevents.test/watched=yes",
+        field_selector="metadata.name!=ignored",
         server_timeout=1, inactivity=0.3, on_restart=restarts.append,
     )  # fmt: skip
     await api.create(CONFIGMAPS, namespace, configmap("before"))
