@@ -28,10 +28,9 @@ from controller import (
     context,
     dependencies,
     discovery,
+    lifecycle,
     reconciling,
     sinks,
-    statuses,
-    tracking,
 )
 from controller.broker import defaults, resources
 from controller.channel import backing
@@ -50,41 +49,55 @@ CONDITION_SET = conditions.ConditionSet(
 )  # fmt: skip
 
 
-class Reconciler:
+class Reconciler(lifecycle.Kind):
     kind = defaults.KIND
+    resource = defaults.BROKERS
+    condition_set = CONDITION_SET
 
-    def __init__(self, ctx: context.Context, scope: tracking.Scope) -> None:
+    def __init__(self, ctx: context.Context) -> None:
         self.api = ctx.api
         self.kinds = ctx.kinds
-        self.scope = scope
         self.options = ctx.options
 
-    async def reconcile(self, key: str) -> None:
-        namespace, name = reconciling.split(key)
-        broker = await self.api.get_or_none(defaults.BROKERS, namespace, name)
-        if broker is None or broker["metadata"].get("deletionTimestamp"):
-            self.scope.forget(key)
-            return
-        if await self._default(broker):
-            return  # the update brings the Broker back with its defaults
-        if (broker["metadata"].get("annotations") or {}).get(
-            defaults.CLASS_ANNOTATION
-        ) != defaults.MT_CLASS:
-            self.scope.forget(key)
-            return
-        status: kubeapi.Json = {"observedGeneration": broker["metadata"].get("generation", 0)}
-        conds = CONDITION_SET.initial((broker.get("status") or {}).get("conditions") or [])
-        deps = dependencies.Dependencies(self.api, self.kinds, namespace)
-        failures: list[str] = []
+    async def reconcile(
+        self, broker: kubeapi.Json, state: lifecycle.State
+    ) -> lifecycle.Outcome | None:
+        if await self._default(broker, state):
+            return lifecycle.Outcome.CHANGED  # the update brings the Broker back with defaults
+        annotations = broker["metadata"].get("annotations") or {}
+        if annotations.get(defaults.CLASS_ANNOTATION) != defaults.MT_CLASS:
+            return lifecycle.Outcome.IGNORED
+        # 1. Dead letter sink.
+        delivery = cast(
+            dependencies.DeliveryDict | None, (broker.get("spec") or {}).get("delivery")
+        )
         try:
-            conds = await self._reconcile(broker, status, conds, deps, failures)
-        finally:
-            self.scope.track_only(key, deps.targets)
-        await statuses.write(self.api, defaults.BROKERS, self.kind, broker, status, conds)
-        if failures:
-            raise reconciling.ReconcileError(f"{key}: {'; '.join(failures)}", conds)
+            resolved = await state.deps.dead_letter_sink(delivery)
+        except sinks.SinkError as exc:
+            state.mark_false(
+                channelable.DEAD_LETTER_SINK_RESOLVED, channelable.DLS_FAILED, exc.message
+            )
+            state.retry_later(exc.message)
+        else:
+            state.conditions = channelable.mark_dead_letter_sink(
+                state.conditions, state.status, cast(kubeapi.Json | None, resolved)
+            )
+        # 2. The trigger channel.
+        await self._trigger_channel(broker, state)
+        # 3. The shared filter and ingress.
+        await self._endpoints(state)
+        # 4. Address and policies.
+        opts, meta = self.options, broker["metadata"]
+        url = resources.ingress_url(
+            opts.broker_ingress_service, opts.system_namespace, meta["namespace"], meta["name"]
+        )
+        state.status["address"] = resources.address(url)
+        state.status["addresses"] = [resources.address(url)]
+        state.mark_true(channelable.ADDRESSABLE)
+        state.conditions = channelable.mark_event_policies(state.conditions)
+        return None
 
-    async def _default(self, broker: kubeapi.Json) -> bool:
+    async def _default(self, broker: kubeapi.Json, state: lifecycle.State) -> bool:
         """Write the missing defaults; True when the Broker was changed."""
         meta, spec = broker["metadata"], broker.get("spec") or {}
         annotations = dict(meta.get("annotations") or {})
@@ -98,9 +111,10 @@ class Reconciler:
         try:
             found = defaults.defaults_for(configmap, meta["namespace"], system)
         except defaults.DefaultsError as exc:
-            if broker_class is not None:  # ours: say why it does not proceed
-                await self._write_failed(broker, "BrokerDefaultsInvalid", str(exc))
-            raise reconciling.ReconcileError(str(exc), CONDITION_SET.initial()) from exc
+            if broker_class is None:  # maybe not ours: no status
+                raise reconciling.ReconcileError(str(exc)) from exc
+            state.mark_false(TRIGGER_CHANNEL_READY, "BrokerDefaultsInvalid", str(exc))
+            raise state.fail(str(exc)) from exc
         patch: kubeapi.Json = {"metadata": {"resourceVersion": meta["resourceVersion"]}}
         if broker_class is None:
             broker_class = found.broker_class
@@ -117,42 +131,9 @@ class Reconciler:
         )  # fmt: skip
         return True
 
-    async def _write_failed(self, broker: kubeapi.Json, reason: str, message: str) -> None:
-        conds = CONDITION_SET.initial((broker.get("status") or {}).get("conditions") or [])
-        conds = conds.mark_false(TRIGGER_CHANNEL_READY, reason, message)
-        status = {"observedGeneration": broker["metadata"].get("generation", 0)}
-        await statuses.write(self.api, defaults.BROKERS, self.kind, broker, status, conds)
-
-    async def _reconcile(
-        self,
-        broker: kubeapi.Json,
-        status: kubeapi.Json,
-        conds: conditions.Conditions,
-        deps: dependencies.Dependencies,
-        failures: list[str],
-    ) -> conditions.Conditions:
-        meta, spec = broker["metadata"], broker.get("spec") or {}
-        namespace, name = meta["namespace"], meta["name"]
+    async def _endpoints(self, state: lifecycle.State) -> None:
+        """FilterReady and IngressReady: the shared Services have ready endpoints."""
         opts = self.options
-
-        # 1. Dead letter sink.
-        delivery = cast(dependencies.DeliveryDict | None, spec.get("delivery"))
-        try:
-            resolved = await deps.dead_letter_sink(delivery)
-        except sinks.SinkError as exc:
-            conds = conds.mark_false(
-                channelable.DEAD_LETTER_SINK_RESOLVED, channelable.DLS_FAILED, exc.message
-            )
-            failures.append(exc.message)
-        else:
-            conds = channelable.mark_dead_letter_sink(
-                conds, status, cast(kubeapi.Json | None, resolved)
-            )
-
-        # 2. The trigger channel.
-        conds = await self._trigger_channel(broker, status, conds, deps, failures)
-
-        # 3. The shared filter and ingress.
         for condition, service_name in (
             (FILTER_READY, opts.broker_filter_service),
             (INGRESS_READY, opts.broker_ingress_service),
@@ -163,31 +144,16 @@ class Reconciler:
                 query=[("labelSelector", f"kubernetes.io/service-name={service_name}")],
             )
             if service.endpoints_ready(list(slices.get("items") or [])):
-                conds = conds.mark_true(condition)
+                state.mark_true(condition)
             else:
-                conds = conds.mark_false(
+                state.mark_false(
                     condition,
                     "EndpointsUnavailable",
                     f'Endpoints "{service_name}" are unavailable.',
                 )
 
-        # 4. Address and policies.
-        url = resources.ingress_url(
-            opts.broker_ingress_service, opts.system_namespace, namespace, name
-        )
-        status["address"] = resources.address(url)
-        status["addresses"] = [resources.address(url)]
-        conds = conds.mark_true(channelable.ADDRESSABLE)
-        return channelable.mark_event_policies(conds)
-
-    async def _trigger_channel(
-        self,
-        broker: kubeapi.Json,
-        status: kubeapi.Json,
-        conds: conditions.Conditions,
-        deps: dependencies.Dependencies,
-        failures: list[str],
-    ) -> conditions.Conditions:
+    async def _trigger_channel(self, broker: kubeapi.Json, state: lifecycle.State) -> None:
+        """Apply the trigger channel; TriggerChannelReady and its address in annotations."""
         meta = broker["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         channel_name = resources.trigger_channel_name(name)
@@ -196,34 +162,38 @@ class Reconciler:
             resource = await self.kinds.resource_for(template["apiVersion"], template["kind"])
         except (defaults.TemplateError, discovery.UnknownKind) as exc:
             message = f"Error on setting up the ChannelTemplate: {exc}"
-            failures.append(message)
-            return conds.mark_false(TRIGGER_CHANNEL_READY, "ChannelTemplateFailed", message)
-        deps.targets.append((resource, namespace, channel_name))
+            state.retry_later(message)
+            state.mark_false(TRIGGER_CHANNEL_READY, "ChannelTemplateFailed", message)
+            return
+        state.deps.targets.append((resource, namespace, channel_name))
         existing = await self.api.get_or_none(resource, namespace, channel_name)
         if existing is not None and not reconciling.controlled_by(existing, meta["uid"]):
             message = (
                 f"{existing.get('kind', template['kind'])} {namespace}/{channel_name} exists "
                 "and is not owned by this Broker"
             )
-            failures.append(message)
-            return conds.mark_false(TRIGGER_CHANNEL_READY, "ChannelFailure", message)
+            state.retry_later(message)
+            state.mark_false(TRIGGER_CHANNEL_READY, "ChannelFailure", message)
+            return
         desired = resources.trigger_channel(broker, template)
         try:
             channel = await self.api.apply(resource, namespace, desired, FIELD_MANAGER)
         except kubeapi.ApiError as exc:
             message = f"Failed to reconcile trigger channel: {exc.message}"
-            failures.append(message)
-            return conds.mark_false(TRIGGER_CHANNEL_READY, "ChannelFailure", message)
+            state.retry_later(message)
+            state.mark_false(TRIGGER_CHANNEL_READY, "ChannelFailure", message)
+            return
         if existing is None:
             logger.info("Created %s %s for Broker %s/%s.", template["kind"], channel_name,
                         namespace, name)  # fmt: skip
         url = str(((channel.get("status") or {}).get("address") or {}).get("url") or "")
         if not url:
-            return conds.mark_false(
+            state.mark_false(
                 TRIGGER_CHANNEL_READY, "NoAddress", "Channel does not have an address."
             )
-        status["annotations"] = resources.channel_annotations(template, channel_name, url)
-        return conds.propagate(
+            return
+        state.status["annotations"] = resources.channel_annotations(template, channel_name, url)
+        state.propagate(
             TRIGGER_CHANNEL_READY,
             conditions.ready_of(channel),
             "TriggerChannelNotConfigured",

@@ -9,7 +9,7 @@ the tracker.
 
 from __future__ import annotations
 
-from controller import context, loop
+from controller import context, lifecycle, loop
 from controller.broker import defaults, reconciler
 from controller.channel import backing
 from controller.inmemorychannel import service
@@ -17,7 +17,7 @@ from controller.inmemorychannel import service
 
 def build(ctx: context.Context) -> loop.Controller:
     queue, scope = ctx.queue_and_scope(defaults.KIND)
-    rec = reconciler.Reconciler(ctx, scope)
+    rec = lifecycle.GenericReconciler(ctx.api, ctx.kinds, reconciler.Reconciler(ctx), scope)
     opts = ctx.options
     system = opts.system_namespace
     services = f"{opts.broker_filter_service},{opts.broker_ingress_service}"

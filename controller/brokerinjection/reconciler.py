@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from controller import context, reconciling
+from controller import context, lifecycle
 from controller.broker import defaults
 from controller.brokerinjection import injection
 from controller.channel import backing
@@ -17,21 +17,21 @@ logger = logging.getLogger(__name__)
 KIND = "Namespace"
 
 
-class Reconciler:
+class Reconciler(lifecycle.Kind):
     kind = KIND
+    resource = injection.NAMESPACES
+    condition_set = None
 
     def __init__(self, ctx: context.Context) -> None:
         self.api = ctx.api
         self.system_namespace = ctx.options.system_namespace
 
-    async def reconcile(self, key: str) -> None:
-        _, name = reconciling.split(key)
-        ns = await self.api.get_or_none(injection.NAMESPACES, None, name)
-        if ns is None or ns["metadata"].get("deletionTimestamp"):
-            return
+    async def reconcile(self, ns: kubeapi.Json, state: lifecycle.State) -> lifecycle.Outcome | None:
         if not injection.enabled(ns["metadata"].get("labels")):
-            return
+            return lifecycle.Outcome.IGNORED
+        name = ns["metadata"]["name"]
         await ensure_broker(self.api, self.system_namespace, name, injection.DEFAULT_BROKER)
+        return None
 
 
 async def ensure_broker(

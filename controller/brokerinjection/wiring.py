@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from controller import context, loop
+from controller import context, lifecycle, loop
 from controller.broker import defaults
 from controller.brokerinjection import injection, reconciler
 from kevents import kubeapi
@@ -19,7 +19,7 @@ def _namespace_key(event: str, obj: kubeapi.Json) -> Iterable[str]:
 
 def build(ctx: context.Context) -> loop.Controller:
     queue = ctx.queue_and_scope(reconciler.KIND)[0]
-    rec = reconciler.Reconciler(ctx)
+    rec = lifecycle.GenericReconciler(ctx.api, ctx.kinds, reconciler.Reconciler(ctx))
     opts = ctx.options
     only = f"metadata.name={opts.namespace}" if opts.namespace else ""
     primary = loop.primary(injection.NAMESPACES)

@@ -12,16 +12,7 @@ from __future__ import annotations
 import logging
 from typing import cast
 
-from controller import (
-    channelable,
-    conditions,
-    context,
-    dependencies,
-    discovery,
-    reconciling,
-    statuses,
-    tracking,
-)
+from controller import channelable, conditions, context, discovery, lifecycle, reconciling
 from controller.channel import backing
 from kevents import kubeapi
 
@@ -85,41 +76,50 @@ def propagate(
     )
 
 
-class Reconciler:
+class Reconciler(lifecycle.Kind):
     kind = backing.KIND
+    resource = backing.CHANNELS
+    condition_set = CONDITION_SET
 
-    def __init__(self, ctx: context.Context, scope: tracking.Scope) -> None:
+    def __init__(self, ctx: context.Context) -> None:
         self.api = ctx.api
         self.kinds = ctx.kinds
-        self.scope = scope
         self.system_namespace = ctx.options.system_namespace
 
-    async def reconcile(self, key: str) -> None:
-        namespace, name = reconciling.split(key)
-        channel = await self.api.get_or_none(backing.CHANNELS, namespace, name)
-        if channel is None or channel["metadata"].get("deletionTimestamp"):
-            self.scope.forget(key)
-            return
-        spec = channel.get("spec") or {}
-        template = cast(backing.TemplateDict | None, spec.get("channelTemplate"))
-        conds = CONDITION_SET.initial((channel.get("status") or {}).get("conditions") or [])
-        status: kubeapi.Json = {"observedGeneration": channel["metadata"].get("generation", 0)}
+    async def reconcile(
+        self, channel: kubeapi.Json, state: lifecycle.State
+    ) -> lifecycle.Outcome | None:
+        meta = channel["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        template = cast(
+            backing.TemplateDict | None, (channel.get("spec") or {}).get("channelTemplate")
+        )
         if template is None:
-            await self._default_template(channel, conds, status)
-            return  # the spec update brings the Channel back with its template
-        deps = dependencies.Dependencies(self.api, self.kinds, namespace)
+            await self._default_template(channel, state)
+            return lifecycle.Outcome.CHANGED  # the spec update brings the Channel back
         try:
-            conds = await self._reconcile(key, channel, template, status, conds, deps)
-        except reconciling.ReconcileError as failure:
-            await self._write(channel, status, failure.conditions)
-            raise
-        finally:
-            self.scope.track_only(key, deps.targets)
-        await self._write(channel, status, conds)
+            resource = await self.kinds.resource_for(template["apiVersion"], template["kind"])
+        except discovery.UnknownKind as exc:
+            state.mark_false(BACKING_CHANNEL_READY, "ChannelTemplateInvalid", str(exc))
+            raise state.fail(str(exc)) from exc
+        state.deps.targets.append((resource, namespace, name))
+        existing = await self.api.get_or_none(resource, namespace, name)
+        if existing is not None and not reconciling.controlled_by(existing, meta["uid"]):
+            message = (
+                f"{template['kind']} {namespace}/{name} exists and is not owned by this Channel"
+            )
+            state.mark_false(BACKING_CHANNEL_READY, "ChannelFailure", message)
+            raise state.fail(message)
+        desired = backing.backing_channel(channel, template)
+        child = await self.api.apply(resource, namespace, desired, FIELD_MANAGER)
+        if existing is None:
+            logger.info("Created %s %s for Channel %s.", template["kind"], name, state.key)
+        state.status["channel"] = backing.reference(template, name, namespace)
+        conds = propagate(state.conditions, state.status, channel, child)
+        state.conditions = channelable.mark_event_policies(conds)
+        return None
 
-    async def _default_template(
-        self, channel: kubeapi.Json, conds: conditions.Conditions, status: kubeapi.Json
-    ) -> None:
+    async def _default_template(self, channel: kubeapi.Json, state: lifecycle.State) -> None:
         meta = channel["metadata"]
         configmap = await self.api.get_or_none(
             backing.CONFIGMAPS, self.system_namespace, backing.DEFAULTS_CONFIGMAP
@@ -127,9 +127,8 @@ class Reconciler:
         try:
             template = backing.default_template(configmap, meta["namespace"])
         except backing.TemplateError as exc:
-            conds = conds.mark_false(BACKING_CHANNEL_READY, "ChannelTemplateInvalid", str(exc))
-            await self._write(channel, status, conds)
-            raise reconciling.ReconcileError(f"{meta['name']}: {exc}", conds) from exc
+            state.mark_false(BACKING_CHANNEL_READY, "ChannelTemplateInvalid", str(exc))
+            raise state.fail(str(exc)) from exc
         await self.api.merge_patch(
             backing.CHANNELS, meta["namespace"], meta["name"],
             {"metadata": {"resourceVersion": meta["resourceVersion"]},
@@ -138,40 +137,3 @@ class Reconciler:
         logger.info(
             "Channel %s/%s defaults to a %s.", meta["namespace"], meta["name"], template["kind"]
         )
-
-    async def _reconcile(
-        self,
-        key: str,
-        channel: kubeapi.Json,
-        template: backing.TemplateDict,
-        status: kubeapi.Json,
-        conds: conditions.Conditions,
-        deps: dependencies.Dependencies,
-    ) -> conditions.Conditions:
-        meta = channel["metadata"]
-        namespace, name = meta["namespace"], meta["name"]
-        try:
-            resource = await self.kinds.resource_for(template["apiVersion"], template["kind"])
-        except discovery.UnknownKind as exc:
-            conds = conds.mark_false(BACKING_CHANNEL_READY, "ChannelTemplateInvalid", str(exc))
-            raise reconciling.ReconcileError(f"{key}: {exc}", conds) from exc
-        deps.targets.append((resource, namespace, name))
-        existing = await self.api.get_or_none(resource, namespace, name)
-        if existing is not None and not reconciling.controlled_by(existing, meta["uid"]):
-            message = (
-                f"{template['kind']} {namespace}/{name} exists and is not owned by this Channel"
-            )
-            conds = conds.mark_false(BACKING_CHANNEL_READY, "ChannelFailure", message)
-            raise reconciling.ReconcileError(f"{key}: {message}", conds)
-        desired = backing.backing_channel(channel, template)
-        child = await self.api.apply(resource, namespace, desired, FIELD_MANAGER)
-        if existing is None:
-            logger.info("Created %s %s for Channel %s.", template["kind"], name, key)
-        status["channel"] = backing.reference(template, name, namespace)
-        conds = propagate(conds, status, channel, child)
-        return channelable.mark_event_policies(conds)
-
-    async def _write(
-        self, channel: kubeapi.Json, status: kubeapi.Json, conds: conditions.Conditions
-    ) -> None:
-        await statuses.write(self.api, backing.CHANNELS, self.kind, channel, status, conds)

@@ -3,13 +3,13 @@ tracker (their kind is only known from each Channel's template)."""
 
 from __future__ import annotations
 
-from controller import context, loop
+from controller import context, lifecycle, loop
 from controller.channel import backing, reconciler
 
 
 def build(ctx: context.Context) -> loop.Controller:
     queue, scope = ctx.queue_and_scope(backing.KIND)
-    rec = reconciler.Reconciler(ctx, scope)
+    rec = lifecycle.GenericReconciler(ctx.api, ctx.kinds, reconciler.Reconciler(ctx), scope)
     opts = ctx.options
     return loop.Controller(
         rec, queue, [loop.primary(backing.CHANNELS)], ctx.api, ctx.metrics,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from controller import context, loop
+from controller import context, lifecycle, loop
 from controller.sinkbinding import binder, reconciler, subjects
 from kevents import kubeapi
 
@@ -35,7 +35,7 @@ def subject_keys(index: dict[str, subjects.Subject], kind: subjects.Kind) -> loo
 def build(ctx: context.Context) -> loop.Controller:
     queue, scope = ctx.queue_and_scope(reconciler.KIND)
     index: dict[str, subjects.Subject] = {}
-    rec = reconciler.Reconciler(ctx, scope, index)
+    rec = lifecycle.GenericReconciler(ctx.api, ctx.kinds, reconciler.Reconciler(ctx, index), scope)
     watches = [loop.primary(reconciler.SINKBINDINGS)]
     for kind in subjects.KINDS.values():
         if kind.mutable:

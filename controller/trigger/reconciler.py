@@ -30,10 +30,9 @@ from controller import (
     context,
     dependencies,
     discovery,
+    lifecycle,
     reconciling,
     sinks,
-    statuses,
-    tracking,
 )
 from controller.broker import defaults, resources
 from controller.brokerinjection import injection
@@ -90,138 +89,142 @@ def filter_problems(spec: Mapping[str, Any]) -> list[str]:
     return trigger_filter.validate(attributes, spec.get("filters"))
 
 
-class Reconciler:
+class Reconciler(lifecycle.Kind):
     kind = subscription.KIND
+    resource = subscription.TRIGGERS
+    condition_set = CONDITION_SET
 
-    def __init__(self, ctx: context.Context, scope: tracking.Scope) -> None:
+    def __init__(self, ctx: context.Context) -> None:
         self.api = ctx.api
         self.kinds = ctx.kinds
-        self.scope = scope
         self.options = ctx.options
 
-    async def reconcile(self, key: str) -> None:
-        namespace, name = reconciling.split(key)
-        trigger = await self.api.get_or_none(subscription.TRIGGERS, namespace, name)
-        if trigger is None or trigger["metadata"].get("deletionTimestamp"):
-            self.scope.forget(key)
-            return
+    async def reconcile(
+        self, trigger: kubeapi.Json, state: lifecycle.State
+    ) -> lifecycle.Outcome | None:
         meta = trigger["metadata"]
-        broker = broker_name(trigger)
-        if broker is not None and (meta.get("labels") or {}).get(resources.BROKER_LABEL) != broker:
+        broker_ref = broker_name(trigger)
+        if broker_ref is not None and (meta.get("labels") or {}).get(resources.BROKER_LABEL) != (
+            broker_ref
+        ):
             await self.api.merge_patch(
-                subscription.TRIGGERS, namespace, name,
+                subscription.TRIGGERS, meta["namespace"], meta["name"],
                 {"metadata": {"resourceVersion": meta["resourceVersion"],
-                              "labels": {resources.BROKER_LABEL: broker}}},
+                              "labels": {resources.BROKER_LABEL: broker_ref}}},
             )  # fmt: skip
-            return  # the update brings the Trigger back
-        status: kubeapi.Json = {"observedGeneration": meta.get("generation", 0)}
-        conds = CONDITION_SET.initial((trigger.get("status") or {}).get("conditions") or [])
-        conds = conds.mark_true(OIDC_IDENTITY_CREATED, OIDC_DISABLED)
-        deps = dependencies.Dependencies(self.api, self.kinds, namespace)
-        failures: list[str] = []
-        try:
-            result = await self._reconcile(trigger, broker, status, conds, deps, failures)
-        finally:
-            self.scope.track_only(key, deps.targets)
-        if result is None:
-            return  # not ours
-        await statuses.write(self.api, subscription.TRIGGERS, self.kind, trigger, status, result)
-        if failures:
-            raise reconciling.ReconcileError(f"{key}: {'; '.join(failures)}", result)
-
-    async def _reconcile(
-        self,
-        trigger: kubeapi.Json,
-        broker_ref: str | None,
-        status: kubeapi.Json,
-        conds: conditions.Conditions,
-        deps: dependencies.Dependencies,
-        failures: list[str],
-    ) -> conditions.Conditions | None:
-        meta, spec = trigger["metadata"], trigger.get("spec") or {}
-        namespace = meta["namespace"]
-        old = trigger.get("status") or {}
-
+            return lifecycle.Outcome.CHANGED  # the update brings the Trigger back
+        state.mark_true(OIDC_IDENTITY_CREATED, OIDC_DISABLED)
         # 1. The Broker.
+        broker = await self._broker(trigger, broker_ref, state)
+        if broker is None:
+            return None
+        if (broker["metadata"].get("annotations") or {}).get(defaults.CLASS_ANNOTATION) != (
+            defaults.MT_CLASS
+        ):
+            return lifecycle.Outcome.IGNORED
+        state.propagate(
+            BROKER_READY, conditions.ready_of(broker),
+            "BrokerNotConfigured", "Broker has not yet been reconciled.",
+        )  # fmt: skip
+        broker_ready = _status(state.conditions, BROKER_READY) == "True" and (
+            (broker.get("status") or {}).get("observedGeneration")
+            == broker["metadata"].get("generation")
+        )
+        # 2. Subscriber and dead letter sink.
+        dls, resolved = await self._destinations(trigger, broker, state)
+        # 3. Dependency.
+        state.conditions = await self._dependency(trigger, state.conditions, state.deps)
+        # 4. The Subscription.
+        await self._subscription(trigger, broker, dls, broker_ready and resolved, state)
+        return None
+
+    async def _broker(
+        self, trigger: kubeapi.Json, broker_ref: str | None, state: lifecycle.State
+    ) -> kubeapi.Json | None:
+        """The Trigger's Broker (tracked); None with BrokerReady False when there is none
+        (created first for a Trigger annotated for injection)."""
+        meta, old = trigger["metadata"], trigger.get("status") or {}
+        namespace = meta["namespace"]
         if broker_ref is None:
-            status.update({k: old[k] for k in RESOLVED_FIELDS if k in old})
-            return conds.mark_false(
+            state.status.update({k: old[k] for k in RESOLVED_FIELDS if k in old})
+            state.mark_false(
                 BROKER_READY, "BrokerRefNotSupported",
                 "spec.brokerRef to another namespace is not supported "
                 "(feature cross-namespace-event-links is off)",
             )  # fmt: skip
-        deps.targets.append((defaults.BROKERS, namespace, broker_ref))
-        broker = await self.api.get_or_none(defaults.BROKERS, namespace, broker_ref)
-        if broker is None or broker["metadata"].get("deletionTimestamp"):
-            if broker is None and injection.enabled(meta.get("annotations")):
-                await injecting.ensure_broker(
-                    self.api, self.options.system_namespace, namespace, broker_ref
-                )
-            status.update({k: old[k] for k in RESOLVED_FIELDS if k in old})
-            return conds.mark_false(
-                BROKER_READY, "BrokerDoesNotExist", f'Broker "{broker_ref}" does not exist'
-            )
-        broker_meta = broker["metadata"]
-        if (broker_meta.get("annotations") or {}).get(defaults.CLASS_ANNOTATION) != (
-            defaults.MT_CLASS
-        ):
             return None
-        conds = conds.propagate(
-            BROKER_READY, conditions.ready_of(broker),
-            "BrokerNotConfigured", "Broker has not yet been reconciled.",
-        )  # fmt: skip
-        broker_status = broker.get("status") or {}
-        broker_ready = _status(conds, BROKER_READY) == "True" and broker_status.get(
-            "observedGeneration"
-        ) == broker_meta.get("generation")
+        state.deps.targets.append((defaults.BROKERS, namespace, broker_ref))
+        broker = await self.api.get_or_none(defaults.BROKERS, namespace, broker_ref)
+        if broker is not None and not broker["metadata"].get("deletionTimestamp"):
+            return broker
+        if broker is None and injection.enabled(meta.get("annotations")):
+            await injecting.ensure_broker(
+                self.api, self.options.system_namespace, namespace, broker_ref
+            )
+        state.status.update({k: old[k] for k in RESOLVED_FIELDS if k in old})
+        state.mark_false(
+            BROKER_READY, "BrokerDoesNotExist", f'Broker "{broker_ref}" does not exist'
+        )
+        return None
 
-        # 2. Subscriber and dead letter sink.
+    async def _destinations(
+        self, trigger: kubeapi.Json, broker: kubeapi.Json, state: lifecycle.State
+    ) -> tuple[dependencies.DeliveryStatusDict | None, bool]:
+        """SubscriberResolved and DeadLetterSinkResolved; the dead letter sink to use and
+        whether both resolved."""
         resolved = True
+        subscriber = cast(
+            sinks.DestinationDict, (trigger.get("spec") or {}).get("subscriber") or {}
+        )
         try:
-            address = await deps.resolve(cast(sinks.DestinationDict, spec.get("subscriber") or {}))
+            address = await state.deps.resolve(subscriber)
         except sinks.SinkError as exc:
             resolved = False
-            failures.append(exc.message)
-            conds = conds.mark_false(
-                SUBSCRIBER_RESOLVED, "Unable to get the Subscriber's URI", exc.message
-            )
+            state.retry_later(exc.message)
+            state.mark_false(SUBSCRIBER_RESOLVED, "Unable to get the Subscriber's URI", exc.message)
         else:
-            status["subscriberUri"] = address.url
-            if address.ca_certs:
-                status["subscriberCACerts"] = address.ca_certs
-            if address.audience:
-                status["subscriberAudience"] = address.audience
-            conds = conds.mark_true(SUBSCRIBER_RESOLVED)
-        dls, conds = await self._dead_letter_sink(trigger, broker, status, conds, deps)
-        dls_condition = conds.get(channelable.DEAD_LETTER_SINK_RESOLVED)
+            state.set_address("subscriber", address)
+            state.mark_true(SUBSCRIBER_RESOLVED)
+        dls, state.conditions = await self._dead_letter_sink(
+            trigger, broker, state.status, state.conditions, state.deps
+        )
+        dls_condition = state.conditions.get(channelable.DEAD_LETTER_SINK_RESOLVED)
         if dls_condition is not None and dls_condition.status == "False":
             resolved = False
-            failures.append(f"{dls_condition.reason}: {dls_condition.message}")
+            state.retry_later(f"{dls_condition.reason}: {dls_condition.message}")
+        return dls, resolved
 
-        # 3. Dependency.
-        conds = await self._dependency(trigger, conds, deps)
-
-        # 4. The Subscription.
+    async def _subscription(
+        self, trigger: kubeapi.Json, broker: kubeapi.Json,
+        dls: dependencies.DeliveryStatusDict | None, ready: bool, state: lifecycle.State,
+    ) -> None:  # fmt: skip
+        """SubscriptionReady: the Subscription to the broker filter, once the Broker and the
+        destinations are ready; none while the filter is invalid."""
+        meta, spec = trigger["metadata"], trigger.get("spec") or {}
+        namespace, broker_ref = meta["namespace"], broker["metadata"]["name"]
         sub_name = subscription.name(broker_ref, meta["name"], meta["uid"])
         problems = filter_problems(spec)
         if problems:
             await self._remove_subscription(trigger, sub_name)
-            return conds.mark_false(SUBSCRIPTION_READY, "FilterInvalid", "; ".join(problems))
-        if not broker_ready or not resolved:
+            state.mark_false(SUBSCRIPTION_READY, "FilterInvalid", "; ".join(problems))
+            return
+        if not ready:
             # The Broker's (or a destination's) change brings the Trigger back; meanwhile the
             # Subscription, if any, stays as it is and says how it is doing.
             existing = await self.api.get_or_none(subscription.SUBSCRIPTIONS, namespace, sub_name)
             if existing is not None and not reconciling.controlled_by(existing, meta["uid"]):
                 existing = None
-            return conds.propagate(
+            state.propagate(
                 SUBSCRIPTION_READY, None if existing is None else conditions.ready_of(existing),
                 "SubscriptionNotConfigured", "Subscription has not yet been reconciled.",
             )  # fmt: skip
+            return
         channel = resources.channel_ref(broker)
         if channel is None:
             message = f'Failed to get broker "{broker_ref}" annotations: no trigger channel'
-            failures.append(message)
-            return conds.mark_false(BROKER_READY, "MissingBrokerChannel", message)
+            state.retry_later(message)
+            state.mark_false(BROKER_READY, "MissingBrokerChannel", message)
+            return
         opts = self.options
         desired = subscription.subscription(
             trigger, broker_ref, channel,
@@ -233,21 +236,27 @@ class Reconciler:
                 spec.get("delivery"), (broker.get("spec") or {}).get("delivery"), dls
             ),
         )  # fmt: skip
+        await self._subscribe(trigger, desired, state)
+
+    async def _subscribe(
+        self, trigger: kubeapi.Json, desired: dict[str, Any], state: lifecycle.State
+    ) -> None:
         try:
             sub = await self._apply_subscription(trigger, desired)
         except NotOwnedError as exc:
-            failures.append(str(exc))
-            return conds.mark_false(SUBSCRIPTION_READY, "SubscriptionNotOwnedByTrigger", str(exc))
+            state.retry_later(str(exc))
+            state.mark_false(SUBSCRIPTION_READY, "SubscriptionNotOwnedByTrigger", str(exc))
         except RecreatingError as exc:
-            failures.append(str(exc))
-            return conds.mark_unknown(SUBSCRIPTION_READY, "SubscriptionRecreating", str(exc))
+            state.retry_later(str(exc))
+            state.mark_unknown(SUBSCRIPTION_READY, "SubscriptionRecreating", str(exc))
         except kubeapi.ApiError as exc:
-            failures.append(exc.message)
-            return conds.mark_false(SUBSCRIPTION_READY, "NotSubscribed", exc.message)
-        return conds.propagate(
-            SUBSCRIPTION_READY, conditions.ready_of(sub),
-            "SubscriptionNotConfigured", "Subscription has not yet been reconciled.",
-        )  # fmt: skip
+            state.retry_later(exc.message)
+            state.mark_false(SUBSCRIPTION_READY, "NotSubscribed", exc.message)
+        else:
+            state.propagate(
+                SUBSCRIPTION_READY, conditions.ready_of(sub),
+                "SubscriptionNotConfigured", "Subscription has not yet been reconciled.",
+            )  # fmt: skip
 
     async def _dead_letter_sink(
         self,

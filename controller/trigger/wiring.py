@@ -3,13 +3,13 @@ label); Brokers, subscribers, dead letter sinks and dependencies through the tra
 
 from __future__ import annotations
 
-from controller import context, loop
+from controller import context, lifecycle, loop
 from controller.trigger import reconciler, subscription
 
 
 def build(ctx: context.Context) -> loop.Controller:
     queue, scope = ctx.queue_and_scope(subscription.KIND)
-    rec = reconciler.Reconciler(ctx, scope)
+    rec = lifecycle.GenericReconciler(ctx.api, ctx.kinds, reconciler.Reconciler(ctx), scope)
     opts = ctx.options
     watches = [
         loop.primary(subscription.TRIGGERS),
