@@ -13,18 +13,8 @@
 from __future__ import annotations
 
 import logging
-from typing import cast
 
-from controller import (
-    availability,
-    conditions,
-    context,
-    dependencies,
-    reconciling,
-    sinks,
-    statuses,
-    tracking,
-)
+from controller import availability, conditions, context, lifecycle
 from controller.pingsource import adapter
 from kevents import kubeapi, pingspec
 
@@ -55,77 +45,40 @@ def invalid(spec: kubeapi.Json) -> tuple[str, str] | None:
     return reason or "InvalidData", "; ".join(map(str, found))
 
 
-class Reconciler:
+class Reconciler(lifecycle.Kind):
     kind = KIND
+    resource = PINGSOURCES
+    condition_set = CONDITION_SET
 
-    def __init__(self, ctx: context.Context, scope: tracking.Scope) -> None:
+    def __init__(self, ctx: context.Context) -> None:
         self.api = ctx.api
-        self.kinds = ctx.kinds
-        self.scope = scope
         self.options = ctx.options
 
-    async def reconcile(self, key: str) -> None:
-        namespace, name = reconciling.split(key)
-        source = await self.api.get_or_none(PINGSOURCES, namespace, name)
-        if source is None or source["metadata"].get("deletionTimestamp"):
-            self.scope.forget(key)
-            return
-        status: kubeapi.Json = {"observedGeneration": source["metadata"].get("generation", 0)}
-        conds = CONDITION_SET.initial((source.get("status") or {}).get("conditions") or [])
-        conds = conds.mark_true(OIDC_IDENTITY_CREATED, OIDC_DISABLED)
-        deps = dependencies.Dependencies(self.api, self.kinds, namespace)
-        try:
-            conds = await self._reconcile(key, source, status, conds, deps)
-        except reconciling.ReconcileError as failure:
-            await self._write(source, status, failure.conditions)
-            raise
-        finally:
-            self.scope.track_only(key, deps.targets)
-        await self._write(source, status, conds)
-
-    async def _reconcile(
-        self,
-        key: str,
-        source: kubeapi.Json,
-        status: kubeapi.Json,
-        conds: conditions.Conditions,
-        deps: dependencies.Dependencies,
-    ) -> conditions.Conditions:
+    async def reconcile(self, source: kubeapi.Json, state: lifecycle.State) -> None:
         meta, spec = source["metadata"], source.get("spec") or {}
+        state.mark_true(OIDC_IDENTITY_CREATED, OIDC_DISABLED)
         # 1. Sink.
-        try:
-            address = await deps.resolve(cast(sinks.DestinationDict, spec.get("sink") or {}))
-        except sinks.SinkError as exc:
-            conds = conds.mark_false(SINK_PROVIDED, exc.reason, exc.message)
-            raise reconciling.ReconcileError(f"{key}: {exc.message}", conds) from exc
-        conds = conds.mark_true(SINK_PROVIDED)
-
+        address = await state.resolve(spec.get("sink"), SINK_PROVIDED)
         # 2. The shared adapter.
-        system = self.options.system_namespace
-        dep = await self.api.get_or_none(availability.DEPLOYMENTS, system, adapter.NAME)
-        if dep is None:
-            desired = adapter.deployment(self.options.ping_adapter_image, system)
-            try:
-                dep = await self.api.create(availability.DEPLOYMENTS, system, desired)
-                logger.info("Created the PingSource adapter Deployment %s/%s.", system,
-                            adapter.NAME)  # fmt: skip
-            except kubeapi.Conflict:
-                dep = await self.api.get(availability.DEPLOYMENTS, system, adapter.NAME)
-        conds = availability.propagate(conds, DEPLOYED, dep)
-
+        state.conditions = availability.propagate(state.conditions, DEPLOYED, await self._adapter())
         # 3. Validation last, so a fixed spec keeps everything else already in place.
         problem = invalid(spec)
         if problem is not None:
-            return conds.mark_false(conditions.READY, *problem)
-        status["sinkUri"] = address.url
-        if address.ca_certs:
-            status["sinkCACerts"] = address.ca_certs
-        if address.audience:
-            status["sinkAudience"] = address.audience
-        status["ceAttributes"] = ce_attributes(meta["namespace"], meta["name"])
-        return conds
+            state.mark_false(conditions.READY, *problem)
+            return
+        state.set_address("sink", address)
+        state.status["ceAttributes"] = ce_attributes(meta["namespace"], meta["name"])
 
-    async def _write(
-        self, source: kubeapi.Json, status: kubeapi.Json, conds: conditions.Conditions
-    ) -> None:
-        await statuses.write(self.api, PINGSOURCES, self.kind, source, status, conds)
+    async def _adapter(self) -> kubeapi.Json:
+        """The shared adapter Deployment, created from the configured image when missing."""
+        system = self.options.system_namespace
+        dep = await self.api.get_or_none(availability.DEPLOYMENTS, system, adapter.NAME)
+        if dep is not None:
+            return dep
+        desired = adapter.deployment(self.options.ping_adapter_image, system)
+        try:
+            dep = await self.api.create(availability.DEPLOYMENTS, system, desired)
+        except kubeapi.Conflict:
+            return await self.api.get(availability.DEPLOYMENTS, system, adapter.NAME)
+        logger.info("Created the PingSource adapter Deployment %s/%s.", system, adapter.NAME)
+        return dep

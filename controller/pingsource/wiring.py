@@ -3,13 +3,13 @@ system namespace (any change re-evaluates Deployed for all), sinks through the t
 
 from __future__ import annotations
 
-from controller import availability, context, loop
+from controller import availability, context, lifecycle, loop
 from controller.pingsource import adapter, reconciler
 
 
 def build(ctx: context.Context) -> loop.Controller:
     queue, scope = ctx.queue_and_scope(reconciler.KIND)
-    rec = reconciler.Reconciler(ctx, scope)
+    rec = lifecycle.GenericReconciler(ctx.api, ctx.kinds, reconciler.Reconciler(ctx), scope)
     opts = ctx.options
     watches = [
         loop.primary(reconciler.PINGSOURCES),
