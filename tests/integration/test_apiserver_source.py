@@ -80,6 +80,8 @@ async def running_adapter(
     namespace: str,
     tracer_provider: sdk_trace.TracerProvider | None = None,
 ) -> AsyncIterator[adapter.Adapter]:
+    """The adapter with one ordered send queue: every event reaches the sink in watch order,
+    so a sentinel object changed last and seen at the sink proves nothing else is coming."""
     adapter_settings = settings.AdapterSettings.from_env(
         {"K_SINK": sink_url, "NAMESPACE": namespace, "NAME": "test-source"}
     )
@@ -94,6 +96,7 @@ async def running_adapter(
         registry=CollectorRegistry(),
         readiness=readiness,
         tracer_provider=tracer_provider,
+        shards=1,
     )
     run = runner.Runner(receive.components(), readiness=readiness, handle_signals=False, grace=10)
     task = asyncio.create_task(run.run())
@@ -103,6 +106,16 @@ async def running_adapter(
     finally:
         run.request_stop()
         assert await task == 0
+
+
+async def _sentinel(
+    core: client.CoreV1Api, sink: Sink, namespace: str, labels: dict[str, str] | None = None
+) -> None:
+    """Create a ConfigMap last and wait for its event: whatever the watch saw before it has
+    been delivered (one ordered queue), so what is missing now never arrives."""
+    meta = client.V1ObjectMeta(name="sentinel", labels=labels)
+    await core.create_namespaced_config_map(namespace, client.V1ConfigMap(metadata=meta))
+    await sink.wait_for(lambda: bool(sink.of("sentinel")))
 
 
 def _config(namespace: str, kind: str = "configmaps", **extra: Any) -> dict[str, Any]:
@@ -126,8 +139,7 @@ async def test_configmap_changes_yield_one_event_each_with_knative_attributes(
         await core.create_namespaced_config_map(namespace, body)
         await core.patch_namespaced_config_map("cm1", namespace, {"data": {"a": "2"}})
         await core.delete_namespaced_config_map("cm1", namespace)
-        await sink.wait_for(lambda: len(sink.of("cm1")) >= 3)
-        await asyncio.sleep(0.5)  # nothing more may arrive
+        await _sentinel(core, sink, namespace)
         types = [t for t, _ in sink.of("cm1")]
         assert types == [
             "dev.knative.apiserver.resource.add",
@@ -180,7 +192,7 @@ async def test_core_events_reference_mode_and_label_selector(
             ),
         )
         await sink.wait_for(lambda: bool(sink.of("picked")) and bool(sink.of("ev1")))
-        await asyncio.sleep(0.5)
+        await _sentinel(core, sink, namespace, labels={"watch": "yes"})
         assert sink.of("ignored") == []
         assert sink.of("picked") == [
             (
@@ -219,9 +231,10 @@ async def test_owner_filter_only_sends_owned_objects(
                 metadata=client.V1ObjectMeta(name="child", owner_references=[owner_ref])
             ),
         )
-        await sink.wait_for(lambda: bool(sink.of("child")))
-        await asyncio.sleep(0.5)
-        assert sink.of("orphan") == []
+        sentinel = client.V1ObjectMeta(name="sentinel", owner_references=[owner_ref])
+        await core.create_namespaced_config_map(namespace, client.V1ConfigMap(metadata=sentinel))
+        await sink.wait_for(lambda: bool(sink.of("sentinel")))
+        assert [name for name in ("orphan", "child") if sink.of(name)] == ["child"]
 
 
 async def test_retries_503_then_delivers_and_400_is_not_retried(
@@ -244,9 +257,8 @@ async def test_retries_503_then_delivers_and_400_is_not_retried(
         await core.create_namespaced_config_map(
             namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="refused"))
         )
-        await waiting.until(lambda: not sink.responses, within=10)
-        await asyncio.sleep(0.5)
-        assert sink.attempts == attempts_before + 1, "a 400 must not be retried"
+        await _sentinel(core, sink, namespace)
+        assert sink.attempts == attempts_before + 2, "a 400 must not be retried"
         assert sink.of("refused") == []
         registry_text = exposition.generate_latest(receive.registry).decode()
         assert 'kevents_events_lost_total{reason="refused"} 1.0' in registry_text
@@ -298,10 +310,7 @@ async def test_broken_watch_and_relist_give_no_duplicate_and_no_gap(
         await core.create_namespaced_config_map(
             namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="new"))
         )
-        await sink.wait_for(
-            lambda: len(sink.of("change")) == 2 and bool(sink.of("remove")) and bool(sink.of("new"))
-        )
-        await asyncio.sleep(1)
+        await _sentinel(core, sink, namespace)
     assert sink.of("keep") == []
     assert [(t, d["data"]) for t, d in sink.of("change")] == [
         ("dev.knative.apiserver.resource.update", {"v": "1"}),
@@ -410,7 +419,7 @@ async def test_missing_permission_is_logged_once_and_other_resources_flow(
     async with await _service_account_client(api_client, namespace, [readable]) as restricted:
         async with (
             serve_sink(Sink()) as sink,
-            running_adapter(restricted, sink.url, cfg, namespace),
+            running_adapter(restricted, sink.url, cfg, namespace) as receive,
         ):
             await core.create_namespaced_config_map(
                 namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="visible"))
@@ -419,7 +428,9 @@ async def test_missing_permission_is_logged_once_and_other_resources_flow(
                 namespace, client.V1Secret(metadata=client.V1ObjectMeta(name="hidden"))
             )
             await sink.wait_for(lambda: bool(sink.of("visible")))
-            await asyncio.sleep(0.5)
+            secrets = next(w for w in receive.watchers if w.collection.resource == "secrets")
+            await waiting.until(secrets.attempted.is_set)
+            assert not secrets.listed.is_set(), "the forbidden watch must never have listed"
     assert sink.of("hidden") == []
     warnings = [r for r in caplog.records if "Missing permission" in r.getMessage()]
     assert len(warnings) == 1

@@ -294,6 +294,40 @@ async def test_deployment_carries_env_contract_and_follows_spec(
         )
 
 
+FROZEN_PROBE = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: frozen-probe}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: frozen-probe}}
+  template:
+    metadata: {labels: {app: frozen-probe}}
+    spec: {containers: [{name: c, image: busybox}]}
+"""
+
+
+async def policy_in_force(kube: Kube, namespace: str) -> None:
+    """Wait until the API server enforces `freeze_policy`: a status write of a probe
+    Deployment as kcm's deployment controller is denied (policies load asynchronously)."""
+    kube.apply(FROZEN_PROBE, namespace)
+    # the policy matches on the user name; system:masters only gets past RBAC to admission
+    as_kcm = "--as=system:serviceaccount:kube-system:deployment-controller"
+    as_group = "--as-group=system:masters"
+    patch = '{"status": {"observedGeneration": 1}}'
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while loop.time() < deadline:
+        proc = kube.kubectl("-n", namespace, "patch", "deployment", "frozen-probe",
+                            as_kcm, as_group, "--subresource=status", "--type=merge",
+                            "-p", patch, check=False)  # fmt: skip
+        if "frozen by a kevents test" in proc.stderr:
+            kube.kubectl("-n", namespace, "delete", "deployment", "frozen-probe", "--wait=true")
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the status-freezing admission policy was not enforced within 30 s")
+
+
 def freeze_policy(namespace: str) -> str:
     """Deny kube-controller-manager's Deployment status writes in `namespace` only."""
     return f"""
@@ -336,7 +370,7 @@ async def test_ready_when_deployment_available_and_deleted_with_source(
     policy = freeze_policy(namespace)
     kube.apply(policy)
     try:
-        await asyncio.sleep(2)  # the policy informer picks the binding up
+        await policy_in_force(kube, namespace)
         kube.apply(rbac_yaml(namespace, ["get", "list", "watch"]) + "---" + SERVICE, namespace)
         kube.apply(source_yaml("src", sink=SINK_REF), namespace)
         async with running_controller(api_client, namespace):

@@ -4,7 +4,6 @@ changes, unbound when the binding goes; bystanders are never touched."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -295,7 +294,17 @@ async def test_the_first_binding_keeps_a_shared_subject_until_it_goes(
         dep = await api.get(DEPLOYMENTS, ns, "hb")
         assert env_of(dep)["K_SINK"] == c.service_url("event-display", ns)
         generation = dep["metadata"]["generation"]
-        await asyncio.sleep(1)  # no tug of war between the two bindings
+        # No tug of war: reconciling the second binding again (a new generation, observed)
+        # leaves the subject as the first binding set it.
+        overrides = {"spec": {"ceOverrides": {"extensions": {"probe": "1"}}}}
+        await api.merge_patch(BINDINGS, ns, "second", overrides)
+        await c.eventually(
+            lambda: api.get(BINDINGS, ns, "second"),
+            lambda b: (
+                b.get("status", {}).get("observedGeneration") == b["metadata"]["generation"]
+                and c.condition(b, "SinkBindingAvailable").get("reason") == "SubjectsBoundElsewhere"
+            ),
+        )
         assert (await api.get(DEPLOYMENTS, ns, "hb"))["metadata"]["generation"] == generation
 
         await api.request("DELETE", BINDINGS.path(ns, "bind"))
