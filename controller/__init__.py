@@ -10,15 +10,10 @@ we need for compatibility (same status after any sequence of events, no kopf ann
 the user's objects, deletion is plain garbage collection -- except a Subscription, which
 keeps Knative's finalizer until its entry is out of the channel) and what we can test: a
 kind's reconcile is one async function from object to status, and one generic reconciler
-(`lifecycle.py`, knative/pkg's generated reconcilers) does the get, deletion, finalizers,
-observedGeneration and guarded status write around it for every kind. The machinery it
-needs is small and already written here:
-
-    workqueue.py    per-key dedupe, never two workers on one key, exponential requeue
-    tracking.py     re-reconcile an object when its sink (or any ref) changes; one shared
-                    watch per referenced collection, a `Scope` per controller
-    loop.py         one controller: a kind's reconciler + watches + queue + workers
-    manager.py      hosts every kind's controller (`KINDS`); app.py wires the process
+(`framework/lifecycle.py`, knative/pkg's generated reconcilers) does the get, deletion,
+finalizers, observedGeneration and guarded status write around it for every kind. The
+machinery it needs is small and lives in `framework/` (workqueue, tracking, loop: see its
+docstring); `manager.py` hosts every kind's controller (`KINDS`), `app.py` wires the process.
 
 kubernetes-asyncio supplies auth, TLS and token refresh; requests go out as raw JSON by path
 (`kevents.kubeapi`), like client-go's dynamic client, because sink refs may name any kind.
@@ -27,21 +22,16 @@ The list+watch loop (`kevents.watching`, stateless mode) and the leader election
 
 Modules
 -------
+    framework/          what every kind runs on, knowing no kind: workqueue, tracking, loop,
+                        reconciling, lifecycle (the generic reconciler), statuses, conditions,
+                        dependencies, sinks, discovery, metrics (see its docstring)
     apis/               CRD schemas (rendered to manifests/300-*.yaml by hack/update-crds)
     context.py          what each kind's `wiring.build(ctx)` gets: clients, tracker, options
-    reconciling.py      the Reconciler seam, ReconcileError, keys and owner references
-    lifecycle.py        the generic reconciler: a `Kind` implements reconcile/finalize; get,
-                        deletion, finalizers, observedGeneration, status write done once
-    statuses.py         status write-back: merge patch of what changed, resourceVersion-guarded
-    dependencies.py     resolve destinations/read referenced objects, remembered for tracking
     availability.py     a Deployment's Available -> Deployed / DispatcherReady
     channelable.py      the Channelable duck's shared conditions (dead letter sink, policies)
-    conditions.py       Knative duck conditions, living condition set (Ready)
-    sinks.py            Destination -> URL (Service, any Addressable, uri, ref + relative uri)
-    discovery.py        kind -> plural via API discovery
     apiserversource/    adapter Deployment (pure), permission checks (SAR), reconciler, wiring
     podsecurity.py      the restricted securityContext of every adapter the controller makes
-    pingsource/         schedule + data validation (pure), shared adapter Deployment, reconciler
+    pingsource/         shared adapter Deployment, reconciler (rules: kevents.pingspec)
     githubsource/       per-source adapter Deployment + Service and hook payload (pure), GitHub
                         hooks API client, Secret values, reconciler (finalizer), wiring
     inmemorychannel/    ExternalName channel Service + address (pure), reconciler, wiring
@@ -58,6 +48,4 @@ Modules
                         why it only sees opted-in objects and fails open)
     containersource/    SinkBinding + Deployment (pure), reconciler, wiring
     configstore.py      config-logging / -observability / -tracing for the adapters' env
-    settings.py         ControllerSettings from the environment
-    metrics.py          controller metrics on a registry passed in
-"""
+    settings.py         ControllerSettings from the environment"""

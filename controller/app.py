@@ -23,7 +23,8 @@ import logging
 from kubernetes_asyncio import client
 from prometheus_client import CollectorRegistry
 
-from controller import context, manager, metrics, settings
+from controller import context, manager, settings
+from controller.framework import metrics
 from controller.sinkbinding import webhook
 from kevents import kubeapi, leadership, logs, probes, runner, webserver
 from kevents import metrics as kmetrics

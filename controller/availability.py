@@ -7,7 +7,7 @@ Deployment reports Available=True, its reason and message otherwise, and Unknown
 
 from __future__ import annotations
 
-from controller import conditions
+from controller.framework import conditions
 from kevents import kubeapi
 
 DEPLOYMENTS = kubeapi.Resource("apps", "v1", "deployments")

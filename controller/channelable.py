@@ -7,7 +7,7 @@ EventPoliciesReady: True with reason `OIDCDisabled` because authentication-oidc 
 
 from __future__ import annotations
 
-from controller import conditions
+from controller.framework import conditions
 from kevents import kubeapi
 
 ADDRESSABLE = "Addressable"

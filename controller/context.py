@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from controller import configstore, discovery, metrics, tracking, workqueue
+from controller import configstore
+from controller.framework import discovery, metrics, tracking, workqueue
 from kevents import kubeapi
 
 

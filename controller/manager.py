@@ -13,12 +13,13 @@ import asyncio
 import logging
 from collections.abc import Callable, Collection
 
-from controller import configstore, context, discovery, loop, metrics, tracking
+from controller import configstore, context
 from controller.apiserversource import wiring as apiserversource
 from controller.broker import wiring as broker
 from controller.brokerinjection import wiring as brokerinjection
 from controller.channel import wiring as channel
 from controller.containersource import wiring as containersource
+from controller.framework import discovery, loop, metrics, tracking
 from controller.githubsource import wiring as githubsource
 from controller.inmemorychannel import wiring as inmemorychannel
 from controller.pingsource import wiring as pingsource

@@ -14,16 +14,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from controller import (
-    availability,
-    conditions,
-    discovery,
-    lifecycle,
-    reconciling,
-    sinks,
-    statuses,
-)
+from controller import availability
 from controller.apiserversource import adapter, permissions
+from controller.framework import conditions, discovery, lifecycle, reconciling, sinks, statuses
 from kevents import kubeapi
 
 logger = logging.getLogger(__name__)

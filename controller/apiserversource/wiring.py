@@ -7,8 +7,9 @@ sinks come through the tracker, config-* changes through `Manager`.
 
 from __future__ import annotations
 
-from controller import context, lifecycle, loop
+from controller import context
 from controller.apiserversource import adapter, reconciler
+from controller.framework import lifecycle, loop
 
 
 def build(ctx: context.Context) -> loop.Controller:

@@ -22,18 +22,10 @@ from __future__ import annotations
 import logging
 from typing import cast
 
-from controller import (
-    channelable,
-    conditions,
-    context,
-    dependencies,
-    discovery,
-    lifecycle,
-    reconciling,
-    sinks,
-)
+from controller import channelable, context
 from controller.broker import defaults, resources
 from controller.channel import backing
+from controller.framework import conditions, dependencies, discovery, lifecycle, reconciling, sinks
 from controller.inmemorychannel import service
 from kevents import kubeapi
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller import reconciling, sinks
 from controller.broker import defaults
 from controller.channel import backing
+from controller.framework import reconciling, sinks
 from kevents import kubeapi
 
 TRIGGER_CHANNEL_SUFFIX = "-kne-trigger"

@@ -9,9 +9,10 @@ the tracker.
 
 from __future__ import annotations
 
-from controller import context, lifecycle, loop
+from controller import context
 from controller.broker import defaults, reconciler
 from controller.channel import backing
+from controller.framework import lifecycle, loop
 from controller.inmemorychannel import service
 
 

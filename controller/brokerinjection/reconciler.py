@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import logging
 
-from controller import context, lifecycle
+from controller import context
 from controller.broker import defaults
 from controller.brokerinjection import injection
 from controller.channel import backing
+from controller.framework import lifecycle
 from kevents import kubeapi
 
 logger = logging.getLogger(__name__)

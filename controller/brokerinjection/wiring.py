@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from controller import context, lifecycle, loop
+from controller import context
 from controller.broker import defaults
 from controller.brokerinjection import injection, reconciler
+from controller.framework import lifecycle, loop
 from kevents import kubeapi
 
 

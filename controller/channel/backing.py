@@ -15,7 +15,7 @@ from typing import Any, NotRequired, TypedDict
 
 import yaml
 
-from controller import reconciling
+from controller.framework import reconciling
 from kevents import kubeapi
 
 CHANNELS = kubeapi.Resource("messaging.knative.dev", "v1", "channels")

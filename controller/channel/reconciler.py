@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 from typing import cast
 
-from controller import channelable, conditions, context, discovery, lifecycle, reconciling
+from controller import channelable, context
 from controller.channel import backing
+from controller.framework import conditions, discovery, lifecycle, reconciling
 from kevents import kubeapi
 
 logger = logging.getLogger(__name__)

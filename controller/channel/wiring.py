@@ -3,8 +3,9 @@ tracker (their kind is only known from each Channel's template)."""
 
 from __future__ import annotations
 
-from controller import context, lifecycle, loop
+from controller import context
 from controller.channel import backing, reconciler
+from controller.framework import lifecycle, loop
 
 
 def build(ctx: context.Context) -> loop.Controller:

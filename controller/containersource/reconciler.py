@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import logging
 
-from controller import availability, conditions, context, lifecycle, reconciling
+from controller import availability, context
 from controller.containersource import resources
+from controller.framework import conditions, lifecycle, reconciling
 from controller.sinkbinding import reconciler as sinkbinding
 from kevents import kubeapi
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from controller import reconciling
 from controller.apiserversource import adapter
+from controller.framework import reconciling
 from controller.sinkbinding import binder, injection
 from kevents import kubeapi
 

@@ -4,8 +4,9 @@ handler). A binding's status change (sink resolved or changed) wakes its source 
 
 from __future__ import annotations
 
-from controller import availability, context, lifecycle, loop
+from controller import availability, context
 from controller.containersource import reconciler, resources
+from controller.framework import lifecycle, loop
 from controller.sinkbinding import reconciler as sinkbinding
 
 

@@ -30,8 +30,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from controller import podsecurity, sinks
+from controller import podsecurity
 from controller.apiserversource import adapter as common
+from controller.framework import sinks
 from controller.githubsource import secrets
 from kevents import kubeapi
 

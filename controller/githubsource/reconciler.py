@@ -30,7 +30,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from controller import availability, conditions, context, lifecycle, reconciling, sinks
+from controller import availability, context
+from controller.framework import conditions, lifecycle, reconciling, sinks
 from controller.githubsource import adapter, githubapi, hook, secrets, webhooks
 from kevents import kubeapi
 

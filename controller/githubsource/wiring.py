@@ -5,7 +5,8 @@ tracker, config-* changes through `Manager`. Secrets are not watched (the contro
 
 from __future__ import annotations
 
-from controller import context, lifecycle, loop
+from controller import context
+from controller.framework import lifecycle, loop
 from controller.githubsource import adapter, reconciler
 
 

@@ -17,17 +17,8 @@ from __future__ import annotations
 import logging
 from typing import cast
 
-from controller import (
-    availability,
-    channelable,
-    conditions,
-    context,
-    dependencies,
-    lifecycle,
-    reconciling,
-    sinks,
-    statuses,
-)
+from controller import availability, channelable, context
+from controller.framework import conditions, dependencies, lifecycle, reconciling, sinks, statuses
 from controller.inmemorychannel import service
 from kevents import kubeapi
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller import reconciling
+from controller.framework import reconciling
 from kevents import kubeapi
 
 INMEMORYCHANNELS = kubeapi.Resource("messaging.knative.dev", "v1", "inmemorychannels")

@@ -8,7 +8,8 @@ letter sinks come through the tracker.
 
 from __future__ import annotations
 
-from controller import availability, context, lifecycle, loop
+from controller import availability, context
+from controller.framework import lifecycle, loop
 from controller.inmemorychannel import reconciler, service
 
 

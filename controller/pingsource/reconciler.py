@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 
-from controller import availability, conditions, context, lifecycle
+from controller import availability, context
+from controller.framework import conditions, lifecycle
 from controller.pingsource import adapter
 from kevents import kubeapi, pingspec
 

@@ -3,7 +3,8 @@ system namespace (any change re-evaluates Deployed for all), sinks through the t
 
 from __future__ import annotations
 
-from controller import availability, context, lifecycle, loop
+from controller import availability, context
+from controller.framework import lifecycle, loop
 from controller.pingsource import adapter, reconciler
 
 

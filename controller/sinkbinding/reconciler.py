@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import logging
 
-from controller import conditions, context, lifecycle, reconciling
+from controller import context
+from controller.framework import conditions, lifecycle, reconciling
 from controller.sinkbinding import binder, injection, subjects
 from kevents import kubeapi
 

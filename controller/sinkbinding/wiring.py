@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from controller import context, lifecycle, loop
+from controller import context
+from controller.framework import lifecycle, loop
 from controller.sinkbinding import binder, reconciler, subjects
 from kevents import kubeapi
 

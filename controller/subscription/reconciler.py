@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 from typing import Any, cast
 
-from controller import conditions, context, dependencies, discovery, lifecycle, sinks
+from controller import context
+from controller.framework import conditions, dependencies, discovery, lifecycle, sinks
 from controller.subscription import entry
 from kevents import kubeapi
 

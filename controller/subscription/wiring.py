@@ -3,7 +3,8 @@ replies and dead letter sinks through the tracker."""
 
 from __future__ import annotations
 
-from controller import context, lifecycle, loop
+from controller import context
+from controller.framework import lifecycle, loop
 from controller.subscription import entry, reconciler
 
 

@@ -24,19 +24,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any, cast
 
-from controller import (
-    channelable,
-    conditions,
-    context,
-    dependencies,
-    discovery,
-    lifecycle,
-    reconciling,
-    sinks,
-)
+from controller import channelable, context
 from controller.broker import defaults, resources
 from controller.brokerinjection import injection
 from controller.brokerinjection import reconciler as injecting
+from controller.framework import conditions, dependencies, discovery, lifecycle, reconciling, sinks
 from controller.trigger import dependency, subscription
 from kevents import kubeapi
 from kevents.eventfilter import trigger as trigger_filter

@@ -22,8 +22,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from controller import dependencies, reconciling, sinks
 from controller.broker import resources
+from controller.framework import dependencies, reconciling, sinks
 from kevents import kubeapi
 
 SUBSCRIPTIONS = kubeapi.Resource("messaging.knative.dev", "v1", "subscriptions")

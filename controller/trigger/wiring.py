@@ -3,7 +3,8 @@ label); Brokers, subscribers, dead letter sinks and dependencies through the tra
 
 from __future__ import annotations
 
-from controller import context, lifecycle, loop
+from controller import context
+from controller.framework import lifecycle, loop
 from controller.trigger import reconciler, subscription
 
 

@@ -19,8 +19,9 @@ import yaml
 from kubernetes_asyncio import client
 from prometheus_client import CollectorRegistry
 
-from controller import availability, context, manager, metrics
+from controller import availability, context, manager
 from controller.containersource import reconciler as containersource
+from controller.framework import metrics
 from controller.sinkbinding import reconciler, webhook
 from kevents import kubeapi
 from tests.cluster import REPO, Kube

@@ -11,7 +11,8 @@ from typing import Any
 from kubernetes_asyncio import client
 from prometheus_client import CollectorRegistry
 
-from controller import context, manager, metrics
+from controller import context, manager
+from controller.framework import metrics
 from kevents import kubeapi
 
 PING_IMAGE = "kevents/ping-source:test"

@@ -18,8 +18,9 @@ import yaml
 from kubernetes_asyncio import client
 from prometheus_client import CollectorRegistry
 
-from controller import context, manager, metrics
+from controller import context, manager
 from controller.apiserversource import adapter, reconciler
+from controller.framework import metrics
 from kevents import kubeapi
 from tests.cluster import REPO, Kube
 from tests.integration import controllers

@@ -14,7 +14,8 @@ import pytest
 from kubernetes_asyncio import client
 from prometheus_client import CollectorRegistry
 
-from controller import app, metrics
+from controller import app
+from controller.framework import metrics
 from kevents import kubeapi, leadership
 from tests import waiting
 from tests.integration import faultproxy

@@ -1,5 +1,5 @@
-"""The generic reconciler (`controller.lifecycle`) against the real apiserver, with a tiny kind
-on the PingSource CRD: finalizers, deletion, observedGeneration, the guarded status write,
+"""The generic reconciler (`controller.framework.lifecycle`) against the real apiserver, with a
+tiny kind on the PingSource CRD: finalizers, deletion, observedGeneration, the guarded status write,
 conflicts, and what a kind's outcome and failures do to the status."""
 
 from __future__ import annotations
@@ -11,7 +11,15 @@ import pytest
 from kubernetes_asyncio import client
 from prometheus_client import CollectorRegistry
 
-from controller import conditions, discovery, lifecycle, loop, metrics, reconciling, workqueue
+from controller.framework import (
+    conditions,
+    discovery,
+    lifecycle,
+    loop,
+    metrics,
+    reconciling,
+    workqueue,
+)
 from kevents import kubeapi
 from tests.cluster import REPO, Kube
 from tests.integration import controllers as c

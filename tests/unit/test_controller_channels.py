@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from controller import statuses
 from controller.channel import backing, reconciler
+from controller.framework import statuses
 from controller.inmemorychannel import service
 from controller.subscription import entry
 from controller.subscription import reconciler as subreconciler

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller import conditions
+from controller.framework import conditions
 
 SET = conditions.ConditionSet(("SinkProvided", "Deployed"))
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from controller import conditions, sinks
+from controller.framework import conditions, sinks
 from controller.githubsource import adapter, githubapi, hook, reconciler, secrets
 
 LOCATIONS = {

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from controller import sinks
+from controller.framework import sinks
 
 REFS: dict[str, tuple[Any, sinks.Ref | None]] = {
     "no-ref": ({"uri": "http://a.b"}, None),

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from controller import workqueue
+from controller.framework import workqueue
 
 
 async def test_dedupes_queued_keys() -> None:

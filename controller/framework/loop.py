@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from controller import metrics, reconciling, workqueue
+from controller.framework import metrics, reconciling, workqueue
 from kevents import kubeapi, watching
 
 logger = logging.getLogger(__name__)

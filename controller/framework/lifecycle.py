@@ -31,7 +31,15 @@ import logging
 from collections.abc import Collection
 from typing import ClassVar, cast
 
-from controller import conditions, dependencies, discovery, reconciling, sinks, statuses, tracking
+from controller.framework import (
+    conditions,
+    dependencies,
+    discovery,
+    reconciling,
+    sinks,
+    statuses,
+    tracking,
+)
 from kevents import kubeapi
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import NotRequired, TypedDict
 
-from controller import discovery
+from controller.framework import discovery
 from kevents import kubeapi
 
 SERVICES = kubeapi.Resource("", "v1", "services")

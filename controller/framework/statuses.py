@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 
-from controller import conditions
+from controller.framework import conditions
 from kevents import kubeapi
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from controller import discovery, sinks, tracking
+from controller.framework import discovery, sinks, tracking
 from kevents import kubeapi
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from controller import conditions
+from controller.framework import conditions
 from kevents import errors, kubeapi
 
 
