@@ -11,9 +11,10 @@ Transfer-Encoding is a `ClientPayloadError`.
 Bounds, so that no sink can make the shared process buffer or spin:
 - the body is kept up to `body_limit` as it streams in (chunked too); beyond it the answer is
   `truncated` and the connection closed;
-- the head (status line, headers, interim answers) up to `HEAD_LIMIT` bytes, `MAX_HEADERS`
-  lines (trailers included), each line up to `LINE_LIMIT` bytes; bytes that make no progress
-  (a chunk-size line or a header line that never ends) fail after `LINE_LIMIT`;
+- header lines up to `HEAD_LIMIT` bytes in all and `MAX_HEADERS` of them (interim answers
+  and trailers included), each up to `LINE_LIMIT` bytes; bytes that complete nothing (a
+  status, header or chunk-size line that never ends) fail after `LINE_LIMIT`, counted in
+  reads of at most `LINE_LIMIT` bytes until the body;
 - connect: `CONNECT_TIMEOUT` (10 s) per connection. Knative's sender (Go's default
   transport) allows 30 s; between pods a connect takes under a millisecond, and 10 s still
   covers three SYN retransmissions (1, 3 and 7 s). The whole attempt is bounded by the
@@ -43,6 +44,7 @@ import collections
 import dataclasses
 import functools
 import logging
+import time
 from collections.abc import Mapping
 from typing import cast
 from urllib.parse import urlsplit
@@ -59,7 +61,7 @@ their close. With the timer's slack it is gone within 4 s."""
 CONNECT_TIMEOUT = 10.0
 """Seconds to open a connection (see the module docstring for why 10 s)."""
 HEAD_LIMIT = 64 * 1024
-"""Bytes of an answer's head: status lines and headers, interim 1xx answers included."""
+"""Bytes of an answer's header lines, those of interim 1xx answers and trailers included."""
 LINE_LIMIT = 8 * 1024
 """Bytes of one header line; also how many bytes may arrive without completing anything."""
 MAX_HEADERS = 100
@@ -220,10 +222,6 @@ class _Connection(asyncio.Protocol):
         self._parser.feed_data(data)
         if self._answer is None:
             return
-        if not self._final:
-            self._head_bytes += len(data)
-            if self._head_bytes > HEAD_LIMIT:
-                raise ClientPayloadError(f"answer head larger than {HEAD_LIMIT} bytes")
         if self._progress:
             self._stalled = 0
             return
@@ -246,6 +244,9 @@ class _Connection(asyncio.Protocol):
             raise ClientPayloadError(f"more than {MAX_HEADERS} header lines")
         if len(name) + len(value) > LINE_LIMIT:
             raise ClientPayloadError(f"a header line is longer than {LINE_LIMIT} bytes")
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > HEAD_LIMIT:
+            raise ClientPayloadError(f"answer head larger than {HEAD_LIMIT} bytes")
         if not self._final:  # trailers are not kept
             self._lines.append((name, value))
 
@@ -352,18 +353,38 @@ class Pool:
         try:
             async with host.slots:
                 connection = self._reuse(host)
-                if connection is not None:
+                fresh = connection is None
+                if connection is None:
+                    connection = await self._connect(key)
+                try:
+                    response = await connection.request(data)
+                except ServerDisconnectedError:
+                    self._discard(connection)
+                    if fresh or connection.received:
+                        raise
+                    logger.debug(
+                        "%s:%d closed a kept-alive connection before answering; "
+                        "sending the request again on a new connection.", *key
+                    )  # fmt: skip
+                    connection = await self._connect(key)
                     try:
-                        return await self._exchange(host, connection, data)
-                    except ServerDisconnectedError:
-                        if connection.received:
-                            raise
-                        logger.debug(
-                            "%s:%d closed a kept-alive connection before answering; "
-                            "sending the request again on a new connection.", *key
-                        )  # fmt: skip
-                connection = await self._connect(key)
-                return await self._exchange(host, connection, data)
+                        response = await connection.request(data)
+                    except BaseException:
+                        self._discard(connection)
+                        raise
+                except BaseException:
+                    self._discard(connection)
+                    raise
+                if connection.reusable and not connection.closed:
+                    connection.idle_since = time.monotonic()
+                    host.idle.append(connection)
+                    if self._reaper is None:
+                        self._reaper = asyncio.get_running_loop().call_later(
+                            self._idle_seconds, self._reap
+                        )
+                else:
+                    self._discard(connection)
+                return response
         finally:
             host.users -= 1
             if not host.users and not host.idle and self._hosts.get(key) is host:
@@ -371,29 +392,13 @@ class Pool:
 
     def _reuse(self, host: _Host) -> _Connection | None:
         """The most recently used idle connection still fit for a request, if any."""
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()
         while host.idle:
             connection = host.idle.pop()
             if not connection.closed and now - connection.idle_since < self._idle_seconds:
                 return connection
             self._discard(connection)
         return None
-
-    async def _exchange(self, host: _Host, connection: _Connection, data: bytes) -> Response:
-        try:
-            response = await connection.request(data)
-        except BaseException:
-            self._discard(connection)
-            raise
-        if connection.reusable and not connection.closed:
-            loop = asyncio.get_running_loop()
-            connection.idle_since = loop.time()
-            host.idle.append(connection)
-            if self._reaper is None:
-                self._reaper = loop.call_later(self._idle_seconds, self._reap)
-        else:
-            self._discard(connection)
-        return response
 
     async def _connect(self, key: tuple[str, int]) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -420,8 +425,8 @@ class Pool:
         """Close connections idle for `idle_seconds` or closed by their server, forget hosts
         with nothing left, and come back when the next idle connection expires."""
         self._reaper = None
-        loop = asyncio.get_running_loop()
-        expiry = loop.time() + 0.01 - self._idle_seconds  # idle since then: expired (timer slack)
+        now = time.monotonic()
+        expiry = now + 0.01 - self._idle_seconds  # idle since then: expired (timer slack)
         oldest: float | None = None
         for key, host in list(self._hosts.items()):
             kept: collections.deque[_Connection] = collections.deque()
@@ -437,7 +442,8 @@ class Pool:
             elif not host.users:
                 del self._hosts[key]
         if oldest is not None:
-            self._reaper = loop.call_at(oldest + self._idle_seconds, self._reap)
+            delay = oldest + self._idle_seconds - now
+            self._reaper = asyncio.get_running_loop().call_later(delay, self._reap)
 
     def close(self) -> None:
         if self._reaper is not None:
