@@ -1,8 +1,11 @@
 """Retry policy: how many times, how long to wait, and which failures deserve another try.
 
-Faithful to Knative's dispatcher (`knative/eventing:pkg/kncloudevents/retries.go`) with one
-deliberate improvement: an HTTP `Retry-After` on 429/503 is honoured *by default*, capped by
-`retry_after_max` (Knative only does so behind the alpha flag `delivery-retryafter`).
+Faithful to Knative's dispatcher (`knative/eventing:pkg/kncloudevents/retries.go`) with two
+deliberate improvements: an HTTP `Retry-After` on 429/503 is honoured *by default*, capped by
+`retry_after_max` (Knative only does so behind the alpha flag `delivery-retryafter`); and a
+Knative `delivery` (present or absent) grants a sink that answers 429/503 *with* a
+`Retry-After` up to `DEFAULT_THROTTLE_RETRY` retries even when `delivery.retry` is lower
+(Knative's default is 0: the sink's explicit "try again later" is dropped at once).
 """
 
 from __future__ import annotations
@@ -23,6 +26,12 @@ Jitter = Callable[[], float]
 DEFAULT_RETRY_AFTER_MAX = 60.0
 """Seconds. A sink asking to wait longer than a minute is treated as asking for a minute: long
 enough to let an overloaded sink recover, short enough not to stall a queue for hours."""
+
+
+DEFAULT_THROTTLE_RETRY = 2
+"""Retries a Knative `delivery` grants to throttling answers (429/503 with a Retry-After) when
+`retry` is lower: two waits of at most `retry_after_max` each, enough for a sink shedding a
+burst, small enough that a sink throttling for good costs a lane at most two minutes."""
 
 
 class BackoffPolicy(enum.StrEnum):
@@ -60,11 +69,17 @@ class RetryPolicy:
     sender's default (`kevents.transport.DEFAULT_ATTEMPT_TIMEOUT`, 60 s)."""
     retry_after_max: float | None = DEFAULT_RETRY_AFTER_MAX
     """Seconds. Cap on an honoured `Retry-After`; None or 0 disables honouring it."""
+    throttle_retry: int = 0
+    """Retries granted to a 429/503 carrying a valid `Retry-After` when `retry` is lower. 0 here
+    (a policy built in code means what it says); `from_delivery_spec` sets
+    `DEFAULT_THROTTLE_RETRY`. Without `retry_after_max` nothing is granted."""
 
     def __post_init__(self) -> None:
         problems = []
         if self.retry < 0:
             problems.append(f"retry must be >= 0, got {self.retry}")
+        if self.throttle_retry < 0:
+            problems.append(f"throttle_retry must be >= 0, got {self.throttle_retry}")
         for field in ("backoff_delay", "backoff_cap", "timeout", "retry_after_max"):
             value = getattr(self, field)
             if value is not None and value < 0:
@@ -78,8 +93,28 @@ class RetryPolicy:
 
     @property
     def attempts(self) -> int:
-        """Total attempts including the first one."""
+        """Total attempts including the first one, for failures other than throttling."""
         return 1 + self.retry
+
+    @property
+    def max_attempts(self) -> int:
+        """Total attempts when every failure is a throttling answer with a Retry-After."""
+        return 1 + max(self.retry, self.throttle_retry if self.retry_after_max else 0)
+
+    def may_retry(
+        self, attempts_made: int, status: int | None, retry_after: str | None, now: datetime
+    ) -> bool:
+        """Whether another attempt follows `attempts_made` attempts, the last failing so."""
+        if not self.should_retry(status):
+            return False
+        if attempts_made < self.attempts:
+            return True
+        return (
+            attempts_made < self.max_attempts
+            and status in (429, 503)
+            and retry_after is not None
+            and parse_retry_after(retry_after, now) is not None
+        )
 
     def backoff(self, attempt_index: int) -> float:
         """Seconds to wait before retry number `attempt_index` (0 = the first retry), no jitter.
@@ -162,6 +197,7 @@ class RetryPolicy:
             fields[field] = seconds
         if problems:
             raise errors.ConfigError(problems)
+        fields["throttle_retry"] = DEFAULT_THROTTLE_RETRY
         fields.update(overrides)
         return cls(**fields)  # type: ignore[arg-type]
 

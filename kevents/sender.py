@@ -213,7 +213,7 @@ class Sender:
         start = clock.monotonic()
         attempt = transport.Attempt()
         number = 0
-        for number in range(1, policy.attempts + 1):
+        for number in range(1, policy.max_attempts + 1):
             if number > 1:
                 wait = policy.wait_before_retry(
                     number - 2,
@@ -229,7 +229,9 @@ class Sender:
             attempt = await self._attempt(event, url, body, request_headers, policy.timeout, number)
             if attempt.status is not None and 200 <= attempt.status < 300:
                 break
-            if not policy.should_retry(attempt.status):
+            if not policy.may_retry(
+                number, attempt.status, attempt.headers.get("Retry-After"), clock.now()
+            ):
                 break
         result = delivery.DeliveryResult(
             status=attempt.status,

@@ -175,6 +175,42 @@ async def test_retry_after_from_the_sink_is_honoured(
     assert clock.sleeps == [expected]
 
 
+NO_DELIVERY_SPEC = retries.RetryPolicy.from_delivery_spec({})
+
+
+@pytest.mark.parametrize(
+    ("answers", "attempts", "status", "sleeps"),
+    [
+        ([(429, "3")], 2, 202, [3.0]),
+        ([(503, "1"), (429, "600")], 3, 202, [1.0, 60.0]),
+        ([(429, "1"), (429, "1"), (429, "1")], 3, 429, [1.0, 1.0]),
+        ([(429, None)], 1, 429, []),
+        ([(503, None)], 1, 503, []),
+        ([(429, "soon")], 1, 429, []),
+        ([(500, "1")], 1, 500, []),
+    ],
+    ids=[
+        "429-retry-after-then-202", "503-then-429-capped-then-202", "budget-of-two-retries",
+        "429-without-retry-after", "503-without-retry-after", "unparsable-retry-after",
+        "500-is-not-throttling",
+    ],
+)  # fmt: skip
+async def test_without_delivery_spec_throttling_answers_get_a_small_budget(
+    sink: Sink, clock: FakeClock, make_sender: Callable[..., sender.Sender],
+    answers: list[tuple[int, str | None]], attempts: int, status: int, sleeps: list[float],
+) -> None:  # fmt: skip
+    """No `delivery` = Knative's 0 retries, except that a sink answering 429/503 with a
+    Retry-After is retried after the wait it asked for (capped), at most twice."""
+    sink.script = [
+        web.Response(status=code, headers={"Retry-After": after} if after else {})
+        for code, after in answers
+    ]
+    result = await make_sender(policy=NO_DELIVERY_SPEC).send(event(), sink.url)
+    assert (result.status, result.attempts) == (status, attempts)
+    assert len(sink.seen) == attempts
+    assert clock.sleeps == sleeps
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

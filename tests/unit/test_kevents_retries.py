@@ -200,6 +200,7 @@ def test_from_delivery_spec_reads_every_field() -> None:
         timeout=10.0,
         retry_after_max=120.0,
         jitter=0.1,
+        throttle_retry=retries.DEFAULT_THROTTLE_RETRY,
     )
     assert policy.attempts == 4
 
@@ -207,6 +208,7 @@ def test_from_delivery_spec_reads_every_field() -> None:
 def test_from_empty_delivery_spec_is_one_attempt_immediate() -> None:
     policy = retries.RetryPolicy.from_delivery_spec({})
     assert policy.attempts == 1
+    assert policy.max_attempts == 1 + retries.DEFAULT_THROTTLE_RETRY  # only for Retry-After
     assert policy.backoff_policy is retries.BackoffPolicy.EXPONENTIAL
     assert policy.timeout is None
     assert policy.retry_after_max == retries.DEFAULT_RETRY_AFTER_MAX
