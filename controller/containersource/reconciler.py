@@ -1,5 +1,8 @@
 """Level-based reconciler of ContainerSource (knative/eventing `pkg/reconciler/containersource`).
 
+0. Unnamed containers are named `<source>-<index>` (Knative's defaulting; the admission
+   webhook does it at creation, this for sources stored without it) and the update brings
+   the source back.
 1. Apply the SinkBinding `<name>-sinkbinding` (subject: the source's Deployment, sink and
    ceOverrides from the source) and propagate it: its Ready -> SinkBindingReady, its
    sinkUri/sinkCACerts/sinkAudience -> ours.
@@ -7,7 +10,8 @@
    already in it, once the sink has resolved. A sink that is missing at creation only delays
    it: the SinkBinding's status change wakes this source up (eventing-contrib#187). Any change
    of the template (image, args, env) is applied and rolls out (eventing-contrib#28).
-   ReceiveAdapterReady follows the Deployment's Available.
+   ReceiveAdapterReady follows the Deployment's Available; an apply the apiserver refuses
+   makes it False with the apiserver's reason and message verbatim.
 3. `ceAttributes` from what the containers declare (`resources.ce_attributes`).
 
 Server-side apply owns exactly the fields we set, so `kubectl scale` and the binding's own
@@ -56,8 +60,20 @@ class Reconciler(lifecycle.Kind):
     def __init__(self, ctx: context.Context) -> None:
         self.api = ctx.api
 
-    async def reconcile(self, source: kubeapi.Json, state: lifecycle.State) -> None:
+    async def reconcile(
+        self, source: kubeapi.Json, state: lifecycle.State
+    ) -> lifecycle.Outcome | None:
         meta = source["metadata"]
+        # 0. Defaults the webhook writes, for a source stored without it.
+        named = resources.named_containers(source)
+        if named is not None:
+            patch = {
+                "metadata": {"resourceVersion": meta["resourceVersion"]},
+                "spec": {"template": {"spec": {"containers": named}}},
+            }
+            await self.api.merge_patch(CONTAINERSOURCES, meta["namespace"], meta["name"], patch)
+            logger.info("ContainerSource %s: unnamed containers named.", state.key)
+            return lifecycle.Outcome.CHANGED
         # 1. The SinkBinding.
         binding = await self._owned_apply(
             sinkbinding.SINKBINDINGS, source, resources.sinkbinding(source), SINK_BINDING_READY,
@@ -80,13 +96,14 @@ class Reconciler(lifecycle.Kind):
                     RECEIVE_ADAPTER_READY, "SinkNotResolved",
                     f"The Deployment '{name}' is created once the sink resolves.",
                 )  # fmt: skip
-                return
+                return None
         else:
             dep = await self._owned_apply(
                 availability.DEPLOYMENTS, source, resources.deployment(source, sink),
                 RECEIVE_ADAPTER_READY, state,
             )  # fmt: skip
         state.conditions = availability.propagate(state.conditions, RECEIVE_ADAPTER_READY, dep)
+        return None
 
     async def _owned_apply(
         self, resource: kubeapi.Resource, source: kubeapi.Json, desired: kubeapi.Json,
@@ -102,7 +119,15 @@ class Reconciler(lifecycle.Kind):
             message = f"{kind} '{meta['name']}' exists and is not owned by this ContainerSource."
             state.mark_false(condition, f"{kind}NotOwned", message)
             raise state.fail(message)
-        applied = await self.api.apply(resource, meta["namespace"], desired, FIELD_MANAGER)
+        try:
+            applied = await self.api.apply(resource, meta["namespace"], desired, FIELD_MANAGER)
+        except kubeapi.Conflict:
+            raise
+        except kubeapi.ApiError as exc:
+            # The apiserver's own words (a 422 naming the field), not a guess.
+            reason, message = lifecycle.api_failure(exc)
+            state.mark_false(condition, reason, message)
+            raise state.fail(message) from exc
         if existing is None:
             logger.info(
                 "Created %s %s for ContainerSource %s.", desired["kind"], meta["name"], state.key

@@ -23,6 +23,20 @@ CONTROLLER_AGENT = "container-source-controller"
 INCLUDE = "bindings.knative.dev/include"
 
 
+def named_containers(source: kubeapi.Json) -> list[dict[str, Any]] | None:
+    """`spec.template.spec.containers` with every unnamed container named
+    `<source-name>-<index>` (Knative's `ContainerSourceSpec.SetDefaults`; `kn source container
+    create` sends an unnamed one), or None when every container has a name already."""
+    template = (source.get("spec") or {}).get("template") or {}
+    containers = list((template.get("spec") or {}).get("containers") or [])
+    name = source["metadata"]["name"]
+    named = [
+        c if c.get("name") else {**c, "name": f"{name}-{index}"}
+        for index, c in enumerate(containers)
+    ]
+    return None if named == containers else named
+
+
 def deployment_name(source_name: str) -> str:
     return adapter.child_name(source_name, "-deployment")
 

@@ -16,9 +16,12 @@ kinds, for the key the work queue hands it:
    guarded by resourceVersion (a 409 `Conflict` propagates and the controller requeues the
    key, which is read fresh). Ready transitions are logged there.
 6. Errors: `ReconcileError` (a step could not complete) writes the status reached, then
-   propagates; failures recorded with `State.retry_later` are raised after the write. The
-   controller (`loop.py`) requeues either with per-key exponential backoff; any other
-   exception propagates without a status write.
+   propagates; failures recorded with `State.retry_later` are raised after the write. An
+   `ApiError` the kind did not handle (a 422 for a child it applies, a 403) sets Ready False
+   with the apiserver's reason and message verbatim (capped at `MESSAGE_LIMIT`), so the
+   status carries the real failure rather than an earlier guess; a `Conflict` only
+   requeues. The controller (`loop.py`) requeues each with per-key exponential backoff; any
+   other exception propagates without a status write.
 
 A kind that changed its object itself (defaults written, a label fixed) or found it belongs
 to another controller returns an `Outcome` instead of None: no status is written.
@@ -189,6 +192,16 @@ class GenericReconciler:
                 state.conditions = failure.conditions
                 await self.write(state)
             raise
+        except kubeapi.Conflict:
+            raise  # a stale read: requeued and read fresh, nothing to report
+        except kubeapi.ApiError as exc:
+            # A request the kind did not handle failed: say so, verbatim, instead of
+            # leaving whatever an earlier reconcile guessed in the status.
+            if self.implementation.condition_set is not None:
+                reason, message = api_failure(exc)
+                state.conditions = state.conditions.mark_false(conditions.READY, reason, message)
+                await self.write(state)
+            raise
         finally:
             if self.scope is not None:
                 self.scope.track_only(key, state.deps.targets)
@@ -261,6 +274,22 @@ class GenericReconciler:
         if self.scope is not None:
             self.scope.forget(key)
         await self.implementation.forget(key)
+
+
+MESSAGE_LIMIT = 1024
+"""Characters of an API error kept in a condition message (Knative caps error data at 1024
+too): the apiserver's 422 for a whole pod template can be long."""
+
+
+def api_failure(exc: kubeapi.ApiError) -> tuple[str, str]:
+    """A condition's reason and message for a failed API request: the apiserver's reason
+    (`Invalid`, `Forbidden`, ...) and its message verbatim with the request, size-capped."""
+    reason = "".join(part[:1].upper() + part[1:] for part in exc.reason.split()) or "ApiError"
+    return reason, truncate(str(exc))
+
+
+def truncate(message: str, limit: int = MESSAGE_LIMIT) -> str:
+    return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
 def _finalizers(obj: kubeapi.Json) -> list[str]:

@@ -100,3 +100,51 @@ async def test_source_owns_binding_and_deployment_and_rolls_out_changes(
         )
         assert container(rolled)["image"].endswith("cmd/heartbeats")
         assert {e["name"]: e.get("value") for e in container(rolled)["env"]}["K_SINK"] == url
+
+
+def unnamed_yaml(container: dict[str, Any]) -> str:
+    """What `kn source container create beats --image IMG --sink svc:event-display` sends:
+    a container without a name."""
+    body = {
+        "apiVersion": "sources.knative.dev/v1", "kind": "ContainerSource",
+        "metadata": {"name": "beats"},
+        "spec": {
+            "sink": {"ref": {"apiVersion": "v1", "kind": "Service", "name": "event-display"}},
+            "template": {"spec": {"containers": [container]}},
+        },
+    }  # fmt: skip
+    return yaml.safe_dump(body)
+
+
+async def test_unnamed_container_is_named_as_knative_does_and_becomes_ready(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    ns, api = namespace, kubeapi.KubeApi(api_client)
+    kube.apply(c.SINK_SERVICE, ns)
+    kube.apply(unnamed_yaml({"image": "kevents/heartbeat:test"}), ns)
+    async with c.running(api_client, ns, ["SinkBinding", "ContainerSource"]):
+        source = await c.eventually(
+            lambda: api.get(SOURCES, ns, "beats"),
+            lambda s: c.condition(s, "Ready").get("status") == "True",
+        )
+    assert container(source)["name"] == "beats-0"
+    dep = await api.get(DEPLOYMENTS, ns, "beats-deployment")
+    assert container(dep)["name"] == "beats-0"
+
+
+async def test_refused_deployment_is_reported_with_the_apiservers_words(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    ns, api = namespace, kubeapi.KubeApi(api_client)
+    kube.apply(c.SINK_SERVICE, ns)
+    bad = {"name": "beat", "image": "kevents/heartbeat:test", "ports": [{"containerPort": 99999}]}
+    kube.apply(unnamed_yaml(bad), ns)
+    async with c.running(api_client, ns, ["SinkBinding", "ContainerSource"]):
+        source = await c.eventually(
+            lambda: api.get(SOURCES, ns, "beats"),
+            lambda s: c.condition(s, "ReceiveAdapterReady").get("status") == "False",
+        )
+    cond = c.condition(source, "ReceiveAdapterReady")
+    assert cond["reason"] == "Invalid"
+    assert "spec.template.spec.containers[0].ports[0].containerPort" in cond["message"]
+    assert c.condition(source, "Ready")["status"] == "False"
