@@ -82,6 +82,7 @@ async def main() -> int:
             github_adapter_image=cfg.github_adapter_image,
             workers=cfg.workers,
             resync=cfg.resync_seconds,
+            config_recheck=cfg.config_recheck_seconds,
         )
         controller = manager.Manager(api, observed, options)
         readiness.set_ready()

@@ -29,6 +29,10 @@ class Options:
     """Seconds between safety-net re-reconciles of every object."""
     namespace: str | None = None
     """Watch only this namespace (tests); None = cluster-wide."""
+    config_recheck: float = 30.0
+    """Seconds between reads of a ConfigMap a Broker's `spec.config` names outside the system
+    namespace: the controller may only get those by name (no cluster-wide ConfigMap watch),
+    so a missing one that appears, or one deleted, is seen within this time."""
     dispatcher_deployment: str = "kevents-dispatcher"
     """The InMemoryChannel dispatcher Deployment in the system namespace."""
     dispatcher_service: str = "dispatcher"

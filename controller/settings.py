@@ -34,6 +34,10 @@ class ControllerSettings:
     resync_seconds: float
     """RESYNC_SECONDS: re-reconcile every object this often even without events (default
     600 s), a safety net for missed events; level-based reconciles make it cheap."""
+    config_recheck_seconds: float
+    """BROKER_CONFIG_RECHECK_SECONDS: how often a Broker's `spec.config` ConfigMap outside the
+    system namespace is read again (default 30 s: the controller may only get those by name,
+    so polling one GET per such Broker is what notices one appearing or deleted)."""
     metrics_port: int
     """METRICS_PORT (9090): Prometheus `/metrics`."""
     probes_port: int
@@ -63,6 +67,9 @@ class ControllerSettings:
             lease_name=env.string("LEASE_NAME", "kevents-controller"),
             workers=env.integer("CONTROLLER_WORKERS", 4, minimum=1, maximum=64),
             resync_seconds=env.number("RESYNC_SECONDS", 600.0, minimum=1.0, maximum=86400.0),
+            config_recheck_seconds=env.number(
+                "BROKER_CONFIG_RECHECK_SECONDS", 30.0, minimum=1.0, maximum=86400.0
+            ),
             metrics_port=env.integer("METRICS_PORT", 9090, minimum=0, maximum=65535),
             probes_port=env.integer("PROBES_PORT", 8080, minimum=0, maximum=65535),
             webhook_port=env.integer("WEBHOOK_PORT", 8443, minimum=0, maximum=65535),

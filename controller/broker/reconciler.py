@@ -7,7 +7,10 @@
 1. The dead letter sink of `spec.delivery` -> DeadLetterSinkResolved, `deadLetterSinkUri`.
 2. The channel template from the ConfigMap `spec.config` names, then the trigger channel
    `<broker>-kne-trigger` (server-side apply, tracked) -> TriggerChannelReady from its Ready,
-   its address recorded in `status.annotations`.
+   its address recorded in `status.annotations`. A missing ConfigMap makes it False naming
+   the ConfigMap. ConfigMaps of the system namespace are watched; one elsewhere (the
+   controller may only get those by name) is read again every `config_recheck` seconds, so
+   the Broker recovers when it appears and turns False when it is deleted.
 3. Ready endpoints of the shared `broker-filter` and `broker-ingress` Services in the system
    namespace -> FilterReady, IngressReady.
 4. Address `http://broker-ingress.<system-ns>.svc.cluster.local/<ns>/<name>` (Addressable),
@@ -150,7 +153,7 @@ class Reconciler(lifecycle.Kind):
         namespace, name = meta["namespace"], meta["name"]
         channel_name = resources.trigger_channel_name(name)
         try:
-            template = await self._template(broker)
+            template = await self._template(broker, state)
             resource = await self.kinds.resource_for(template["apiVersion"], template["kind"])
         except (defaults.TemplateError, discovery.UnknownKind) as exc:
             message = f"Error on setting up the ChannelTemplate: {exc}"
@@ -192,7 +195,7 @@ class Reconciler(lifecycle.Kind):
             "The trigger channel has not been reconciled yet.",
         )
 
-    async def _template(self, broker: kubeapi.Json) -> backing.TemplateDict:
+    async def _template(self, broker: kubeapi.Json, state: lifecycle.State) -> backing.TemplateDict:
         config = dict((broker.get("spec") or {}).get("config") or {})
         # KReference defaulting: a config without namespace is in the Broker's namespace.
         config["namespace"] = config.get("namespace") or broker["metadata"]["namespace"]
@@ -206,6 +209,9 @@ class Reconciler(lifecycle.Kind):
         if configmap is None and config["namespace"] == defaults.KNATIVE_NAMESPACE != system:
             # Knative YAML applied unchanged names Knative's system namespace: ours stands in.
             configmap = await self.api.get_or_none(backing.CONFIGMAPS, system, config["name"])
+        if (configmap or {}).get("metadata", {}).get("namespace", config["namespace"]) != system:
+            # Not in the watched system namespace: read it again soon (appears or is deleted).
+            state.recheck_within(self.options.config_recheck)
         if configmap is None:
             raise defaults.TemplateError(
                 f'configmap "{config["name"]}" not found in namespace {config["namespace"]}'

@@ -77,6 +77,8 @@ class State:
         self.conditions = conds
         self.deps = deps
         self.failures: list[str] = []
+        self.recheck: float | None = None
+        """Seconds within which to reconcile again at the latest (`recheck_within`)."""
         self._writer = writer
 
     def mark_true(self, kind: str, reason: str = "", message: str = "") -> None:
@@ -103,6 +105,12 @@ class State:
         """A failure the reconcile goes on after (its condition already marked): the status
         is written at the end, then the key is retried with backoff."""
         self.failures.append(message)
+
+    def recheck_within(self, seconds: float) -> None:
+        """Reconcile again within `seconds`, failed or not: for a dependency no watch reports
+        (an object the controller may only get by name), instead of the resync or the
+        growing backoff."""
+        self.recheck = seconds if self.recheck is None else min(self.recheck, seconds)
 
     async def resolve(self, destination: object, condition: str) -> sinks.Address:
         """Resolve a Destination (its ref tracked): `condition` True, or False with the
@@ -174,15 +182,15 @@ class GenericReconciler:
         self.resource = implementation.resource
         self.scope = scope
 
-    async def reconcile(self, key: str) -> None:
+    async def reconcile(self, key: str) -> float | None:
         namespace, name = reconciling.split(key)
         obj = await self.api.get_or_none(self.resource, namespace or None, name)
         if obj is None:
             await self._forget(key)
-            return
+            return None
         if obj["metadata"].get("deletionTimestamp"):
             await self._delete(key, obj)
-            return
+            return None
         obj = await self._keep_finalizers(obj, self._wanted(obj, alive=True))
         state = self._state(key, obj, {"observedGeneration": obj["metadata"].get("generation", 0)})
         try:
@@ -191,6 +199,8 @@ class GenericReconciler:
             if failure.conditions is not None:
                 state.conditions = failure.conditions
                 await self.write(state)
+            if failure.retry_within is None:
+                failure.retry_within = state.recheck
             raise
         except kubeapi.Conflict:
             raise  # a stale read: requeued and read fresh, nothing to report
@@ -207,12 +217,13 @@ class GenericReconciler:
                 self.scope.track_only(key, state.deps.targets)
         if outcome is not None:
             logger.debug("%s %s: %s, no status written.", self.kind, key, outcome.value)
-            return
+            return None
         await self.write(state)
         if state.failures:
             raise reconciling.ReconcileError(
-                f"{key}: {'; '.join(state.failures)}", state.conditions
+                f"{key}: {'; '.join(state.failures)}", state.conditions, state.recheck
             )
+        return state.recheck
 
     async def write(self, state: State) -> None:
         """The guarded status write of `state` (nothing when nothing changed)."""

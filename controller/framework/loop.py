@@ -145,11 +145,15 @@ class Controller:
             key = await self.queue.get()
             started = time.perf_counter()
             try:
-                await self.reconciler.reconcile(key)
+                recheck = await self.reconciler.reconcile(key)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 delay = self.queue.requeue_rate_limited(key)
+                within = exc.retry_within if isinstance(exc, reconciling.ReconcileError) else None
+                if within is not None and within < delay:
+                    self.queue.add_after(key, within)  # polled, not watched: bounded wait
+                    delay = within
                 self.metrics.reconciles.labels(kind, "error").inc()
                 expected = isinstance(exc, reconciling.ReconcileError | kubeapi.ApiError)
                 logger.log(
@@ -159,7 +163,7 @@ class Controller:
                 )  # fmt: skip
             else:
                 self.queue.forget(key)
-                self.queue.add_after(key, self.resync)
+                self.queue.add_after(key, min(self.resync, recheck or self.resync))
                 self.metrics.reconciles.labels(kind, "success").inc()
             finally:
                 self.metrics.reconcile_seconds.labels(kind).observe(time.perf_counter() - started)

@@ -19,17 +19,27 @@ class Reconciler(Protocol):
     kind: str
     """The kind reconciled (metrics label, log messages, owner reference kind)."""
 
-    async def reconcile(self, key: str) -> None: ...
+    async def reconcile(self, key: str) -> float | None:
+        """Reconcile the object of `key`; returns the seconds within which to look again
+        at the latest (a dependency no watch reports), None: at the next resync."""
+        ...
 
 
 class ReconcileError(errors.KeventsError):
     """The object could not reach its desired state this time; retry with backoff.
 
     `conditions` is the status reached so far, written before the key is requeued (None:
-    nothing to write, e.g. the object may not be this controller's)."""
+    nothing to write, e.g. the object may not be this controller's). `retry_within` caps the
+    backoff (seconds) when what is awaited is polled, not watched."""
 
-    def __init__(self, message: str, conds: conditions.Conditions | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        conds: conditions.Conditions | None = None,
+        retry_within: float | None = None,
+    ) -> None:
         self.conditions = conds
+        self.retry_within = retry_within
         super().__init__(message)
 
 

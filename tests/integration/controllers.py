@@ -20,13 +20,16 @@ PING_IMAGE = "kevents/ping-source:test"
 
 @contextlib.asynccontextmanager
 async def running(
-    api_client: client.ApiClient, namespace: str, kinds: Collection[str]
-) -> AsyncIterator[manager.Manager]:
+    api_client: client.ApiClient, namespace: str, kinds: Collection[str],
+    system_namespace: str | None = None, config_recheck: float = 30.0,
+) -> AsyncIterator[manager.Manager]:  # fmt: skip
     """The given kinds' controllers, watching `namespace`, which is also the system namespace
-    (where the dispatcher, the ping adapter and config-* are looked for)."""
+    (where the dispatcher, the ping adapter and config-* are looked for) unless one is given."""
     options = context.Options(
-        system_namespace=namespace, apiserver_adapter_image="kevents/apiserver-source:test",
+        system_namespace=system_namespace or namespace,
+        apiserver_adapter_image="kevents/apiserver-source:test",
         ping_adapter_image=PING_IMAGE, workers=2, namespace=namespace,
+        config_recheck=config_recheck,
     )  # fmt: skip
     mgr = manager.Manager(
         kubeapi.KubeApi(api_client), metrics.ControllerMetrics(CollectorRegistry()), options,

@@ -539,3 +539,41 @@ async def test_broker_and_triggers_of_another_class_are_left_alone(
     listed = await api.request("GET", SUBS.path(namespace))
     assert listed["items"] == []
     assert await api.get_or_none(IMCS, namespace, "shop-kne-trigger") is None
+
+
+async def test_broker_config_outside_the_system_namespace_is_followed(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    """spec.config names a ConfigMap of the Broker's namespace (not the watched system one):
+    missing -> not Ready naming it; created -> Ready; deleted -> not Ready again."""
+    api = kubeapi.KubeApi(api_client)
+    system = f"{namespace}-sys"
+    kube.kubectl("create", "namespace", system)
+    try:
+        dispatcher_side(kube, system)
+        kube.apply("apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata: {name: own}\n"
+                   "spec: {config: {apiVersion: v1, kind: ConfigMap, name: mine}}\n",
+                   namespace)  # fmt: skip
+        own = CHANNEL_CONFIG.replace("config-br-default-channel", "mine")
+        missing = (
+            'Error on setting up the ChannelTemplate: configmap "mine" not found in '
+            f"namespace {namespace}"
+        )
+        async with c.running(api_client, namespace, ["Broker", "InMemoryChannel"],
+                             system_namespace=system, config_recheck=0.5):  # fmt: skip
+            broker = await c.eventually(
+                lambda: api.get(BROKERS, namespace, "own"),
+                lambda b: c.condition(b, "Ready").get("message") == missing,
+            )
+            assert c.condition(broker, "Ready")["status"] == "False"
+            kube.apply(own, namespace)
+            await c.eventually(lambda: api.get(BROKERS, namespace, "own"), ready, within=20)
+            kube.kubectl("delete", "configmap", "mine", "-n", namespace)
+            broker = await c.eventually(
+                lambda: api.get(BROKERS, namespace, "own"),
+                lambda b: c.condition(b, "TriggerChannelReady").get("status") == "False",
+                within=20,
+            )
+            assert c.condition(broker, "Ready")["message"] == missing
+    finally:
+        kube.kubectl("delete", "namespace", system, "--wait=false")
