@@ -3,13 +3,17 @@
 Modules log through `logging.getLogger(__name__)` with lazy `%` args and `extra=` fields.
 Known context fields (`CONTEXT_FIELDS`) are printed when present; the current trace and span
 ids are added automatically. Values of fields whose name looks secret are redacted.
+`RateLimitedSummary` turns what strangers can cause at will into one line per interval.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
-from collections.abc import Mapping
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import IO
 
@@ -107,3 +111,62 @@ def setup(level: str = "INFO", fmt: str = "json", *, stream: IO[str] | None = No
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+class RateLimitedSummary:
+    """At most one log line per `interval` about one kind of occurrence, counted by reason.
+
+    For what anyone can cause at will (a bad webhook signature, a malformed HTTP request): a
+    line each would let them flood the logs and bury the rest. The first occurrence is logged
+    at once; later ones are counted and reported together by the next line, written by the
+    first `note()` after `interval` or by `flush()`, which `run()` calls every `interval`.
+    Reasons must come from a bounded set; exact totals belong in a counter metric.
+    """
+
+    def __init__(
+        self,
+        log: logging.Logger,
+        message: str,
+        *,
+        level: int = logging.WARNING,
+        interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`message` names the occurrence ("Refused webhooks"); the line adds the counts."""
+        self._log = log
+        self._message = message
+        self._level = level
+        self.interval = interval
+        self._clock = clock
+        self._counts: Counter[str] = Counter()
+        self._since: float | None = None  # when the last line was written
+
+    def note(self, reason: str) -> None:
+        """Count one occurrence; write the line now if none was written within `interval`."""
+        self._counts[reason] += 1
+        if self._since is None or self._clock() - self._since >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the counts not reported yet, if any."""
+        if not self._counts:
+            return
+        now = self._clock()
+        counts = ", ".join(f"{n} {reason}" for reason, n in sorted(self._counts.items()))
+        if self._since is None:
+            self._log.log(self._level, "%s: %s.", self._message, counts)
+        else:
+            self._log.log(
+                self._level, "%s: %s in the last %.0f s.", self._message, counts, now - self._since
+            )
+        self._counts.clear()
+        self._since = now
+
+    async def run(self) -> None:
+        """Flush every `interval` until cancelled, then once more."""
+        try:
+            while True:
+                await asyncio.sleep(self.interval)
+                self.flush()
+        finally:
+            self.flush()

@@ -67,6 +67,7 @@ class Adapter:
             port=settings.port,
             name="webhooks",
             shutdown_timeout=settings.ack_timeout + 1.0,
+            server_logger=self.receiver.protocol_logger,
         )
 
     async def _ready(self) -> None:
@@ -79,6 +80,7 @@ class Adapter:
 
     def components(self) -> list[runner.Service | runner.Component]:
         return [
+            runner.Service(name="refusal-summaries", run=self.receiver.refusals.run),
             self.sender,
             self.forwarder.queue,
             self.server,

@@ -67,6 +67,16 @@ class Settings:
     /health and /readiness are served by the webhook server itself."""
     max_payload: int = 25 * MIB
     """GITHUB_MAX_PAYLOAD_BYTES: larger bodies get 413. GitHub caps payloads at 25 MB."""
+    unverified_bytes: int = 64 * MIB
+    """GITHUB_UNVERIFIED_BYTES: body bytes all requests together may hold before their
+    signature is checked (reserved from Content-Length before reading); a request that does
+    not fit is answered 503 + Retry-After without being read. Bounds what unauthenticated
+    callers cost in memory; 64 MiB holds two 25 MB payloads or hundreds of ordinary ones, and
+    with GITHUB_QUEUE_BYTES stays under the Deployment's 512Mi. At least the payload limit."""
+    body_timeout: float = 10.0
+    """GITHUB_BODY_TIMEOUT, seconds to receive a whole body; slower uploads get 408. GitHub
+    gives up on a delivery after 10 s, so a slower upload is not GitHub's, and it holds a part
+    of GITHUB_UNVERIFIED_BYTES meanwhile."""
     ack_timeout: float = 8.0
     """GITHUB_ACK_TIMEOUT, seconds a webhook waits for the sink before it is answered 202
     "queued". Below GitHub's 10 s delivery timeout, so GitHub sees our answer, not its own."""
@@ -113,6 +123,16 @@ class Settings:
         max_payload = reader.integer(
             "GITHUB_MAX_PAYLOAD_BYTES", 25 * MIB, minimum=1024, maximum=1024 * MIB
         )
+        unverified_bytes = reader.integer(
+            "GITHUB_UNVERIFIED_BYTES", 64 * MIB, minimum=1024, maximum=64 * 1024 * MIB
+        )
+        if unverified_bytes < max_payload:
+            reader.problem(
+                "GITHUB_UNVERIFIED_BYTES",
+                f"must be at least GITHUB_MAX_PAYLOAD_BYTES ({max_payload}), or a payload of "
+                f"that size could never be received, got {unverified_bytes}",
+            )
+        body_timeout = reader.number("GITHUB_BODY_TIMEOUT", 10.0, minimum=0.1, maximum=600.0)
         ack_timeout = reader.number("GITHUB_ACK_TIMEOUT", 8.0, minimum=0.1, maximum=600.0)
         queue_size = reader.integer("GITHUB_QUEUE_SIZE", 1000, minimum=1, maximum=1_000_000)
         queue_bytes = reader.integer(
@@ -135,6 +155,8 @@ class Settings:
             host=host,
             port=port,
             max_payload=max_payload,
+            unverified_bytes=unverified_bytes,
+            body_timeout=body_timeout,
             ack_timeout=ack_timeout,
             queue_size=queue_size,
             queue_bytes=queue_bytes,

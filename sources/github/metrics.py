@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sources.github import events
 
@@ -32,6 +32,9 @@ class Outcome(enum.StrEnum):
     TOO_LARGE = "too_large"  # 413: above GITHUB_MAX_PAYLOAD_BYTES
     UNSUPPORTED_MEDIA = "unsupported_media"  # 415: neither JSON nor form-encoded
     OVERLOADED = "overloaded"  # 503: queue full (count or bytes) or shutting down
+    BUSY = "busy"  # 503: GITHUB_UNVERIFIED_BYTES taken by bodies being received
+    TIMEOUT = "timeout"  # 408: body not received within GITHUB_BODY_TIMEOUT
+    INCOMPLETE = "incomplete"  # 400: the client went away in the middle of the body
     SINK_FAILED = "sink_failed"  # 502/503: the sink refused or was unreachable
 
 
@@ -53,6 +56,19 @@ class GitHubMetrics:
             "kevents_github_signature_failures",
             "Webhooks refused with 401, by reason (missing|malformed|mismatch)",
             ["reason"],
+            registry=registry,
+        )
+        self.malformed_requests = Counter(
+            "kevents_github_malformed_requests",
+            "HTTP requests aiohttp could not parse, answered 400 before reaching the receiver, "
+            "by reason (bad_request_line|bad_header|line_too_long|bad_body_framing|bad_http)",
+            ["reason"],
+            registry=registry,
+        )
+        self.unverified_bytes = Gauge(
+            "kevents_github_unverified_bytes",
+            "Body bytes reserved by webhooks being received, checked and parsed "
+            "(bounded by GITHUB_UNVERIFIED_BYTES)",
             registry=registry,
         )
         self.latency = Histogram(

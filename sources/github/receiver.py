@@ -4,8 +4,11 @@ Checks, in order (the first failing one answers):
 
 | check | answer |
 |---|---|
-| body above GITHUB_MAX_PAYLOAD_BYTES (GitHub caps at 25 MB) | 413 |
-| `X-Hub-Signature-256` missing, malformed or wrong | 401 (counted by reason) |
+| Content-Length above GITHUB_MAX_PAYLOAD_BYTES (GitHub caps at 25 MB) | 413, body unread |
+| `X-Hub-Signature-256` missing or malformed | 401, body unread (counted by reason) |
+| Content-Length does not fit in GITHUB_UNVERIFIED_BYTES now | 503 + Retry-After, unread |
+| body above the limit / not received within GITHUB_BODY_TIMEOUT | 413 / 408 |
+| `X-Hub-Signature-256` not the HMAC of the body (fed as it arrives) | 401 (counted) |
 | `X-GitHub-Event` / `X-GitHub-Delivery` missing (as upstream) or malformed | 400 |
 | delivery id already delivered | 200 `duplicate` |
 | event type not in GITHUB_EVENT_TYPES (`ping` always passes) | 200 `dropped` |
@@ -17,24 +20,28 @@ Checks, in order (the first failing one answers):
 | sink refused it for good (e.g. 400) | 502 |
 
 The signature is checked before anything else is looked at (an unauthenticated caller learns
-nothing). Upstream answers every failure 400; 401 and 5xx are deliberate, so GitHub's
+nothing), and what an unauthenticated body may cost is bounded (`intake`). Refusals are
+counted by reason and summarised in at most one log line a minute (`logs.RateLimitedSummary`),
+malformed HTTP requests too (aiohttp would log an ERROR with a traceback for each): a stranger
+cannot flood the logs. Upstream answers every failure 400; 401 and 5xx are deliberate, so GitHub's
 delivery log shows the cause and a 5xx delivery can be redelivered. Dropped types get a 2xx:
 the webhook works as configured, GitHub should neither flag it failing nor redeliver it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
 from urllib.parse import parse_qs
 
 import orjson
-from aiohttp import web
+from aiohttp import http_exceptions, web
 from opentelemetry import trace
 
-from kevents import errors, probes
-from sources.github import config, events, forwarder, payloads, signature
+from kevents import cloudevent, errors, logs, probes
+from sources.github import config, events, forwarder, intake, payloads, signature
 from sources.github import metrics as github_metrics
 
 logger = logging.getLogger(__name__)
@@ -53,12 +60,15 @@ class Answer:
     status: int
     outcome: Outcome
     text: str
+    close: bool = False
+    """No keep-alive: the body was not read to the end. aiohttp still reads and discards what
+    the client sends for a while (its lingering close) so that the client sees this answer."""
 
     def response(self) -> web.Response:
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if self.status == 503 else None
         response = web.Response(status=self.status, text=self.text + "\n", headers=headers)
-        if self.status == 413:
-            response.force_close()  # no keep-alive after an oversized upload
+        if self.close:
+            response.force_close()
         return response
 
 
@@ -75,6 +85,27 @@ _FATES = {
 
 def _bad(text: str) -> Answer:
     return Answer(400, Outcome.BAD_REQUEST, text)
+
+
+def _too_large(limit: int) -> Answer:
+    return Answer(413, Outcome.TOO_LARGE, f"payload above the {limit} byte limit", close=True)
+
+
+_PROTOCOL_REASONS: tuple[tuple[type[http_exceptions.HttpProcessingError], str], ...] = (
+    (http_exceptions.LineTooLong, "line_too_long"),
+    (http_exceptions.BadStatusLine, "bad_request_line"),  # includes BadHttpMethod
+    (http_exceptions.InvalidURLError, "bad_request_line"),
+    (http_exceptions.InvalidHeader, "bad_header"),
+    (http_exceptions.PayloadEncodingError, "bad_body_framing"),
+)
+
+
+def protocol_reason(exc: http_exceptions.HttpProcessingError) -> str:
+    """A bounded metric label for an HTTP request aiohttp could not parse."""
+    for kind, reason in _PROTOCOL_REASONS:
+        if isinstance(exc, kind):
+            return reason
+    return "bad_http"
 
 
 class Receiver:
@@ -96,6 +127,33 @@ class Receiver:
         self._readiness = readiness
         provider = tracer_provider if tracer_provider is not None else trace.NoOpTracerProvider()
         self._tracer = provider.get_tracer("kevents.github")
+        self._budget = intake.ByteBudget(settings.unverified_bytes)
+        github_metrics.unverified_bytes.set_function(lambda: self._budget.in_use)
+        self.refusals = logs.RateLimitedSummary(logger, "Refused webhook requests")
+        """Run by the adapter: one line a minute at most, counts by reason."""
+        self.protocol_logger = logging.Logger(f"{__name__}.http")
+        """Given to aiohttp's server (`WebServer(server_logger=...)`): HTTP parse errors are
+        counted and summarised, anything else passes on to this module's logger."""
+        self.protocol_logger.parent = logger
+        self.protocol_logger.addFilter(self._protocol_error)
+
+    def _protocol_error(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, http_exceptions.HttpProcessingError):
+            return True
+        reason = protocol_reason(exc)
+        self._metrics.malformed_requests.labels(reason).inc()
+        self.refusals.note(reason)
+        return False
+
+    def _refuse(self, reason: str, answer: Answer) -> Answer:
+        self.refusals.note(reason)
+        return answer
+
+    def _unauthorized(self, verdict: signature.Verdict, *, close: bool = False) -> Answer:
+        self._metrics.signature_failures.labels(verdict.value).inc()
+        answer = Answer(401, Outcome.UNAUTHORIZED, verdict.explanation, close=close)
+        return self._refuse(f"signature_{verdict.value}", answer)
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=self._settings.max_payload)
@@ -128,19 +186,48 @@ class Receiver:
 
     async def _process(self, request: web.Request, event_name: str | None) -> Answer:
         limit = self._settings.max_payload
-        if request.content_length is not None and request.content_length > limit:
-            return Answer(413, Outcome.TOO_LARGE, f"payload above the {limit} byte limit")
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return Answer(413, Outcome.TOO_LARGE, f"payload above the {limit} byte limit")
-        verdict = signature.verify(self._secret, body, request.headers.get(signature.HEADER))
-        if verdict is not signature.Verdict.VALID:
-            self._metrics.signature_failures.labels(verdict.value).inc()
-            logger.warning(
-                "Refused a webhook from %s: signature %s.", request.remote, verdict.value
+        length = request.content_length
+        if length is not None and length > limit:
+            return self._refuse("too_large", _too_large(limit))
+        claimed = signature.claimed_digest(request.headers.get(signature.HEADER))
+        if isinstance(claimed, signature.Verdict):
+            return self._unauthorized(claimed, close=True)
+        with intake.Reservation(self._budget) as reservation:
+            if length is not None and not reservation.cover(length):
+                return self._refuse("busy", _busy())
+            verifier = signature.Verifier(self._secret, claimed)
+            body = await intake.read(
+                request.content,
+                verifier,
+                reservation,
+                limit=limit,
+                deadline=asyncio.get_running_loop().time() + self._settings.body_timeout,
             )
-            return Answer(401, Outcome.UNAUTHORIZED, verdict.explanation)
+            if isinstance(body, intake.Problem):
+                return self._refuse(body.value, self._unread(body))
+            verdict = verifier.verdict()
+            if verdict is not signature.Verdict.VALID:
+                return self._unauthorized(verdict)
+            return await self._verified(request, event_name, body, reservation)
+
+    def _unread(self, problem: intake.Problem) -> Answer:
+        if problem is intake.Problem.TOO_LARGE:
+            return _too_large(self._settings.max_payload)
+        if problem is intake.Problem.BUSY:
+            return _busy()
+        if problem is intake.Problem.TIMEOUT:
+            seconds = self._settings.body_timeout
+            return Answer(408, Outcome.TIMEOUT, f"body not received within {seconds} s", True)
+        return Answer(400, Outcome.INCOMPLETE, "the body ended early", close=True)
+
+    async def _verified(
+        self,
+        request: web.Request,
+        event_name: str | None,
+        received: bytearray,
+        reservation: intake.Reservation,
+    ) -> Answer:
+        """Everything after a valid signature; `reservation` still covers `received`."""
         delivery_id = request.headers.get(DELIVERY_HEADER, "").strip()
         if not event_name:
             return _bad(f"missing {EVENT_HEADER} header")
@@ -159,20 +246,16 @@ class Receiver:
                 Outcome.DROPPED,
                 f"dropped: {event_name} is not in eventTypes ({', '.join(sorted(wanted))})",
             )
-        data = _payload_bytes(request.content_type, body)
+        # From here to the forwarder nothing awaits: the bytes copy and the parsed payload
+        # exist for one request at a time, and `received` is dropped before the queue counts it.
+        data = _payload_bytes(request.content_type, received)
+        received.clear()
         if isinstance(data, Answer):
             return data
-        try:
-            parsed = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            return _bad(f"malformed JSON payload: {exc}")
-        if not isinstance(parsed, dict):
-            return _bad(f"payload must be a JSON object, got {type(parsed).__name__}")
-        payload: payloads.WebhookPayload = parsed  # type: ignore[assignment]
-        try:
-            event = events.make(event_name, delivery_id, payload, data, source=self._source)
-        except errors.InvalidEventError as exc:
-            return _bad(f"cannot make a CloudEvent of this webhook: {exc.reason}")
+        event = _event(event_name, delivery_id, data, self._source)
+        if isinstance(event, Answer):
+            return event
+        reservation.release()  # the forwarder's queue counts the payload from now on
         with self._tracer.start_as_current_span(
             f"{event_name} webhook",
             kind=trace.SpanKind.SERVER,
@@ -185,10 +268,32 @@ class Receiver:
         return Answer(status, outcome, text)
 
 
-def _payload_bytes(content_type: str, body: bytes) -> bytes | Answer:
+def _busy() -> Answer:
+    text = "too many webhook bodies are being received, retry later"
+    return Answer(503, Outcome.BUSY, text, close=True)
+
+
+def _event(
+    event_name: str, delivery_id: str, data: bytes, source: str
+) -> cloudevent.CloudEvent | Answer:
+    """The CloudEvent of a webhook's JSON bytes; its parsed payload is gone on return."""
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        return _bad(f"malformed JSON payload: {exc}")
+    if not isinstance(parsed, dict):
+        return _bad(f"payload must be a JSON object, got {type(parsed).__name__}")
+    payload: payloads.WebhookPayload = parsed  # type: ignore[assignment]
+    try:
+        return events.make(event_name, delivery_id, payload, data, source=source)
+    except errors.InvalidEventError as exc:
+        return _bad(f"cannot make a CloudEvent of this webhook: {exc.reason}")
+
+
+def _payload_bytes(content_type: str, body: bytearray) -> bytes | Answer:
     """The JSON bytes of a webhook: the body (`json`) or its `payload` field (`form`)."""
     if content_type in ("application/json", "application/octet-stream", ""):
-        return body  # aiohttp reports a missing Content-Type as application/octet-stream
+        return bytes(body)  # aiohttp reports a missing Content-Type as application/octet-stream
     if content_type == "application/x-www-form-urlencoded":
         try:
             fields = parse_qs(body.decode("utf-8"), strict_parsing=False)

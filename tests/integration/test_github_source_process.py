@@ -107,6 +107,6 @@ async def test_serves_webhooks_keeps_secrets_out_of_logs_and_stops_on_sigterm(
     assert 'kevents_github_signature_failures_total{reason="mismatch"} 1.0' in exposition
     assert 'kevents_github_webhooks_total{event="ping",outcome="accepted"} 1.0' in exposition
     assert code == 0
-    assert "signature mismatch" in logs
+    assert "Refused webhook requests: 1 signature_mismatch." in logs
     for secret in (webhooks.SECRET, good, wrong, good[len("sha256=") :], wrong[len("sha256=") :]):
         assert secret not in logs

@@ -83,12 +83,26 @@ def test_every_problem_reported_together() -> None:
                 "GITHUB_API_URL": "ghe.example.com",
                 "PORT": "0",
                 "GITHUB_QUEUE_SIZE": "zero",
+                "GITHUB_MAX_PAYLOAD_BYTES": "2000000",
+                "GITHUB_UNVERIFIED_BYTES": "1000000",
+                "GITHUB_BODY_TIMEOUT": "never",
             }
         )
     text = str(caught.value)
     for name in (
         "K_SINK", "NAMESPACE", "GITHUB_SECRET_TOKEN", "GITHUB_OWNER_REPO", "GITHUB_EVENT_TYPES",
-        "GITHUB_API_URL", "PORT", "GITHUB_QUEUE_SIZE",
+        "GITHUB_API_URL", "PORT", "GITHUB_QUEUE_SIZE", "GITHUB_UNVERIFIED_BYTES",
+        "GITHUB_BODY_TIMEOUT",
     ):  # fmt: skip
         assert name in text, name
     assert "Pull Request" in text
+
+
+def test_unverified_bytes_must_hold_one_largest_payload() -> None:
+    defaults = config.Settings.from_env(BASE)
+    assert defaults.unverified_bytes >= defaults.max_payload
+    with pytest.raises(errors.ConfigError) as caught:
+        config.Settings.from_env(
+            {**BASE, "GITHUB_MAX_PAYLOAD_BYTES": "2000000", "GITHUB_UNVERIFIED_BYTES": "1999999"}
+        )
+    assert "GITHUB_UNVERIFIED_BYTES: must be at least GITHUB_MAX_PAYLOAD_BYTES" in str(caught.value)

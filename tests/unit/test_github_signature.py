@@ -52,3 +52,21 @@ def test_explanations_never_echo_values(verdict: signature.Verdict) -> None:
     text = verdict.explanation
     assert SECRET.decode() not in text
     assert "757107" not in text
+
+
+@pytest.mark.parametrize("split", [0, 1, 5, len(BODY)], ids=lambda n: f"at-{n}")
+def test_a_body_fed_in_chunks_verifies_as_a_whole(split: int) -> None:
+    claimed = signature.claimed_digest(GITHUB_DOCS_SIGNATURE)
+    assert isinstance(claimed, bytes)
+    verifier = signature.Verifier(SECRET, claimed)
+    verifier.update(BODY[:split])
+    verifier.update(memoryview(BODY)[split:])
+    assert verifier.verdict() is signature.Verdict.VALID
+    tampered = signature.Verifier(SECRET, claimed)
+    tampered.update(BODY[:split] + b"!" + BODY[split:])
+    assert tampered.verdict() is signature.Verdict.MISMATCH
+
+
+def test_a_missing_or_malformed_header_is_known_before_the_body() -> None:
+    assert signature.claimed_digest(None) is signature.Verdict.MISSING
+    assert signature.claimed_digest("sha1=" + "0" * 40) is signature.Verdict.MALFORMED

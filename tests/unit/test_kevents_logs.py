@@ -93,3 +93,33 @@ def test_redact_hides_secret_headers() -> None:
         "Ce-Id": "1",
         "X-GitHub-Token": logs.REDACTED,
     }
+
+
+def test_rate_limited_summary_writes_one_line_per_interval_with_counts() -> None:
+    now = [100.0]
+    log = logging.getLogger("kevents.test.summary")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    log.addHandler(handler)
+    try:
+        summary = logs.RateLimitedSummary(
+            log, "Refused webhooks", interval=60.0, clock=lambda: now[0]
+        )
+        summary.note("mismatch")  # the first one is reported at once
+        for reason in ["mismatch"] * 2000 + ["missing"] * 5:  # a flood within the minute
+            now[0] += 0.01
+            summary.note(reason)
+        assert stream.getvalue().splitlines() == ["Refused webhooks: 1 mismatch."]
+        now[0] = 160.0
+        summary.note("malformed")  # a minute after the first line: the next one
+        summary.flush()  # nothing left to report
+        now[0] = 200.0
+        summary.note("missing")
+        summary.flush()
+    finally:
+        log.removeHandler(handler)
+    assert stream.getvalue().splitlines() == [
+        "Refused webhooks: 1 mismatch.",
+        "Refused webhooks: 1 malformed, 2000 mismatch, 5 missing in the last 60 s.",
+        "Refused webhooks: 1 missing in the last 40 s.",
+    ]
