@@ -135,7 +135,16 @@ def broker() -> s.Schema:
         description="Receives events and delivers them to the subscribers of its Triggers.",
         spec=spec,
         status=status,
-        columns=[s.url_column(), *s.ready_columns()],
+        columns=[
+            s.url_column(),
+            {
+                "name": "Class",
+                "type": "string",
+                "description": "The broker class (eventing.knative.dev/broker.class).",
+                "jsonPath": r".metadata.annotations.eventing\.knative\.dev/broker\.class",
+            },
+            *s.ready_columns(),
+        ],
         categories=CATEGORIES,
         labels={"duck.knative.dev/addressable": "true"},
     )

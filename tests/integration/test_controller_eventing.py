@@ -577,3 +577,11 @@ async def test_broker_config_outside_the_system_namespace_is_followed(
             assert c.condition(broker, "Ready")["message"] == missing
     finally:
         kube.kubectl("delete", "namespace", system, "--wait=false")
+
+
+def test_kubectl_get_brokers_shows_the_class(kube: Kube, crds: None, namespace: str) -> None:
+    kafka = "metadata: {name: shop, annotations: {eventing.knative.dev/broker.class: Kafka}}"
+    kube.apply(BROKER.replace("metadata: {name: shop}", kafka), namespace)
+    out = kube.kubectl("get", "brokers", "-n", namespace).stdout.splitlines()
+    assert out[0].split()[:3] == ["NAME", "URL", "CLASS"]
+    assert out[1].split()[:2] == ["shop", "Kafka"]  # no URL yet: that column is empty

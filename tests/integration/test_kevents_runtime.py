@@ -85,6 +85,55 @@ async def test_metrics_endpoint_serves_sender_counters(http: aiohttp.ClientSessi
     assert "kevents_delivery_duration_seconds_bucket" in text
 
 
+async def test_knative_named_metrics_are_counters_promtool_can_read(
+    http: aiohttp.ClientSession,
+) -> None:
+    """`event_count` and `retry_event_count` are counters under Knative's exact names, in a
+    scrape promtool parses; its only findings are the naming lints on those two names."""
+    registry = CollectorRegistry()
+    sender_metrics = metrics.SenderMetrics(registry, namespace="default", name="ping")
+    answers = [503, 202]
+
+    async def flaky(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=answers.pop(0))
+
+    app = web.Application()
+    app.router.add_post("/", flaky)
+    sink_server = webserver.WebServer(app, host=HOST, port=0, name="sink")
+    metrics_server = webserver.WebServer(metrics.make_app(registry), host=HOST, port=0)
+    policy = retries.RetryPolicy(retry=1, backoff_delay=0.01)
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(sink_server.run()), group.create_task(metrics_server.run())]
+        await sink_server.wait_started()
+        await metrics_server.wait_started()
+        async with sender.Sender(policy=policy, sender_metrics=sender_metrics) as s:
+            result = await s.send(cloudevent.build("t", "s", id="m1"), sink_server.url + "/")
+        assert result.ok
+        async with http.get(metrics_server.url + "/metrics") as response:
+            text = await response.text()
+        for task in tasks:
+            task.cancel()
+    assert "# TYPE event_count counter\n" in text
+    assert "# TYPE retry_event_count counter\n" in text
+    assert 'event_count{event_scheme="http",name="ping",namespace_name="default"' in text
+    assert 'retry_event_count{event_scheme="http",name="ping",namespace_name="default"' in text
+    promtool = await asyncio.create_subprocess_exec(
+        "promtool", "check", "metrics",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await promtool.communicate(text.encode())
+    findings = set(out.decode().splitlines())
+    assert promtool.returncode in (0, 3), findings  # 1 would be a parse error
+    assert findings <= {  # promtool's naming lint of Knative's names, nothing else
+        'event_count counter metrics should have "_total" suffix',
+        'retry_event_count counter metrics should have "_total" suffix',
+        'event_count non-histogram and non-summary metrics should not have "_count" suffix',
+        'retry_event_count non-histogram and non-summary metrics should not have "_count" suffix',
+    }, findings
+
+
 async def test_readiness_flips_and_health_stays_up(http: aiohttp.ClientSession) -> None:
     readiness = probes.Readiness()
     server = webserver.WebServer(probes.make_app(readiness), host=HOST, port=0, name="probes")
