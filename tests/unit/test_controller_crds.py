@@ -32,7 +32,7 @@ NAMES = {
     "300-inmemorychannel.yaml": ("InMemoryChannel", ["imc"], ["URL", "Age", "Ready", "Reason"]),
     "300-channel.yaml": ("Channel", ["ch"], ["URL", "Age", "Ready", "Reason"]),
     "300-subscription.yaml": ("Subscription", ["sub"], ["Age", "Ready", "Reason"]),
-    "300-broker.yaml": ("Broker", [], ["URL", "Age", "Ready", "Reason"]),
+    "300-broker.yaml": ("Broker", [], ["URL", "Class", "Age", "Ready", "Reason"]),
     "300-trigger.yaml": ("Trigger", [], ["Broker", "Subscriber_URI", "Age", "Ready", "Reason"]),
 }
 
