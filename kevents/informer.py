@@ -16,7 +16,10 @@ loop's, written and tested once. On top it keeps the last seen state of every ob
   known state) for objects that vanished meanwhile; a relist that fails is retried with the
   loop's backoff, the known state kept until one succeeds;
 - objects that exist at start are handed over as `add` when `initial=True` (a cache, e.g. the
-  dispatcher's channels), or only recorded (ApiServerSource: Knative emits only changes).
+  dispatcher's channels), or only recorded (ApiServerSource: Knative emits only changes);
+- started from a checkpoint (`resource_version` and the `known` uid -> (resourceVersion,
+  object) state of that moment), it resumes the watch there without listing, and a 410
+  relist emits the difference against that state: a restart loses no change.
 
 A 403 on list is logged once, naming the verb and resource; the informer retries slowly, so
 granting the permission later starts the flow without a restart.
@@ -28,7 +31,7 @@ import asyncio
 import dataclasses
 import enum
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -132,6 +135,9 @@ class Informer(watching.Watcher):
         page_size: int = 500,
         forbidden_retry: float = 30.0,
         max_backoff: float = 30.0,
+        on_progress: Callable[[str, bool], None] | None = None,
+        resource_version: str = "",
+        known: Mapping[str, tuple[str, dict[str, Any]]] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         """`watch_timeout` (300 s) asks the server to end each watch so connections renew;
@@ -151,14 +157,16 @@ class Informer(watching.Watcher):
             max_backoff=max_backoff,
             forbidden_retry=forbidden_retry,
             on_restart=lambda reason: restarts.labels(reason).inc(),
+            on_progress=on_progress,
+            resource_version=resource_version if known is not None else "",
             sleep=sleep,
         )
         self.collection = collection
         self._changes = handler
         self._metrics = informer_metrics
         self._initial = initial
-        self._seen: dict[str, _Seen] = {}
-        self._listed_once = False
+        self._seen = {uid: _Seen(rv, obj) for uid, (rv, obj) in (known or {}).items()}
+        self._listed_once = known is not None
         self.listed = self.synced
         """Set after the first successful list."""
 

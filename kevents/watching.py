@@ -37,6 +37,10 @@ Two modes share this loop:
   state of every object, emits only real changes, and diffs a relist against what it had seen.
 
 Every restart is reported through `on_restart(reason)`, reason one of `RESTART_REASONS`.
+`on_progress(resourceVersion, listed)` is called each time the loop has handed over
+everything up to a resourceVersion (after a list, after each event and bookmark). A loop
+created with `resource_version` (a checkpoint) skips the first list: it checks access with
+a one-item list, then resumes the watch from there (410 Gone then lists as usual).
 """
 
 from __future__ import annotations
@@ -83,6 +87,8 @@ class Watcher:
         max_backoff: float = 30.0,
         forbidden_retry: float = 30.0,
         on_restart: Callable[[str], None] | None = None,
+        on_progress: Callable[[str, bool], None] | None = None,
+        resource_version: str = "",
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         """`server_timeout` (290 s) ends each watch server-side before typical 5-minute
@@ -102,8 +108,9 @@ class Watcher:
         self.max_backoff = max_backoff
         self.forbidden_retry = forbidden_retry
         self.on_restart = on_restart
+        self.on_progress = on_progress
         self._sleep = sleep
-        self._resource_version = ""
+        self._resource_version = resource_version
         self._scope: asyncio.Timeout | None = None
         self._waiting = False
         self._reconnect_wanted = False
@@ -151,6 +158,8 @@ class Watcher:
             try:
                 if not self._resource_version:
                     await self._list()
+                elif not self.synced.is_set():
+                    await self._check_access()
                     if forbidden:
                         logger.info("Permission granted: now watching %s.", self.describe())
                         forbidden = False
@@ -187,6 +196,16 @@ class Watcher:
                 self._restarted("error")
                 await self._sleep(delay)
 
+    def _progress(self, listed: bool) -> None:
+        if self.on_progress is not None and self._resource_version:
+            self.on_progress(self._resource_version, listed)
+
+    async def _check_access(self) -> None:
+        """Before resuming from a given resourceVersion: one list item proves list access."""
+        await self.api.request("GET", self.path, query=[*self._selectors(), ("limit", "1")])
+        self.attempted.set()
+        self.synced.set()
+
     def _restarted(self, reason: str) -> None:
         if self.on_restart is not None:
             self.on_restart(reason)
@@ -215,6 +234,7 @@ class Watcher:
                 break
         await self._listed(items)
         self._resource_version = str(meta.get("resourceVersion", ""))
+        self._progress(listed=True)
         self.attempted.set()
         self.synced.set()
 
@@ -242,6 +262,7 @@ class Watcher:
                     if kind != "BOOKMARK":
                         await self._event(kind, obj)
                     self._resource_version = version or self._resource_version
+                    self._progress(listed=False)
             self._restarted("ended")
         except TimeoutError:
             if scope.expired():

@@ -189,6 +189,8 @@ def env(inputs: Inputs, config: AdapterConfig) -> list[dict[str, Any]]:
     ]
     if inputs.ce_overrides is not None:
         out.append({"name": "K_CE_OVERRIDES", "value": go_json(inputs.ce_overrides)})
+    # Ours, after Knative's: owner of the adapter's checkpoint ConfigMap (sources.apiserver).
+    out.append({"name": "K_SOURCE_UID", "value": inputs.uid})
     return out
 
 

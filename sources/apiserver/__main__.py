@@ -8,7 +8,8 @@ from kubernetes_asyncio import client
 from prometheus_client import CollectorRegistry
 
 from kevents import errors, kubeapi, logs, metrics, probes, runner, settings, tracing, webserver
-from sources.apiserver import adapter, config
+from sources.apiserver import adapter, checkpoint, config
+from sources.apiserver import metrics as source_metrics
 
 logger = logging.getLogger("sources.apiserver")
 SERVICE = "apiserver-source"
@@ -19,6 +20,7 @@ async def main() -> int:
     adapter_settings = settings.load_or_exit(settings.AdapterSettings.from_env)
     logs.setup(adapter_settings.log_level, adapter_settings.log_format)
     source = settings.load_or_exit(lambda: config.parse(adapter_settings.source_config))
+    saving = settings.load_or_exit(checkpoint.Settings.from_env)
     provider = tracing.make_provider(adapter_settings.tracing_config, service_name=SERVICE)
     registry = CollectorRegistry()
     readiness = probes.Readiness()
@@ -29,9 +31,18 @@ async def main() -> int:
         except errors.ConfigError as err:
             logger.error("Cannot start: %s", err)
             return 1
+        counters = source_metrics.SourceMetrics(registry)
+        saves, saved = None, {}
+        if saving.enabled:
+            saves = checkpoint.Checkpoint(
+                api, adapter_settings.namespace, adapter_settings.name, saving.source_uid,
+                counters, interval=saving.interval,
+            )  # fmt: skip
+            saved = await saves.load()
         receive = adapter.Adapter(
             api, adapter_settings, source, kinds,
             registry=registry, readiness=readiness, tracer_provider=provider,
+            saves=saves, saved=saved, source_metrics=counters,
         )  # fmt: skip
         servers: list[runner.Service | runner.Component] = [
             webserver.WebServer(

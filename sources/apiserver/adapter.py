@@ -4,6 +4,9 @@ Events of one object keep their order: each object (by uid) maps to one of `shar
 queues with a single worker, while different objects are delivered in parallel. The queues are
 bounded, so a slow or dead sink slows the watch consumers (the API server buffers) instead of
 growing memory; nothing is dropped until its retries are exhausted, and then it is counted.
+
+With a `checkpoint.Checkpoint`, each watch starts from the saved delivered position and
+reports every change and every delivery to its `checkpoint.Progress` (see that module).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import trace
@@ -31,8 +34,8 @@ from kevents import (
     sendqueue,
     settings,
 )
-from sources.apiserver import config, events
-from sources.apiserver import metrics as source_metrics
+from sources.apiserver import checkpoint, config, events
+from sources.apiserver import metrics as source_metrics_module
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +102,9 @@ class Adapter:
         tracer_provider: trace.TracerProvider | None = None,
         shards: int = 4,
         queue_size: int = 1000,
+        saves: checkpoint.Checkpoint | None = None,
+        saved: Mapping[str, checkpoint.Saved] | None = None,
+        source_metrics: source_metrics_module.SourceMetrics | None = None,
     ) -> None:
         """`shards` (4) parallel ordered streams keep a keep-alive pool busy; `queue_size`
         (1000) events in all wait at most, a few MB, before the watches are slowed down."""
@@ -121,7 +127,7 @@ class Adapter:
         self._tracer = (tracer_provider or trace.NoOpTracerProvider()).get_tracer(
             "kevents.apiserver"
         )
-        self._metrics = source_metrics.SourceMetrics(registry)
+        self._metrics = source_metrics or source_metrics_module.SourceMetrics(registry)
         self.queues = [
             sendqueue.SendQueue(
                 self.sender,
@@ -134,20 +140,77 @@ class Adapter:
             )
             for i in range(shards)
         ]
+        self.checkpoint = saves
+        self._tokens: dict[str, tuple[checkpoint.Progress, object]] = {}
         informer_metrics = informer.InformerMetrics(registry)
         self.watchers = [
-            informer.Informer(api, c, self.emit, informer_metrics=informer_metrics)
+            self._informer(api, c, informer_metrics, (saved or {}).get(c.describe()))
             for c in collections(source, kinds)
         ]
+
+    def _informer(
+        self,
+        api: kubeapi.KubeApi,
+        collection: informer.Collection,
+        informer_metrics: informer.InformerMetrics,
+        saved: checkpoint.Saved | None,
+    ) -> informer.Informer:
+        if self.checkpoint is None:
+            return informer.Informer(api, collection, self.emit, informer_metrics=informer_metrics)
+        progress = checkpoint.Progress(collection, saved.known if saved else {})
+        self.checkpoint.progress.append(progress)
+        known = (
+            {uid: (i[0], checkpoint.stub(collection, uid, i)) for uid, i in saved.known.items()}
+            if saved
+            else None
+        )
+        watcher = informer.Informer(
+            api, collection, self._tracked(progress), informer_metrics=informer_metrics,
+            resource_version=saved.resource_version if saved else "", known=known,
+        )  # fmt: skip
+        resumed = saved is not None
+
+        def progressed(resource_version: str, listed: bool) -> None:
+            nonlocal resumed
+            if listed and resumed:
+                # the saved position had left the watch window (410): only the difference
+                self._metrics.unrecoverable.labels("expired").inc()
+            resumed = resumed and not listed
+            snapshot = checkpoint.identities(watcher.objects()) if listed else None
+            progress.mark(resource_version, snapshot)
+
+        watcher.on_progress = progressed
+        return watcher
+
+    def _tracked(
+        self, progress: checkpoint.Progress
+    ) -> Callable[[informer.Change, dict[str, Any]], Awaitable[None]]:
+        async def handler(change: informer.Change, obj: dict[str, Any]) -> None:
+            await self.emit(change, obj, progress=progress)
+
+        return handler
 
     async def _count(self, event: cloudevent.CloudEvent, result: delivery.DeliveryResult) -> None:
         outcome = "delivered" if result.ok else "failed"
         self._metrics.sent.labels(event.get_type(), outcome).inc()
+        tracked = self._tokens.pop(event.get_id(), None)
+        if tracked is not None:
+            tracked[0].finished(tracked[1])
 
-    async def emit(self, change: informer.Change, obj: dict[str, Any]) -> None:
-        if not events.owned_by(obj, self._source.owner):
+    async def emit(
+        self,
+        change: informer.Change,
+        obj: dict[str, Any],
+        *,
+        progress: checkpoint.Progress | None = None,
+    ) -> None:
+        owned = events.owned_by(obj, self._source.owner)
+        token = progress.opened(change, obj, event=owned) if progress is not None else None
+        if not owned:
             return
         event = events.make(change, obj, source=self.event_source, mode=self._source.mode)
+        if progress is not None:
+            self._tokens[event.get_id()] = (progress, token)
         self._metrics.changes.labels(event.get_type()).inc()
         uid = str(obj.get("metadata", {}).get("uid", ""))
         queue = self.queues[zlib.crc32(uid.encode()) % len(self.queues)]
@@ -171,8 +234,10 @@ class Adapter:
             runner.Service(name=f"watch {w.collection.describe()}", run=w.run)
             for w in self.watchers
         ]
+        saves = [self.checkpoint] if self.checkpoint is not None else []
         return [
             self.sender,
+            *saves,  # stopped after the queues drained: the final delivered position
             *self.queues,
             *watchers,
             runner.Service(name="readiness", run=self._ready_when_listed),

@@ -20,3 +20,17 @@ class SourceMetrics:
             ["type"],
             registry=registry,
         )
+        self.checkpoint_writes = Counter(
+            "kevents_apiserver_checkpoint_writes",
+            "Writes of the delivered-position checkpoint, by result (ok|failed)",
+            ["result"],
+            registry=registry,
+        )
+        self.unrecoverable = Counter(
+            "kevents_apiserver_unrecoverable",
+            "Starts or resumes where changes made while the adapter was down could not all be "
+            "recovered, by reason (expired: only the difference was emitted; forbidden, "
+            "unreadable, too_large: no usable checkpoint)",
+            ["reason"],
+            registry=registry,
+        )

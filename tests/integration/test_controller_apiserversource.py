@@ -254,7 +254,7 @@ async def test_deployment_carries_env_contract_and_follows_spec(
         assert [e["name"] for e in container["env"]] == [
             "K_SINK", "K_SOURCE_CONFIG", "SYSTEM_NAMESPACE", "NAMESPACE", "NAME",
             "METRICS_DOMAIN", "K_LOGGING_CONFIG", "K_METRICS_CONFIG", "K_TRACING_CONFIG",
-            "K_CE_OVERRIDES",
+            "K_CE_OVERRIDES", "K_SOURCE_UID",
         ]  # fmt: skip
         assert env["K_SINK"]["value"] == sink_url(namespace) + "/events"
         assert env["SYSTEM_NAMESPACE"]["value"] == namespace

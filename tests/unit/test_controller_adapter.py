@@ -125,7 +125,7 @@ def test_env_contract_order_and_optional_vars(given: adapter.Inputs, extra: list
     names = [e["name"] for e in adapter.env(given, CONFIG)]
     tls = [n for n in extra if n in ("K_CA_CERTS", "K_AUDIENCE")]
     tail = [n for n in extra if n == "K_CE_OVERRIDES"]
-    assert names == BASE_ENV + tls + CONFIG_ENV + tail
+    assert names == BASE_ENV + tls + CONFIG_ENV + tail + ["K_SOURCE_UID"]
 
 
 def test_env_values() -> None:
