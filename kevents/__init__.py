@@ -9,8 +9,10 @@ Modules (import the module, not its names):
 - `rawevent`: `RawEvent`, a received CloudEvent validated and kept as its bytes (forwarders).
 - `delivery`: frozen `DeliveryResult` and dead-letter extensions.
 - `sender`: `Sender` (retries, tracing, metrics over `transport`), `Clock`, `EventSender`.
-- `transport`: one HTTP attempt: the lean `connections` pool for http, aiohttp for https.
-- `connections`: `Pool` of keep-alive HTTP/1.1 connections with a lean response parser.
+- `transport`: one HTTP attempt (default timeouts): the `connections` pool for http, aiohttp
+  for https.
+- `connections`: `Pool` of keep-alive HTTP/1.1 connections, answers parsed by llhttp
+  (httptools) within limits, idle connections reaped.
 - `sendqueue`: `SendQueue`, a bounded queue with workers, backpressure and drain.
 - `metrics`: `SenderMetrics` on a registry passed in, `/metrics` app.
 - `probes`: `Readiness` and the `/health` + `/readiness` app.
