@@ -70,3 +70,70 @@ def test_apiserver_source_adapter_gets_nothing_from_us(kube: Kube, installed: No
     ).stdout  # fmt: skip
     assert "knative.dev" not in out
     assert "deployments" not in out
+
+
+NARROW = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: rbac-narrow-secrets}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: narrow-controller, namespace: rbac-narrow-secrets}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: rbac-narrow-secrets-controller}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: kevents-controller}
+subjects:
+  - {kind: ServiceAccount, name: narrow-controller, namespace: rbac-narrow-secrets}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: kevents-controller-github-secrets, namespace: rbac-narrow-secrets}
+rules:
+  - apiGroups: [""]
+    resources: ["secrets"]
+    resourceNames: ["githubsecret"]
+    verbs: ["get"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: kevents-controller-github-secrets, namespace: rbac-narrow-secrets}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: kevents-controller-github-secrets}
+subjects:
+  - {kind: ServiceAccount, name: narrow-controller, namespace: rbac-narrow-secrets}
+"""
+
+
+def test_without_the_secrets_grant_the_controller_reads_only_the_secrets_granted_by_name(
+    kube: Kube, installed: None
+) -> None:
+    """The narrow opt-in of rbac/controller-secrets.yaml: the controller's own ClusterRole
+    reads no Secret; a namespace's Role (rbac/README.md) grants the named ones only."""
+    kube.kubectl("apply", "--filename=-", input=NARROW)
+    who = "--as=system:serviceaccount:rbac-narrow-secrets:narrow-controller"
+    try:
+        answers = {
+            (ns, name): kube.kubectl(
+                "auth",
+                "can-i",
+                "get",
+                f"secrets/{name}",
+                f"--namespace={ns}",
+                who,
+                check=False,
+            ).stdout.strip()  # fmt: skip
+            for ns, name in [
+                ("rbac-narrow-secrets", "githubsecret"),
+                ("rbac-narrow-secrets", "other"),
+                ("kube-system", "githubsecret"),
+            ]
+        }
+        assert answers == {
+            ("rbac-narrow-secrets", "githubsecret"): "yes",
+            ("rbac-narrow-secrets", "other"): "no",
+            ("kube-system", "githubsecret"): "no",
+        }
+    finally:
+        kube.kubectl("delete", "--filename=-", "--wait=false", input=NARROW, check=False)
