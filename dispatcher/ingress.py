@@ -10,7 +10,10 @@ Knative's channel receiver contract (`knative/eventing:pkg/channel/event_receive
 | unknown channel                           | 404                                            |
 | process draining for shutdown             | 503 + Retry-After (retry lands on a replica)   |
 | body above the size limit                 | 413                                            |
-| not a valid CloudEvent (binary/structured)| 400 with the reason                            |
+| body not received within its timeout      | 408, connection closed                         |
+| not a valid CloudEvent (binary/structured)| 400 with the reason (bad attribute name, JSON  |
+|                                           | nested too deeply, ...)                        |
+| client closed (or half-closed mid-body)   | nothing accepted: no answer could reach it     |
 | bounded queue or subscriber backlog full  | 429 + Retry-After                              |
 | accepted                                  | 202 (delivered asynchronously)                 |
 
@@ -34,7 +37,8 @@ from opentelemetry import trace
 
 from dispatcher import fanout, headers, routing
 from dispatcher import metrics as dispatcher_metrics
-from kevents import cloudevent, errors, rawevent, tracing
+from kevents import cloudevent, errors, httpserver, rawevent, tracing
+from kevents import metrics as kevents_metrics
 
 Lookup = Callable[[str, str], fanout.Route]
 """(Host, path) -> the route of the request; raises `routing.RoutingError` for the answer."""
@@ -62,9 +66,11 @@ class Ingress:
         prepare: Prepare | None = None,
         span_name: str = "imc.receive",
         answered: Callable[[int], None] | None = None,
+        timeouts: httpserver.Timeouts | None = None,
     ) -> None:
         """Defaults make the channel ingress; the broker ingress passes its own `lookup`,
-        `prepare`, `span_name` and `answered` (its metric)."""
+        `prepare`, `span_name` and `answered` (its metric). `timeouts.body` bounds reading
+        one body (408); the header and idle timeouts belong to `make_server()`'s server."""
         self._fanout = channels_fanout
         self._metrics = metrics
         self._lookup = lookup if lookup is not None else self.channel_route
@@ -72,6 +78,7 @@ class Ingress:
         self._span_name = span_name
         self._count = answered if answered is not None else metrics.answered
         self._max_body = max_body_size
+        self.timeouts = timeouts if timeouts is not None else httpserver.Timeouts()
         self._retry_after = {"Retry-After": str(retry_after)}
         # No provider (tracing off): no ingress span; the producer's context still flows on.
         self._tracer = (
@@ -80,9 +87,12 @@ class Ingress:
             else None
         )
 
-    def make_server(self) -> web.Server:
-        """aiohttp's low-level server: no router, middlewares or Application per request."""
-        return web.Server(self.handle, access_log=None)
+    def make_server(
+        self, *, name: str, metrics: kevents_metrics.HTTPServerMetrics
+    ) -> httpserver.Server:
+        """aiohttp's low-level server (no router, middlewares or Application per request),
+        hardened against hostile clients (`kevents.httpserver`)."""
+        return httpserver.Server(self.handle, name=name, timeouts=self.timeouts, metrics=metrics)
 
     def channel_route(self, host: str, path: str) -> fanout.Route:
         """The channel named by Host or `/NS/NAME`."""
@@ -97,6 +107,15 @@ class Ingress:
         return web.Response(status=status, text=text, headers=extra or None)
 
     async def handle(self, request: web.BaseRequest) -> web.Response:
+        """One request; a bug's 500 is counted with the other answers (the server logs it,
+        rate-limited)."""
+        try:
+            return await self._handle(request)
+        except Exception:
+            self._count(500)
+            raise
+
+    async def _handle(self, request: web.BaseRequest) -> web.Response:
         if request.method != "POST":
             if request.method == "OPTIONS":
                 return web.Response(status=200, headers=_OPTIONS_HEADERS)
@@ -109,13 +128,19 @@ class Ingress:
             return self._answer(
                 503, "shutting down: retry on another replica\n", **self._retry_after
             )
-        length = request.content_length
-        if length is not None and length > self._max_body:
-            return self._too_large()
         request_headers = request.headers
-        body = await self._read(request)
-        if body is None:
+        try:
+            body = await httpserver.read_body(
+                request, limit=self._max_body, seconds=self.timeouts.body
+            )
+        except httpserver.BodyTooLargeError:
             return self._too_large()
+        except httpserver.BodyTimeoutError:
+            answer = self._answer(408, f"the body did not arrive within {self.timeouts.body:g} s\n")
+            answer.force_close()  # the rest of a slow body is not waited for
+            return answer
+        except httpserver.ConnectionGoneError:
+            return web.Response(status=400)  # the client left: nobody reads an answer
         event: cloudevent.CloudEvent | rawevent.RawEvent
         try:
             event = rawevent.receive(request_headers, body)
@@ -123,6 +148,10 @@ class Ingress:
                 event = self._prepare(event)
         except errors.InvalidEventError as exc:
             return self._answer(400, f"invalid CloudEvent: {exc.reason}\n")
+        if not httpserver.answerable(request):
+            # The client shut down before we could answer: accepting now would deliver an
+            # event whose producer never learns it, and retries it (a duplicate).
+            return web.Response(status=400)
         forwarded = headers.passthrough(request_headers.items())
         forwarded[headers.PREFER_REPLY[0]] = headers.PREFER_REPLY[1]
         parent = (
@@ -175,21 +204,6 @@ class Ingress:
                 503, "shutting down: retry on another replica\n", **self._retry_after
             )
         return self._answer(202)
-
-    async def _read(self, request: web.BaseRequest) -> bytes | None:
-        """The body, or None above the size limit (chunked bodies are counted as they come)."""
-        if request.headers.get("Expect", "").lower() == "100-continue":
-            # What aiohttp's router does for us otherwise: curl waits a second without it.
-            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            request.writer.output_size = 0
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := await request.content.readany():
-            size += len(chunk)
-            if size > self._max_body:
-                return None
-            chunks.append(chunk)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _too_large(self) -> web.Response:
         return self._answer(413, f"event body is larger than {self._max_body} bytes\n")

@@ -29,7 +29,8 @@ from dispatcher import metrics as dispatcher_metrics
 from dispatcher import settings as dispatcher_settings
 from dispatcher.broker import filterendpoint, triggers
 from dispatcher.broker import ingress as broker_ingress
-from kevents import informer, kubeapi, probes, runner, sender, tracing, webserver
+from kevents import httpserver, informer, kubeapi, probes, runner, sender, tracing, webserver
+from kevents import metrics as kevents_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -84,15 +85,23 @@ class Dispatcher:
             concurrency=config.subscriber_concurrency,
             backlog=config.subscriber_backlog,
         )
+        timeouts = httpserver.Timeouts(
+            header=config.ingress_header_timeout,
+            idle=config.ingress_idle_timeout,
+            body=config.ingress_body_timeout,
+        )
+        server_metrics = kevents_metrics.HTTPServerMetrics(registry)
         self.ingress = ingress.Ingress(
             self.fanout,
             self.metrics,
             max_body_size=config.max_body_size,
             retry_after=config.drain_retry_after,
             tracer_provider=tracer_provider if tracing.records(tracer_provider) else None,
+            timeouts=timeouts,
         )
+        self.http = self.ingress.make_server(name="ingress", metrics=server_metrics)
         self.server = webserver.WebServer(
-            self.ingress.make_server(),
+            self.http,
             host=config.ingress_host,
             port=config.ingress_port,
             name="ingress",
@@ -109,6 +118,7 @@ class Dispatcher:
             prepare=self.broker.prepare,
             span_name="broker.ingress",
             answered=self.metrics.broker_answered,
+            timeouts=timeouts,
         )
         self.filter_endpoint = filterendpoint.FilterEndpoint(
             self.sender,
@@ -117,8 +127,11 @@ class Dispatcher:
             max_body_size=config.max_body_size,
             retry_after=config.drain_retry_after,
         )
+        self.broker_http = broker_ingress.make_server(
+            self.broker_ingress, self.filter_endpoint, metrics=server_metrics
+        )
         self.broker_server = webserver.WebServer(
-            broker_ingress.make_server(self.broker_ingress, self.filter_endpoint),
+            self.broker_http,
             host=config.ingress_host,
             port=config.broker_ingress_port,
             name="broker ingress",
@@ -226,6 +239,8 @@ class Dispatcher:
                 started=self.broker_server.wait_started,
                 stop=self._drain,
             ),
+            runner.Service(name="ingress log summaries", run=self.http.run),
+            runner.Service(name="broker ingress log summaries", run=self.broker_http.run),
             runner.Service(name="readiness", run=self._ready),
         ]
         return parts

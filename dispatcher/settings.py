@@ -24,6 +24,18 @@ class DispatcherSettings:
     broker_max_ttl: int = 255
     """MAX_TTL (Knative's variable): `knativebrokerttl` given to events entering a broker
     without one, and the most one may carry; each reply back into the broker is one hop."""
+    ingress_header_timeout: float = 10.0
+    """KEVENTS_INGRESS_HEADER_TIMEOUT seconds, on both ingress ports: from a new connection
+    (or the first byte of the next request on a kept-alive one) to the end of the request's
+    headers; a connection that sends nothing, or a header byte by byte, is closed after it.
+    10 s is hundreds of round trips inside a cluster."""
+    ingress_idle_timeout: float = 120.0
+    """KEVENTS_INGRESS_IDLE_TIMEOUT seconds a kept-alive connection may wait for its next
+    request. Longer than the idle time of Go's and our own client pools (90 s), so producers
+    rarely send into a connection being closed; short enough that abandoned ones go."""
+    ingress_body_timeout: float = 30.0
+    """KEVENTS_INGRESS_BODY_TIMEOUT seconds to receive one request body, else 408 and the
+    connection closed: a 4 MiB body (the default limit) at ~1 Mbit/s."""
     ingress_host: str = "0.0.0.0"
     """KEVENTS_INGRESS_HOST: all interfaces so the channel Services reach the pod IP."""
     metrics_port: int = 9090
@@ -85,6 +97,15 @@ class DispatcherSettings:
                 "KEVENTS_BROKER_INGRESS_PORT", 8001, minimum=0, maximum=65535
             ),
             broker_max_ttl=reader.integer("MAX_TTL", 255, minimum=1, maximum=2**31 - 1),
+            ingress_header_timeout=reader.number(
+                "KEVENTS_INGRESS_HEADER_TIMEOUT", 10.0, minimum=0.001, maximum=3600.0
+            ),
+            ingress_idle_timeout=reader.number(
+                "KEVENTS_INGRESS_IDLE_TIMEOUT", 120.0, minimum=0.001, maximum=86400.0
+            ),
+            ingress_body_timeout=reader.number(
+                "KEVENTS_INGRESS_BODY_TIMEOUT", 30.0, minimum=0.001, maximum=3600.0
+            ),
             ingress_host=reader.string("KEVENTS_INGRESS_HOST", "0.0.0.0"),
             metrics_port=reader.integer(
                 "METRICS_PROMETHEUS_PORT", 9090, minimum=1024, maximum=65535

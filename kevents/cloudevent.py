@@ -3,7 +3,12 @@
 - `build()` makes a spec 1.0 event (id = new UUID, time = now, unless given).
 - `encode()` gives headers + body for HTTP binary mode (Knative's default) or structured mode.
 - `decode()` turns an incoming HTTP request/response into an event or raises
-  `errors.InvalidEventError` whose reason is fit for a 400 answer.
+  `errors.InvalidEventError` whose reason is fit for a 400 answer. Hostile input is refused
+  with a reason, never an exception of another type: an attribute header whose name is not
+  lowercase a-z0-9 (`ce-Bad_Ext`; sdk-go refuses it too, where we used to drop it silently),
+  JSON nested deeper than `MAX_JSON_DEPTH` (Python's JSON codec recurses on the C stack: an
+  event that decodes here must also encode in the courier, for a dead-letter sink or another
+  content mode).
 - `apply_overrides()` sets the `K_CE_OVERRIDES` extensions (they overwrite same-named ones).
 """
 
@@ -11,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -64,6 +69,39 @@ class _DataFormat(ce_json.JSONFormat):
 
 
 _FORMAT = _DataFormat()
+
+MAX_JSON_DEPTH = 256
+"""Most levels of nested arrays/objects in JSON data we parse (a structured event's body, a
+binary event's JSON object data). Python's JSON codec recurses once per level and fails near
+1,000 (RecursionError) at a depth that depends on the caller's stack; 256 leaves room for
+both decoding and encoding again, and is far beyond real events. Go's limit is 10,000."""
+
+
+def nests_deeply(body: bytes) -> bool:
+    """Whether `body` may hold JSON nested deeper than `MAX_JSON_DEPTH` (a cheap upper bound:
+    the count of opening brackets; only then is the parsed value's depth measured)."""
+    return body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether the parsed JSON `value` nests more than `limit` levels (iterative: no stack)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[object] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _too_deep() -> errors.InvalidEventError:
+    return errors.InvalidEventError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
 
 
 _REQUIRED = ("specversion", "id", "source", "type")
@@ -143,6 +181,14 @@ def encode(event: CloudEvent, encoding: Encoding = Encoding.BINARY) -> HTTPMessa
 _CE_ATTRIBUTE_HEADER = re.compile(r"ce-[a-z0-9]+")
 
 
+def invalid_attribute(header: str) -> errors.InvalidEventError:
+    """The 400 reason for a binary-mode `ce-` header that names no valid attribute."""
+    return errors.InvalidEventError(
+        f"invalid CloudEvents attribute name {header[3:].lower()!r} (header {header!r}): "
+        "attribute names are lowercase letters a-z and digits 0-9"
+    )
+
+
 def is_cloudevent(headers: Mapping[str, str]) -> bool:
     """Whether an HTTP message (e.g. a subscriber's reply) claims to carry a CloudEvent."""
     if isinstance(headers, CIMultiDict | CIMultiDictProxy):  # case-insensitive already
@@ -160,14 +206,18 @@ def is_cloudevent(headers: Mapping[str, str]) -> bool:
 def decode(headers: Mapping[str, str], body: bytes) -> CloudEvent:
     """Decode a binary- or structured-mode HTTP message; errors name the 400 reason."""
     lowered: dict[str, str] = {}
+    bad_name: str | None = None
     for key, value in headers.items():
         name = key.lower()
         if name.startswith("ce-") and not _CE_ATTRIBUTE_HEADER.fullmatch(name):
-            continue  # not an attribute header (e.g. a stray "ce-" prefixed proxy header)
+            bad_name = bad_name or key  # refused in binary mode, ignored in structured mode
+            continue
         lowered.setdefault(name, value)
     content_type = lowered.get("content-type", "").split(";", 1)[0].strip().lower()
     try:
         if "ce-specversion" in lowered:
+            if bad_name is not None:
+                raise invalid_attribute(bad_name)
             if lowered["ce-specversion"] != "1.0":
                 raise errors.InvalidEventError(
                     f"unsupported CloudEvents specversion {lowered['ce-specversion']!r}"
@@ -188,6 +238,8 @@ def decode(headers: Mapping[str, str], body: bytes) -> CloudEvent:
             )
     except errors.InvalidEventError:
         raise
+    except RecursionError:
+        raise _too_deep() from None
     except ce_exceptions.BaseCloudEventException as exc:
         raise errors.InvalidEventError(f"invalid CloudEvent: {exc}") from exc
     except (ValueError, TypeError, OverflowError) as exc:  # bad JSON, time, base64, UTF-8
@@ -198,4 +250,6 @@ def decode(headers: Mapping[str, str], body: bytes) -> CloudEvent:
         raise errors.InvalidEventError(
             f"unsupported CloudEvents specversion {event.get_specversion()!r}"
         )
+    if nests_deeply(body) and _deeper_than(event.get_data(), MAX_JSON_DEPTH):
+        raise _too_deep()
     return event

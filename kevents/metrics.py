@@ -141,6 +141,25 @@ class SenderMetrics:
         self.events_lost.labels(reason).inc(count)
 
 
+class HTTPServerMetrics:
+    """What `kevents.httpserver.Server` refused or closed, by listener and bounded reason."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests_refused = Counter(
+            "kevents_http_requests_refused",
+            "Requests answered by the HTTP layer before any handler: malformed HTTP by reason "
+            "(bad_request_line, bad_header, line_too_long, ...), or a handler's error",
+            ["server", "reason"],
+            registry=registry,
+        )
+        self.connections_closed = Counter(
+            "kevents_http_connections_closed",
+            "Connections the server closed, by reason (header_timeout|idle_timeout|half_closed)",
+            ["server", "reason"],
+            registry=registry,
+        )
+
+
 METRICS_REGISTRY = web.AppKey("metrics_registry", prom_registry.CollectorRegistry)
 
 

@@ -17,7 +17,9 @@ extensions, a change of content mode, `K_CE_OVERRIDES`.
 Binary mode is validated from the headers alone (the SDK accepts any body in binary mode):
 required attributes present and non-empty, specversion 1.0. Anything less common (a `time`
 to parse, a percent-encoded value, a `ce-datacontenttype` or `ce-data` header, an empty
-value) goes through the full `cloudevent.decode()`, so nothing is accepted that it refuses.
+value, a `ce-` header that names no valid attribute, a body with more opening brackets than
+`cloudevent.MAX_JSON_DEPTH`) goes through the full `cloudevent.decode()`, so nothing is
+accepted that it refuses.
 """
 
 from __future__ import annotations
@@ -126,8 +128,11 @@ def _binary_headers(headers: Mapping[str, str]) -> tuple[dict[str, str], bool]:
     for name, value in headers.items():
         lowered = name.lower()
         if lowered.startswith("ce-"):
-            if lowered in kept or not _ATTRIBUTE_HEADER.fullmatch(lowered):
-                continue  # a repeat, or not an attribute header: decode() ignores it too
+            if lowered in kept:
+                continue  # a repeat: decode() keeps the first value too
+            if not _ATTRIBUTE_HEADER.fullmatch(lowered):
+                plain = False  # not an attribute name: decode() refuses it with its reason
+                continue
             if lowered in _NEEDS_DECODE or not value or "%" in value:
                 plain = False
         elif lowered == "content-type":
@@ -151,7 +156,12 @@ def receive(headers: Mapping[str, str], body: bytes) -> RawEvent:
         specversion = next((v for k, v in headers.items() if k.lower() == "ce-specversion"), None)
     if specversion is not None:
         kept, plain = _binary_headers(headers)
-        if plain and specversion == "1.0" and all(kept.get(name) for name in _REQUIRED):
+        if (
+            plain
+            and specversion == "1.0"
+            and all(kept.get(name) for name in _REQUIRED)
+            and not cloudevent.nests_deeply(body)
+        ):
             return RawEvent(
                 kept,
                 body,

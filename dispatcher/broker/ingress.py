@@ -26,7 +26,8 @@ from aiohttp import web
 
 from dispatcher import fanout, ingress, routing
 from dispatcher.broker import filterendpoint, triggers, ttl
-from kevents import cloudevent, errors, rawevent
+from kevents import cloudevent, errors, httpserver, rawevent
+from kevents import metrics as kevents_metrics
 
 
 class BrokerIngress:
@@ -59,9 +60,13 @@ class BrokerIngress:
 
 
 def make_server(
-    broker_ingress: ingress.Ingress, filter_endpoint: filterendpoint.FilterEndpoint
-) -> web.Server:
-    """One low-level server for the broker ingress and the filter endpoint."""
+    broker_ingress: ingress.Ingress,
+    filter_endpoint: filterendpoint.FilterEndpoint,
+    *,
+    metrics: kevents_metrics.HTTPServerMetrics,
+) -> httpserver.Server:
+    """One low-level server for the broker ingress and the filter endpoint, hardened as the
+    channel ingress's (`kevents.httpserver`)."""
     prefix = "/" + triggers.FILTER_PATH + "/"
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
@@ -69,4 +74,6 @@ def make_server(
             return await filter_endpoint.handle(request)
         return await broker_ingress.handle(request)
 
-    return web.Server(handle, access_log=None)
+    return httpserver.Server(
+        handle, name="broker_ingress", timeouts=broker_ingress.timeouts, metrics=metrics
+    )

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kevents import cloudevent, errors
+from kevents import cloudevent, errors, rawevent
 
 WHEN = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -254,3 +254,70 @@ def test_encode_decode_round_trip(
     decoded = cloudevent.decode(message.headers, message.body)
     assert decoded.get_attributes() == event.get_attributes()
     assert decoded.get_data() == data
+
+
+_BINARY = {"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/s", "ce-type": "t"}
+_STRUCTURED = {"content-type": "application/cloudevents+json"}
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [("ce-Bad_Ext", "bad_ext"), ("ce-bad-ext", "bad-ext"), ("ce-", ""), ("CE-été", "été")],
+    ids=["underscore", "dash", "empty", "non-ascii"],
+)
+def test_binary_attribute_with_an_invalid_name_is_refused_naming_it(header: str, name: str) -> None:
+    """sdk-go refuses such an event; it used to be accepted with the attribute dropped."""
+    for receive in (cloudevent.decode, rawevent.receive):
+        with pytest.raises(errors.InvalidEventError) as caught:
+            receive({**_BINARY, header: "x"}, b"")
+        assert f"invalid CloudEvents attribute name {name!r} (header {header!r})" in (
+            caught.value.reason
+        )
+
+
+def test_structured_attribute_with_an_invalid_name_is_refused_naming_it() -> None:
+    body = b'{"specversion":"1.0","id":"1","source":"/s","type":"t","Bad_Ext":"x"}'
+    for receive in (cloudevent.decode, rawevent.receive):
+        with pytest.raises(errors.InvalidEventError) as caught:
+            receive(_STRUCTURED, body)
+        assert "Bad_Ext" in caught.value.reason
+
+
+def test_ce_headers_are_ignored_in_structured_mode() -> None:
+    body = b'{"specversion":"1.0","id":"1","source":"/s","type":"t"}'
+    assert cloudevent.decode({**_STRUCTURED, "ce-Bad_Ext": "x"}, body).get_id() == "1"
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"a":' * (depth - 1) + b"[]" + b"}" * (depth - 1)
+
+
+@pytest.mark.parametrize("depth", [cloudevent.MAX_JSON_DEPTH + 1, 1_000, 100_000])
+def test_deeply_nested_json_is_a_400_in_every_mode(depth: int) -> None:
+    """A 2 KB structured event nested 1,000 levels deep used to raise RecursionError (500)."""
+    structured = b'{"specversion":"1.0","id":"1","source":"/s","type":"t","data":' + _nested(
+        depth
+    ) + b"}"  # fmt: skip
+    binary = {**_BINARY, "content-type": "application/json"}
+    for receive in (cloudevent.decode, rawevent.receive):
+        for headers, body in ((_STRUCTURED, structured), (binary, _nested(depth))):
+            with pytest.raises(errors.InvalidEventError) as caught:
+                receive(headers, body)
+            assert caught.value.reason == (
+                f"JSON nested more than {cloudevent.MAX_JSON_DEPTH} levels deep"
+            )
+
+
+def test_json_at_the_depth_limit_decodes_and_encodes_again() -> None:
+    body = _nested(cloudevent.MAX_JSON_DEPTH)
+    binary = {**_BINARY, "content-type": "application/json"}
+    event = rawevent.receive(binary, body).event()
+    for encoding in cloudevent.Encoding:
+        message = cloudevent.encode(event, encoding)
+        assert cloudevent.decode(message.headers, message.body).get_data() == event.get_data()
+
+
+def test_many_shallow_brackets_are_not_too_deep() -> None:
+    data = b'{"items":[' + b",".join([b'{"a":[1,{"b":[]}]}'] * 2_000) + b"]}"
+    binary = {**_BINARY, "content-type": "application/json"}
+    assert rawevent.receive(binary, data).event().get_data() is not None
