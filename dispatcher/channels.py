@@ -26,6 +26,9 @@ Key = tuple[str, str]
 BROKER_LABEL = "eventing.knative.dev/broker"
 BROKER_EVERYTHING_LABEL = "eventing.knative.dev/brokerEverything"
 """Labels of a Broker's trigger channel (`<broker>-kne-trigger`), as Knative sets them."""
+ASYNC_HANDLER_ANNOTATION = "messaging.knative.dev/async-handler"
+"""Knative's InMemoryChannel annotation: "true" acknowledges events before delivery
+(`knative/eventing:pkg/reconciler/inmemorychannel/dispatcher/inmemorychannel.go`)."""
 
 
 class Destination(TypedDict, total=False):
@@ -88,6 +91,10 @@ class Channel:
     """`status.subscribers` as last seen on the object, to patch only on a difference."""
     broker: str = ""
     """The Broker (same namespace) whose trigger channel this is; empty for other channels."""
+    async_handler: bool = False
+    """`messaging.knative.dev/async-handler: "true"`: answer 202 as soon as the event is
+    accepted. By default (False, Knative's) the ingress answers only after every subscriber
+    answered or the event was dead-lettered, so nothing acknowledged is lost in a crash."""
 
     @property
     def key(self) -> Key:
@@ -185,11 +192,14 @@ def parse(obj: dict[str, Any]) -> Channel:
         for entry in status.get("subscribers") or []
         if isinstance(entry, dict)
     )
-    labels = (obj.get("metadata") or {}).get("labels") or {}
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
     broker = ""
     if labels.get(BROKER_EVERYTHING_LABEL) == "true":
         broker = str(labels.get(BROKER_LABEL, ""))
-    return Channel(namespace, name, targets, reported, broker)
+    annotations = meta.get("annotations") or {}
+    async_handler = annotations.get(ASYNC_HANDLER_ANNOTATION) == "true"
+    return Channel(namespace, name, targets, reported, broker, async_handler)
 
 
 def statuses(channel: Channel) -> list[SubscriberStatus]:

@@ -69,16 +69,17 @@ class Courier:
         found = triggers.servable(self._triggers, key) if key is not None else None
         return found is None or found.filter.matches(attributes)
 
-    async def deliver(self, target: channels.Target, envelope: lane.Envelope) -> None:
-        """Run steps 1-4 for one subscriber; never raises for delivery failures."""
+    async def deliver(self, target: channels.Target, envelope: lane.Envelope) -> bool:
+        """Run steps 1-4 for one subscriber; never raises for delivery failures. True when
+        the subscriber (and the reply destination) or else the dead letter sink took the
+        event, or a Trigger's filter did not match: what a synchronous channel acknowledges."""
         token = otel_context.attach(envelope.context)
         try:
             if target.trigger is not None:
-                await self._through_filter(target, target.trigger, envelope)
-            elif not target.subscriber_uri:
-                await self._reply(target, envelope, envelope.event)
-            else:
-                await self._send(target, envelope, target.subscriber_uri, None)
+                return await self._through_filter(target, target.trigger, envelope)
+            if not target.subscriber_uri:
+                return await self._reply(target, envelope, envelope.event)
+            return await self._send(target, envelope, target.subscriber_uri, None)
         finally:
             otel_context.detach(token)
 
@@ -88,10 +89,11 @@ class Courier:
         envelope: lane.Envelope,
         url: str,
         trigger: triggers.Trigger | None,
-    ) -> None:
-        """Steps 1-3 towards `url`: the subscriber's, or a Trigger's subscriber."""
+    ) -> bool:
+        """Steps 1-3 towards `url`: the subscriber's, or a Trigger's subscriber (which gets
+        the event without the broker's internal TTL, as from Knative's filter)."""
         result = await self._sender.send(
-            envelope.event,
+            ttl.without(envelope.event) if trigger is not None else envelope.event,
             url,
             policy=target.policy,
             headers=envelope.headers,
@@ -99,10 +101,9 @@ class Courier:
         )
         self._metrics.observe("subscriber", envelope.namespace, result)
         if not result.ok:
-            await self._fail(target, envelope, result, url)
-            return
+            return await self._fail(target, envelope, result, url)
         if not cloudevent.is_cloudevent(result.headers):
-            return  # an acknowledgement without an event: done
+            return True  # an acknowledgement without an event: done
         try:
             reply = cloudevent.decode(result.headers, result.body)
         except errors.InvalidEventError as exc:
@@ -111,8 +112,7 @@ class Courier:
                 sender.safe_url(url), envelope.event.get_id(), exc.reason,
                 extra={"event_id": envelope.event.get_id()},
             )  # fmt: skip
-            await self._fail(target, envelope, result, url)
-            return
+            return await self._fail(target, envelope, result, url)
         if trigger is not None:
             onward = ttl.for_reply(envelope.event, reply)
             if onward is None:
@@ -124,14 +124,15 @@ class Courier:
                     extra={"event_id": envelope.event.get_id(), "namespace": trigger.namespace,
                            "object_name": trigger.name},
                 )  # fmt: skip
-                return
+                return True
             reply = onward
         if target.reply_uri:
-            await self._reply(target, envelope, reply)
+            return await self._reply(target, envelope, reply)
+        return True
 
     async def _through_filter(
         self, target: channels.Target, key: triggers.FilterKey, envelope: lane.Envelope
-    ) -> None:
+    ) -> bool:
         """A Trigger's subscription: filter, then deliver to the Trigger's subscriber."""
         found = await self._trigger(key)
         if found is None or found.problem:
@@ -145,8 +146,7 @@ class Courier:
                 status=None, duration=0.0, attempts=1, error=f"Trigger {key.namespace}/"
                 f"{key.name}: {why}",
             )  # fmt: skip
-            await self._fail(target, envelope, result, target.subscriber_uri)
-            return
+            return await self._fail(target, envelope, result, target.subscriber_uri)
         matched = found.filter.matches(envelope.attributes())
         (self._metrics.filtered_matched if matched else self._metrics.filtered_unmatched).inc()
         tracer = self._filter_tracer
@@ -169,7 +169,8 @@ class Courier:
         )
         with span:
             if matched:
-                await self._send(target, envelope, found.subscriber_uri, found)
+                return await self._send(target, envelope, found.subscriber_uri, found)
+        return True
 
     async def _trigger(self, key: triggers.FilterKey) -> triggers.Trigger | None:
         """The Trigger of a filter URI, waiting a moment for one the table lacks (or has
@@ -192,7 +193,7 @@ class Courier:
         target: channels.Target,
         envelope: lane.Envelope,
         reply: cloudevent.CloudEvent | rawevent.RawEvent,
-    ) -> None:
+    ) -> bool:
         result = await self._sender.send(
             reply,
             target.reply_uri,
@@ -202,7 +203,8 @@ class Courier:
         )
         self._metrics.observe("reply", envelope.namespace, result)
         if not result.ok:
-            await self._fail(target, envelope, result, target.reply_uri)
+            return await self._fail(target, envelope, result, target.reply_uri)
+        return True
 
     async def _fail(
         self,
@@ -210,7 +212,8 @@ class Courier:
         envelope: lane.Envelope,
         result: delivery.DeliveryResult,
         destination: str,
-    ) -> None:
+    ) -> bool:
+        """Step 3-4: the original event to the dead letter sink; True when it took it."""
         event = envelope.event
         reason = "retries_exhausted" if result.retryable else "refused"
         what = f"status {result.status}" if result.status is not None else str(result.error)
@@ -223,7 +226,7 @@ class Courier:
                        "status": result.status, "attempt": result.attempts},
             )  # fmt: skip
             self._metrics.lost.labels(reason).inc()
-            return
+            return False
         original = event.event() if isinstance(event, rawevent.RawEvent) else event
         dead = cloudevent.apply_overrides(
             original, delivery.dead_letter_extensions(result, destination)
@@ -242,7 +245,7 @@ class Courier:
                 event.get_id(), what, sender.safe_url(destination),
                 extra={"event_id": event.get_id(), "namespace": envelope.namespace},
             )  # fmt: skip
-            return
+            return True
         logger.error(
             "Event %s failed at %s (%s) and at its dead letter sink %s: it is lost.",
             event.get_id(), sender.safe_url(destination), what,
@@ -250,6 +253,7 @@ class Courier:
             extra={"event_id": event.get_id(), "namespace": envelope.namespace},
         )  # fmt: skip
         self._metrics.lost.labels("dead_letter_failed").inc()
+        return False
 
 
 def _onward_headers(envelope: lane.Envelope) -> dict[str, str]:

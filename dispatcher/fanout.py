@@ -1,10 +1,18 @@
 """Fan-out: the routing table of served channels, admission of events, their lanes, drain.
 
 `submit()` is the ingress's only call on the hot path: it admits an event when the process
-is under its bounds (events and bytes accepted but not yet delivered everywhere, and room in
-every subscriber's lane) and hands it to every lane at once; the lanes deliver concurrently.
-Otherwise it raises `errors.QueueFullError` (429) or, while draining, `QueueClosedError`
-(503). `drain()` waits for everything accepted to finish at shutdown.
+is under its bounds (events and bytes accepted but not yet delivered everywhere) and hands
+it at once to every subscriber's lane that has room; the lanes deliver concurrently. A
+subscriber whose lane is full is skipped for that event and the skip counted
+(`kevents_events_lost_total{reason="backlog_full"}`), so a subscriber that never answers
+cannot refuse events for the healthy ones of its channel. When the bounds are reached, or no
+subscriber has room, it raises `errors.QueueFullError` (429) or, while draining,
+`QueueClosedError` (503). `drain()` waits for everything accepted to finish at shutdown.
+
+Channels are synchronous by default, as Knative's InMemoryChannel: `submit()` returns the
+envelope, whose `done` future the ingress awaits to answer 202 only once every subscriber
+got the event (or its dead letter sink did). `messaging.knative.dev/async-handler: "true"`
+makes the ingress answer 202 at admission.
 
 The table changes while serving: `update()` from the channel informer adds, retargets (same
 subscription uid) or retires lanes; a retired lane still finishes what it had accepted.
@@ -135,8 +143,15 @@ class Fanout:
         headers: dict[str, str],
         context: otel_context.Context,
         size: int,
-    ) -> None:
-        """Accept `event` for every subscriber of `route`, or raise without side effects."""
+    ) -> lane.Envelope | None:
+        """Accept `event` for the subscribers of `route`, or raise without side effects.
+
+        A subscriber whose lane is full is skipped for this event (counted as lost with
+        reason `backlog_full`), so one stuck subscriber never refuses events for the others;
+        only when no wanted subscriber has room is the event refused (429). Returns the
+        envelope of a synchronous channel (the ingress awaits `envelope.done`); None for an
+        asynchronous one or when no subscriber wants the event.
+        """
         if self.draining:
             raise errors.QueueClosedError()
         if self.pending >= self._queue_size or self.pending_bytes + size > self._queue_bytes:
@@ -149,27 +164,62 @@ class Fanout:
             attributes = lane.attributes_of(event)
             wants = self._courier.wants
             lanes = tuple(each for each in lanes if wants(each.target, attributes))
-        for each in lanes:
-            if not each.has_room():
-                raise errors.QueueFullError(each.limit)
+        open_lanes = [each for each in lanes if each.has_room()]
+        if lanes and not open_lanes:
+            raise errors.QueueFullError(lanes[0].limit)
         if attributes is not None and len(lanes) != len(route.lanes):
             self._metrics.filtered_unmatched.inc(len(route.lanes) - len(lanes))
         if not lanes:
-            return  # no subscriber (or Trigger) wants it: accepted and dropped, as in Knative
+            return None  # no subscriber (or Trigger) wants it: accepted and dropped, as Knative
+        skipped = len(lanes) - len(open_lanes)
+        if skipped:
+            self._skip(route, [each for each in lanes if not each.has_room()], event)
         envelope = lane.Envelope(
-            event, headers, context, route.channel.namespace, size, len(lanes), attributes
+            event, headers, context, route.channel.namespace, size, len(open_lanes), attributes
         )
+        envelope.failed = envelope.skipped = skipped
+        envelope.wanted = len(lanes)
+        if not route.channel.async_handler:
+            envelope.done = asyncio.get_running_loop().create_future()
         if self.pending == 0:
             self._idle.clear()
         self.pending += 1
         self.pending_bytes += size
-        for each in lanes:
+        for each in open_lanes:
             each.offer(envelope)
+        return envelope
 
-    def _finish(self, envelope: lane.Envelope) -> None:
+    def _skip(
+        self,
+        route: Route,
+        full: list[lane.Lane],
+        event: cloudevent.CloudEvent | rawevent.RawEvent,
+    ) -> None:
+        """Count an event not queued for subscribers whose lanes are full; log each lane's
+        first skip (and then every 1,000th) rather than one line per event."""
+        self._lost("backlog_full", len(full))
+        for each in full:
+            each.skipped += 1
+            if each.skipped % 1000 == 1:
+                logger.warning(
+                    "Subscriber %s of channel %s/%s has %d event(s) in flight and %d waiting: "
+                    "event %s (and %d before it) is not delivered to it; its other "
+                    "subscribers still get it.",
+                    each.target.uid, route.channel.namespace, route.channel.name,
+                    each.in_flight, each.waiting, event.get_id(), each.skipped - 1,
+                    extra={"namespace": route.channel.namespace,
+                           "object_name": route.channel.name, "event_id": event.get_id()},
+                )  # fmt: skip
+
+    def _finish(self, envelope: lane.Envelope, ok: bool) -> None:
+        if not ok:
+            envelope.failed += 1
         envelope.remaining -= 1
         if envelope.remaining:
             return
+        done = envelope.done
+        if done is not None and not done.done():
+            done.set_result(envelope.failed == 0)
         self.pending -= 1
         self.pending_bytes -= envelope.size
         if self.pending == 0:

@@ -15,7 +15,10 @@ Knative's channel receiver contract (`knative/eventing:pkg/channel/event_receive
 |                                           | nested too deeply, ...)                        |
 | client closed (or half-closed mid-body)   | nothing accepted: no answer could reach it     |
 | bounded queue or subscriber backlog full  | 429 + Retry-After                              |
-| accepted                                  | 202 (delivered asynchronously)                 |
+| accepted, synchronous channel (default)   | 202 once every subscriber (or its dead letter  |
+|                                           | sink) took it; 500 when one did not, 429 when  |
+|                                           | a subscriber's lane was full (retry)           |
+| accepted, `async-handler: "true"`         | 202 at once (delivered asynchronously)         |
 
 The same class serves the broker ingress (`POST /<namespace>/<broker>`, Knative's MT broker
 ingress contract: `/` and unknown brokers 404, wrong segment count 400): its `lookup` finds
@@ -29,6 +32,7 @@ no span when tracing is off; answers are plain text for people reading curl outp
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from aiohttp import web
@@ -161,7 +165,7 @@ class Ingress:
         )
         tracer = self._tracer
         if tracer is None:
-            return self._submit(route, event, forwarded, parent, len(body))
+            return await self._submit(route, event, forwarded, parent, len(body))
         span = tracer.start_span(self._span_name, context=parent, kind=trace.SpanKind.SERVER)
         try:
             if span.is_recording():
@@ -176,7 +180,7 @@ class Ingress:
                         "cloudevents.event_source": event.get_source(),
                     }
                 )
-            answer = self._submit(
+            answer = await self._submit(
                 route, event, forwarded, trace.set_span_in_context(span, parent), len(body)
             )
             if answer.status != 202:
@@ -185,7 +189,7 @@ class Ingress:
         finally:
             span.end()
 
-    def _submit(
+    async def _submit(
         self,
         route: fanout.Route,
         event: cloudevent.CloudEvent | rawevent.RawEvent,
@@ -193,8 +197,9 @@ class Ingress:
         context: otel_context.Context,
         size: int,
     ) -> web.Response:
+        """Admit the event; for a synchronous channel, answer once every subscriber is done."""
         try:
-            self._fanout.submit(route, event, forwarded, context, size)
+            envelope = self._fanout.submit(route, event, forwarded, context, size)
         except errors.QueueFullError as exc:
             return self._answer(
                 429, f"channel is at capacity ({exc}); retry later\n", **self._retry_after
@@ -203,7 +208,24 @@ class Ingress:
             return self._answer(
                 503, "shutting down: retry on another replica\n", **self._retry_after
             )
-        return self._answer(202)
+        if envelope is None or envelope.done is None:
+            return self._answer(202)
+        # Shielded: a producer that goes away does not cancel the deliveries' shared future.
+        if await asyncio.shield(envelope.done):
+            return self._answer(202)
+        total = envelope.wanted
+        if envelope.failed == envelope.skipped:
+            return self._answer(
+                429,
+                f"{envelope.skipped} of {total} subscriber(s) are at capacity and did not get "
+                "the event; retry later\n",
+                **self._retry_after,
+            )
+        return self._answer(
+            500,
+            f"the event could not be delivered to {envelope.failed} of {total} subscriber(s) "
+            "(nor to a dead letter sink); retry\n",
+        )
 
     def _too_large(self) -> web.Response:
         return self._answer(413, f"event body is larger than {self._max_body} bytes\n")

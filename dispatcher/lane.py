@@ -3,9 +3,13 @@
 Every subscriber of every channel has a lane, so a slow subscriber only slows itself
 (knative/eventing#2666: the dispatcher overran slow subscribers and dropped events). At most
 `concurrency` deliveries run at once; further events wait in a bounded backlog, and
-`has_room()` turns false when it is full so the ingress can answer 429 instead of growing
-memory. Delivery tasks are started only when the lane is below its limit and then keep
-taking from the backlog, so under load there is no task per event.
+`has_room()` turns false when it is full: the fan-out then skips this subscriber for the
+event (counted as lost) while the channel's other subscribers still take it, or answers 429
+when no subscriber has room. Delivery tasks are started only when the lane is below its
+limit and then keep taking from the backlog, so under load there is no task per event.
+
+Each delivery reports whether the event reached the subscriber (or its dead letter sink);
+the envelope counts the failures, and a synchronous channel's ingress answers from them.
 """
 
 from __future__ import annotations
@@ -41,6 +45,16 @@ class Envelope:
     remaining: int
     """Lanes that have not finished with this event yet."""
     _attributes: Mapping[str, object] | None = None
+    failed: int = 0
+    """Subscribers that did not get it: lanes that finished without delivering it (not even
+    to a dead letter sink), plus `skipped`."""
+    skipped: int = 0
+    """Subscribers whose lanes were full at admission: it was never queued for them."""
+    wanted: int = 0
+    """Subscribers (Triggers whose filter may match) the event was admitted for."""
+    done: asyncio.Future[bool] | None = None
+    """Set for a synchronous channel: resolved when every lane finished, True when every
+    subscriber got the event (or its dead letter sink did)."""
 
     def attributes(self) -> Mapping[str, object]:
         """The event's attributes as filters see them, read once for all of its Triggers."""
@@ -56,8 +70,9 @@ def attributes_of(event: cloudevent.CloudEvent | rawevent.RawEvent) -> Mapping[s
     return event.get_attributes()
 
 
-Deliver = Callable[[channels.Target, Envelope], Awaitable[None]]
-Finish = Callable[[Envelope], None]
+Deliver = Callable[[channels.Target, Envelope], Awaitable[bool]]
+"""Deliver one event to one subscriber; True when it (or its dead letter sink) took it."""
+Finish = Callable[[Envelope, bool], None]
 Spawn = Callable[[Coroutine[Any, Any, None]], object]
 Lost = Callable[[str, int], None]
 
@@ -79,6 +94,8 @@ class Lane:
         self.concurrency = concurrency
         self.limit = backlog
         self.in_flight = 0
+        self.skipped = 0
+        """Events not queued for this subscriber because its lane was full."""
         self._backlog: collections.deque[Envelope] = collections.deque()
         self._deliver = deliver
         self._finish = finish
@@ -103,8 +120,9 @@ class Lane:
     async def _pump(self, envelope: Envelope) -> None:
         try:
             while True:
+                ok = False
                 try:
-                    await self._deliver(self.target, envelope)
+                    ok = await self._deliver(self.target, envelope)
                 except asyncio.CancelledError:
                     self._lost("shutdown", 1)
                     raise
@@ -114,7 +132,7 @@ class Lane:
                     )
                     self._lost("error", 1)
                 finally:
-                    self._finish(envelope)
+                    self._finish(envelope, ok)
                 if not self._backlog:
                     return
                 envelope = self._backlog.popleft()
@@ -134,4 +152,4 @@ class Lane:
         )  # fmt: skip
         self._lost("shutdown", dropped)
         while self._backlog:
-            self._finish(self._backlog.popleft())
+            self._finish(self._backlog.popleft(), False)

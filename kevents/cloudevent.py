@@ -154,10 +154,25 @@ def apply_overrides(event: CloudEvent, extensions: Mapping[str, object]) -> Clou
         return event
     attributes = dict(event.get_attributes())
     attributes.update(extensions)
+    return _rebuilt(attributes, event.get_data())
+
+
+def without(event: CloudEvent, *names: str) -> CloudEvent:
+    """A copy of `event` without the named extensions (e.g. the broker's internal TTL)."""
+    attributes = {k: v for k, v in event.get_attributes().items() if k not in names}
+    return _rebuilt(attributes, event.get_data())
+
+
+def _rebuilt(attributes: dict[str, Any], data: Data) -> CloudEvent:
+    """An event of exactly `attributes`: the SDK would add a `time` the producer never set."""
+    had_time = "time" in attributes
     try:
-        return CloudEvent(attributes, event.get_data())
+        event = CloudEvent(attributes, data)
     except ce_exceptions.BaseCloudEventException as exc:
         raise errors.InvalidEventError(str(exc)) from exc
+    if not had_time:
+        event.get_attributes().pop("time", None)
+    return event
 
 
 def _canonical(event: CloudEvent) -> CloudEvent:

@@ -66,6 +66,9 @@ LINE_LIMIT = 8 * 1024
 """Bytes of one header line; also how many bytes may arrive without completing anything."""
 MAX_HEADERS = 100
 """Header lines of one answer, interim answers and trailers included."""
+JOIN_LIMIT = 64 * 1024
+"""Bodies up to this many bytes are joined to the request head and written at once; larger
+ones are written as they are (uvloop keeps a reference, no copy per attempt)."""
 
 
 class ClientError(Exception):
@@ -165,7 +168,9 @@ class _Connection(asyncio.Protocol):
             self._finish(truncated=False)  # the close is the end of this body
         self._fail(ServerDisconnectedError("Server disconnected"))
 
-    def request(self, data: bytes) -> asyncio.Future[Response]:
+    def request(self, head: bytes, body: bytes = b"") -> asyncio.Future[Response]:
+        """Send a request; a large `body` is handed to the transport as it is, never copied
+        (the same bytes may be in flight to many subscribers: memory is the caller's bound)."""
         assert self.transport is not None
         self._answer = asyncio.get_running_loop().create_future()
         self.reusable = self.received = False
@@ -173,7 +178,10 @@ class _Connection(asyncio.Protocol):
         self._status = self._stalled = self._head_bytes = self._count = self._size = 0
         self._final = self._complete = self._identity = self._until_close = False
         self._chunks = []
-        self.transport.write(data)
+        if len(body) <= JOIN_LIMIT:
+            self.transport.write(head + body)  # one write, one segment for small requests
+        else:
+            self.transport.writelines((head, body))
         return self._answer
 
     def close(self) -> None:
@@ -344,7 +352,7 @@ class Pool:
         if lines.count("\n") != len(headers) or lines.count("\r") != len(headers):
             raise ClientError("a header name or value contains a line break")
         head = lines.encode("utf-8", "surrogateescape") + b"Content-Length: %d\r\n\r\n" % len(body)
-        data = where.head + head + body
+        head = where.head + head
         key = (where.host, where.port)
         host = self._hosts.get(key)
         if host is None:
@@ -357,7 +365,7 @@ class Pool:
                 if connection is None:
                     connection = await self._connect(key)
                 try:
-                    response = await connection.request(data)
+                    response = await connection.request(head, body)
                 except ServerDisconnectedError:
                     self._discard(connection)
                     if fresh or connection.received:
@@ -368,7 +376,7 @@ class Pool:
                     )  # fmt: skip
                     connection = await self._connect(key)
                     try:
-                        response = await connection.request(data)
+                        response = await connection.request(head, body)
                     except BaseException:
                         self._discard(connection)
                         raise

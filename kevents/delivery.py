@@ -63,14 +63,18 @@ class DeliveryResult:
 def dead_letter_extensions(result: DeliveryResult, destination: str) -> dict[str, str]:
     """CloudEvent extensions Knative adds to an event routed to a dead-letter sink.
 
-    `knativeerrorcode` is 500 when no response arrived, as Knative's dispatcher records it.
-    `knativeerrordata` is present only when the response had a body.
+    As Knative's dispatcher (`pkg/kncloudevents/event_dispatcher.go`) records them: when no
+    response arrived, `knativeerrorcode` is 500 and the body is `dispatch error: <why>`;
+    `knativeerrordata` is the standard base64 of the body cut to 1024 characters. Knative
+    sends it empty for an empty body; kevents leaves it out then.
     """
+    body = result.body if result.status is not None else f"dispatch error: {result.error}".encode()
     extensions = {
         "knativeerrordest": destination,
         "knativeerrorcode": str(result.status if result.status is not None else 500),
     }
-    if result.body:
-        encoded = base64.standard_b64encode(result.body).decode("ascii")
-        extensions["knativeerrordata"] = encoded[:ERROR_DATA_MAX_CHARS]
+    if body:
+        # Encode only what fits: 3 bytes give 4 characters, so 768 bytes fill 1024.
+        kept = body[: ERROR_DATA_MAX_CHARS // 4 * 3]
+        extensions["knativeerrordata"] = base64.standard_b64encode(kept).decode("ascii")
     return extensions

@@ -120,6 +120,29 @@ class RawEvent:
             event=cloudevent.apply_overrides(decoded, {name: value}) if decoded else None,
         )
 
+    def without_extension(self, name: str) -> RawEvent | cloudevent.CloudEvent:
+        """This event without extension `name` (lower case): the received bytes with one
+        header less in binary mode, a decoded copy in structured mode; itself without it."""
+        if self.encoding is not cloudevent.Encoding.BINARY:
+            decoded = self.event()
+            if name not in decoded.get_attributes():
+                return self
+            return cloudevent.without(decoded, name)
+        header = "ce-" + name
+        if header not in self.headers:
+            return self
+        headers = {k: v for k, v in self.headers.items() if k != header}
+        known = self._event
+        return RawEvent(
+            headers,
+            self.body,
+            self.encoding,
+            id=self._id,
+            type=self._type,
+            source=self._source,
+            event=cloudevent.without(known, name) if known else None,
+        )
+
 
 def _binary_headers(headers: Mapping[str, str]) -> tuple[dict[str, str], bool]:
     """(the event's headers with lower-cased names, whether they are plainly valid)."""

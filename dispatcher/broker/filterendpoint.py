@@ -89,7 +89,7 @@ class FilterEndpoint:
         token = otel_context.attach(tracing.extract(request.headers))
         try:
             result = await self._sender.send(
-                event, found.subscriber_uri, policy=ONE_ATTEMPT, headers=forwarded
+                ttl.without(event), found.subscriber_uri, policy=ONE_ATTEMPT, headers=forwarded
             )
         finally:
             otel_context.detach(token)

@@ -70,3 +70,13 @@ def for_reply(received: Event, reply: cloudevent.CloudEvent) -> cloudevent.Cloud
     if remaining <= 0:
         return None
     return cloudevent.apply_overrides(reply, {EXTENSION: remaining})
+
+
+def without(event: Event) -> Event:
+    """The event as a Trigger's subscriber gets it: without the broker's internal TTL
+    (Knative's filter removes it before delivery; replies get it back through `for_reply`)."""
+    if isinstance(event, rawevent.RawEvent):
+        return event.without_extension(EXTENSION)
+    if EXTENSION not in event.get_attributes():
+        return event
+    return cloudevent.without(event, EXTENSION)

@@ -30,6 +30,8 @@ CRD = pathlib.Path(__file__).resolve().parents[2] / "manifests" / "300-inmemoryc
 TRIGGER_CRD = CRD.parent / "300-trigger.yaml"
 GROUP, VERSION, PLURAL = "messaging.knative.dev", "v1", "inmemorychannels"
 _crd_applied: list[bool] = []
+ASYNC = {"messaging.knative.dev/async-handler": "true"}
+"""Knative's annotation for a channel that answers 202 before delivery (default: after)."""
 
 Responder = Callable[[web.Request, cloudevent.CloudEvent], Awaitable[web.StreamResponse]]
 
@@ -110,14 +112,17 @@ async def create_channel(
     name: str,
     subscribers: list[dict[str, Any]],
     delivery: dict[str, Any] | None = None,
+    *,
+    annotations: dict[str, str] | None = None,
 ) -> None:
+    """`annotations=ASYNC` for a channel that acknowledges before delivery."""
     spec: dict[str, Any] = {"subscribers": subscribers}
     if delivery is not None:
         spec["delivery"] = delivery
     body = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "InMemoryChannel",
-        "metadata": {"name": name},
+        "metadata": {"name": name, "annotations": annotations or {}},
         "spec": spec,
     }
     await client.CustomObjectsApi(api).create_namespaced_custom_object(

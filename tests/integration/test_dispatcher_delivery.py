@@ -261,8 +261,14 @@ async def test_channel_delivery_is_the_default_and_loss_without_dls_is_counted(
             delivery={"retry": 1, "backoffDelay": "PT2S"},
         )
         await h.served(d, namespace, "ch", 1)
-        assert (await h.post(f"{d.server.url}/{namespace}/ch", h.event("gone")))[0] == 202
-        await waiting.until(lambda: d.fanout.pending == 0)
+        # Synchronous (Knative's default): the producer learns the event was not delivered.
+        status, text, _ = await h.post(f"{d.server.url}/{namespace}/ch", h.event("gone"))
+        assert (status, text) == (
+            500,
+            "the event could not be delivered to 1 of 1 subscriber(s) (nor to a dead letter "
+            "sink); retry\n",
+        )
+        assert d.fanout.pending == 0
         assert down.attempts == 2
         assert clock.sleeps == [2.0]
         assert (

@@ -147,7 +147,9 @@ async def test_full_queue_answers_429_with_retry_after_and_recovers(
             KEVENTS_SUBSCRIBER_CONCURRENCY="1",
         ) as dispatcher,
     ):
-        await h.create_channel(api_client, namespace, "ch", [h.subscriber_entry("u1", sub)])
+        await h.create_channel(
+            api_client, namespace, "ch", [h.subscriber_entry("u1", sub)], annotations=h.ASYNC
+        )
         await h.served(dispatcher, namespace, "ch", 1)
         url = f"{dispatcher.server.url}/{namespace}/ch"
         for i in range(3):
@@ -187,8 +189,12 @@ async def test_full_subscriber_backlog_answers_429(
             api_client, KEVENTS_SUBSCRIBER_CONCURRENCY="1", KEVENTS_SUBSCRIBER_BACKLOG="1"
         ) as dispatcher,
     ):
-        await h.create_channel(api_client, namespace, "slow", [h.subscriber_entry("u1", stuck)])
-        await h.create_channel(api_client, namespace, "fast", [h.subscriber_entry("u2", fast)])
+        await h.create_channel(
+            api_client, namespace, "slow", [h.subscriber_entry("u1", stuck)], annotations=h.ASYNC
+        )
+        await h.create_channel(
+            api_client, namespace, "fast", [h.subscriber_entry("u2", fast)], annotations=h.ASYNC
+        )
         await h.served(dispatcher, namespace, "slow", 1)
         await h.served(dispatcher, namespace, "fast", 1)
         slow_url = f"{dispatcher.server.url}/{namespace}/slow"
@@ -216,7 +222,9 @@ async def test_draining_answers_503_and_delivers_what_was_accepted(
 
     sub = h.Subscriber(respond=slow)
     async with h.serving(sub), h.running_dispatcher(api_client) as dispatcher:
-        await h.create_channel(api_client, namespace, "ch", [h.subscriber_entry("u1", sub)])
+        await h.create_channel(
+            api_client, namespace, "ch", [h.subscriber_entry("u1", sub)], annotations=h.ASYNC
+        )
         await h.served(dispatcher, namespace, "ch", 1)
         url = f"{dispatcher.server.url}/{namespace}/ch"
         assert (await h.post(url, h.event("before")))[0] == 202

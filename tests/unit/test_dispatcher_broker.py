@@ -263,7 +263,12 @@ async def test_a_matching_event_goes_to_the_triggers_subscriber() -> None:
     assert isinstance(event, rawevent.RawEvent)
     recorder, metrics = await _deliver(event)
     assert [url for url, _ in recorder.sent] == [SUBSCRIBER]
-    assert recorder.sent[0][1] is event  # forwarded as received, TTL header included
+    sent = recorder.sent[0][1]
+    assert isinstance(sent, rawevent.RawEvent)
+    assert sent.body is event.body  # the received bytes, not a copy
+    assert "ce-knativebrokerttl" in event.headers
+    assert "ce-knativebrokerttl" not in sent.headers  # Knative's filter removes the TTL
+    assert {**sent.headers, "ce-knativebrokerttl": "255"} == event.headers
     assert _value(metrics, "filtered", result="matched") == 1
 
 

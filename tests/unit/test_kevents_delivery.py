@@ -65,8 +65,22 @@ def test_dead_letter_extensions_like_knative() -> None:
 
 
 def test_dead_letter_extensions_without_response() -> None:
-    ext = delivery.dead_letter_extensions(result(None), "http://sub/")
-    assert ext == {"knativeerrordest": "http://sub/", "knativeerrorcode": "500"}
+    """Knative records a transport failure as 500 with `dispatch error: <why>` as the body."""
+    failed = result(None, error="no response within 1.0 s")
+    ext = delivery.dead_letter_extensions(failed, "http://sub/")
+    assert ext == {
+        "knativeerrordest": "http://sub/",
+        "knativeerrorcode": "500",
+        "knativeerrordata": base64.standard_b64encode(
+            b"dispatch error: no response within 1.0 s"
+        ).decode(),
+    }
+
+
+def test_dead_letter_error_data_is_the_prefix_of_the_whole_bodys_base64() -> None:
+    body = bytes(range(256)) * 20
+    ext = delivery.dead_letter_extensions(result(500, body), "http://sub/")
+    assert ext["knativeerrordata"] == base64.standard_b64encode(body).decode()[:1024]
 
 
 def test_dead_letter_error_data_truncated_to_1024_chars() -> None:
