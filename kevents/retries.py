@@ -206,6 +206,22 @@ class RetryPolicy:
         return should_retry(status)
 
 
+def delivery_problems(delivery: object, path: str = "spec.delivery") -> list[str]:
+    """Every problem of a Knative `delivery` object, each starting with its field path
+    (`spec.delivery.backoffDelay: ...`); [] when valid or absent. The one rule set the
+    reconcilers, the dispatcher (`RetryPolicy.from_delivery_spec`) and the admission webhook
+    share, so an accepted delivery is one the dispatcher can follow."""
+    if delivery is None:
+        return []
+    if not isinstance(delivery, Mapping):
+        return [f"{path}: must be an object"]
+    try:
+        RetryPolicy.from_delivery_spec(delivery)
+    except errors.ConfigError as exc:
+        return [f"{path}{problem.removeprefix('delivery')}" for problem in exc.problems]
+    return []
+
+
 def should_retry(status: int | None) -> bool:
     """Knative's retry decision for one failed attempt; `None` = no response at all."""
     if status is None:

@@ -1,6 +1,8 @@
-"""The SinkBinding webhook server: TLS with a certificate the controller makes, rotates and
-publishes as the MutatingWebhookConfiguration's `caBundle`. Runs in every replica (the
-Service may route to any), not only the leader.
+"""The webhook server: TLS with a certificate the controller makes, rotates and publishes as
+the `caBundle` of every configuration it serves: the SinkBinding MutatingWebhookConfiguration
+(`/sinkbindings`), and the validation (`/validate`) and defaulting (`/default`) of kevents'
+own kinds (`controller/admission.py`). Runs in every replica (the Service may route to any),
+not only the leader.
 
 Why the webhook sees only opted-in objects, fails open, and the reconciler binds anyway
 --------------------------------------------------------------------------------------
@@ -48,6 +50,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from controller import admission as kinds_admission
 from controller.sinkbinding import admission, certificates
 from kevents import kubeapi, webserver
 
@@ -57,7 +60,14 @@ SECRETS = kubeapi.Resource("", "v1", "secrets")
 CONFIGURATIONS = kubeapi.Resource(
     "admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", namespaced=False
 )
+VALIDATING_CONFIGURATIONS = kubeapi.Resource(
+    "admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", namespaced=False
+)
 CONFIGURATION = "sinkbindings.webhook.sources.knative.dev"
+VALIDATION = "validation.webhook.kevents.knative.dev"
+"""The ValidatingWebhookConfiguration of kevents' kinds (`controller/admission.py`)."""
+DEFAULTING = "webhook.kevents.knative.dev"
+"""The MutatingWebhookConfiguration writing kevents' kinds' defaults."""
 SERVICE = "kevents-webhook"
 SECRET = "kevents-webhook-certs"
 
@@ -71,6 +81,8 @@ class Options:
     service: str = SERVICE
     secret: str = SECRET
     configuration: str = CONFIGURATION
+    validation: str = VALIDATION
+    defaulting: str = DEFAULTING
     extra_hosts: Sequence[str] = field(default_factory=tuple)
     """More names/IPs for the certificate (127.0.0.1 when the apiserver calls a url)."""
     valid: datetime.timedelta = datetime.timedelta(days=7)
@@ -86,10 +98,11 @@ class Webhook:
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2
         self.bundle: certificates.Bundle | None = None
-        self._missing_reported = False
+        self._missing_reported: set[str] = set()
+        app = admission.make_app(api)
+        kinds_admission.add_routes(app)
         self.server = webserver.WebServer(
-            admission.make_app(api), host=options.host, port=options.port, name="webhook",
-            ssl_context=self.context,
+            app, host=options.host, port=options.port, name="webhook", ssl_context=self.context,
         )  # fmt: skip
         self.name = "webhook"
 
@@ -131,7 +144,10 @@ class Webhook:
             self.bundle = bundle
             logger.info("Serving the webhook certificate valid until %s.",
                         certificates.expiry(bundle))  # fmt: skip
-        await self._publish(bundle.ca_cert)
+        opts = self.options
+        await self._publish(bundle.ca_cert, CONFIGURATIONS, opts.configuration)
+        await self._publish(bundle.ca_cert, VALIDATING_CONFIGURATIONS, opts.validation)
+        await self._publish(bundle.ca_cert, CONFIGURATIONS, opts.defaulting)
 
     async def _stored_or_new(self) -> certificates.Bundle:
         opts = self.options
@@ -174,17 +190,20 @@ class Webhook:
                 out.write(bundle.server_key)
             self.context.load_cert_chain(cert, key)
 
-    async def _publish(self, ca: bytes) -> None:
-        name = self.options.configuration
-        config = await self.api.get_or_none(CONFIGURATIONS, None, name)
+    async def _publish(self, ca: bytes, resource: kubeapi.Resource, name: str) -> None:
+        if not name:
+            return
+        what = "ValidatingWebhookConfiguration" if resource is VALIDATING_CONFIGURATIONS else (
+            "MutatingWebhookConfiguration")  # fmt: skip
+        config = await self.api.get_or_none(resource, None, name)
         if config is None:
             logger.log(
-                logging.DEBUG if self._missing_reported else logging.WARNING,
-                "MutatingWebhookConfiguration %s not found; caBundle not set.", name,
+                logging.DEBUG if name in self._missing_reported else logging.WARNING,
+                "%s %s not found; caBundle not set.", what, name,
             )  # fmt: skip
-            self._missing_reported = True
+            self._missing_reported.add(name)
             return
-        self._missing_reported = False
+        self._missing_reported.discard(name)
         webhooks = list(config.get("webhooks") or [])
         changed = False
         for hook in webhooks:
@@ -196,8 +215,8 @@ class Webhook:
         if changed:
             rv = config["metadata"]["resourceVersion"]
             body = {"metadata": {"resourceVersion": rv}, "webhooks": webhooks}
-            await self.api.merge_patch(CONFIGURATIONS, None, name, body)
-            logger.info("Patched caBundle into MutatingWebhookConfiguration %s.", name)
+            await self.api.merge_patch(resource, None, name, body)
+            logger.info("Patched caBundle into %s %s.", what, name)
 
 
 def ca_bundle(current: bytes, published: bytes) -> bytes:

@@ -10,7 +10,9 @@
    filter delivers to; the dead letter sink, the Trigger's or else the Broker's resolved
    one -> DeadLetterSinkResolved, `status.deadLetterSinkUri`.
 3. The filter: what CEL cannot check (nested filters, CESQL syntax) is validated here;
-   invalid -> SubscriptionReady False `FilterInvalid`, and no Subscription exists.
+   invalid -> SubscriptionReady False `FilterInvalid`, and no Subscription exists; likewise
+   a `delivery` the dispatcher cannot follow -> `DeliveryInvalid` (`kevents.validation`,
+   the rules the admission webhook refuses at apply time).
 4. Once the Broker is Ready: the Subscription from the trigger channel to the broker filter
    (see `subscription`), server-side applied (deleted and created again when its immutable
    channel changes) -> SubscriptionReady from its Ready.
@@ -30,7 +32,7 @@ from controller.brokerinjection import injection
 from controller.brokerinjection import reconciler as injecting
 from controller.framework import conditions, dependencies, discovery, lifecycle, reconciling, sinks
 from controller.trigger import dependency, subscription
-from kevents import kubeapi
+from kevents import kubeapi, validation
 from kevents.eventfilter import trigger as trigger_filter
 
 logger = logging.getLogger(__name__)
@@ -196,9 +198,11 @@ class Reconciler(lifecycle.Kind):
         namespace, broker_ref = meta["namespace"], broker["metadata"]["name"]
         sub_name = subscription.name(broker_ref, meta["name"], meta["uid"])
         problems = filter_problems(spec)
-        if problems:
+        invalid_delivery = validation.delivery_problems(spec.get("delivery"))
+        if problems or invalid_delivery:
             await self._remove_subscription(trigger, sub_name)
-            state.mark_false(SUBSCRIPTION_READY, "FilterInvalid", "; ".join(problems))
+            reason = "FilterInvalid" if problems else "DeliveryInvalid"
+            state.mark_false(SUBSCRIPTION_READY, reason, "; ".join(problems + invalid_delivery))
             return
         if not ready:
             # The Broker's (or a destination's) change brings the Trigger back; meanwhile the

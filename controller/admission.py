@@ -1,0 +1,121 @@
+"""Admission of kevents' own kinds: `/validate` (ValidatingWebhookConfiguration
+`validation.webhook.kevents.knative.dev`) refuses what `kevents.validation` refuses, and
+`/default` (MutatingWebhookConfiguration `webhook.kevents.knative.dev`) writes the defaults
+Knative's webhook writes and our reconcilers would write a moment later anyway:
+
+- ContainerSource: unnamed containers are named `<source>-<index>`
+  (`containersource.resources.named_containers`; `kn source container create` sends none);
+- Trigger: the label `eventing.knative.dev/broker: <spec.broker>`.
+
+The Broker's class annotation and `spec.config` come from the ConfigMap
+`config-br-defaults`; the Broker reconciler writes them (reading a ConfigMap inside an
+admission call would make every Broker write wait on it), and the class rule here only
+refuses changing a class once set.
+
+Served by the SinkBinding webhook's server (`sinkbinding/webhook.py`: one TLS listener, the
+certificates it rotates, `caBundle` published to every configuration). Both configurations
+are `failurePolicy: Fail` and `timeoutSeconds: 5`: they match only kevents' kinds and skip
+`kube-system` and the system namespace, so a webhook outage blocks writes of our kinds only
+(never pods, namespaces or the controller's own status writes: `/status` is a subresource
+the rules do not match). An update that leaves the spec (and the Broker class) unchanged
+is always allowed, so finalizers can always be removed and deletion is never blocked.
+Nothing here calls the apiserver: each review is pure work on the request.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from controller.broker import resources as broker_resources
+from controller.containersource import resources as containers
+from controller.trigger import reconciler as triggers
+from kevents import validation
+
+logger = logging.getLogger(__name__)
+
+VALIDATE = "/validate"
+DEFAULT = "/default"
+
+
+def _review(uid: str, response: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": {"uid": uid, **response},
+    }
+
+
+def verdict(request: dict[str, Any]) -> dict[str, Any]:
+    """The `response` of a validating review: allowed, or refused with every problem."""
+    kind = request.get("kind") or {}
+    obj = request.get("object") or {}
+    old = request.get("oldObject") if request.get("operation") == "UPDATE" else None
+    if request.get("operation") not in ("CREATE", "UPDATE") or not obj:
+        return {"allowed": True}
+    found = validation.problems(str(kind.get("group", "")), str(kind.get("kind", "")), obj, old)
+    if not found:
+        return {"allowed": True}
+    return {
+        "allowed": False,
+        "status": {
+            "code": 400, "reason": "BadRequest", "status": "Failure",
+            "message": f"invalid {kind.get('kind', 'object')}: " + "; ".join(found),
+        },
+    }  # fmt: skip
+
+
+def defaults(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """The JSON patch writing Knative's defaults into the object ([] for none)."""
+    kind = request.get("kind") or {}
+    obj = request.get("object") or {}
+    if request.get("operation") not in ("CREATE", "UPDATE") or not obj:
+        return []
+    group, name = str(kind.get("group", "")), str(kind.get("kind", ""))
+    meta = obj.get("metadata") or {}
+    if (group, name) == ("sources.knative.dev", containers.KIND) and meta.get("name"):
+        named = containers.named_containers(obj)
+        if named is not None:
+            return [{"op": "replace", "path": "/spec/template/spec/containers", "value": named}]
+    if (group, name) == ("eventing.knative.dev", "Trigger") and meta.get("namespace"):
+        broker = triggers.broker_name(obj)
+        labels = meta.get("labels")
+        if broker is None or (labels or {}).get(broker_resources.BROKER_LABEL) == broker:
+            return []
+        if labels is None:
+            return [{"op": "add", "path": "/metadata/labels",
+                     "value": {broker_resources.BROKER_LABEL: broker}}]  # fmt: skip
+        escaped = broker_resources.BROKER_LABEL.replace("~", "~0").replace("/", "~1")
+        return [{"op": "add", "path": f"/metadata/labels/{escaped}", "value": broker}]
+    return []
+
+
+async def validate(request: web.Request) -> web.Response:
+    req = (await request.json()).get("request") or {}
+    response = verdict(req)
+    if not response["allowed"]:
+        logger.info(
+            "Admission refused %s %s/%s: %s", (req.get("kind") or {}).get("kind"),
+            req.get("namespace", ""), req.get("name", ""), response["status"]["message"],
+            extra={"namespace": req.get("namespace", ""), "object_name": req.get("name", "")},
+        )  # fmt: skip
+    return web.json_response(_review(str(req.get("uid", "")), response))
+
+
+async def default(request: web.Request) -> web.Response:
+    req = (await request.json()).get("request") or {}
+    response: dict[str, Any] = {"allowed": True}
+    patch = defaults(req)
+    if patch:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
+    return web.json_response(_review(str(req.get("uid", "")), response))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post(VALIDATE, validate)
+    app.router.add_post(DEFAULT, default)
