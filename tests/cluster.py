@@ -114,8 +114,7 @@ def _pause_installed(kube: Kube) -> dict[str, int]:
         if proc.returncode == 0 and proc.stdout.strip() not in ("", "0"):
             paused[name] = int(proc.stdout)
             kube.kubectl("-n", "kevents-system", "scale", "deployment", name, "--replicas=0")
-    if paused.get("kevents-controller"):
-        _admission_policy(kube, "Ignore")
+    _admission_policy(kube, "Ignore")  # paused here or by another session: nobody serves it
     for name in paused:
         kube.kubectl(
             "-n", "kevents-system", "wait", "--for=delete", "pod",
@@ -129,7 +128,9 @@ KINDS_ADMISSION = (
     ("mutatingwebhookconfiguration", "webhook.kevents.knative.dev"),
 )
 """The installed webhooks of kevents' kinds (failurePolicy Fail, served by the controller):
-Ignore while the installed controller is paused, or no test could write a PingSource."""
+Ignore while the installed controller is paused (by this session or another one that is
+still running), or no test could write a PingSource; Fail again when this session gives the
+controller its replicas back."""
 
 
 def _admission_policy(kube: Kube, policy: str) -> None:
