@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from controller import context, manager, settings
 from controller.framework import metrics
-from controller.sinkbinding import webhook
+from controller.sinkbinding import selection, webhook
 from kevents import kubeapi, leadership, logs, probes, runner, webserver
 from kevents import metrics as kmetrics
 from kevents import settings as ksettings
@@ -91,8 +91,11 @@ async def main() -> int:
                                 port=cfg.metrics_port, name="metrics"),
             webserver.WebServer(probes.make_app(readiness), host="0.0.0.0",
                                 port=cfg.probes_port, name="probes"),
-            webhook.Webhook(api, webhook.Options(cfg.system_namespace, port=cfg.webhook_port,
-                                                 configuration=cfg.webhook_configuration)),
+            webhook.Webhook(api, webhook.Options(
+                cfg.system_namespace, port=cfg.webhook_port,
+                configuration=cfg.webhook_configuration,
+                selection_mode=selection.Mode(cfg.sink_binding_selection_mode),
+            )),
             elector,
             Leading(elector, controller, observed),
         ]  # fmt: skip

@@ -48,6 +48,11 @@ class ControllerSettings:
     webhook_configuration: str
     """WEBHOOK_CONFIGURATION: the MutatingWebhookConfiguration whose caBundle the controller
     keeps (default `sinkbindings.webhook.sources.knative.dev`, Knative's name)."""
+    sink_binding_selection_mode: str
+    """SINK_BINDING_SELECTION_MODE (Knative's name and values): `exclusion` (default, as
+    Knative) binds subjects at admission in every namespace not labelled
+    `bindings.knative.dev/exclude: "true"`; `inclusion` only in namespaces (or objects)
+    labelled `bindings.knative.dev/include: "true"`."""
     log_level: str
     log_format: str
 
@@ -75,6 +80,9 @@ class ControllerSettings:
             webhook_port=env.integer("WEBHOOK_PORT", 8443, minimum=0, maximum=65535),
             webhook_configuration=env.string(
                 "WEBHOOK_CONFIGURATION", "sinkbindings.webhook.sources.knative.dev"
+            ),
+            sink_binding_selection_mode=env.choice(
+                "SINK_BINDING_SELECTION_MODE", "exclusion", ("exclusion", "inclusion")
             ),
             log_level=env.choice("LOG_LEVEL", "INFO", settings.LOG_LEVELS, upper=True),
             log_format=env.choice("LOG_FORMAT", "json", settings.LOG_FORMATS),

@@ -8,7 +8,8 @@ are skipped, so the reconciler's release is not undone here. Nothing to change -
 no patch.
 
 Each review costs one namespaced LIST of SinkBindings (always fresh, the same in every
-replica, leader or not); only opted-in objects reach the webhook, which bounds that load.
+replica, leader or not); the selection mode (`selection.py`) and the namespaces the
+configuration skips bound that load.
 If the bindings cannot be read the answer is HTTP 500: the apiserver then applies the
 webhook's `failurePolicy` (Ignore lets the object through and the reconciler binds it a
 moment later; Fail rejects it with the apiserver's message naming this webhook).

@@ -118,6 +118,22 @@ class Binder:
             await self._apply(kind, obj, plan(obj, kind.pod_spec, name, sink), subject.kind)
         return Outcome(len(objects), held)
 
+    async def admitted_unbound(
+        self, subject: subjects.Subject, name: str, sink: injection.Sink, since: str
+    ) -> list[str]:
+        """Names of the selected Jobs created at or after `since` (the binding's creation)
+        that the webhook did not bind (outside the selection mode, or admitted while the
+        webhook was down or before the sink resolved) and that have not completed: their
+        pods run without K_SINK and cannot be changed any more."""
+        unbound = []
+        for obj in await self._selected(subject):
+            meta = obj.get("metadata") or {}
+            if str(meta.get("creationTimestamp") or "") < since or _complete(obj):
+                continue
+            if plan(obj, subject.spec.pod_spec, name, sink) is not None:
+                unbound.append(str(meta.get("name")))
+        return sorted(unbound)
+
     async def release(self, namespace: str, name: str) -> int:
         """Take binding `name`'s env and annotation off every object it owns; returns how
         many objects were released."""
@@ -156,3 +172,10 @@ class Binder:
             query=[("labelSelector", adapter.selector_string(raw))],
         )  # fmt: skip
         return [dict(item) for item in listed.get("items") or []]
+
+
+def _complete(job: kubeapi.Json) -> bool:
+    return any(
+        c.get("type") == "Complete" and c.get("status") == "True"
+        for c in (job.get("status") or {}).get("conditions") or []
+    )

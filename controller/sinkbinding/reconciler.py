@@ -12,15 +12,18 @@ knative.dev/pkg `webhook/psbinding`).
    `SubjectsBoundElsewhere` on SinkBindingAvailable, still True). A named
    subject that does not exist is SinkBindingAvailable False `SubjectMissing` until it
    appears (the subject watches wake the binding up). Jobs and Pods are immutable and are
-   bound at admission only; an object labelled `bindings.knative.dev/exclude: "true"` is
-   never bound, by the webhook or here.
+   bound at admission only; a selected Job created since the binding that the webhook did
+   not bind (its namespace outside SINK_BINDING_SELECTION_MODE, the webhook down, the sink
+   not yet resolved) and not complete is SinkBindingAvailable False `SubjectsNotBound`,
+   naming it: Ready means every selected subject runs with K_SINK. An object labelled
+   `bindings.knative.dev/exclude: "true"` is never bound, by the webhook or here.
 4. Once the binding is gone (or being deleted): release every object it owns (Undo, and
    its annotation removed). No finalizer, so a namespace never waits for this controller;
    the owner annotation on the objects makes the release happen even after a restart
    (`binder.py`). A finalizer left by an earlier kevents version is removed.
 
-The reconciler does the binding on its own; the webhook only spares a second rollout for
-objects created in opted-in namespaces (see `webhook.py` for why that split).
+The reconciler binds mutable subjects on its own; the webhook spares them a second rollout
+and is the only way to bind Jobs and Pods (see `webhook.py` for why that split).
 """
 
 from __future__ import annotations
@@ -59,6 +62,18 @@ def sink_of(binding: kubeapi.Json) -> injection.Sink | None:
     overrides = (binding.get("spec") or {}).get("ceOverrides")
     return injection.Sink(
         str(url), status.get("sinkCACerts") or None, injection.ce_overrides_json(overrides)
+    )
+
+
+def unbound_message(names: list[str]) -> str:
+    shown = ", ".join(f'"{n}"' for n in names[:5]) + (" ..." if len(names) > 5 else "")
+    return (
+        f"{len(names)} Job(s) created since this SinkBinding were admitted without K_SINK: "
+        f"{shown}. A Job cannot be changed once created, so only the webhook can bind it: "
+        "check that its namespace is selected (SINK_BINDING_SELECTION_MODE: not labelled "
+        'bindings.knative.dev/exclude: "true" in exclusion mode, labelled '
+        'bindings.knative.dev/include: "true" in inclusion mode) and that the webhook is '
+        "reachable; then delete these Jobs (a CronJob creates the next one bound)"
     )
 
 
@@ -106,6 +121,16 @@ class Reconciler(lifecycle.Kind):
         except kubeapi.ApiError as exc:
             state.mark_false(AVAILABLE, "BindingFailed", exc.message or str(exc))
             raise state.fail(str(exc)) from exc
+        if outcome is None and subject.kind == "Job":
+            since = str(state.obj["metadata"].get("creationTimestamp") or "")
+            try:
+                unbound = await self.binder.admitted_unbound(subject, name, sink, since)
+            except kubeapi.ApiError as exc:
+                state.mark_false(AVAILABLE, "BindingFailed", exc.message or str(exc))
+                raise state.fail(str(exc)) from exc
+            if unbound:
+                state.mark_false(AVAILABLE, "SubjectsNotBound", unbound_message(unbound))
+                return
         if outcome is None:
             state.mark_true(
                 AVAILABLE, "BoundAtAdmission",

@@ -4,25 +4,28 @@ the `caBundle` of every configuration it serves: the SinkBinding MutatingWebhook
 own kinds (`controller/admission.py`). Runs in every replica (the Service may route to any),
 not only the leader.
 
-Why the webhook sees only opted-in objects, fails open, and the reconciler binds anyway
---------------------------------------------------------------------------------------
+Why the SinkBinding webhook fails open and the reconciler binds anyway
+----------------------------------------------------------------------
 Knative registers the SinkBinding webhook for every Deployment/StatefulSet/... of the
 cluster with `failurePolicy: Fail`: while eventing-webhook is down nobody can create or
-update a workload anywhere (knative/eventing#2350), and in exclusion mode it reviews every
-workload of every namespace (#3806). kevents turns that around (`manifests/500-webhook.yaml`):
+update a workload anywhere (knative/eventing#2350). kevents keeps Knative's selection
+(`SINK_BINDING_SELECTION_MODE`, `exclusion` by default, `selection.py`: the controller writes
+the mode's selectors into the configuration, as Knative's webhook does) so Knative's samples
+work unchanged, and removes the danger (`manifests/500-webhook.yaml`):
 
-- Inclusion by default: the first webhook entry reviews objects in namespaces labelled
-  `bindings.knative.dev/include: "true"`, the second objects labelled with it in other
-  namespaces; `bindings.knative.dev/exclude: "true"` on a namespace or object always wins.
-  Other namespaces never reach us, so we can never block them.
 - `failurePolicy: Ignore` as shipped: a webhook outage lets objects through unbound, and
   the reconciler (which patches every mutable subject itself, `reconciler.py`) binds them
-  a moment later. Nothing is lost, nothing is blocked; the price of an outage is one more
-  rollout. A user who prefers "no pod ever starts without K_SINK" sets `failurePolicy: Fail`
-  on the configuration (as in Knative); the apiserver then rejects subject writes in
-  opted-in namespaces with an error naming this webhook while it is unreachable. The
-  controller only ever patches `caBundle`, so that choice survives.
-- The webhook is therefore an optimisation (a new Deployment in an opted-in namespace starts
+  a moment later. Nothing is blocked; the price of an outage is one more rollout, and a Job
+  admitted unbound during it is named on its SinkBinding (Ready False). A user who prefers
+  "no pod ever starts without K_SINK" sets `failurePolicy: Fail` on the configuration (as in
+  Knative); the controller only ever patches `caBundle` and the selectors' include/exclude
+  expressions, so that choice survives.
+- `kube-system` and `kevents-system` are never reviewed; `bindings.knative.dev/exclude:
+  "true"` on a namespace or an object always keeps it out. In inclusion mode only namespaces
+  (or objects) labelled `bindings.knative.dev/include: "true"` reach us (#3806).
+- Each review costs one namespaced LIST of SinkBindings (5 s bound); the apiserver lets the
+  object in when the webhook does not answer within the configuration's timeout.
+- The webhook is therefore an optimisation for mutable workloads (a new Deployment starts
   with its env, one rollout instead of two, apache/camel-k#1945), plus the only way to bind
   Jobs and Pods, whose pod specs are immutable after creation.
 
@@ -51,7 +54,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from controller import admission as kinds_admission
-from controller.sinkbinding import admission, certificates
+from controller.sinkbinding import admission, certificates, selection
 from kevents import kubeapi, webserver
 
 logger = logging.getLogger(__name__)
@@ -83,6 +86,8 @@ class Options:
     configuration: str = CONFIGURATION
     validation: str = VALIDATION
     defaulting: str = DEFAULTING
+    selection_mode: selection.Mode = selection.Mode.EXCLUSION
+    """Which namespaces/objects the SinkBinding configuration selects (`selection.py`)."""
     extra_hosts: Sequence[str] = field(default_factory=tuple)
     """More names/IPs for the certificate (127.0.0.1 when the apiserver calls a url)."""
     valid: datetime.timedelta = datetime.timedelta(days=7)
@@ -212,6 +217,11 @@ class Webhook:
             bundle = base64.b64encode(ca_bundle(ca, old)).decode()
             if client.get("caBundle") != bundle:
                 client["caBundle"], changed = bundle, True
+        if resource is CONFIGURATIONS and name == self.options.configuration:
+            mode = self.options.selection_mode
+            if selection.apply(webhooks, mode):
+                changed = True
+                logger.info("SinkBinding webhook %s: %s mode selectors.", name, mode)
         if changed:
             rv = config["metadata"]["resourceVersion"]
             body = {"metadata": {"resourceVersion": rv}, "webhooks": webhooks}

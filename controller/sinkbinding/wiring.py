@@ -1,5 +1,6 @@
 """The SinkBinding controller: bindings (primary), sinks through the tracker, and one watch per
-mutable subject kind (Deployments, StatefulSets, DaemonSets, CronJobs).
+mutable subject kind (Deployments, StatefulSets, DaemonSets, CronJobs) plus Jobs (bound only
+at admission: watched so a Job admitted unbound is reported on its binding).
 
 A subject event wakes exactly the bindings whose parsed subject (the index the reconciler
 keeps) selects the object, plus the binding recorded on it (`binder.ANNOTATION`): a
@@ -39,7 +40,7 @@ def build(ctx: context.Context) -> loop.Controller:
     rec = lifecycle.GenericReconciler(ctx.api, ctx.kinds, reconciler.Reconciler(ctx, index), scope)
     watches = [loop.primary(reconciler.SINKBINDINGS)]
     for kind in subjects.KINDS.values():
-        if kind.mutable:
+        if kind.mutable or kind.resource.plural == "jobs":  # Jobs: admitted unbound, reported
             watches.append(loop.Watch(kind.resource, subject_keys(index, kind)))
     opts = ctx.options
     return loop.Controller(

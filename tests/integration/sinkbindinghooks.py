@@ -1,11 +1,12 @@
 """Helpers for the SinkBinding webhook tests: an in-process webhook on 127.0.0.1 and a
-MutatingWebhookConfiguration (same selectors and rules as `manifests/500-webhook.yaml`,
-but a `url:` on the host and limited to one test namespace) that is always removed."""
+MutatingWebhookConfiguration (same entries and rules as `manifests/500-webhook.yaml`, but a
+`url:` on the host and limited to one test namespace) that is always removed."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import datetime
 import socket
 import uuid
@@ -28,7 +29,19 @@ RULES = [
 
 
 def configuration(name: str, namespace: str, port: int, policy: str) -> dict[str, Any]:
-    """Namespace opt-in (`bindings.knative.dev/include`), object opt-out, one namespace."""
+    """The manifest's two entries (namespace-wide, then objects labelled include), limited to
+    one namespace; the webhook rewrites the include/exclude expressions for its mode."""
+    config = _configuration(name, namespace, port, policy)
+    second = copy.deepcopy(config["webhooks"][0])
+    second["name"] = "objects." + second["name"]
+    second["objectSelector"] = {"matchExpressions": [
+        {"key": "bindings.knative.dev/include", "operator": "In", "values": ["true"]},
+    ]}  # fmt: skip
+    config["webhooks"].append(second)
+    return config
+
+
+def _configuration(name: str, namespace: str, port: int, policy: str) -> dict[str, Any]:
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",

@@ -205,9 +205,10 @@ addressType: IPv4
 ports: [{{name: https-webhook, port: {hook.port}, protocol: TCP}}]
 endpoints: [{{addresses: ["{host}"], conditions: {{ready: true}}}}]
 """, ns)  # fmt: skip
-        config["webhooks"][0]["clientConfig"] = {
-            "service": {"name": webhook.SERVICE, "namespace": ns, "path": "/sinkbindings"}
-        }
+        for entry in config["webhooks"]:
+            entry["clientConfig"] = {
+                "service": {"name": webhook.SERVICE, "namespace": ns, "path": "/sinkbindings"}
+            }
         async with hooks.registered(kube, ns, name, 0, "Fail", body=config):
             await c.eventually(lambda: ca_bundle(api, name), lambda cas: len(cas) == 1)
             await c.eventually(
