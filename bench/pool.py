@@ -1,14 +1,16 @@
-"""Benchmark the sender's HTTP pool (`kevents.connections`) alone: CPU per request.
+"""Benchmark the sender's HTTP pool (`kevents.connections`): CPU per request.
 
-    .venv/bin/python -m bench.pool [--requests 50000] [--concurrency 16]
+    .venv/bin/python -m bench.pool [--requests 50000] [--concurrency 16] [--hosts 10 --sender]
 
 A raw HTTP/1.1 sink in its own process (uvloop, no parsing beyond the request framing)
 answers every POST at once, in one of three shapes: `empty` (202, Content-Length: 0),
 `body` (200 with a 1 KiB reply by Content-Length) and `chunked` (the same reply in two
-chunks). The pool posts a 1 KiB CloudEvent over `--concurrency` keep-alive connections.
-Printed per shape: requests/s and the client's CPU time per request (the pool's cost: the
-dispatcher pays it once per delivery), and the sink's for comparison. Run it from a tree
-with another `kevents/connections.py` to compare parsers side by side.
+chunks). The pool posts a 1 KiB CloudEvent over `--concurrency` keep-alive connections, to
+`--hosts` sinks in turn; with `--sender` each request is a `Sender.send()` (policy,
+default timeouts, transport, pool) as the dispatcher's deliveries are. Printed per shape:
+requests/s and the client's CPU time per request (the dispatcher pays it once per delivery),
+and the sinks' for comparison. Run it from a copy of the tree with another
+`kevents/connections.py` (PYTHONPATH=.) to compare side by side.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import time
 
 import uvloop
 
-from kevents import connections
+from kevents import cloudevent, connections, retries, sender
 
 HOST = "127.0.0.1"
 REPLY = b"r" * 1024
@@ -87,28 +89,44 @@ def _cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _run(port: int, requests: int, concurrency: int, sink_pid: int) -> tuple[float, ...]:
-    where = connections.endpoint(f"http://{HOST}:{port}/")
-    assert where is not None
-    pool = connections.Pool(limit_per_host=concurrency, body_limit=1024 * 1024)
+async def _run(
+    ports: list[int], requests: int, concurrency: int, sinks: list[int], through_sender: bool
+) -> tuple[float, ...]:
+    """Requests/s, client CPU and sinks' CPU in µs per request."""
+    urls = [f"http://{HOST}:{port}/" for port in ports]
     body = b'{"payload": "' + b"x" * 1000 + b'"}'
+    pool = connections.Pool(limit_per_host=concurrency, body_limit=1024 * 1024)
+    event = cloudevent.build("dev.knative.bench", "/bench", {"payload": "x" * 1000}, id="b-1")
+    send = sender.Sender(policy=retries.RetryPolicy())
     left = requests
 
     async def worker() -> None:
         nonlocal left
         while left > 0:
             left -= 1
-            response = await pool.post(where, HEADERS, body)
-            assert 200 <= response.status < 300
+            url = urls[left % len(urls)]
+            if through_sender:
+                result = await send.send(event, url)
+                assert result.ok, result.error
+            else:
+                where = connections.endpoint(url)
+                assert where is not None
+                response = await pool.post(where, HEADERS, body)
+                assert 200 <= response.status < 300
 
-    left = concurrency * 50  # warm up: connections open, caches filled
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    left = requests
-    cpu, sink_cpu, start = time.process_time(), _cpu(sink_pid), time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    wall = time.perf_counter() - start
-    cpu, sink_cpu = time.process_time() - cpu, _cpu(sink_pid) - sink_cpu
-    pool.close()
+    try:
+        left = concurrency * 50  # warm up: connections open, caches filled
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        left = requests
+        cpu, sink_cpu = time.process_time(), sum(_cpu(pid) for pid in sinks)
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - start
+        cpu = time.process_time() - cpu
+        sink_cpu = sum(_cpu(pid) for pid in sinks) - sink_cpu
+    finally:
+        pool.close()
+        await send.close()
     return requests / wall, cpu / requests * 1e6, sink_cpu / requests * 1e6
 
 
@@ -117,29 +135,39 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=50_000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--hosts", type=int, default=1, help="sinks, each its own process")
+    parser.add_argument(
+        "--sender", action="store_true", help="send CloudEvents through kevents.sender.Sender"
+    )
     parser.add_argument("--serve", choices=list(SHAPES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         uvloop.run(_serve(args.serve))
         return
     print(
-        f"{os.cpu_count()} CPUs, {args.requests} requests per shape, "
-        f"{args.concurrency} connections, 1 KiB event bodies ({connections.__file__})"
+        f"{os.cpu_count()} CPUs, {args.requests} requests per shape, {args.concurrency} "
+        f"concurrent, {args.hosts} sink(s), 1 KiB events, "
+        f"{'Sender' if args.sender else 'Pool'} ({connections.__file__})"
     )
     for shape in args.shapes:
-        sink = subprocess.Popen(
-            [sys.executable, "-m", "bench.pool", "--serve", shape], stdout=subprocess.PIPE
-        )
+        sinks = [
+            subprocess.Popen(
+                [sys.executable, "-m", "bench.pool", "--serve", shape], stdout=subprocess.PIPE
+            )
+            for _ in range(args.hosts)
+        ]
         try:
-            assert sink.stdout is not None
-            port = int(sink.stdout.readline())
-            rate, cpu, sink_cpu = uvloop.run(_run(port, args.requests, args.concurrency, sink.pid))
+            ports = [int(sink.stdout.readline()) for sink in sinks if sink.stdout is not None]
+            rate, cpu, sink_cpu = uvloop.run(
+                _run(ports, args.requests, args.concurrency, [s.pid for s in sinks], args.sender)
+            )
         finally:
-            sink.terminate()
-            sink.wait()
+            for sink in sinks:
+                sink.terminate()
+                sink.wait()
         print(
-            f"{shape:8} {rate:8.0f} req/s  pool CPU {cpu:6.1f} us/req  "
-            f"(sink {sink_cpu:5.1f} us/req)"
+            f"{shape:8} {rate:8.0f} req/s  client CPU {cpu:6.1f} us/req  "
+            f"(sinks {sink_cpu:5.1f} us/req)"
         )
 
 
