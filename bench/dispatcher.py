@@ -3,16 +3,17 @@
     hack/cluster up && .venv/bin/python -m bench.dispatcher [--seconds 10] [--workers 1 2]
 
 For each subscriber count (1 and 10) a fresh namespace gets an InMemoryChannel whose
-subscribers are fast loopback servers (one process, answering 202 at once). Then
-`python -m dispatcher --workers W` runs against the real API server and a load generator
-(its own process: uvloop, raw HTTP/1.1 keep-alive connections, no client library overhead)
-POSTs binary CloudEvents for `--seconds`. Printed per run: accepted events/s (202s),
-deliveries/s at the subscribers, the added latency from the producer's send to a subscriber's
-receipt (p50/p99; each event carries its send time in CLOCK_MONOTONIC, shared by processes),
-429s, the dispatcher's RSS (all its processes) and CPU time per accepted event, of the
-dispatcher and of the load generator plus subscribers (they share the cores). `--baseline`
-runs the same load against a naive aiohttp forwarder (accept, POST to each subscriber,
-answer) for comparison.
+subscribers are fast loopback servers (one process, answering 202 at once). Then `python -m
+dispatcher --workers W` runs against the real API server and a load generator (its own
+process: uvloop, raw HTTP/1.1 keep-alive connections, no client library overhead) POSTs
+binary CloudEvents for `--seconds`, once per `--mode`: `sync` (Knative's default, 202 after
+every subscriber answered) and `async` (the `async-handler` annotation). Printed per run:
+accepted events/s (202s), deliveries/s at the subscribers, the added latency from the
+producer's send to a subscriber's receipt (p50/p99; each event carries its send time in
+CLOCK_MONOTONIC, shared by processes), 429s, the dispatcher's RSS (all its processes) and
+CPU time per accepted event, of the dispatcher and of the load generator plus subscribers
+(they share the cores). `--baseline` runs the same load against a naive aiohttp forwarder
+(accept, POST to each subscriber, answer) for comparison.
 Everything listens on 127.0.0.1.
 """
 
@@ -266,7 +267,12 @@ async def _phase(
 
 
 async def run_one(
-    api: client.ApiClient, kubeconfig: str, args: argparse.Namespace, subs: int, workers: int
+    api: client.ApiClient,
+    kubeconfig: str,
+    args: argparse.Namespace,
+    subs: int,
+    workers: int,
+    mode: str = "sync",
 ) -> None:
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
     core = client.CoreV1Api(api)
@@ -282,11 +288,12 @@ async def run_one(
             label, path = "naive forwarder", "/"
             target = await _spawn(*BENCH, "--naive", str(port), *urls)
         else:
-            label, path = f"dispatcher --workers {workers}", f"/{namespace}/bench"
+            label, path = f"dispatcher --workers {workers} ({mode})", f"/{namespace}/bench"
+            annotations = {"messaging.knative.dev/async-handler": "true"} if mode == "async" else {}
             body = {
                 "apiVersion": "messaging.knative.dev/v1",
                 "kind": "InMemoryChannel",
-                "metadata": {"name": "bench"},
+                "metadata": {"name": "bench", "annotations": annotations},
                 "spec": {
                     "subscribers": [
                         {"uid": f"u{i}", "generation": 1, "subscriberUri": u}
@@ -336,8 +343,11 @@ async def main(args: argparse.Namespace) -> None:
     )
     async with client.ApiClient(configuration=cfg) as api:
         for subs in args.subscribers:
-            for workers in ([0] if args.baseline else []) + args.workers:
-                await run_one(api, kubeconfig, args, subs, workers)
+            if args.baseline:
+                await run_one(api, kubeconfig, args, subs, 0)
+            for workers in args.workers:
+                for mode in args.mode:
+                    await run_one(api, kubeconfig, args, subs, workers, mode)
 
 
 def _arguments() -> argparse.Namespace:
@@ -347,6 +357,14 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--baseline", action="store_true", help="also run a naive forwarder")
+    parser.add_argument(
+        "--mode",
+        nargs="+",
+        choices=("sync", "async"),
+        default=["sync", "async"],
+        help="channel acknowledgement: sync (Knative's default: 202 after delivery) and/or "
+        "async (messaging.knative.dev/async-handler: true)",
+    )
     parser.add_argument("--serve-subscribers", type=int, metavar="COUNT")
     parser.add_argument(
         "--load", nargs=5, metavar=("PORT", "PATH", "CONNECTIONS", "SECONDS", "RATE")

@@ -56,9 +56,14 @@ class DispatcherSettings:
     per process. Beyond it the ingress answers 429: memory stays bounded (knative PR#2361).
     10 000 is seconds of traffic at full speed; per channel, `subscriber_backlog` answers 429
     sooner."""
-    queue_bytes: int = 256 * 1024 * 1024
-    """KEVENTS_QUEUE_BYTES: the same bound in body bytes (256 MiB), so large events cannot
-    exhaust memory before the count bound is reached."""
+    queue_bytes: int = 128 * 1024 * 1024
+    """KEVENTS_QUEUE_BYTES: the same bound in body bytes, so large events cannot exhaust
+    memory before the count bound is reached. Each accepted body is held once (subscribers
+    and retries share its bytes), so this counts what is alive. 128 MiB is a quarter of the
+    Deployment's 512 Mi limit: the rest is the process itself (~70 MiB), bodies still being
+    read (up to `max_body_size` each, twice while joined) and per-subscriber re-encodings
+    (`delivery.format` other than the received mode); 10,000 typical 1 KiB events need 10 MiB.
+    Raise it together with the pod's memory limit."""
     max_body_size: int = 4 * 1024 * 1024
     """KEVENTS_MAX_BODY_SIZE: bytes of one incoming request; larger ones get 413. 4 MiB is far
     above typical events and keeps one request from taking the queue's memory."""
@@ -117,7 +122,7 @@ class DispatcherSettings:
             if workers is not None
             else reader.integer("KEVENTS_DISPATCHER_WORKERS", 1, minimum=1, maximum=64),
             queue_size=reader.integer("KEVENTS_QUEUE_SIZE", 10_000, minimum=1),
-            queue_bytes=reader.integer("KEVENTS_QUEUE_BYTES", 256 * 1024 * 1024, minimum=1024),
+            queue_bytes=reader.integer("KEVENTS_QUEUE_BYTES", 128 * 1024 * 1024, minimum=1024),
             max_body_size=reader.integer("KEVENTS_MAX_BODY_SIZE", 4 * 1024 * 1024, minimum=1024),
             subscriber_concurrency=reader.integer(
                 "KEVENTS_SUBSCRIBER_CONCURRENCY", 64, minimum=1, maximum=10_000
