@@ -22,11 +22,12 @@ from prometheus_client import CollectorRegistry
 from controller import availability, context, manager
 from controller.containersource import reconciler as containersource
 from controller.framework import metrics
-from controller.sinkbinding import reconciler, webhook
+from controller.sinkbinding import reconciler, selection, webhook
 from kevents import kubeapi
 from tests.cluster import REPO, Kube
 from tests.integration import controllers as c
 from tests.integration import sinkbindinghooks as hooks
+from tests.integration import test_controller_sinkbinding_selection as selected
 
 pytestmark = pytest.mark.cluster
 
@@ -320,3 +321,84 @@ spec:
                 kubeapi.Resource("messaging.knative.dev", "v1", "subscriptions"), ns,
                 "beats-to-display", {"metadata": {"finalizers": None}},
             )  # fmt: skip
+
+
+DOCS_CRONJOB = """
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: heartbeat-cron
+spec:
+  # Run every minute
+  schedule: "*/1 * * * *"
+  jobTemplate:
+    metadata:
+      labels:
+        app: heartbeat-cron
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+            - name: single-heartbeat
+              image: gcr.io/knative-nightly/knative.dev/eventing/cmd/heartbeats
+              args:
+              - --period=1
+              env:
+                - name: ONE_SHOT
+                  value: "true"
+                - name: POD_NAME
+                  valueFrom:
+                    fieldRef:
+                      fieldPath: metadata.name
+                - name: POD_NAMESPACE
+                  valueFrom:
+                    fieldRef:
+                      fieldPath: metadata.namespace
+"""
+DOCS_SINKBINDING = """
+apiVersion: sources.knative.dev/v1
+kind: SinkBinding
+metadata:
+  name: bind-heartbeat
+spec:
+  subject:
+    apiVersion: batch/v1
+    kind: Job
+    selector:
+      matchLabels:
+        app: heartbeat-cron
+  sink:
+    ref:
+      apiVersion: v1
+      kind: Service
+      name: event-display
+"""
+"""The docs' "Create a SinkBinding" CronJob and SinkBinding as written (knative/docs
+`eventing/custom-event-source/sinkbinding/create-a-sinkbinding.md`), in a namespace without
+any label; only the sink is a core Service (no Knative Serving here)."""
+
+
+async def test_docs_sinkbinding_cronjob_sample_unchanged_delivers_heartbeats(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    ns, api = namespace, kubeapi.KubeApi(api_client)
+    kube.apply(display("event-display"), ns)
+    async with (
+        c.running(api_client, ns, ["SinkBinding"]),
+        selected.webhook_in(kube, api, ns, selection.Mode.EXCLUSION),
+    ):
+        # kubectl in a thread: the webhook it reaches is served by this event loop.
+        await asyncio.to_thread(kube.apply, DOCS_CRONJOB, ns)
+        await asyncio.to_thread(kube.apply, DOCS_SINKBINDING, ns)
+        # The CronJob fires at the next minute boundary; its Job's pod carries K_SINK.
+        events = await c.eventually(
+            lambda: events_at(api, ns, "event-display"),
+            lambda evs: bool(heartbeat_ids(evs, "heartbeat-cron-")), within=150,
+        )  # fmt: skip
+        assert all(seq == [1] for seq in heartbeat_ids(events, "heartbeat-cron-").values())
+        binding = await c.eventually(
+            lambda: api.get(BINDINGS, ns, "bind-heartbeat"),
+            lambda b: c.condition(b, "Ready").get("status") == "True",
+        )
+        assert binding["status"]["sinkUri"] == c.service_url("event-display", ns)
