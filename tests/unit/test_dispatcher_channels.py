@@ -29,6 +29,10 @@ def _imc(
 SUB = {"uid": "u1", "generation": 2, "subscriberUri": "http://sub.ns.svc.cluster.local/"}
 
 
+THROTTLED = retries.RetryPolicy(throttle_retry=retries.DEFAULT_THROTTLE_RETRY)
+"""A delivery spec's policy without `retry`: throttling answers still get their retries."""
+
+
 @pytest.mark.parametrize(
     ("entry", "delivery", "status", "expected"),
     [
@@ -36,7 +40,7 @@ SUB = {"uid": "u1", "generation": 2, "subscriberUri": "http://sub.ns.svc.cluster
             SUB,
             None,
             None,
-            {"policy": retries.RetryPolicy(), "dead_letter_uri": "", "problem": ""},
+            {"policy": THROTTLED, "dead_letter_uri": "", "problem": ""},
         ),
         (
             {
@@ -61,6 +65,7 @@ SUB = {"uid": "u1", "generation": 2, "subscriberUri": "http://sub.ns.svc.cluster
                     backoff_delay=0.5,
                     timeout=2.0,
                     retry_after_max=10.0,
+                    throttle_retry=retries.DEFAULT_THROTTLE_RETRY,
                 ),
                 "reply_uri": "http://reply/",
                 "dead_letter_uri": "http://dls/",
@@ -73,7 +78,9 @@ SUB = {"uid": "u1", "generation": 2, "subscriberUri": "http://sub.ns.svc.cluster
             {"retry": 2, "deadLetterSink": {"ref": {"kind": "Service", "name": "dls"}}},
             {"deadLetterSinkUri": "http://dls.ns.svc.cluster.local/"},
             {
-                "policy": retries.RetryPolicy(retry=2),
+                "policy": retries.RetryPolicy(
+                    retry=2, throttle_retry=retries.DEFAULT_THROTTLE_RETRY
+                ),
                 "dead_letter_uri": "http://dls.ns.svc.cluster.local/",
                 "problem": "",
             },
