@@ -48,6 +48,7 @@ class ReceiverProcess:
     metrics_port: int = dataclasses.field(default_factory=webhooks.free_port)
     _proc: asyncio.subprocess.Process | None = None
     _log: pathlib.Path | None = None
+    _final_logs: str | None = None
 
     @property
     def pid(self) -> int:
@@ -59,6 +60,9 @@ class ReceiverProcess:
         return _status_of(self.pid)["VmHWM"]
 
     def logs(self) -> str:
+        """What the process logged so far (all of it, once it has stopped)."""
+        if self._final_logs is not None:
+            return self._final_logs
         assert self._log is not None
         return self._log.read_text(errors="replace")
 
@@ -113,6 +117,7 @@ class ReceiverProcess:
                     self._proc.kill()
                     await self._proc.wait()
         finally:
+            self._final_logs = self._log.read_text(errors="replace")
             self._log.unlink(missing_ok=True)
 
 
