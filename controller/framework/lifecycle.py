@@ -12,6 +12,10 @@ kinds, for the key the work queue hands it:
 3. Alive -> our finalizer added first when the kind has one, stale ones dropped.
 4. `reconcile` with a `State`: `observedGeneration` set, conditions started from the
    object's own (new dependents Unknown), a `Dependencies` whose reads are tracked.
+   Then the rules of `kevents.validation` (the admission webhook's): a spec that breaks
+   them (stored before the webhook existed, or while it failed open) and is not already
+   Ready False is Ready False `InvalidSpec` with the webhook's message, so Ready means
+   "accepted by the rules", like admission.
 5. Status written with `statuses.write`: only what changed, nothing when nothing changed,
    guarded by resourceVersion (a 409 `Conflict` propagates and the controller requeues the
    key, which is read fresh). Ready transitions are logged there.
@@ -43,7 +47,7 @@ from controller.framework import (
     statuses,
     tracking,
 )
-from kevents import kubeapi
+from kevents import kubeapi, validation
 
 logger = logging.getLogger(__name__)
 
@@ -218,12 +222,27 @@ class GenericReconciler:
         if outcome is not None:
             logger.debug("%s %s: %s, no status written.", self.kind, key, outcome.value)
             return None
+        self._judge(obj, state)
         await self.write(state)
         if state.failures:
             raise reconciling.ReconcileError(
                 f"{key}: {'; '.join(state.failures)}", state.conditions, state.recheck
             )
         return state.recheck
+
+    def _judge(self, obj: kubeapi.Json, state: State) -> None:
+        """Ready False `InvalidSpec` when the spec breaks the admission rules and the kind
+        has not said Ready False itself (its own reason is more precise)."""
+        if self.implementation.condition_set is None:
+            return
+        ready = state.conditions.get(conditions.READY)
+        if ready is not None and ready.status == "False":
+            return
+        spec = obj.get("spec") or {}
+        found = validation.spec_problems(self.resource.group, self.kind, spec)
+        if found:
+            message = truncate("; ".join(found))
+            state.conditions = state.conditions.mark_false(conditions.READY, "InvalidSpec", message)
 
     async def write(self, state: State) -> None:
         """The guarded status write of `state` (nothing when nothing changed)."""

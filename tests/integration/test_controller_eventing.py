@@ -585,3 +585,31 @@ def test_kubectl_get_brokers_shows_the_class(kube: Kube, crds: None, namespace: 
     out = kube.kubectl("get", "brokers", "-n", namespace).stdout.splitlines()
     assert out[0].split()[:3] == ["NAME", "URL", "CLASS"]
     assert out[1].split()[:2] == ["shop", "Kafka"]  # no URL yet: that column is empty
+
+
+async def test_delivery_the_dispatcher_cannot_follow_is_reported_on_ready(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    """Stored without the admission webhook (as before it existed, or while it failed open):
+    the reconcilers judge by the same rules (`kevents.validation`) and say so on Ready."""
+    api = kubeapi.KubeApi(api_client)
+    dispatcher_side(kube, namespace)
+    months = BROKER.replace("backoffDelay: PT0.5S", "backoffDelay: P1M")
+    years = "  delivery: {timeout: P1Y}\n"
+    kube.apply(SERVICES + "---" + months + "---" + trigger_yaml("orders", years), namespace)
+    async with c.running(api_client, namespace, ALL):
+        broker = await c.eventually(
+            lambda: api.get(BROKERS, namespace, "shop"),
+            lambda b: c.condition(b, "Ready").get("reason") == "InvalidSpec",
+        )
+        assert c.condition(broker, "Ready")["message"].startswith(
+            "spec.delivery.backoffDelay: invalid ISO-8601 duration 'P1M'"
+        )
+        kube.kubectl("patch", "broker", "shop", "-n", namespace, "--type=merge",
+                     "-p", '{"spec": {"delivery": {"backoffDelay": "PT0.5S"}}}')  # fmt: skip
+        await c.eventually(lambda: api.get(BROKERS, namespace, "shop"), ready)
+        orders = await c.eventually(
+            lambda: api.get(TRIGGERS, namespace, "orders"),
+            lambda t: c.condition(t, "SubscriptionReady").get("reason") == "DeliveryInvalid",
+        )
+        assert "spec.delivery.timeout" in c.condition(orders, "SubscriptionReady")["message"]
