@@ -27,13 +27,9 @@ class WebServer:
         shutdown_timeout: float = 5.0,
         reuse_port: bool = False,
         ssl_context: ssl.SSLContext | None = None,
-        server_logger: logging.Logger | None = None,
     ) -> None:
         """`ssl_context` serves HTTPS (the controller's admission webhook); the context may
-        be given a new certificate while serving: new connections use it. `server_logger`
-        replaces aiohttp's `aiohttp.server` logger, which logs an ERROR with a traceback per
-        malformed HTTP request (a receiver facing the internet counts those instead); for a
-        low-level `web.Server`, give the logger to the server itself."""
+        be given a new certificate while serving: new connections use it."""
         self.app = app
         self.host = host
         self.name = name
@@ -41,7 +37,6 @@ class WebServer:
         self._shutdown_timeout = shutdown_timeout
         self._reuse_port = reuse_port
         self._ssl_context = ssl_context
-        self._server_logger = server_logger
         self._bound_port: int | None = None
         self._started = asyncio.Event()
 
@@ -73,7 +68,6 @@ class WebServer:
                 access_log=None,
                 handle_signals=False,
                 shutdown_timeout=self._shutdown_timeout,
-                logger=self._server_logger or logging.getLogger("aiohttp.server"),
             )
         await runner.setup()
         try:

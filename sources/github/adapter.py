@@ -61,13 +61,13 @@ class Adapter:
             readiness=readiness if settings.probes_shared else None,
             tracer_provider=tracer_provider,
         )
+        self.http_server = self.receiver.make_server(metrics.HTTPServerMetrics(registry))
         self.server = webserver.WebServer(
-            self.receiver.make_app(),
+            self.http_server,
             host=settings.host,
             port=settings.port,
             name="webhooks",
             shutdown_timeout=settings.ack_timeout + 1.0,
-            server_logger=self.receiver.protocol_logger,
         )
 
     async def _ready(self) -> None:
@@ -81,6 +81,7 @@ class Adapter:
     def components(self) -> list[runner.Service | runner.Component]:
         return [
             runner.Service(name="refusal-summaries", run=self.receiver.refusals.run),
+            runner.Service(name="http-summaries", run=self.http_server.run),
             self.sender,
             self.forwarder.queue,
             self.server,

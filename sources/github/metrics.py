@@ -58,13 +58,6 @@ class GitHubMetrics:
             ["reason"],
             registry=registry,
         )
-        self.malformed_requests = Counter(
-            "kevents_github_malformed_requests",
-            "HTTP requests aiohttp could not parse, answered 400 before reaching the receiver, "
-            "by reason (bad_request_line|bad_header|line_too_long|bad_body_framing|bad_http)",
-            ["reason"],
-            registry=registry,
-        )
         self.unverified_bytes = Gauge(
             "kevents_github_unverified_bytes",
             "Body bytes reserved by webhooks being received, checked and parsed "

@@ -21,9 +21,11 @@ Checks, in order (the first failing one answers):
 
 The signature is checked before anything else is looked at (an unauthenticated caller learns
 nothing), and what an unauthenticated body may cost is bounded (`intake`). Refusals are
-counted by reason and summarised in at most one log line a minute (`logs.RateLimitedSummary`),
-malformed HTTP requests too (aiohttp would log an ERROR with a traceback for each): a stranger
-cannot flood the logs. Upstream answers every failure 400; 401 and 5xx are deliberate, so GitHub's
+counted by reason and summarised in at most one log line a minute (`logs.RateLimitedSummary`);
+malformed HTTP is counted and summarised by `kevents.httpserver`, whose header and idle
+timeouts also apply here: a stranger can neither flood the logs nor hold connections.
+
+Upstream answers every failure 400; 401 and 5xx are deliberate, so GitHub's
 delivery log shows the cause and a 5xx delivery can be redelivered. Dropped types get a 2xx:
 the webhook works as configured, GitHub should neither flag it failing nor redeliver it.
 """
@@ -37,10 +39,11 @@ import time
 from urllib.parse import parse_qs
 
 import orjson
-from aiohttp import http_exceptions, web
+from aiohttp import web
 from opentelemetry import trace
 
-from kevents import cloudevent, errors, logs, probes
+from kevents import cloudevent, errors, httpserver, logs, probes
+from kevents import metrics as kevents_metrics
 from sources.github import config, events, forwarder, intake, payloads, signature
 from sources.github import metrics as github_metrics
 
@@ -91,23 +94,6 @@ def _too_large(limit: int) -> Answer:
     return Answer(413, Outcome.TOO_LARGE, f"payload above the {limit} byte limit", close=True)
 
 
-_PROTOCOL_REASONS: tuple[tuple[type[http_exceptions.HttpProcessingError], str], ...] = (
-    (http_exceptions.LineTooLong, "line_too_long"),
-    (http_exceptions.BadStatusLine, "bad_request_line"),  # includes BadHttpMethod
-    (http_exceptions.InvalidURLError, "bad_request_line"),
-    (http_exceptions.InvalidHeader, "bad_header"),
-    (http_exceptions.PayloadEncodingError, "bad_body_framing"),
-)
-
-
-def protocol_reason(exc: http_exceptions.HttpProcessingError) -> str:
-    """A bounded metric label for an HTTP request aiohttp could not parse."""
-    for kind, reason in _PROTOCOL_REASONS:
-        if isinstance(exc, kind):
-            return reason
-    return "bad_http"
-
-
 class Receiver:
     def __init__(
         self,
@@ -131,20 +117,6 @@ class Receiver:
         github_metrics.unverified_bytes.set_function(lambda: self._budget.in_use)
         self.refusals = logs.RateLimitedSummary(logger, "Refused webhook requests")
         """Run by the adapter: one line a minute at most, counts by reason."""
-        self.protocol_logger = logging.Logger(f"{__name__}.http")
-        """Given to aiohttp's server (`WebServer(server_logger=...)`): HTTP parse errors are
-        counted and summarised, anything else passes on to this module's logger."""
-        self.protocol_logger.parent = logger
-        self.protocol_logger.addFilter(self._protocol_error)
-
-    def _protocol_error(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if not isinstance(exc, http_exceptions.HttpProcessingError):
-            return True
-        reason = protocol_reason(exc)
-        self._metrics.malformed_requests.labels(reason).inc()
-        self.refusals.note(reason)
-        return False
 
     def _refuse(self, reason: str, answer: Answer) -> Answer:
         self.refusals.note(reason)
@@ -155,25 +127,29 @@ class Receiver:
         answer = Answer(401, Outcome.UNAUTHORIZED, verdict.explanation, close=close)
         return self._refuse(f"signature_{verdict.value}", answer)
 
-    def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=self._settings.max_payload)
-        if self._readiness is not None:
-            app[probes.READINESS] = self._readiness
-            app.router.add_get("/health", self._health)
-            app.router.add_get("/readiness", self._ready)
-        app.router.add_post("/{path:.*}", self.handle)
-        return app
+    def make_server(
+        self, http_metrics: kevents_metrics.HTTPServerMetrics, *, name: str = "webhooks"
+    ) -> httpserver.Server:
+        """aiohttp's low-level server hardened for the internet (`kevents.httpserver`: header
+        and idle timeouts, malformed HTTP counted and summarised); its `run()` writes those
+        summaries. Routes: POST any path = a webhook; GET /health and /readiness when the
+        probes share this port."""
+        timeouts = httpserver.Timeouts(body=self._settings.body_timeout)
+        return httpserver.Server(self._route, name=name, timeouts=timeouts, metrics=http_metrics)
 
-    async def _health(self, request: web.Request) -> web.Response:
-        return web.Response(text="ok")
+    async def _route(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.method == "POST":
+            return await self.handle(request)
+        if self._readiness is not None and request.method in ("GET", "HEAD"):
+            if request.path == "/health":
+                return web.Response(text="ok")
+            if request.path == "/readiness":
+                if self._readiness.ready:
+                    return web.Response(text="ready")
+                return web.Response(status=503, text=f"not ready: {self._readiness.reason}")
+        return web.Response(status=405, text="webhooks are POSTed\n", headers={"Allow": "POST"})
 
-    async def _ready(self, request: web.Request) -> web.Response:
-        readiness = request.app[probes.READINESS]
-        if readiness.ready:
-            return web.Response(text="ready")
-        return web.Response(status=503, text=f"not ready: {readiness.reason}")
-
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.BaseRequest) -> web.Response:
         started = time.perf_counter()
         event_name = request.headers.get(EVENT_HEADER)
         try:
@@ -184,7 +160,7 @@ class Receiver:
         self._metrics.observe(event_name, answer.outcome, time.perf_counter() - started)
         return answer.response()
 
-    async def _process(self, request: web.Request, event_name: str | None) -> Answer:
+    async def _process(self, request: web.BaseRequest, event_name: str | None) -> Answer:
         limit = self._settings.max_payload
         length = request.content_length
         if length is not None and length > limit:
@@ -222,7 +198,7 @@ class Receiver:
 
     async def _verified(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         event_name: str | None,
         received: bytearray,
         reservation: intake.Reservation,

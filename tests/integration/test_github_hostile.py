@@ -129,8 +129,8 @@ async def test_fuzzed_webhooks_get_only_their_answers_and_deliver_exactly_once(
     limit = deployment_memory_limit()
     assert peak < limit, f"peak RSS {peak / MIB:.0f} MiB >= limit {limit / MIB:.0f} MiB"
     assert "Traceback" not in logs
-    assert sum("Refused webhook requests" in line for line in logs.splitlines()) <= 3, logs
-    assert "kevents_github_malformed_requests_total" in exposition
+    assert sum("Refused " in line for line in logs.splitlines()) <= 4, logs
+    assert "kevents_http_requests_refused_total" in exposition
 
 
 async def test_refusals_are_counted_and_summarised_not_logged_one_by_one(
@@ -147,13 +147,14 @@ async def test_refusals_are_counted_and_summarised_not_logged_one_by_one(
         exposition = await receiver.metrics()
     logs = receiver.logs().splitlines()  # SIGTERM flushed the last summary
     assert 'kevents_github_signature_failures_total{reason="mismatch"} 300.0' in exposition
-    assert 'kevents_github_malformed_requests_total{reason="bad_http"} 100.0' in exposition
-    assert 'kevents_github_malformed_requests_total{reason="line_too_long"} 50.0' in exposition
+    refused = "kevents_http_requests_refused_total"
+    assert f'{refused}{{reason="bad_http",server="webhooks"}} 100.0' in exposition
+    assert f'{refused}{{reason="line_too_long",server="webhooks"}} 50.0' in exposition
     loud = [line for line in logs if " WARNING " in line or " ERROR " in line]
-    assert len(loud) == 2, loud  # the first refusal at once, the rest when the process stopped
+    # the first of each kind at once, the rest when the process stopped
+    assert len(loud) == 4, loud
     assert loud[0].endswith("Refused webhook requests: 1 signature_mismatch.")
-    assert (
-        "Refused webhook requests: 100 bad_http, 50 line_too_long, 299 signature_mismatch"
-        in (loud[1])
-    )
+    assert loud[1].endswith("Refused malformed HTTP requests on webhooks: 1 bad_http.")
+    assert "Refused webhook requests: 299 signature_mismatch in the last" in "".join(loud[2:])
+    assert "on webhooks: 99 bad_http, 50 line_too_long in the last" in "".join(loud[2:])
     assert not any("Traceback" in line for line in logs)
