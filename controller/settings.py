@@ -43,8 +43,8 @@ class ControllerSettings:
     probes_port: int
     """PROBES_PORT (8080): `/health` and `/readiness`."""
     webhook_port: int
-    """WEBHOOK_PORT (8443): the SinkBinding admission webhook (HTTPS), the target of the
-    `kevents-webhook` Service."""
+    """WEBHOOK_PORT (8443): the admission webhooks (HTTPS: SinkBinding, validation and
+    defaulting of our kinds), the target of the `kevents-webhook` Service."""
     webhook_configuration: str
     """WEBHOOK_CONFIGURATION: the MutatingWebhookConfiguration whose caBundle the controller
     keeps (default `sinkbindings.webhook.sources.knative.dev`, Knative's name)."""
