@@ -7,10 +7,11 @@ Knative's webhook writes and our reconcilers would write a moment later anyway:
   (`containersource.resources.named_containers`; `kn source container create` sends none);
 - Trigger: the label `eventing.knative.dev/broker: <spec.broker>`.
 
-The Broker's class annotation and `spec.config` come from the ConfigMap
-`config-br-defaults`; the Broker reconciler writes them (reading a ConfigMap inside an
-admission call would make every Broker write wait on it), and the class rule here only
-refuses changing a class once set.
+The defaults that come from ConfigMaps stay with the reconcilers, which write them a moment
+after the create (reading a ConfigMap inside an admission call would make every write wait
+on it): the Broker's class annotation and `spec.config` (`config-br-defaults`) and the
+Channel's `spec.channelTemplate` (`default-ch-webhook`). The class rule here only refuses
+changing a class once set.
 
 Served by the SinkBinding webhook's server (`sinkbinding/webhook.py`: one TLS listener, the
 certificates it rotates, `caBundle` published to every configuration). Both configurations
