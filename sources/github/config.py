@@ -82,9 +82,11 @@ class Settings:
     "queued". Below GitHub's 10 s delivery timeout, so GitHub sees our answer, not its own."""
     queue_size: int = 1000
     """GITHUB_QUEUE_SIZE: events waiting for the sink; beyond it, 503 + Retry-After."""
-    queue_bytes: int = 256 * MIB
+    queue_bytes: int = 128 * MIB
     """GITHUB_QUEUE_BYTES: payload bytes waiting for the sink; bounds memory like queue_size
-    bounds count (ten 25 MB payloads fit)."""
+    bounds count (five 25 MB payloads fit). 128 MiB, a quarter of the Deployment's 512Mi as
+    for the dispatcher: with GITHUB_UNVERIFIED_BYTES, one payload being parsed and the idle
+    process (~46 MiB), a slow sink under heavy legitimate traffic stays under the limit."""
     workers: int = 32
     """GITHUB_SEND_WORKERS: concurrent deliveries to the sink; keeps a keep-alive pool busy
     without flooding one sink."""
@@ -136,7 +138,7 @@ class Settings:
         ack_timeout = reader.number("GITHUB_ACK_TIMEOUT", 8.0, minimum=0.1, maximum=600.0)
         queue_size = reader.integer("GITHUB_QUEUE_SIZE", 1000, minimum=1, maximum=1_000_000)
         queue_bytes = reader.integer(
-            "GITHUB_QUEUE_BYTES", 256 * MIB, minimum=MIB, maximum=64 * 1024 * MIB
+            "GITHUB_QUEUE_BYTES", 128 * MIB, minimum=MIB, maximum=64 * 1024 * MIB
         )
         workers = reader.integer("GITHUB_SEND_WORKERS", 32, minimum=1, maximum=1024)
         dedupe_size = reader.integer("GITHUB_DEDUPE_SIZE", 10_000, minimum=1, maximum=10**7)
