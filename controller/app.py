@@ -94,6 +94,8 @@ async def main() -> int:
             webhook.Webhook(api, webhook.Options(
                 cfg.system_namespace, port=cfg.webhook_port,
                 configuration=cfg.webhook_configuration,
+                validation=cfg.validation_configuration,
+                defaulting=cfg.defaulting_configuration,
                 selection_mode=selection.Mode(cfg.sink_binding_selection_mode),
             )),
             elector,

@@ -48,6 +48,12 @@ class ControllerSettings:
     webhook_configuration: str
     """WEBHOOK_CONFIGURATION: the MutatingWebhookConfiguration whose caBundle the controller
     keeps (default `sinkbindings.webhook.sources.knative.dev`, Knative's name)."""
+    validation_configuration: str
+    """WEBHOOK_VALIDATION_CONFIGURATION: the ValidatingWebhookConfiguration of our kinds whose
+    caBundle the controller keeps (default `validation.webhook.kevents.knative.dev`)."""
+    defaulting_configuration: str
+    """WEBHOOK_DEFAULTING_CONFIGURATION: the MutatingWebhookConfiguration writing our kinds'
+    defaults whose caBundle the controller keeps (default `webhook.kevents.knative.dev`)."""
     sink_binding_selection_mode: str
     """SINK_BINDING_SELECTION_MODE (Knative's name and values): `exclusion` (default, as
     Knative) binds subjects at admission in every namespace not labelled
@@ -80,6 +86,12 @@ class ControllerSettings:
             webhook_port=env.integer("WEBHOOK_PORT", 8443, minimum=0, maximum=65535),
             webhook_configuration=env.string(
                 "WEBHOOK_CONFIGURATION", "sinkbindings.webhook.sources.knative.dev"
+            ),
+            validation_configuration=env.string(
+                "WEBHOOK_VALIDATION_CONFIGURATION", "validation.webhook.kevents.knative.dev"
+            ),
+            defaulting_configuration=env.string(
+                "WEBHOOK_DEFAULTING_CONFIGURATION", "webhook.kevents.knative.dev"
             ),
             sink_binding_selection_mode=env.choice(
                 "SINK_BINDING_SELECTION_MODE", "exclusion", ("exclusion", "inclusion")

@@ -45,6 +45,8 @@ async def test_controller_process_leads_serves_metrics_and_releases_lease(
         "PROBES_PORT": str(probes_port),
         "WEBHOOK_PORT": "0",  # the SinkBinding webhook: any free port, ...
         "WEBHOOK_CONFIGURATION": f"none-{namespace}",  # ... never the installed caBundle
+        "WEBHOOK_VALIDATION_CONFIGURATION": f"none-{namespace}",
+        "WEBHOOK_DEFAULTING_CONFIGURATION": f"none-{namespace}",
         "LOG_FORMAT": "text",
     }
     env.pop("KUBERNETES_SERVICE_HOST", None)
