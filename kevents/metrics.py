@@ -193,3 +193,16 @@ def make_app(registry: CollectorRegistry) -> web.Application:
     app[METRICS_REGISTRY] = registry
     app.router.add_get("/metrics", _serve_metrics)
     return app
+
+
+class KubeEventMetrics:
+    """Kubernetes Events recorded by `kevents.kubeevents.Recorder`, by bounded outcome."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.events = Counter(
+            "kevents_kubernetes_events",
+            "Kubernetes Events by outcome: created, updated (count patched), filtered (spam "
+            "filter), dropped (queue full), failed (the apiserver refused or was unreachable)",
+            ["outcome"],
+            registry=registry,
+        )
