@@ -22,6 +22,7 @@ from controller.containersource import wiring as containersource
 from controller.framework import discovery, loop, metrics, tracking
 from controller.githubsource import wiring as githubsource
 from controller.inmemorychannel import wiring as inmemorychannel
+from controller.legacysources import wiring as legacysources
 from controller.pingsource import wiring as pingsource
 from controller.sinkbinding import wiring as sinkbinding
 from controller.subscription import wiring as subscription
@@ -44,6 +45,13 @@ KINDS: dict[str, Builder] = {
     "Broker": broker.build,
     "Trigger": trigger.build,
     "Namespace": brokerinjection.build,
+    "ApiServerSource.sources.eventing.knative.dev": legacysources.build_apiserversource,
+    "KubernetesEventSource.sources.eventing.knative.dev": (
+        legacysources.build_kuberneteseventsource
+    ),
+    "ContainerSource.sources.eventing.knative.dev": legacysources.build_containersource,
+    "GitHubSource.sources.eventing.knative.dev": legacysources.build_githubsource,
+    "GcpPubSubSource.sources.eventing.knative.dev": legacysources.build_gcppubsubsource,
 }
 """Every kind this process reconciles, by kind name."""
 
