@@ -41,6 +41,14 @@ def test_repository(reference: str, repository: str) -> None:
             "gcr.io/knative-releases/knative.dev/eventing/cmd/heartbeats:latest",
             ["python", "-m", "sources.container.heartbeat"],
         ),
+        (
+            "github.com/knative/eventing-sources/cmd/heartbeats",
+            ["python", "-m", "sources.container.heartbeat"],
+        ),
+        (
+            "gcr.io/knative-releases/github.com/knative/eventing-sources/cmd/message_dumper@sha256:ab",
+            ["python", "-m", "display"],
+        ),
     ],
 )
 def test_known_images_map_to_entry_points(reference: str, entrypoint: list[str]) -> None:
