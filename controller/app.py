@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from controller import context, manager, settings
 from controller.framework import metrics
+from controller.serving import ownership
 from controller.sinkbinding import selection, webhook
 from kevents import kubeapi, leadership, logs, probes, runner, webserver
 from kevents import metrics as kmetrics
@@ -83,6 +84,7 @@ async def main() -> int:
             workers=cfg.workers,
             resync=cfg.resync_seconds,
             config_recheck=cfg.config_recheck_seconds,
+            serving=await ownership.enabled(api, ownership.Mode(cfg.serving)),
         )
         controller = manager.Manager(api, observed, options)
         readiness.set_ready()

@@ -33,6 +33,8 @@ class Options:
     """Seconds between reads of a ConfigMap a Broker's `spec.config` names outside the system
     namespace: the controller may only get those by name (no cluster-wide ConfigMap watch),
     so a missing one that appears, or one deleted, is seen within this time."""
+    serving: bool = False
+    """Reconcile the `serving.knative.dev` kinds (`SERVING_KINDS`, `controller/serving`)."""
     dispatcher_deployment: str = "kevents-dispatcher"
     """The InMemoryChannel dispatcher Deployment in the system namespace."""
     dispatcher_service: str = "dispatcher"

@@ -24,6 +24,7 @@ from controller.githubsource import wiring as githubsource
 from controller.inmemorychannel import wiring as inmemorychannel
 from controller.legacysources import wiring as legacysources
 from controller.pingsource import wiring as pingsource
+from controller.serving import wiring as serving
 from controller.sinkbinding import wiring as sinkbinding
 from controller.subscription import wiring as subscription
 from controller.trigger import wiring as trigger
@@ -55,6 +56,13 @@ KINDS: dict[str, Builder] = {
 }
 """Every kind this process reconciles, by kind name."""
 
+SERVING_KINDS: dict[str, Builder] = {
+    "Service": serving.build_service,
+    "Configuration": serving.build_configuration,
+    "Revision": serving.build_revision,
+}
+"""The minimal Knative Serving, reconciled when `Options.serving` (or named in `kinds`)."""
+
 
 class Manager:
     def __init__(
@@ -66,7 +74,8 @@ class Manager:
         kinds: Collection[str] | None = None,
     ) -> None:
         """`kinds` selects a subset of `KINDS` (tests); None = all of them."""
-        unknown = set(kinds or ()) - KINDS.keys()
+        every = {**KINDS, **SERVING_KINDS}
+        unknown = set(kinds or ()) - every.keys()
         if unknown:
             raise ValueError(f"unknown kinds: {sorted(unknown)}")
         restarts = observed.watch_restarts
@@ -81,7 +90,9 @@ class Manager:
             api, discovery.Discovery(api), self.tracker, self.config, observed, options
         )
         self.controllers = [
-            build(self.context) for kind, build in KINDS.items() if kinds is None or kind in kinds
+            build(self.context)
+            for kind, build in every.items()
+            if (kind in kinds if kinds is not None else kind in KINDS or options.serving)
         ]
         self.synced = asyncio.Event()
         self.name = "controllers"

@@ -59,6 +59,11 @@ class ControllerSettings:
     Knative) binds subjects at admission in every namespace not labelled
     `bindings.knative.dev/exclude: "true"`; `inclusion` only in namespaces (or objects)
     labelled `bindings.knative.dev/include: "true"`."""
+    serving: str
+    """SERVING: `auto` (default) reconciles `serving.knative.dev` Services, Configurations
+    and Revisions only when the installed Service CRD is kevents' (`manifests/serving/`), so a
+    cluster running the real Knative Serving is left to it; `enabled` always; `disabled`
+    never (`controller/serving/ownership.py`)."""
     log_level: str
     log_format: str
 
@@ -96,6 +101,7 @@ class ControllerSettings:
             sink_binding_selection_mode=env.choice(
                 "SINK_BINDING_SELECTION_MODE", "exclusion", ("exclusion", "inclusion")
             ),
+            serving=env.choice("SERVING", "auto", ("auto", "enabled", "disabled")),
             log_level=env.choice("LOG_LEVEL", "INFO", settings.LOG_LEVELS, upper=True),
             log_format=env.choice("LOG_FORMAT", "json", settings.LOG_FORMATS),
         )

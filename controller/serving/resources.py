@@ -1,0 +1,296 @@
+"""What the serving kinds make, pure (knative/serving `pkg/reconciler/*/resources`).
+
+- A Service owns a Configuration `NAME` (its template) and a Kubernetes Service `NAME`
+  selecting every pod of the Service (label `serving.knative.dev/service`), port 80 to the
+  container port named `user-port`: `http://NAME.NS.svc.cluster.local` reaches whichever
+  revision's pods are ready, so a new revision takes over without a gap.
+- A Configuration owns one Revision per template generation: `NAME-00001`, `NAME-00002`...
+  (Knative's `kmeta.ChildName(config, "-%05d" % generation)`), or the template's own
+  `metadata.name` when the user gives one.
+- A Revision owns a Deployment `REVISION-deployment` running its pod spec: the serving
+  container is named `user-container` when unnamed, its port (first `containerPort`, else
+  8080) is named `user-port` and given as env `PORT`, with `K_SERVICE`, `K_CONFIGURATION`,
+  `K_REVISION` (Knative's runtime contract) and a TCP readiness probe on it unless the user
+  wrote one. It runs one pod while the revision routes traffic (`routingState` active) and
+  none once a newer revision is ready (`reserve`), as Knative's scale-to-zero leaves it.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from controller.apiserversource import adapter
+from controller.framework import reconciling
+from kevents import kubeapi
+
+API_VERSION = "serving.knative.dev/v1"
+SERVICES = kubeapi.Resource("serving.knative.dev", "v1", "services")
+CONFIGURATIONS = kubeapi.Resource("serving.knative.dev", "v1", "configurations")
+REVISIONS = kubeapi.Resource("serving.knative.dev", "v1", "revisions")
+CORE_SERVICES = kubeapi.Resource("", "v1", "services")
+
+PREFIX = "serving.knative.dev/"
+SERVICE_LABEL = PREFIX + "service"
+CONFIGURATION_LABEL = PREFIX + "configuration"
+GENERATION_LABEL = PREFIX + "configurationGeneration"
+REVISION_LABEL = PREFIX + "revision"
+REVISION_UID_LABEL = PREFIX + "revisionUID"
+ROUTING_STATE_LABEL = PREFIX + "routingState"
+ACTIVE, RESERVE = "active", "reserve"
+
+USER_CONTAINER = "user-container"
+USER_PORT_NAME = "user-port"
+DEFAULT_PORT = 8080
+"""Knative's default user port (`config-deployment`'s queue-proxy forwards to 8080)."""
+REVISION_SPEC_ONLY = (
+    "containerConcurrency",
+    "timeoutSeconds",
+    "responseStartTimeoutSeconds",
+    "idleTimeoutSeconds",
+)
+"""RevisionSpec fields that are not PodSpec fields: kept on the Revision, not the pods."""
+RESERVED_ENV = ("PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION")
+
+
+def template_of(spec: kubeapi.Json) -> dict[str, Any]:
+    """The revision template: `spec.template` (v1, v1beta1, late v1alpha1), else the 2019
+    v1alpha1 `spec.runLatest.configuration.revisionTemplate`."""
+    if spec.get("template"):
+        return copy.deepcopy(dict(spec["template"]))
+    legacy = ((spec.get("runLatest") or {}).get("configuration") or {}).get("revisionTemplate")
+    return copy.deepcopy(dict(legacy or {}))
+
+
+def traffic_problems(spec: kubeapi.Json) -> list[str]:
+    """What of `spec.traffic` kevents cannot honour (the CRD's rules say the same): traffic
+    always goes to the latest ready revision."""
+    targets = list(spec.get("traffic") or [])
+    if len(targets) > 1:
+        return [
+            "spec.traffic: splitting traffic between several targets is not supported by "
+            "kevents' minimal Knative Service (all traffic goes to the latest ready revision)"
+        ]
+    for t in targets:
+        if t.get("revisionName") or t.get("tag") or t.get("latestRevision") is False:
+            return ["spec.traffic: only {latestRevision: true, percent: 100} is supported"]
+        if t.get("percent") not in (None, 100):
+            return ["spec.traffic: the single target must carry percent 100"]
+    return []
+
+
+def service_url(name: str, namespace: str) -> str:
+    return f"http://{name}.{namespace}.svc.cluster.local"
+
+
+def revision_name(config: kubeapi.Json) -> str:
+    """The Revision of the Configuration's current generation."""
+    meta = config["metadata"]
+    template = (config.get("spec") or {}).get("template") or {}
+    given = (template.get("metadata") or {}).get("name")
+    if given:
+        return str(given)
+    return adapter.child_name(meta["name"], f"-{int(meta.get('generation', 1)):05d}")
+
+
+def deployment_name(revision: str) -> str:
+    return adapter.child_name(revision, "-deployment")
+
+
+def _owner(obj: kubeapi.Json, kind: str) -> dict[str, Any]:
+    return reconciling.owner_reference(obj, API_VERSION, kind)
+
+
+def configuration(service: kubeapi.Json) -> dict[str, Any]:
+    meta = service["metadata"]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Configuration",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "labels": {SERVICE_LABEL: meta["name"]},
+            "ownerReferences": [_owner(service, "Service")],
+        },
+        "spec": {"template": template_of(service.get("spec") or {})},
+    }
+
+
+def kubernetes_service(service: kubeapi.Json) -> dict[str, Any]:
+    """The Service behind `http://NAME.NS.svc.cluster.local`: every ready pod of any revision
+    of this Service, so traffic moves to a new revision as its pods become ready and leaves
+    an old one as its pods go (no moment with no endpoint)."""
+    meta = service["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "labels": {SERVICE_LABEL: meta["name"]},
+            "ownerReferences": [_owner(service, "Service")],
+        },
+        "spec": {
+            "selector": {SERVICE_LABEL: meta["name"]},
+            "ports": [
+                {"name": "http", "port": 80, "protocol": "TCP", "targetPort": USER_PORT_NAME}
+            ],
+        },
+    }
+
+
+def revision(config: kubeapi.Json) -> dict[str, Any]:
+    """The Revision of the Configuration's current template (created once, never changed)."""
+    meta = config["metadata"]
+    template = copy.deepcopy((config.get("spec") or {}).get("template") or {})
+    tmeta = template.get("metadata") or {}
+    labels = {
+        **(tmeta.get("labels") or {}),
+        CONFIGURATION_LABEL: meta["name"],
+        GENERATION_LABEL: str(meta.get("generation", 1)),
+        ROUTING_STATE_LABEL: ACTIVE,
+    }
+    service = (meta.get("labels") or {}).get(SERVICE_LABEL)
+    if service:
+        labels[SERVICE_LABEL] = service
+    body: dict[str, Any] = {
+        "apiVersion": API_VERSION,
+        "kind": "Revision",
+        "metadata": {
+            "name": revision_name(config),
+            "namespace": meta["namespace"],
+            "labels": labels,
+            "ownerReferences": [_owner(config, "Configuration")],
+        },
+        "spec": template.get("spec") or {},
+    }
+    if tmeta.get("annotations"):
+        body["metadata"]["annotations"] = dict(tmeta["annotations"])
+    return body
+
+
+def user_port(container: kubeapi.Json) -> int:
+    for port in container.get("ports") or []:
+        if port.get("containerPort"):
+            return int(port["containerPort"])
+    return DEFAULT_PORT
+
+
+def serving_index(containers: list[dict[str, Any]]) -> int:
+    """The container that receives requests: the one declaring a port, else the first."""
+    for index, container in enumerate(containers):
+        if container.get("ports"):
+            return index
+    return 0
+
+
+def _serving_container(
+    container: dict[str, Any], names: dict[str, str], probe_default: bool
+) -> dict[str, Any]:
+    port = user_port(container)
+    out = dict(container)
+    out.setdefault("name", USER_CONTAINER)
+    out["ports"] = [{"name": USER_PORT_NAME, "containerPort": port, "protocol": "TCP"}]
+    env = [e for e in container.get("env") or [] if e.get("name") not in RESERVED_ENV]
+    out["env"] = [
+        *env,
+        {"name": "PORT", "value": str(port)},
+        {"name": "K_REVISION", "value": names["revision"]},
+        {"name": "K_CONFIGURATION", "value": names["configuration"]},
+        {"name": "K_SERVICE", "value": names["service"]},
+    ]
+    probe = container.get("readinessProbe")
+    if probe is None and probe_default:
+        out["readinessProbe"] = {
+            "tcpSocket": {"port": port},
+            "periodSeconds": 1,
+            "successThreshold": 1,
+            "failureThreshold": 3,
+        }
+    elif probe is not None:
+        probe = copy.deepcopy(probe)
+        for handler in ("tcpSocket", "httpGet"):
+            if handler in probe and not probe[handler].get("port"):
+                probe[handler]["port"] = port  # Knative: a probe without port uses the user port
+        out["readinessProbe"] = probe
+    return out
+
+
+def deployment(rev: kubeapi.Json) -> dict[str, Any]:
+    """The Deployment running a Revision (replicas set apart: `replicas(rev)`)."""
+    meta = rev["metadata"]
+    rlabels = dict(meta.get("labels") or {})
+    names = {
+        "revision": meta["name"],
+        "configuration": rlabels.get(CONFIGURATION_LABEL, ""),
+        "service": rlabels.get(SERVICE_LABEL, ""),
+    }
+    pod = copy.deepcopy(dict(rev.get("spec") or {}))
+    for field in REVISION_SPEC_ONLY:
+        pod.pop(field, None)
+    containers = list(pod.get("containers") or [])
+    main = serving_index(containers)
+    pod["containers"] = [
+        _serving_container(c, names, probe_default=True)
+        if i == main
+        else {"name": f"container-{i}", **c}
+        for i, c in enumerate(containers)
+    ]
+    pod.setdefault("enableServiceLinks", False)
+    labels = {k: v for k, v in rlabels.items() if k != ROUTING_STATE_LABEL}
+    labels.update(
+        {REVISION_LABEL: meta["name"], REVISION_UID_LABEL: meta["uid"], "app": meta["name"]}
+    )
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": deployment_name(meta["name"]),
+            "namespace": meta["namespace"],
+            "labels": labels,
+            "ownerReferences": [_owner(rev, "Revision")],
+        },
+        "spec": {
+            "replicas": replicas(rev),
+            "selector": {"matchLabels": {REVISION_UID_LABEL: meta["uid"]}},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": dict(meta.get("annotations") or {}),
+                },
+                "spec": pod,
+            },
+        },
+    }
+
+
+def replicas(rev: kubeapi.Json) -> int:
+    """One pod while the revision may receive traffic, none once it is in reserve."""
+    state = (rev["metadata"].get("labels") or {}).get(ROUTING_STATE_LABEL, ACTIVE)
+    return 0 if state == RESERVE else 1
+
+
+def generation_of(rev: kubeapi.Json) -> int:
+    try:
+        return int((rev["metadata"].get("labels") or {}).get(GENERATION_LABEL, "0"))
+    except ValueError:
+        return 0
+
+
+def is_ready(obj: kubeapi.Json) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (obj.get("status") or {}).get("conditions") or []
+    )
+
+
+def latest_ready(revisions: list[kubeapi.Json]) -> str | None:
+    """The ready revision of the highest configuration generation."""
+    ready = [r for r in revisions if is_ready(r)]
+    if not ready:
+        return None
+    return str(max(ready, key=generation_of)["metadata"]["name"])
