@@ -11,6 +11,7 @@ checks both with `kevents.eventfilter.trigger.validate` and reports `FilterInval
 from __future__ import annotations
 
 from controller.apis import schema as s
+from controller.apis import v1alpha1
 
 GROUP = "eventing.knative.dev"
 CATEGORIES = ["all", "knative", "eventing"]
@@ -225,6 +226,7 @@ def trigger() -> s.Schema:
 
 
 ALL = {
-    "300-broker.yaml": broker,
-    "300-trigger.yaml": trigger,
+    "300-broker.yaml": lambda: v1alpha1.served(broker(), v1alpha1.broker()),
+    "300-trigger.yaml": lambda: v1alpha1.served(trigger(), v1alpha1.trigger()),
 }
+"""Each also served at the legacy v1alpha1 (`v1alpha1.py`)."""

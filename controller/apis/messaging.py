@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from controller.apis import schema as s
+from controller.apis import v1alpha1
 
 GROUP = "messaging.knative.dev"
 CHANNEL_LABELS = {
@@ -201,7 +202,10 @@ def subscription() -> s.Schema:
 
 
 ALL = {
-    "300-inmemorychannel.yaml": inmemorychannel,
-    "300-channel.yaml": channel,
-    "300-subscription.yaml": subscription,
+    "300-inmemorychannel.yaml": lambda: v1alpha1.served(
+        inmemorychannel(), v1alpha1.channelable(template=False)
+    ),
+    "300-channel.yaml": lambda: v1alpha1.served(channel(), v1alpha1.channelable(template=True)),
+    "300-subscription.yaml": lambda: v1alpha1.served(subscription(), v1alpha1.subscription()),
 }
+"""Each also served at the legacy v1alpha1 (`v1alpha1.py`)."""

@@ -102,7 +102,7 @@ async def serving(
     """The webhook component on `host`, its Secret in `namespace`, checking often."""
     options = webhook.Options(
         namespace, host=host, port=port, configuration=configuration_name, validation="",
-        defaulting="",  # never the installed configurations' caBundle
+        defaulting="", conversion=(),  # never the installed configurations' caBundle
         extra_hosts=(host,), valid=valid, renew_before=renew_before,
         check_interval=0.5,
     )  # fmt: skip
