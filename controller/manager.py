@@ -19,6 +19,7 @@ from controller.broker import wiring as broker
 from controller.brokerinjection import wiring as brokerinjection
 from controller.channel import wiring as channel
 from controller.containersource import wiring as containersource
+from controller.flows import wiring as flows
 from controller.framework import discovery, loop, metrics, tracking
 from controller.githubsource import wiring as githubsource
 from controller.inmemorychannel import wiring as inmemorychannel
@@ -53,6 +54,8 @@ KINDS: dict[str, Builder] = {
     "ContainerSource.sources.eventing.knative.dev": legacysources.build_containersource,
     "GitHubSource.sources.eventing.knative.dev": legacysources.build_githubsource,
     "GcpPubSubSource.sources.eventing.knative.dev": legacysources.build_gcppubsubsource,
+    "Sequence": flows.build_sequence,
+    "Parallel": flows.build_parallel,
 }
 """Every kind this process reconciles, by kind name."""
 

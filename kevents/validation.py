@@ -21,6 +21,9 @@ The rules, by kind (knative/eventing `pkg/apis/*/v1/*_validation.go`):
   is immutable (Knative: "Immutable fields changed");
 - Channel, InMemoryChannel: `delivery` and every subscriber's `delivery`;
 - Subscription: `subscriber`, `reply`, `delivery`; `spec.channel` is immutable;
+- Sequence: at least one step, each a Destination with its `delivery`; `reply`;
+- Parallel: at least one branch, each with a `subscriber`, optional `filter` and `reply`,
+  its `delivery`; `reply`;
 - `delivery` anywhere: `kevents.retries.delivery_problems` (retry >= 0, backoffPolicy,
   ISO-8601 durations the dispatcher can follow, timeout not zero) plus its deadLetterSink.
 
@@ -117,6 +120,35 @@ def _subscription(spec: Spec) -> list[str]:
     return found + delivery_problems(spec.get("delivery"))
 
 
+def _sequence(spec: Spec) -> list[str]:
+    steps = spec.get("steps")
+    if not isinstance(steps, list) or not steps:
+        return ["spec.steps: missing field(s)"]
+    found = []
+    for index, step in enumerate(steps):
+        found += destination_problems(step, f"spec.steps[{index}]")
+        if isinstance(step, Mapping):
+            found += delivery_problems(step.get("delivery"), f"spec.steps[{index}].delivery")
+    return found + destination_problems(spec.get("reply"), "spec.reply", required=False)
+
+
+def _parallel(spec: Spec) -> list[str]:
+    branches = spec.get("branches")
+    if not isinstance(branches, list) or not branches:
+        return ["spec.branches: missing field(s)"]
+    found = []
+    for index, branch in enumerate(branches):
+        path = f"spec.branches[{index}]"
+        if not isinstance(branch, Mapping):
+            found.append(f"{path}: must be an object with subscriber")
+            continue
+        found += destination_problems(branch.get("filter"), f"{path}.filter", required=False)
+        found += destination_problems(branch.get("subscriber"), f"{path}.subscriber")
+        found += destination_problems(branch.get("reply"), f"{path}.reply", required=False)
+        found += delivery_problems(branch.get("delivery"), f"{path}.delivery")
+    return found + destination_problems(spec.get("reply"), "spec.reply", required=False)
+
+
 RULES: dict[tuple[str, str], Callable[[Spec], list[str]]] = {
     ("sources.knative.dev", "PingSource"): _ping,
     ("sources.knative.dev", "ApiServerSource"): _source,
@@ -128,6 +160,8 @@ RULES: dict[tuple[str, str], Callable[[Spec], list[str]]] = {
     ("messaging.knative.dev", "Channel"): _channelable,
     ("messaging.knative.dev", "InMemoryChannel"): _channelable,
     ("messaging.knative.dev", "Subscription"): _subscription,
+    ("flows.knative.dev", "Sequence"): _sequence,
+    ("flows.knative.dev", "Parallel"): _parallel,
 }
 IMMUTABLE: dict[tuple[str, str], tuple[str, ...]] = {
     ("eventing.knative.dev", "Trigger"): ("broker",),
