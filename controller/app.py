@@ -1,8 +1,8 @@
 """The controller process: metrics and probes servers, leader election, reconcilers.
 
 Components, in start order (the shared `kevents.runner` stops them in reverse):
-metrics (:9090) -> probes (:8080) -> SinkBinding webhook (:8443, every replica) -> leader
-election -> reconcilers (only while leading).
+metrics (:9090) -> probes (:8080) -> SinkBinding webhook (:8443, every replica) -> Event
+recorder (`kevents.kubeevents`) -> leader election -> reconcilers (only while leading).
 Readiness turns true when this replica is serving: a standby is ready too (it only waits
 for the Lease), so rolling updates are not blocked by leader election.
 
@@ -27,7 +27,7 @@ from controller import context, manager, settings
 from controller.framework import metrics
 from controller.serving import ownership
 from controller.sinkbinding import selection, webhook
-from kevents import kubeapi, leadership, logs, probes, runner, webserver
+from kevents import kubeapi, kubeevents, leadership, logs, probes, runner, webserver
 from kevents import metrics as kmetrics
 from kevents import settings as ksettings
 
@@ -86,7 +86,8 @@ async def main() -> int:
             config_recheck=cfg.config_recheck_seconds,
             serving=await ownership.enabled(api, ownership.Mode(cfg.serving)),
         )
-        controller = manager.Manager(api, observed, options)
+        recorder = kubeevents.Recorder(api, event_metrics=kmetrics.KubeEventMetrics(registry))
+        controller = manager.Manager(api, observed, options, recorder=recorder)
         readiness.set_ready()
         components: list[runner.Service | runner.Component] = [
             webserver.WebServer(kmetrics.make_app(registry), host="0.0.0.0",
@@ -100,6 +101,7 @@ async def main() -> int:
                 defaulting=cfg.defaulting_configuration,
                 selection_mode=selection.Mode(cfg.sink_binding_selection_mode),
             )),
+            recorder,
             elector,
             Leading(elector, controller, observed),
         ]  # fmt: skip

@@ -20,7 +20,7 @@ from controller.brokerinjection import wiring as brokerinjection
 from controller.channel import wiring as channel
 from controller.containersource import wiring as containersource
 from controller.flows import wiring as flows
-from controller.framework import discovery, loop, metrics, tracking
+from controller.framework import discovery, lifecycle, loop, metrics, tracking
 from controller.githubsource import wiring as githubsource
 from controller.inmemorychannel import wiring as inmemorychannel
 from controller.legacysources import wiring as legacysources
@@ -29,7 +29,7 @@ from controller.serving import wiring as serving
 from controller.sinkbinding import wiring as sinkbinding
 from controller.subscription import wiring as subscription
 from controller.trigger import wiring as trigger
-from kevents import kubeapi
+from kevents import kubeapi, kubeevents
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +75,10 @@ class Manager:
         options: context.Options,
         *,
         kinds: Collection[str] | None = None,
+        recorder: kubeevents.Recorder | None = None,
     ) -> None:
-        """`kinds` selects a subset of `KINDS` (tests); None = all of them."""
+        """`kinds` selects a subset of `KINDS` (tests); None = all of them. `recorder`: the
+        Events every kind records on its objects (None: none recorded)."""
         every = {**KINDS, **SERVING_KINDS}
         unknown = set(kinds or ()) - every.keys()
         if unknown:
@@ -97,6 +99,9 @@ class Manager:
             for kind, build in every.items()
             if (kind in kinds if kinds is not None else kind in KINDS or options.serving)
         ]
+        for ctl in self.controllers:
+            if isinstance(ctl.reconciler, lifecycle.GenericReconciler):
+                ctl.reconciler.events.recorder = recorder
         self.synced = asyncio.Event()
         self.name = "controllers"
 

@@ -29,11 +29,22 @@ kinds, for the key the work queue hands it:
 
 A kind that changed its object itself (defaults written, a label fixed) or found it belongs
 to another controller returns an `Outcome` instead of None: no status is written.
+
+Events (`kevents.kubeevents`, source `<kind>-controller` as Knative's generated reconcilers
+name theirs), recorded on the object so `kubectl describe` tells its story:
+- a failed reconcile: Warning `InternalError` with the error (Knative's generated reconciler),
+  or the kind's own reason (`SinkNotFound` "Sink not found: {destination}" as Knative's
+  sources); a failed status write: Warning `UpdateFailed`;
+- Ready changing, when no failure was recorded for it: Normal `Ready` on True, Warning with
+  the condition's reason and message on False.
+Repeats are one Event with a growing count (the recorder's correlation), so a failing
+object retried with backoff does not flood.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 import logging
 from collections.abc import Collection
 from typing import ClassVar, cast
@@ -47,9 +58,12 @@ from controller.framework import (
     statuses,
     tracking,
 )
-from kevents import kubeapi, validation
+from kevents import kubeapi, kubeevents, validation
 
 logger = logging.getLogger(__name__)
+
+SINK_CONDITION = "SinkProvided"
+"""The sources' sink condition: its resolution failures are Knative's `SinkNotFound` Event."""
 
 
 class Outcome(enum.Enum):
@@ -123,7 +137,10 @@ class State:
             address = await self.deps.resolve(cast(sinks.DestinationDict, destination or {}))
         except sinks.SinkError as exc:
             self.mark_false(condition, exc.reason, exc.message)
-            raise self.fail(exc.message) from exc
+            failure = self.fail(exc.message)
+            if condition == SINK_CONDITION:
+                failure.event = ("SinkNotFound", f"Sink not found: {_shown(destination)}")
+            raise failure from exc
         self.mark_true(condition)
         return address
 
@@ -176,15 +193,20 @@ class GenericReconciler:
         kinds: discovery.Discovery,
         implementation: Kind,
         scope: tracking.Scope | None = None,
+        recorder: kubeevents.Recorder | None = None,
     ) -> None:
         """`scope`: where the dependencies each reconcile reads are tracked (None: the kind
-        tracks nothing)."""
+        tracks nothing); `recorder`: where Events go (None: not recorded)."""
         self.api = api
         self.kinds = kinds
         self.implementation = implementation
         self.kind = implementation.kind
         self.resource = implementation.resource
         self.scope = scope
+        self.events = kubeevents.Emitter(
+            recorder, kubeevents.Source(f"{self.kind.lower()}-controller")
+        )
+        """Events on this kind's objects (`Manager` hands every kind the shared recorder)."""
 
     async def reconcile(self, key: str) -> float | None:
         namespace, name = reconciling.split(key)
@@ -200,9 +222,11 @@ class GenericReconciler:
         try:
             outcome = await self.implementation.reconcile(obj, state)
         except reconciling.ReconcileError as failure:
+            reason, message = failure.event or ("InternalError", str(failure))
             if failure.conditions is not None:
                 state.conditions = failure.conditions
-                await self.write(state)
+                await self.write(state, failed=True)
+            self._event(state.obj, kubeevents.WARNING, reason, message)
             if failure.retry_within is None:
                 failure.retry_within = state.recheck
             raise
@@ -214,7 +238,8 @@ class GenericReconciler:
             if self.implementation.condition_set is not None:
                 reason, message = api_failure(exc)
                 state.conditions = state.conditions.mark_false(conditions.READY, reason, message)
-                await self.write(state)
+                await self.write(state, failed=True)
+            self._event(state.obj, kubeevents.WARNING, "InternalError", truncate(str(exc)))
             raise
         finally:
             if self.scope is not None:
@@ -223,11 +248,11 @@ class GenericReconciler:
             logger.debug("%s %s: %s, no status written.", self.kind, key, outcome.value)
             return None
         self._judge(obj, state)
-        await self.write(state)
+        await self.write(state, failed=bool(state.failures))
         if state.failures:
-            raise reconciling.ReconcileError(
-                f"{key}: {'; '.join(state.failures)}", state.conditions, state.recheck
-            )
+            message = f"{key}: {'; '.join(state.failures)}"
+            self._event(state.obj, kubeevents.WARNING, "InternalError", truncate(message))
+            raise reconciling.ReconcileError(message, state.conditions, state.recheck)
         return state.recheck
 
     def _judge(self, obj: kubeapi.Json, state: State) -> None:
@@ -244,17 +269,43 @@ class GenericReconciler:
             message = truncate("; ".join(found))
             state.conditions = state.conditions.mark_false(conditions.READY, "InvalidSpec", message)
 
-    async def write(self, state: State) -> None:
-        """The guarded status write of `state` (nothing when nothing changed)."""
+    async def write(self, state: State, *, failed: bool = False) -> None:
+        """The guarded status write of `state` (nothing when nothing changed); a Ready
+        change is an Event unless `failed` (the failure's own Event tells it)."""
         impl = self.implementation
         if impl.condition_set is None:
             return
-        written = await statuses.write(
-            self.api, self.resource, self.kind, state.obj, state.status, state.conditions,
-            impl.keep,
-        )  # fmt: skip
-        if written is not None:
-            state.obj = written
+        before = statuses.old_ready(state.obj.get("status") or {})
+        try:
+            written = await statuses.write(
+                self.api, self.resource, self.kind, state.obj, state.status, state.conditions,
+                impl.keep,
+            )  # fmt: skip
+        except kubeapi.Conflict:
+            raise
+        except kubeapi.ApiError as exc:
+            name = state.obj["metadata"]["name"]
+            message = truncate(f"Failed to update status for {json.dumps(name)}: {exc}")
+            self._event(state.obj, kubeevents.WARNING, "UpdateFailed", message)
+            raise
+        if written is None:
+            return
+        state.obj = written
+        ready = state.conditions.get(conditions.READY)
+        if ready is None or ready.status == before or failed:
+            return
+        if ready.status == "True":
+            self._event(written, kubeevents.NORMAL, "Ready", f"{self.kind} is Ready")
+        elif ready.status == "False":
+            reason = ready.reason or "NotReady"
+            self._event(
+                written, kubeevents.WARNING, reason, ready.message or f"{self.kind} is not Ready"
+            )
+
+    def _event(self, obj: kubeapi.Json, type_: str, reason: str, message: str) -> None:
+        """An Event on `obj` (its apiVersion and kind filled in when a list left them out)."""
+        full = {"apiVersion": self.resource.api_version, "kind": self.kind, **obj}
+        self.events.event(kubeevents.reference(full), type_, reason, message)
 
     def _state(self, key: str, obj: kubeapi.Json, status: kubeapi.Json) -> State:
         existing = (obj.get("status") or {}).get("conditions") or []
@@ -320,6 +371,22 @@ def api_failure(exc: kubeapi.ApiError) -> tuple[str, str]:
 
 def truncate(message: str, limit: int = MESSAGE_LIMIT) -> str:
     return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
+_FIELD_ORDER = ("ref", "uri", "CACerts", "audience", "kind", "namespace", "name", "apiVersion")
+"""Destination and KReference fields in Go's struct order: the JSON Knative's `SinkNotFound`
+message shows (`json.Marshal` of the Destination)."""
+
+
+def _shown(value: object) -> str:
+    def ordered(v: object) -> object:
+        if not isinstance(v, dict):
+            return v
+        rank = {k: i for i, k in enumerate(_FIELD_ORDER)}
+        keys = sorted(v, key=lambda k: (rank.get(k, len(rank)), k))
+        return {k: ordered(v[k]) for k in keys}
+
+    return json.dumps(ordered(value), separators=(",", ":"))
 
 
 def _finalizers(obj: kubeapi.Json) -> list[str]:

@@ -40,6 +40,9 @@ class ReconcileError(errors.KeventsError):
     ) -> None:
         self.conditions = conds
         self.retry_within = retry_within
+        self.event: tuple[str, str] | None = None
+        """The Warning Event's (reason, message) for this failure; None: `InternalError`
+        with the error's text (Knative's generated reconciler)."""
         super().__init__(message)
 
 

@@ -21,7 +21,7 @@ from hack.agent import (
     pods,
     settings,
 )
-from kevents import kubeapi
+from kevents import kubeapi, kubeevents
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ async def run(s: settings.Settings) -> None:
         log.info("Killed leftover container process %s.", leftover)
     image_map = images.ImageMap.load()
     async with kubeconfig.connect(s.kubeconfig) as client, _admin(s) as admin:
+        recorder = kubeevents.Recorder(client)
         await node.register(client, s.node_name)
         registered = await node.report(client, s.node_name, s.host_ip, s.kubelet_port, ready=False)
         net: network.Network | None = None
@@ -68,6 +69,7 @@ async def run(s: settings.Settings) -> None:
             cluster_domain=s.cluster_domain,
             backoff=containers.Backoff(base=s.restart_backoff),
             path_env=_path_env(),
+            events=kubeevents.Emitter(recorder, kubeevents.Source("kubelet", s.node_name)),
         )
         manager = pods.PodManager(ctx)
 
@@ -95,6 +97,7 @@ async def run(s: settings.Settings) -> None:
             s.pki_dir / "ca.crt", s.pki_dir / "kubelet.crt", s.pki_dir / "kubelet.key"
         )
         async with asyncio.TaskGroup() as tg:
+            tg.create_task(recorder.run())
             tg.create_task(kubeletapi.serve(app, s.host_ip, s.kubelet_port, tls))
             tg.create_task(node.run_lease(client, s.node_name))
             if admin is not None and net is not None:

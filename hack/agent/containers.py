@@ -77,8 +77,14 @@ class Pod(Protocol):
     pod_ip: str
     name: str
 
+    @property
+    def formatted(self) -> str: ...
+
     async def launch(self, spec: Obj) -> Launch: ...
     def changed(self) -> None: ...
+    def event(
+        self, container: str, *, init: bool, type_: str, reason: str, message: str
+    ) -> None: ...
     def log_dir(self, container: str) -> pathlib.Path: ...
     def record_pid(self, container: str, pid: int | None) -> None: ...
 
@@ -167,6 +173,9 @@ class Container:
     def name(self) -> str:
         return str(self.spec["name"])
 
+    def _event(self, type_: str, reason: str, message: str) -> None:
+        self.pod.event(self.name, init=self.init, type_=type_, reason=reason, message=message)
+
     async def _sleep(self, seconds: float) -> None:
         """Sleep, returning early when the pod stops."""
         with contextlib.suppress(TimeoutError):
@@ -181,6 +190,12 @@ class Container:
                 launch = await self.pod.launch(self.spec)
             except errors.ContainerConfigError as err:
                 config_failures += 1
+                image = self.spec.get("image", "")
+                if isinstance(err, errors.UnknownImage):
+                    self._event("Warning", "Failed", f'Failed to pull image "{image}": {err}')
+                else:
+                    self._pulled()
+                    self._event("Warning", "Failed", f"Error: {err}")
                 reason = err.reason
                 if isinstance(err, errors.UnknownImage) and config_failures > 1:
                     reason = "ImagePullBackOff"
@@ -196,6 +211,7 @@ class Container:
                 await self._sleep(min(self.backoff.cap, 2.0 * 2 ** min(config_failures, 6)))
                 continue
             config_failures = 0
+            self._pulled()
             self.env = launch.env
             started = now()
             term = await self._run_process(launch)
@@ -217,6 +233,10 @@ class Container:
                 return term.exit_code == 0
             delay = self.backoff.delay(crashes)
             if delay > 0:
+                self._event(
+                    "Warning", "BackOff",
+                    f"Back-off restarting failed container {self.name} in pod {self.pod.formatted}",
+                )  # fmt: skip
                 self.rt.last_terminated, self.rt.terminated = term, None
                 self.rt.waiting_reason = "CrashLoopBackOff"
                 self.rt.waiting_message = (
@@ -259,6 +279,8 @@ class Container:
         self.rt.started = "startupProbe" not in self.spec
         self.rt.ready = not self.init and "readinessProbe" not in self.spec
         self.pod.changed()
+        self._event("Normal", "Created", "Container created")
+        self._event("Normal", "Started", "Container started")
         log.info(
             "Started container %s of pod %s (pid %d).",
             self.name,
@@ -310,8 +332,16 @@ class Container:
         )
         return term
 
+    def _pulled(self) -> None:
+        image = self.spec.get("image", "")
+        self._event(
+            "Normal", "Pulled",
+            f'Container image "{image}" already present on machine and can be accessed by the pod',
+        )  # fmt: skip
+
     async def _stop_when_pod_stops(self, proc: asyncio.subprocess.Process) -> None:
         await self.pod.stopping.wait()
+        self._event("Normal", "Killing", f"Stopping container {self.name}")
         await self.kill(proc, self.pod.grace)
 
     async def kill(self, proc: asyncio.subprocess.Process, grace: float) -> None:
@@ -327,7 +357,11 @@ class Container:
     async def _probe(self, proc: asyncio.subprocess.Process) -> str:
         """Startup, then readiness and liveness probes; returns why it killed the process."""
         startup = self.spec.get("startupProbe")
-        if startup and not await self._until(startup, proc, want=True):
+        if startup and not await self._until(startup, proc, want=True, kind="Startup"):
+            self._event(
+                "Normal", "Killing",
+                f"Container {self.name} failed startup probe, will be restarted",
+            )  # fmt: skip
             await self.kill(proc, self._grace())
             return "Container failed startup probe, will be restarted"
         if not self.rt.started:
@@ -338,7 +372,11 @@ class Container:
             if readiness:
                 tg.create_task(self._readiness(readiness, proc))
             liveness = self.spec.get("livenessProbe")
-            if liveness and not await self._until(liveness, proc, want=False):
+            if liveness and not await self._until(liveness, proc, want=False, kind="Liveness"):
+                self._event(
+                    "Normal", "Killing",
+                    f"Container {self.name} failed liveness probe, will be restarted",
+                )  # fmt: skip
                 await self.kill(proc, self._grace())
                 return "Container failed liveness probe, will be restarted"
         return ""
@@ -352,7 +390,9 @@ class Container:
             env=self.env,
         )  # fmt: skip
 
-    async def _until(self, probe: Obj, proc: asyncio.subprocess.Process, *, want: bool) -> bool:
+    async def _until(
+        self, probe: Obj, proc: asyncio.subprocess.Process, *, want: bool, kind: str
+    ) -> bool:
         """Probe every period; returns when the probe passed (want=True) or failed
         failureThreshold times in a row. True means the wanted outcome was reached."""
         await asyncio.sleep(float(probe.get("initialDelaySeconds", 0)))
@@ -367,6 +407,7 @@ class Container:
                     return True
             else:
                 failures += 1
+                self._event("Warning", "Unhealthy", f"{kind} probe failed: {result.message}")
                 if failures >= threshold:
                     log.info(
                         "Probe of container %s in pod %s failed: %s",
@@ -393,6 +434,7 @@ class Container:
                     self.pod.changed()
             else:
                 successes, failures = 0, failures + 1
+                self._event("Warning", "Unhealthy", f"Readiness probe failed: {result.message}")
                 if failures >= failure_needed and self.rt.ready:
                     self.rt.ready = False
                     self.pod.changed()

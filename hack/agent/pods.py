@@ -30,7 +30,7 @@ from hack.agent import (
     podstatus,
     volumes,
 )
-from kevents import informer, kubeapi
+from kevents import informer, kubeapi, kubeevents
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,10 @@ class NodeContext:
     backoff: containers.Backoff
     path_env: str
     mounts: mountpoints.MountPoints = field(default_factory=mountpoints.MountPoints)
+    events: kubeevents.Emitter = field(
+        default_factory=lambda: kubeevents.Emitter(None, kubeevents.Source("kubelet"))
+    )
+    """The kubelet's Events (source `kubelet`, host the node) through the shared recorder."""
 
     def log_root(self) -> pathlib.Path:
         return self.state / "logs"
@@ -166,6 +170,20 @@ class PodWorker:
 
     def changed(self) -> None:
         self._changed.set()
+
+    @property
+    def formatted(self) -> str:
+        """The pod as the kubelet names it in messages (`format.Pod`): name_namespace(uid)."""
+        meta = self.pod["metadata"]
+        return f"{meta['name']}_{meta['namespace']}({self.uid})"
+
+    def event(self, container: str, *, init: bool, type_: str, reason: str, message: str) -> None:
+        """An Event about one of the pod's containers, as the kubelet records it: the pod
+        with the container's `fieldPath` (`spec.containers{NAME}`)."""
+        group = "initContainers" if init else "containers"
+        pod = {**self.pod, "apiVersion": "v1", "kind": "Pod"}
+        ref = kubeevents.reference(pod, f"spec.{group}{{{container}}}")
+        self.node.events.event(ref, type_, reason, message)
 
     def log_dir(self, container: str) -> pathlib.Path:
         meta = self.pod["metadata"]

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from controller import context, manager
 from controller.framework import metrics
-from kevents import kubeapi
+from kevents import kubeapi, kubeevents
 
 PING_IMAGE = "kevents/ping-source:test"
 
@@ -22,6 +22,7 @@ PING_IMAGE = "kevents/ping-source:test"
 async def running(
     api_client: client.ApiClient, namespace: str, kinds: Collection[str],
     system_namespace: str | None = None, config_recheck: float = 30.0,
+    recorder: kubeevents.Recorder | None = None,
 ) -> AsyncIterator[manager.Manager]:  # fmt: skip
     """The given kinds' controllers, watching `namespace`, which is also the system namespace
     (where the dispatcher, the ping adapter and config-* are looked for) unless one is given."""
@@ -33,7 +34,7 @@ async def running(
     )  # fmt: skip
     mgr = manager.Manager(
         kubeapi.KubeApi(api_client), metrics.ControllerMetrics(CollectorRegistry()), options,
-        kinds=kinds,
+        kinds=kinds, recorder=recorder,
     )  # fmt: skip
     task = asyncio.create_task(mgr.run())
     try:
