@@ -16,7 +16,10 @@ knative.dev/pkg `webhook/psbinding`).
    not bind (its namespace outside SINK_BINDING_SELECTION_MODE, the webhook down, the sink
    not yet resolved) and not complete is SinkBindingAvailable False `SubjectsNotBound`,
    naming it: Ready means every selected subject runs with K_SINK. An object labelled
-   `bindings.knative.dev/exclude: "true"` is never bound, by the webhook or here.
+   `bindings.knative.dev/exclude: "true"` is never bound, by the webhook or here; in a
+   namespace labelled so (Knative's opt-out, either selection mode) nothing is bound, what
+   the binding had bound is released, and SinkBindingAvailable is False `NamespaceExcluded`
+   (a label change is seen at the next resync, RESYNC_SECONDS).
 4. Once the binding is gone (or being deleted): release every object it owns (Undo, and
    its annotation removed). No finalizer, so a namespace never waits for this controller;
    the owner annotation on the objects makes the release happen even after a restart
@@ -38,6 +41,7 @@ from kevents import kubeapi
 logger = logging.getLogger(__name__)
 
 SINKBINDINGS = kubeapi.Resource("sources.knative.dev", "v1", "sinkbindings")
+NAMESPACES = kubeapi.Resource("", "v1", "namespaces", namespaced=False)
 KIND = "SinkBinding"
 LEGACY_FINALIZER = "sinkbindings.sources.knative.dev"
 """Set by kevents before bindings were released through the owner annotation; removed."""
@@ -87,6 +91,7 @@ class Reconciler(lifecycle.Kind):
         self.index = index
         """binding key -> its parsed subject, read by the subject watches."""
         self.binder = binder.Binder(ctx.api)
+        self.api = ctx.api
 
     async def reconcile(self, binding: kubeapi.Json, state: lifecycle.State) -> None:
         meta, spec = binding["metadata"], binding.get("spec") or {}
@@ -116,6 +121,16 @@ class Reconciler(lifecycle.Kind):
         self, subject: subjects.Subject, name: str, sink: injection.Sink, state: lifecycle.State
     ) -> None:
         """Patch the selected subjects (SinkBindingAvailable)."""
+        namespace = await self.api.get_or_none(NAMESPACES, None, subject.namespace)
+        labels = ((namespace or {}).get("metadata") or {}).get("labels") or {}
+        if labels.get(binder.EXCLUDE) == "true":
+            released = await self.binder.release(subject.namespace, name)
+            state.mark_false(
+                AVAILABLE, "NamespaceExcluded",
+                f'namespace {subject.namespace} is labelled {binder.EXCLUDE}: "true": no '
+                f"subject in it is bound{f' ({released} released)' if released else ''}",
+            )  # fmt: skip
+            return
         try:
             outcome = await self.binder.bind(subject, name, sink)
         except kubeapi.ApiError as exc:

@@ -155,3 +155,27 @@ async def test_inclusion_mode_reports_jobs_admitted_unbound_until_they_are_gone(
         kube.kubectl("label", "namespace", ns, "bindings.knative.dev/include=true")
         created = await api.create(JOBS, ns, job("heartbeat-cron-2"))
         assert k_sink(created) == c.service_url("event-display", ns)
+
+
+async def test_a_namespace_labelled_exclude_gets_nothing_bound_and_says_so(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    """Knative's opt-out, in either mode, also for the subjects the reconciler patches."""
+    ns, api = namespace, kubeapi.KubeApi(api_client)
+    kube.apply(c.SINK_SERVICE, ns)
+    kube.apply(base.workload("hb", {"role": "heartbeat"}), ns)
+    kube.apply(base.binding({"selector": {"matchLabels": {"role": "heartbeat"}}}), ns)
+    url = c.service_url("event-display", ns)
+    async with c.running(api_client, ns, ["SinkBinding"]):
+        await c.eventually(lambda: api.get(base.DEPLOYMENTS, ns, "hb"),
+                           lambda d: base.env_of(d).get("K_SINK") == url)  # fmt: skip
+        kube.kubectl("label", "namespace", ns, "bindings.knative.dev/exclude=true")
+        kube.kubectl("annotate", "sinkbinding", "bind", "-n", ns, "touched=1")  # reconcile now
+        excluded = await c.eventually(
+            lambda: api.get(BINDINGS, ns, "bind"),
+            lambda b: available(b).get("reason") == "NamespaceExcluded",
+        )
+        assert c.condition(excluded, "Ready")["status"] == "False"
+        released = await api.get(base.DEPLOYMENTS, ns, "hb")
+        assert base.env_of(released) == {"KEEP": "me"}
+        assert binder.ANNOTATION not in (released["metadata"].get("annotations") or {})
