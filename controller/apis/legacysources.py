@@ -7,6 +7,10 @@ served versions of today's: `controller.legacysources` mirrors each object into 
 `sources.knative.dev` object it owns and copies that object's status back. The schemas keep
 the old field names; `sink` is the old `corev1.ObjectReference` (`{apiVersion, kind, name}`),
 also accepted in the later Destination shape (`{ref, uri}`).
+
+They render to `manifests/legacy/` (opt-in, not applied by `kubectl apply -f manifests/`):
+with both groups installed a plain `kubectl get apiserversources` resolves to the old group,
+since kubectl orders CRD groups by name and `sources.eventing` sorts first.
 """
 
 from __future__ import annotations
@@ -189,9 +193,9 @@ def gcppubsubsource() -> s.Schema:
 
 
 ALL = {
-    "300-legacy-apiserversource.yaml": apiserversource,
-    "300-legacy-kuberneteseventsource.yaml": kuberneteseventsource,
-    "300-legacy-containersource.yaml": containersource,
-    "300-legacy-githubsource.yaml": githubsource,
-    "300-legacy-gcppubsubsource.yaml": gcppubsubsource,
+    "legacy/300-apiserversource.yaml": apiserversource,
+    "legacy/300-kuberneteseventsource.yaml": kuberneteseventsource,
+    "legacy/300-containersource.yaml": containersource,
+    "legacy/300-githubsource.yaml": githubsource,
+    "legacy/300-gcppubsubsource.yaml": gcppubsubsource,
 }

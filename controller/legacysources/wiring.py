@@ -2,16 +2,26 @@
 (primary) and the `sources.knative.dev` objects they own (found by `MIRROR_LABEL`, mapped to
 their owner by the owner reference's apiVersion and kind, since today's ApiServerSource is
 owned by old ApiServerSources and KubernetesEventSources alike). Sinks of old
-ContainerSources come through the tracker."""
+ContainerSources come through the tracker.
+
+The old group's CRDs are opt-in (`manifests/legacy/`): with both groups installed, a plain
+`kubectl get apiserversources` resolves to the old one (kubectl orders CRD groups by name).
+So each controller waits, without holding the others back, until its resource is served
+(`WhenServed`), and runs from then on.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Iterable
 
 from controller import context
 from controller.framework import lifecycle, loop
 from controller.legacysources import reconciler
 from kevents import kubeapi
+
+logger = logging.getLogger(__name__)
 
 Builder = Callable[[context.Context], loop.Controller]
 
@@ -34,13 +44,52 @@ def mirrored(kind: type[reconciler.Mirror]) -> loop.Watch:
     return loop.Watch(kind.target, keys, label_selector=f"{reconciler.MIRROR_LABEL}={value}")
 
 
+SERVED_RECHECK = 30.0
+"""Seconds between checks whether an opt-in CRD has been installed."""
+
+
+class WhenServed(loop.Controller):
+    """A controller that starts once its primary resource is served by the apiserver, and
+    counts as started meanwhile (an opt-in CRD that is absent holds nothing up)."""
+
+    served_recheck = SERVED_RECHECK
+
+    def __init__(self, resource: kubeapi.Resource, api: kubeapi.KubeApi, *args: object,
+                 **kwargs: object) -> None:  # fmt: skip
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.resource = resource
+        self.api = api
+
+    async def served(self) -> bool:
+        try:
+            found = await self.api.request("GET", self.resource.path().rsplit("/", 1)[0])
+        except kubeapi.NotFound:
+            return False
+        return any(r.get("name") == self.resource.plural for r in found.get("resources", []))
+
+    async def run(self) -> None:
+        announced = False
+        while not await self.served():
+            self.synced.set()
+            if not announced:
+                logger.info(
+                    "%s is not installed (apply manifests/legacy/ to serve it); checking "
+                    "every %.0f s.", self.resource.plural + "." + self.resource.group,
+                    self.served_recheck,
+                )  # fmt: skip
+                announced = True
+            await asyncio.sleep(self.served_recheck)
+        await super().run()
+
+
 def _controller(
     ctx: context.Context, implementation: lifecycle.Kind, watches: list[loop.Watch]
 ) -> loop.Controller:
     queue, scope = ctx.queue_and_scope(implementation.kind)
     rec = lifecycle.GenericReconciler(ctx.api, ctx.kinds, implementation, scope)
     opts = ctx.options
-    return loop.Controller(
+    return WhenServed(
+        implementation.resource, ctx.api,
         rec, queue, [loop.primary(implementation.resource), *watches], ctx.api, ctx.metrics,
         workers=opts.workers, resync=opts.resync, namespace=opts.namespace,
     )  # fmt: skip

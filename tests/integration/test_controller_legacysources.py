@@ -29,7 +29,8 @@ V1_CONTAINERSOURCES = legacy.V1_CONTAINERSOURCES
 OLD_SINK = {"apiVersion": "v1", "kind": "Service", "name": "event-display"}
 CRD_FILES = (
     "300-apiserversource.yaml", "300-containersource.yaml", "300-sinkbinding.yaml",
-    "300-githubsource.yaml", *(p.name for p in (REPO / "manifests").glob("300-legacy-*.yaml")),
+    "300-githubsource.yaml",
+    *(f"legacy/{p.name}" for p in (REPO / "manifests" / "legacy").glob("300-*.yaml")),
 )  # fmt: skip
 
 
