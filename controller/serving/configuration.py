@@ -6,22 +6,14 @@ labeler's `routingState`):
 2. `latestCreatedRevisionName` is that Revision; `latestReadyRevisionName` the ready
    Revision of the highest generation. Ready follows the latest created Revision: True when
    it is ready, False with its reason when it failed, Unknown while it starts.
-3. Routing state: the latest created and the latest ready Revision are `active` (they run a
-   pod); every other Revision of this Configuration goes to `reserve` (no pod) -- only once
-   the latest created one is ready, so an old revision keeps serving until its successor
-   does.
 """
 
 from __future__ import annotations
-
-import logging
 
 from controller import context
 from controller.framework import conditions, lifecycle, reconciling
 from controller.serving import children, resources
 from kevents import kubeapi
-
-logger = logging.getLogger(__name__)
 
 KIND = "Configuration"
 CONDITION_SET = conditions.ConditionSet(())
@@ -51,7 +43,7 @@ class Reconciler(lifecycle.Kind):
             state.mark_false(conditions.READY, "NotOwned", message)
             return None
         state.status["latestCreatedRevisionName"] = name
-        revisions = await self._revisions(config)
+        revisions = await revisions_of(self.api, config)
         ready = resources.latest_ready([r for r in revisions if r["metadata"]["name"] != name])
         if resources.is_ready(latest):
             ready = name
@@ -69,38 +61,16 @@ class Reconciler(lifecycle.Kind):
             state.mark_unknown(
                 conditions.READY, "RevisionNotReady", f"Revision '{name}' is not ready yet."
             )
-        if ready == name:
-            await self._route(revisions, {name}, state)
         return None
 
-    async def _revisions(self, config: kubeapi.Json) -> list[kubeapi.Json]:
-        meta = config["metadata"]
-        listed = await self.api.request(
-            "GET",
-            resources.REVISIONS.path(meta["namespace"]),
-            query=[("labelSelector", f"{resources.CONFIGURATION_LABEL}={meta['name']}")],
-        )
-        uid = meta["uid"]
-        return [r for r in listed.get("items") or [] if reconciling.controlled_by(r, uid)]
 
-    async def _route(
-        self, revisions: list[kubeapi.Json], active: set[str], state: lifecycle.State
-    ) -> None:
-        """`active` revisions run, the others go to reserve (their pods stop)."""
-        for rev in revisions:
-            rmeta = rev["metadata"]
-            want = resources.ACTIVE if rmeta["name"] in active else resources.RESERVE
-            if (rmeta.get("labels") or {}).get(resources.ROUTING_STATE_LABEL) == want:
-                continue
-            patch = {
-                "metadata": {
-                    "resourceVersion": rmeta["resourceVersion"],
-                    "labels": {resources.ROUTING_STATE_LABEL: want},
-                }
-            }
-            await self.api.merge_patch(
-                resources.REVISIONS, rmeta["namespace"], rmeta["name"], patch
-            )
-            logger.info(
-                "Revision %s/%s is %s now (%s).", rmeta["namespace"], rmeta["name"], want, state.key
-            )
+async def revisions_of(api: kubeapi.KubeApi, config: kubeapi.Json) -> list[kubeapi.Json]:
+    """The Revisions the Configuration owns."""
+    meta = config["metadata"]
+    listed = await api.request(
+        "GET",
+        resources.REVISIONS.path(meta["namespace"]),
+        query=[("labelSelector", f"{resources.CONFIGURATION_LABEL}={meta['name']}")],
+    )
+    uid = meta["uid"]
+    return [r for r in listed.get("items") or [] if reconciling.controlled_by(r, uid)]

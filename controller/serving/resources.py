@@ -1,9 +1,10 @@
 """What the serving kinds make, pure (knative/serving `pkg/reconciler/*/resources`).
 
-- A Service owns a Configuration `NAME` (its template) and a Kubernetes Service `NAME`
-  selecting every pod of the Service (label `serving.knative.dev/service`), port 80 to the
-  container port named `user-port`: `http://NAME.NS.svc.cluster.local` reaches whichever
-  revision's pods are ready, so a new revision takes over without a gap.
+- A Service owns a Configuration `NAME` (its template) and a Kubernetes Service `NAME`,
+  port 80 to the container port named `user-port`, selecting the pods of the latest ready
+  revision (`http://NAME.NS.svc.cluster.local`; Knative's Route). The selector moves to a
+  new revision once its pods are ready, while the old pods still run: the endpoints switch
+  in one update and no request reaches a pod that is stopping.
 - A Configuration owns one Revision per template generation: `NAME-00001`, `NAME-00002`...
   (Knative's `kmeta.ChildName(config, "-%05d" % generation)`), or the template's own
   `metadata.name` when the user gives one.
@@ -12,12 +13,14 @@
   8080) is named `user-port` and given as env `PORT`, with `K_SERVICE`, `K_CONFIGURATION`,
   `K_REVISION` (Knative's runtime contract) and a TCP readiness probe on it unless the user
   wrote one. It runs one pod while the revision routes traffic (`routingState` active) and
-  none once a newer revision is ready (`reserve`), as Knative's scale-to-zero leaves it.
+  none once it has been out of the route for `RESERVE_GRACE` (`reserve`, since the
+  `routingStateModified` annotation), as Knative's scale-to-zero leaves it.
 """
 
 from __future__ import annotations
 
 import copy
+import datetime
 from typing import Any
 
 from controller.apiserversource import adapter
@@ -37,6 +40,12 @@ GENERATION_LABEL = PREFIX + "configurationGeneration"
 REVISION_LABEL = PREFIX + "revision"
 REVISION_UID_LABEL = PREFIX + "revisionUID"
 ROUTING_STATE_LABEL = PREFIX + "routingState"
+ROUTING_STATE_MODIFIED = PREFIX + "routingStateModified"
+RESERVE_GRACE = 10.0
+"""Seconds a revision keeps its pod after leaving the route (Knative's scale-to-zero grace,
+30 s by default, is the same idea): the endpoints of the Kubernetes Service already moved to
+the new revision, and kube-proxy needs a moment to program them on every node, so requests
+sent just before still find the old pod running."""
 ACTIVE, RESERVE = "active", "reserve"
 
 USER_CONTAINER = "user-container"
@@ -116,11 +125,13 @@ def configuration(service: kubeapi.Json) -> dict[str, Any]:
     }
 
 
-def kubernetes_service(service: kubeapi.Json) -> dict[str, Any]:
-    """The Service behind `http://NAME.NS.svc.cluster.local`: every ready pod of any revision
-    of this Service, so traffic moves to a new revision as its pods become ready and leaves
-    an old one as its pods go (no moment with no endpoint)."""
+def kubernetes_service(service: kubeapi.Json, ready_revision: str | None) -> dict[str, Any]:
+    """The Service behind `http://NAME.NS.svc.cluster.local`: the pods of the latest ready
+    revision (none selected before one is ready)."""
     meta = service["metadata"]
+    selector = {SERVICE_LABEL: meta["name"]}
+    if ready_revision:
+        selector[REVISION_LABEL] = ready_revision
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -131,7 +142,7 @@ def kubernetes_service(service: kubeapi.Json) -> dict[str, Any]:
             "ownerReferences": [_owner(service, "Service")],
         },
         "spec": {
-            "selector": {SERVICE_LABEL: meta["name"]},
+            "selector": selector,
             "ports": [
                 {"name": "http", "port": 80, "protocol": "TCP", "targetPort": USER_PORT_NAME}
             ],
@@ -216,8 +227,8 @@ def _serving_container(
     return out
 
 
-def deployment(rev: kubeapi.Json) -> dict[str, Any]:
-    """The Deployment running a Revision (replicas set apart: `replicas(rev)`)."""
+def deployment(rev: kubeapi.Json, replicas: int) -> dict[str, Any]:
+    """The Deployment running a Revision with `replicas` pods (`desired_replicas`)."""
     meta = rev["metadata"]
     rlabels = dict(meta.get("labels") or {})
     names = {
@@ -251,7 +262,7 @@ def deployment(rev: kubeapi.Json) -> dict[str, Any]:
             "ownerReferences": [_owner(rev, "Revision")],
         },
         "spec": {
-            "replicas": replicas(rev),
+            "replicas": replicas,
             "selector": {"matchLabels": {REVISION_UID_LABEL: meta["uid"]}},
             "strategy": {
                 "type": "RollingUpdate",
@@ -268,10 +279,35 @@ def deployment(rev: kubeapi.Json) -> dict[str, Any]:
     }
 
 
-def replicas(rev: kubeapi.Json) -> int:
-    """One pod while the revision may receive traffic, none once it is in reserve."""
-    state = (rev["metadata"].get("labels") or {}).get(ROUTING_STATE_LABEL, ACTIVE)
-    return 0 if state == RESERVE else 1
+def desired_replicas(rev: kubeapi.Json, now: float) -> tuple[int, float | None]:
+    """(pods, seconds until that changes): one pod while the revision is active or left
+    the route less than `RESERVE_GRACE` ago, none in reserve after that."""
+    meta = rev["metadata"]
+    if (meta.get("labels") or {}).get(ROUTING_STATE_LABEL, ACTIVE) != RESERVE:
+        return 1, None
+    stamp = (meta.get("annotations") or {}).get(ROUTING_STATE_MODIFIED, "")
+    try:
+        since = datetime.datetime.fromisoformat(stamp).timestamp()
+    except ValueError:
+        return 0, None
+    left = since + RESERVE_GRACE - now
+    return (1, left) if left > 0 else (0, None)
+
+
+def routing_patch(rev: kubeapi.Json, active: bool, stamp: str) -> dict[str, Any] | None:
+    """The merge patch moving a revision to `active` or `reserve` (stamped `stamp`, RFC 3339),
+    None when it is there already."""
+    meta = rev["metadata"]
+    want = ACTIVE if active else RESERVE
+    if (meta.get("labels") or {}).get(ROUTING_STATE_LABEL) == want:
+        return None
+    return {
+        "metadata": {
+            "resourceVersion": meta["resourceVersion"],
+            "labels": {ROUTING_STATE_LABEL: want},
+            "annotations": {ROUTING_STATE_MODIFIED: stamp},
+        }
+    }
 
 
 def generation_of(rev: kubeapi.Json) -> int:

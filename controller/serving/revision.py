@@ -10,6 +10,8 @@ a pod whose container keeps crashing, is False. Once ready a revision stays read
 
 from __future__ import annotations
 
+import time
+
 from controller import availability, context
 from controller.framework import conditions, lifecycle
 from controller.serving import children, resources
@@ -56,18 +58,21 @@ class Reconciler(lifecycle.Kind):
         self, rev: kubeapi.Json, state: lifecycle.State
     ) -> lifecycle.Outcome | None:
         was_ready = resources.is_ready(rev)
+        replicas, changes_in = resources.desired_replicas(rev, time.time())
+        if changes_in is not None:
+            state.recheck_within(changes_in)
         dep = await children.apply(
-            self.api, availability.DEPLOYMENTS, rev, resources.deployment(rev),
+            self.api, availability.DEPLOYMENTS, rev, resources.deployment(rev, replicas),
             RESOURCES_AVAILABLE, state,
         )  # fmt: skip
         dstatus = dep.get("status") or {}
-        state.status["desiredReplicas"] = resources.replicas(rev)
+        state.status["desiredReplicas"] = replicas
         state.status["actualReplicas"] = int(dstatus.get("readyReplicas", 0))
         state.status["containerStatuses"] = [
             {"name": c["name"], "imageDigest": c.get("image", "")}
             for c in dep["spec"]["template"]["spec"]["containers"]
         ]
-        if was_ready and resources.replicas(rev) == 0:
+        if was_ready and replicas == 0:
             return None  # in reserve: stays ready, as a Knative revision scaled to zero
         status, reason, message = deployment_state(dep)
         if status == "True":

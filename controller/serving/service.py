@@ -6,18 +6,25 @@ done by one Kubernetes Service):
 2. Apply the Configuration `NAME` with the template (`spec.template`, or v1alpha1's
    `runLatest.configuration.revisionTemplate`); its Ready -> `ConfigurationsReady`, its
    `latestCreatedRevisionName` / `latestReadyRevisionName` -> ours.
-3. Apply the Kubernetes Service `NAME` selecting the Service's pods. `RoutesReady` is True
-   once a revision is ready: then `status.address.url` is set (sinks resolve from then on)
-   and `status.traffic` says 100% goes to the latest ready revision. `status.url` is always
-   `http://NAME.NS.svc.cluster.local`.
+3. Apply the Kubernetes Service `NAME` selecting the pods of the latest ready revision.
+   `RoutesReady` is True once a revision is ready: then `status.address.url` is set (sinks
+   resolve from then on) and `status.traffic` says 100% goes to that revision.
+   `status.url` is always `http://NAME.NS.svc.cluster.local`.
+4. Routing state (Knative's labeler): the latest ready and latest created Revisions are
+   `active`; the others, out of the route now, go to `reserve` with the time they left
+   (`routingStateModified`), and keep their pod `RESERVE_GRACE` longer.
 """
 
 from __future__ import annotations
 
+import logging
+
 from controller import context
 from controller.framework import conditions, lifecycle
-from controller.serving import children, resources
+from controller.serving import children, configuration, resources
 from kevents import kubeapi
+
+logger = logging.getLogger(__name__)
 
 KIND = "Service"
 CONFIGURATIONS_READY = "ConfigurationsReady"
@@ -61,11 +68,11 @@ class Reconciler(lifecycle.Kind):
                 CONFIGURATIONS_READY, conditions.ready_of(config), "ConfigurationNotReady",
                 f"The Configuration '{meta['name']}' has not reported readiness yet.",
             )  # fmt: skip
-        await children.apply(
-            self.api, resources.CORE_SERVICES, service, resources.kubernetes_service(service),
-            ROUTES_READY, state,
-        )  # fmt: skip
         ready = cstatus.get("latestReadyRevisionName")
+        await children.apply(
+            self.api, resources.CORE_SERVICES, service,
+            resources.kubernetes_service(service, ready), ROUTES_READY, state,
+        )  # fmt: skip
         if not ready:
             state.mark_unknown(
                 ROUTES_READY, "RevisionMissing",
@@ -75,4 +82,21 @@ class Reconciler(lifecycle.Kind):
         state.status["address"] = {"url": url}
         state.status["traffic"] = [{"revisionName": ready, "latestRevision": True, "percent": 100}]
         state.mark_true(ROUTES_READY)
+        await self._route(config, {ready, cstatus.get("latestCreatedRevisionName") or ready})
         return None
+
+    async def _route(self, config: kubeapi.Json, active: set[str]) -> None:
+        """`active` revisions keep running; the others leave the route (to reserve)."""
+        stamp = conditions.now()
+        for rev in await configuration.revisions_of(self.api, config):
+            rmeta = rev["metadata"]
+            patch = resources.routing_patch(rev, rmeta["name"] in active, stamp)
+            if patch is None:
+                continue
+            await self.api.merge_patch(
+                resources.REVISIONS, rmeta["namespace"], rmeta["name"], patch
+            )
+            logger.info(
+                "Revision %s/%s is %s now.", rmeta["namespace"], rmeta["name"],
+                patch["metadata"]["labels"][resources.ROUTING_STATE_LABEL],
+            )  # fmt: skip

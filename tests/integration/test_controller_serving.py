@@ -75,7 +75,10 @@ async def test_service_runs_revisions_and_a_new_template_takes_over(
         assert user["name"] == "user-container"
         assert {"name": "PORT", "value": "8080"} in user["env"]
         core = await api.get(resources.CORE_SERVICES, ns, "display")
-        assert core["spec"]["selector"] == {resources.SERVICE_LABEL: "display"}
+        assert core["spec"]["selector"] == {
+            resources.SERVICE_LABEL: "display",
+            resources.REVISION_LABEL: "display-00001",
+        }
 
         # The ref resolves like any Addressable, as a source's sink or a Trigger's subscriber.
         resolver = sinks.Resolver(api, discovery.Discovery(api))
@@ -94,9 +97,13 @@ async def test_service_runs_revisions_and_a_new_template_takes_over(
         assert svc["status"]["traffic"] == [
             {"revisionName": "display-00002", "latestRevision": True, "percent": 100}
         ]
+        core = await api.get(resources.CORE_SERVICES, ns, "display")
+        assert core["spec"]["selector"][resources.REVISION_LABEL] == "display-00002"
+        # The old revision leaves the route first, and stops its pod RESERVE_GRACE later.
         old = await c.eventually(
             lambda: api.get(availability.DEPLOYMENTS, ns, "display-00001-deployment"),
             lambda d: d["spec"]["replicas"] == 0,
+            within=resources.RESERVE_GRACE + 30,
         )
         assert old["metadata"]["labels"][resources.REVISION_LABEL] == "display-00001"
         rev1 = await api.get(resources.REVISIONS, ns, "display-00001")
