@@ -393,8 +393,9 @@ class Container:
     async def _until(
         self, probe: Obj, proc: asyncio.subprocess.Process, *, want: bool, kind: str
     ) -> bool:
-        """Probe every period; returns when the probe passed (want=True) or failed
-        failureThreshold times in a row. True means the wanted outcome was reached."""
+        """Probe every period until the probe passed (want=True: startup) or the process
+        ended; False when it failed failureThreshold times in a row (a liveness failure too:
+        the caller restarts the container)."""
         await asyncio.sleep(float(probe.get("initialDelaySeconds", 0)))
         period = float(probe.get("periodSeconds", 10))
         threshold = int(probe.get("failureThreshold", 3))
@@ -415,7 +416,7 @@ class Container:
                         self.pod.name,
                         result.message,
                     )
-                    return not want
+                    return False
             await asyncio.sleep(period)
         return not want
 
