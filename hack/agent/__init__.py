@@ -2,7 +2,9 @@
 
 It registers a Node, renews its Lease, and runs the containers of the pods bound to it as
 local processes (image -> command map in `images.yaml`), each pod in its own network and mount
-namespace with the pod's env, volumes, ServiceAccount token and DNS. It reports pod status,
+namespace with the pod's env, volumes, ServiceAccount token and DNS. It records the kubelet's
+Events (`kevents.kubeevents`: Pulled, Created, Started, BackOff, Unhealthy, Killing, Failed,
+source `kubelet` on this node, as the node identity may). It reports pod status,
 serves container logs over the kubelet API, and keeps the `kubernetes` and `kube-dns`
 endpoints pointing where pods reach them.
 
