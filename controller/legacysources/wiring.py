@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from controller import context
-from controller.framework import lifecycle, loop
+from controller.framework import lifecycle, loop, metrics, reconciling, workqueue
 from controller.legacysources import reconciler
 from kevents import kubeapi
 
@@ -52,18 +52,29 @@ class WhenServed(loop.Controller):
     """A controller that starts once its primary resource is served by the apiserver, and
     counts as started meanwhile (an opt-in CRD that is absent holds nothing up)."""
 
-    served_recheck = SERVED_RECHECK
-
-    def __init__(self, resource: kubeapi.Resource, api: kubeapi.KubeApi, *args: object,
-                 **kwargs: object) -> None:  # fmt: skip
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, resource: kubeapi.Resource, reconciler: reconciling.Reconciler,
+        queue: workqueue.WorkQueue, watches: Sequence[loop.Watch], api: kubeapi.KubeApi,
+        observed: metrics.ControllerMetrics, *, workers: int, resync: float,
+        namespace: str | None, served_recheck: float = SERVED_RECHECK,
+    ) -> None:  # fmt: skip
+        super().__init__(
+            reconciler, queue, watches, api, observed,
+            workers=workers, resync=resync, namespace=namespace,
+        )  # fmt: skip
         self.resource = resource
         self.api = api
+        self.served_recheck = served_recheck
 
     async def served(self) -> bool:
+        """Whether API discovery lists the resource; an apiserver that cannot answer yet
+        counts as "not yet" (asked again after `served_recheck`)."""
         try:
             found = await self.api.request("GET", self.resource.path().rsplit("/", 1)[0])
         except kubeapi.NotFound:
+            return False
+        except (kubeapi.ApiError, TimeoutError, OSError) as exc:
+            logger.warning("Could not tell whether %s is served (%s).", self.resource, exc)
             return False
         return any(r.get("name") == self.resource.plural for r in found.get("resources", []))
 
@@ -89,9 +100,10 @@ def _controller(
     rec = lifecycle.GenericReconciler(ctx.api, ctx.kinds, implementation, scope)
     opts = ctx.options
     return WhenServed(
-        implementation.resource, ctx.api,
-        rec, queue, [loop.primary(implementation.resource), *watches], ctx.api, ctx.metrics,
+        implementation.resource, rec, queue, [loop.primary(implementation.resource), *watches],
+        ctx.api, ctx.metrics,
         workers=opts.workers, resync=opts.resync, namespace=opts.namespace,
+        served_recheck=SERVED_RECHECK,
     )  # fmt: skip
 
 

@@ -5,6 +5,7 @@ when deleted (garbage collection by the kube-controller-manager)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -35,13 +36,22 @@ CRD_FILES = (
 
 
 @pytest.fixture(scope="module")
-def crds(kube: Kube) -> None:
+def crds(kube: Kube) -> Iterator[None]:
+    """Today's source CRDs and the old group's (opt-in), removed again afterwards: while the
+    old group is served, a plain `kubectl get apiserversources` on the shared cluster
+    resolves to it."""
     kube.kubectl("apply", *(f"--filename={REPO / 'manifests' / f}" for f in CRD_FILES))
     kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                  "crd/kuberneteseventsources.sources.eventing.knative.dev",
                  "crd/apiserversources.sources.eventing.knative.dev",
                  "crd/containersources.sources.eventing.knative.dev",
                  "crd/gcppubsubsources.sources.eventing.knative.dev")  # fmt: skip
+    try:
+        yield
+    finally:
+        kube.kubectl("delete", "--wait=false", "--ignore-not-found", *(
+            f"--filename={REPO / 'manifests' / f}" for f in CRD_FILES if f.startswith("legacy/")
+        ))  # fmt: skip
 
 
 def old(kind: str, name: str, spec: dict[str, Any]) -> str:
