@@ -1,0 +1,297 @@
+"""A Knative Service (`serving.knative.dev/v1`, kevents' minimal one from manifests/serving/)
+as a sink on the installed system: a PingSource with a time zone and a Trigger deliver to
+it; changing its image makes revision `-00002`, which takes over while events keep flowing,
+none lost; `kubectl get ksvc` and `kubectl logs -l serving.knative.dev/service=NAME -c
+user-container` show what the tutorials say.
+
+Loss is judged by content, not timing: ConfigMaps created one after another (through an
+ApiServerSource, the Broker and the Trigger) must all arrive, across both revisions' pods,
+before a sentinel ConfigMap created last; the PingSource's ticks (every 10 s) must be
+consecutive from the first seen to the last. The pods' received events are read with
+GET /events while they run (the old revision's pod stops RESERVE_GRACE after the switch).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import threading
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from controller.serving import resources
+from tests import cluster
+from tests.e2e import installed
+
+pytestmark = pytest.mark.cluster
+
+ADD = "dev.knative.apiserver.resource.add"
+PING = "dev.knative.sources.ping"
+FIRST_IMAGE = "gcr.io/knative-releases/knative.dev/eventing/cmd/event_display"
+SECOND_IMAGE = "docker.io/kevents/event-display:v2"
+
+
+def scenario(ns: str, image: str) -> str:
+    return f"""
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {{name: display, namespace: {ns}}}
+spec:
+  template:
+    spec:
+      containers:
+      - image: {image}
+        env: [{{name: DISPLAY_HISTORY, value: "5000"}}]
+---
+apiVersion: sources.knative.dev/v1
+kind: PingSource
+metadata: {{name: ticks, namespace: {ns}}}
+spec:
+  schedule: "*/10 * * * * *"
+  timezone: Europe/Madrid
+  contentType: application/json
+  data: '{{"message": "Hello from Madrid"}}'
+  sink:
+    ref: {{apiVersion: serving.knative.dev/v1, kind: Service, name: display}}
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {{name: to-display, namespace: {ns}}}
+spec:
+  broker: default
+  filter:
+    attributes:
+      type: {ADD}
+  subscriber:
+    ref: {{apiVersion: serving.knative.dev/v1, kind: Service, name: display}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: cm-watcher, namespace: {ns}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: cm-watcher, namespace: {ns}}}
+rules:
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: cm-watcher, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: cm-watcher}}
+subjects: [{{kind: ServiceAccount, name: cm-watcher, namespace: {ns}}}]
+---
+apiVersion: sources.knative.dev/v1
+kind: ApiServerSource
+metadata: {{name: configmaps, namespace: {ns}}}
+spec:
+  serviceAccountName: cm-watcher
+  mode: Reference
+  resources:
+  - apiVersion: v1
+    kind: ConfigMap
+    selector: {{matchLabels: {{e2e: serving}}}}
+  sink:
+    ref: {{apiVersion: eventing.knative.dev/v1, kind: Broker, name: default}}
+"""
+
+
+def configmap(ns: str, name: str) -> str:
+    return f"""
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: {name}, namespace: {ns}, labels: {{e2e: serving}}}}
+"""
+
+
+def get(kube: cluster.Kube, ns: str, what: str) -> dict[str, Any]:
+    proc = kube.kubectl("-n", ns, "get", what, "-o", "json", check=False)
+    return dict(json.loads(proc.stdout)) if proc.returncode == 0 else {}
+
+
+def is_ready(obj: dict[str, Any]) -> bool:
+    return any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in (obj.get("status") or {}).get("conditions") or []
+    )
+
+
+class Received:
+    """What each pod of the Knative Service has received, read while the pods run."""
+
+    def __init__(self, kube: cluster.Kube, ns: str) -> None:
+        self.kube, self.ns = kube, ns
+        self.by_pod: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+        self.lock = threading.Lock()
+
+    def poll(self) -> None:
+        pods = self.kube.get_json(
+            "pods", "-n", self.ns, "-l", f"{resources.SERVICE_LABEL}=display"
+        )["items"]
+        assert isinstance(pods, list)
+        for pod in pods:
+            ip = pod["status"].get("podIP")
+            if not ip:
+                continue
+            try:
+                with urllib.request.urlopen(f"http://{ip}:8080/events", timeout=3) as response:
+                    events = list(json.load(response))
+            except OSError:
+                continue  # not listening yet, or stopping: polled again
+            revision = pod["metadata"]["labels"][resources.REVISION_LABEL]
+            with self.lock:
+                self.by_pod[pod["metadata"]["name"]] = (revision, events)
+
+    def events(self, revision: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [
+                e for rev, events in self.by_pod.values() for e in events
+                if revision is None or rev == revision
+            ]  # fmt: skip
+
+    def configmaps(self, revision: str | None = None) -> set[str]:
+        return {
+            e["attributes"]["subject"].rsplit("/", 1)[-1]
+            for e in self.events(revision)
+            if e["attributes"]["type"] == ADD
+        }
+
+    def pings(self, revision: str | None = None) -> list[dict[str, Any]]:
+        return [e for e in self.events(revision) if e["attributes"]["type"] == PING]
+
+
+def background(
+    stop: threading.Event, step: float, work: Any, errors: list[BaseException]
+) -> threading.Thread:
+    """`work()` every `step` seconds until `stop`; an exception ends it and is kept."""
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                work()
+            except Exception as exc:  # reported by the test after join
+                errors.append(exc)
+                return
+            stop.wait(step)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.fixture(scope="module")
+def served(kube: cluster.Kube, main_job: installed.MainJob) -> Iterator[str]:
+    ns = f"serving-e2e-{uuid.uuid4().hex[:6]}"
+    kube.kubectl("create", "namespace", ns)
+    kube.kubectl("label", "namespace", ns, "eventing.knative.dev/injection=enabled")
+    try:
+        installed.eventually(
+            lambda: is_ready(get(kube, ns, "broker/default")), 90, "the default Broker", 1.0
+        )
+        kube.apply(scenario(ns, FIRST_IMAGE))
+        for what in ("ksvc/display", "trigger/to-display", "pingsource/ticks",
+                     "apiserversource/configmaps"):  # fmt: skip
+            installed.eventually(
+                lambda w=what: is_ready(get(kube, ns, w)),  # type: ignore[misc]
+                120, f"{what} Ready", 1.0,
+            )  # fmt: skip
+        yield ns
+    finally:
+        kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_ksvc_is_the_sink_of_a_pingsource_and_a_trigger(kube: cluster.Kube, served: str) -> None:
+    url = f"http://display.{served}.svc.cluster.local"
+    ksvc = get(kube, served, "ksvc/display")
+    assert ksvc["status"]["url"] == url and ksvc["status"]["address"]["url"] == url
+    assert ksvc["status"]["latestReadyRevisionName"] == "display-00001"
+    assert get(kube, served, "pingsource/ticks")["status"]["sinkUri"] == url
+    assert get(kube, served, "trigger/to-display")["status"]["subscriberUri"] == url
+    listing = kube.kubectl("-n", served, "get", "ksvc").stdout.splitlines()
+    assert listing[0].split() == ["NAME", "URL", "LATESTCREATED", "LATESTREADY", "READY", "REASON"]
+    assert listing[1].split() == ["display", url, "display-00001", "display-00001", "True"]
+
+
+def test_a_new_image_makes_revision_2_and_no_event_is_lost(kube: cluster.Kube, served: str) -> None:
+    ns = served
+    received = Received(kube, ns)
+    stop = threading.Event()
+    created: list[str] = []
+
+    def produce() -> None:
+        name = f"cm-{len(created):04d}"
+        kube.apply(configmap(ns, name))
+        created.append(name)
+
+    errors: list[BaseException] = []
+    collector = background(stop, 0.3, received.poll, errors)
+    producer = background(stop, 0.0, produce, errors)
+    try:
+        installed.eventually(
+            lambda: received.pings("display-00001") and received.configmaps("display-00001"),
+            60, "a tick and a ConfigMap at revision 00001", 1.0,
+        )  # fmt: skip
+        kube.kubectl(
+            "-n", ns, "patch", "ksvc", "display", "--type=json", "-p",
+            json.dumps([{"op": "replace", "path": "/spec/template/spec/containers/0/image",
+                         "value": SECOND_IMAGE}]),
+        )  # fmt: skip
+        ksvc = installed.eventually(
+            lambda: (k := get(kube, ns, "ksvc/display"))
+            and k["status"].get("latestReadyRevisionName") == "display-00002"
+            and is_ready(k) and k,
+            120, "revision display-00002 ready", 1.0,
+        )  # fmt: skip
+        assert ksvc["status"]["latestCreatedRevisionName"] == "display-00002"
+        # The old revision's pod stops RESERVE_GRACE after the switch; until it is gone
+        # both are polled, and events keep coming (ticks and ConfigMaps at 00002).
+        installed.eventually(
+            lambda: not kube.get_json(
+                "pods", "-n", ns, "-l", f"{resources.REVISION_LABEL}=display-00001"
+            )["items"],
+            120, "revision 00001's pod gone", 1.0,
+        )  # fmt: skip
+        installed.eventually(
+            lambda: received.pings("display-00002") and received.configmaps("display-00002"),
+            60, "a tick and a ConfigMap at revision 00002", 1.0,
+        )  # fmt: skip
+    finally:
+        stop.set()
+        producer.join(60)
+        collector.join(60)
+    assert not errors, f"the producer or the collector failed: {errors!r}"
+
+    # A sentinel created after every other ConfigMap: once it is at the new revision, every
+    # earlier add has been delivered (one ApiServerSource, in order, one Trigger).
+    kube.apply(configmap(ns, "sentinel"))
+
+    def sentinel_arrived() -> bool:
+        received.poll()
+        return "sentinel" in received.configmaps("display-00002")
+
+    installed.eventually(sentinel_arrived, 90, "the sentinel at revision 00002", 1.0)
+    got = received.configmaps()
+    missing = [name for name in created if name not in got]
+    assert not missing, f"{len(missing)} of {len(created)} ConfigMap adds lost: {missing[:10]}"
+    assert received.configmaps("display-00001") and received.configmaps("display-00002")
+
+    ticks = sorted(
+        {datetime.datetime.fromisoformat(e["attributes"]["time"]) for e in received.pings()}
+    )
+    gaps = [(b - a).total_seconds() for a, b in zip(ticks, ticks[1:], strict=False)]
+    assert ticks and all(gap == 10 for gap in gaps), f"ticks not consecutive: {ticks}"
+
+    logs = kube.kubectl(
+        "-n", ns, "logs", "-l", f"{resources.SERVICE_LABEL}=display", "-c", "user-container",
+        "--tail=-1",
+    ).stdout  # fmt: skip
+    assert f"type: {PING}" in logs and f"type: {ADD}" in logs
+    assert "Hello from Madrid" in logs
+    revisions = kube.kubectl("-n", ns, "get", "revisions").stdout
+    assert "display-00001" in revisions and "display-00002" in revisions
