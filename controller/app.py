@@ -99,6 +99,7 @@ async def main() -> int:
                 configuration=cfg.webhook_configuration,
                 validation=cfg.validation_configuration,
                 defaulting=cfg.defaulting_configuration,
+                conversion=webhook.CONVERSION_CRDS,
                 selection_mode=selection.Mode(cfg.sink_binding_selection_mode),
             )),
             recorder,

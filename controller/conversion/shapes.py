@@ -31,9 +31,23 @@ def _pick(obj: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {k: copy.deepcopy(obj[k]) for k in keys if obj.get(k) not in (None, "")}
 
 
+STORED_AT_V1 = frozenset({
+    ("eventing.knative.dev", "Broker"), ("eventing.knative.dev", "Trigger"),
+    ("messaging.knative.dev", "InMemoryChannel"), ("messaging.knative.dev", "Channel"),
+    ("messaging.knative.dev", "Subscription"),
+})  # fmt: skip
+"""The kinds converted here (`kinds.KINDS`): a v1alpha1 reference to one of them is stored
+as a reference to v1, so reconcilers read and patch the referent at the version it is stored
+at (a patch of `spec.subscribers` at v1alpha1 would be pruned)."""
+
+
 def reference_up(ref: Mapping[str, Any]) -> dict[str, Any]:
     """ObjectReference -> KReference (uid, resourceVersion, fieldPath have no home)."""
-    return _pick(ref, KREFERENCE_KEYS)
+    out = _pick(ref, KREFERENCE_KEYS)
+    group, _, version = str(out.get("apiVersion", "")).rpartition("/")
+    if version == "v1alpha1" and (group, out.get("kind")) in STORED_AT_V1:
+        out["apiVersion"] = f"{group}/v1"
+    return out
 
 
 def reference_down(ref: Mapping[str, Any]) -> dict[str, Any]:

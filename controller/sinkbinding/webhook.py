@@ -75,6 +75,8 @@ VALIDATION = "validation.webhook.kevents.knative.dev"
 """The ValidatingWebhookConfiguration of kevents' kinds (`controller/admission.py`)."""
 DEFAULTING = "webhook.kevents.knative.dev"
 """The MutatingWebhookConfiguration writing kevents' kinds' defaults."""
+CONVERSION_CRDS = conversion_kinds.CRDS
+"""The CRDs served at v1alpha1 through `/convert`."""
 SERVICE = "kevents-webhook"
 SECRET = "kevents-webhook-certs"
 
@@ -90,8 +92,9 @@ class Options:
     configuration: str = CONFIGURATION
     validation: str = VALIDATION
     defaulting: str = DEFAULTING
-    conversion: Sequence[str] = conversion_kinds.CRDS
-    """CRDs whose `spec.conversion.webhook.clientConfig.caBundle` is ours (`/convert`)."""
+    conversion: Sequence[str] = ()
+    """CRDs whose `spec.conversion.webhook.clientConfig.caBundle` is ours (`/convert`); the
+    controller passes `CONVERSION_CRDS`, tests their own (CRDs are cluster-wide)."""
     selection_mode: selection.Mode = selection.Mode.EXCLUSION
     """Which namespaces/objects the SinkBinding configuration selects (`selection.py`)."""
     extra_hosts: Sequence[str] = field(default_factory=tuple)

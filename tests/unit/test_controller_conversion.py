@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.apis import __main__ as render
-from controller.conversion import fields, kinds, review
+from controller.conversion import fields, kinds, review, shapes
 from tests.unit.test_controller_crds import crd
 
 V1, V1ALPHA1 = "v1", "v1alpha1"
@@ -39,6 +39,7 @@ SERVICE_V1ALPHA1 = {"apiVersion": "serving.knative.dev/v1alpha1", "kind": "Servi
                     "name": "event-display"}  # fmt: skip
 CHANNEL = {"apiVersion": "messaging.knative.dev/v1alpha1", "kind": "InMemoryChannel",
            "name": "ch"}  # fmt: skip
+CHANNEL_V1 = {**CHANNEL, "apiVersion": "messaging.knative.dev/v1"}  # stored as a v1 reference
 
 # The 2019 tutorials' specs and the v1 spec kevents reconciles.
 UP = {
@@ -79,8 +80,8 @@ UP = {
         {"channel": CHANNEL, "subscriber": {"ref": SERVICE_V1ALPHA1},
          "reply": {"channel": {**CHANNEL, "name": "replies"}},
          "delivery": {"deadLetterSink": {"uri": "http://dls.ns"}, "retry": 3}},
-        {"channel": CHANNEL, "subscriber": {"ref": SERVICE_V1ALPHA1},
-         "reply": {"ref": {**CHANNEL, "name": "replies"}},
+        {"channel": CHANNEL_V1, "subscriber": {"ref": SERVICE_V1ALPHA1},
+         "reply": {"ref": {**CHANNEL_V1, "name": "replies"}},
          "delivery": {"deadLetterSink": {"uri": "http://dls.ns"}, "retry": 3}},
     ),
     "imc subscribable": (
@@ -316,3 +317,7 @@ def test_v1alpha1_columns_are_knatives_2019_columns() -> None:
         ("Age", ".metadata.creationTimestamp"),
     ]
     assert json.dumps(trigger).count("preserve-unknown-fields") == 1  # status only
+
+
+def test_references_to_converted_kinds_are_kept_at_the_stored_version() -> None:
+    assert {(k.group, k.kind) for k in kinds.KINDS} == shapes.STORED_AT_V1
