@@ -27,6 +27,7 @@ OLD_CONTAINERSOURCES = legacy.legacy("containersources")
 OLD_PUBSUB = legacy.legacy("gcppubsubsources")
 V1_APISERVERSOURCES = legacy.V1_APISERVERSOURCES
 V1_CONTAINERSOURCES = legacy.V1_CONTAINERSOURCES
+LEGACY = REPO / "manifests" / "legacy"
 OLD_SINK = {"apiVersion": "v1", "kind": "Service", "name": "event-display"}
 CRD_FILES = (
     "300-apiserversource.yaml", "300-containersource.yaml", "300-sinkbinding.yaml",
@@ -49,9 +50,15 @@ def crds(kube: Kube) -> Iterator[None]:
     try:
         yield
     finally:
-        kube.kubectl("delete", "--wait=false", "--ignore-not-found", *(
-            f"--filename={REPO / 'manifests' / f}" for f in CRD_FILES if f.startswith("legacy/")
-        ))  # fmt: skip
+        uninstall(kube)
+
+
+def uninstall(kube: Kube) -> None:
+    """Remove the old group's CRDs, then refresh kubectl's discovery cache (shared by every
+    kubectl of this user): one read while the old group was served would otherwise keep
+    mapping `apiserversources` to it after it is gone."""
+    kube.kubectl("delete", "--wait=true", "--ignore-not-found", f"--filename={LEGACY}")
+    kube.kubectl("api-resources")
 
 
 def old(kind: str, name: str, spec: dict[str, Any]) -> str:

@@ -26,7 +26,7 @@ def absent(kube: Kube) -> Iterator[None]:
     try:
         yield
     finally:
-        kube.kubectl("delete", f"--filename={CRD}", "--ignore-not-found", "--wait=false")
+        base.uninstall(kube)
 
 
 async def test_a_kind_whose_crd_is_missing_holds_nothing_up_and_starts_when_it_appears(
