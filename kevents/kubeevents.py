@@ -174,6 +174,55 @@ def timestamp(seconds: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """How to write one Event: `key` names the Event it adds to (a repeat of the same key
+    patches that Event's count), `message` is what it says (combined or not)."""
+
+    key: tuple[str, ...]
+    message: str
+
+
+class Correlator:
+    """client-go's EventCorrelator without the I/O: aggregation of similar messages and the
+    spam filter (pure, on the clock value passed in), and the Events written, by key."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self._similar: _Lru[tuple[str, ...], tuple[float, set[str]]] = _Lru(size)
+        self._buckets: _Lru[tuple[str, ...], _Bucket] = _Lru(size)
+        self._written: _Lru[tuple[str, ...], _Written] = _Lru(size)
+
+    def correlate(
+        self, source: Source, ref: ObjectReference, type_: str, reason: str, message: str,
+        now: float,
+    ) -> Decision | None:  # fmt: skip
+        """The Event to write for this occurrence at `now`; None: dropped by the spam filter."""
+        obj_key = _object_key(source, ref)
+        key = (*obj_key, ref.get("fieldPath", ""), type_, reason, message)
+        similar_key = (*obj_key, type_, reason)
+        seen = self._similar.get(similar_key)
+        messages = seen[1] if seen is not None and now - seen[0] <= SIMILAR_WINDOW else set()
+        messages.add(message)
+        self._similar.put(similar_key, (now, messages))
+        if len(messages) >= SIMILAR_LIMIT:
+            message = (COMBINED_PREFIX + message)[:MESSAGE_LIMIT]
+            key = similar_key
+        spam_key = (*obj_key, type_, reason, message)
+        bucket = self._buckets.get(spam_key)
+        if bucket is None:
+            bucket = _Bucket(now)
+            self._buckets.put(spam_key, bucket)
+        if not bucket.take(now):
+            return None
+        return Decision(key, message)
+
+    def written(self, key: tuple[str, ...]) -> _Written | None:
+        return self._written.get(key)
+
+    def remember(self, key: tuple[str, ...], written: _Written) -> None:
+        self._written.put(key, written)
+
+
 class Recorder:
     """Queues Events and writes them with correlation; `run()` until cancelled."""
 
@@ -190,9 +239,7 @@ class Recorder:
         self.clock = clock
         self.name = "event recorder"
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(QUEUE_SIZE)
-        self._written: _Lru[tuple[str, ...], _Written] = _Lru()
-        self._similar: _Lru[tuple[str, ...], tuple[float, set[str]]] = _Lru()
-        self._buckets: _Lru[tuple[str, ...], _Bucket] = _Lru()
+        self.correlator = Correlator()
         self._last_nanos = 0
 
     def event(
@@ -224,30 +271,15 @@ class Recorder:
     async def write(self, pending: _Pending) -> None:
         """Correlate one Event and write it: create, or patch its count."""
         now = self.clock()
-        source, ref = pending.source, pending.ref
-        obj_key = _object_key(source, ref)
-        message = pending.message
-        key = (*obj_key, ref.get("fieldPath", ""), pending.type, pending.reason, message)
-        similar_key = (*obj_key, pending.type, pending.reason)
-        seen = self._similar.get(similar_key)
-        if seen is None or now - seen[0] > SIMILAR_WINDOW:
-            seen = (now, set())
-        messages = seen[1]
-        messages.add(message)
-        self._similar.put(similar_key, (now, messages))
-        if len(messages) >= SIMILAR_LIMIT:
-            message = (COMBINED_PREFIX + message)[:MESSAGE_LIMIT]
-            key = similar_key
-        spam_key = (*obj_key, pending.type, pending.reason, message)
-        bucket = self._buckets.get(spam_key)
-        if bucket is None:
-            bucket = _Bucket(now)
-            self._buckets.put(spam_key, bucket)
-        if not bucket.take(now):
+        ref = pending.ref
+        decision = self.correlator.correlate(
+            pending.source, ref, pending.type, pending.reason, pending.message, now
+        )
+        if decision is None:
             self._count("filtered")
             return
         try:
-            await self._send(pending, key, message, now)
+            await self._send(pending, decision.key, decision.message, now)
         except kubeapi.ApiError as exc:
             self._count("failed")
             logger.warning(
@@ -261,7 +293,7 @@ class Recorder:
         ref = pending.ref
         namespace = ref.get("namespace") or "default"
         stamp = timestamp(now)
-        known = self._written.get(key)
+        known = self.correlator.written(key)
         if known is not None:
             body = {"count": known.count + 1, "lastTimestamp": stamp, "message": message}
             try:
@@ -276,7 +308,7 @@ class Recorder:
         event = self._body(pending, namespace, message, stamp)
         created = await self._retrying(lambda: self.api.create(EVENTS, namespace, event))
         name = str(created.get("metadata", {}).get("name", event["metadata"]["name"]))
-        self._written.put(key, _Written(name, namespace, 1, stamp))
+        self.correlator.remember(key, _Written(name, namespace, 1, stamp))
         self._count("created")
 
     def _body(self, pending: _Pending, namespace: str, message: str, stamp: str) -> dict[str, Any]:
