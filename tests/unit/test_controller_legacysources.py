@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from controller.framework import conditions
-from controller.legacysources import mapping, reconciler
+from controller.legacysources import mapping, reconciler, wiring
 
 SVC = {"apiVersion": "serving.knative.dev/v1alpha1", "kind": "Service", "name": "event-display"}
 URL = "http://event-display.default.svc.cluster.local"
@@ -169,3 +169,40 @@ def test_status_conditions_are_copied_verbatim_once_the_new_object_has_them() ->
     ]}}  # fmt: skip
     copied = reconciler.copied_conditions(waiting, child, "ApiServerSource x")
     assert copied.to_list() == sorted(child["status"]["conditions"], key=lambda c: c["type"])
+
+
+def _owned_by(api_version: str, kind: str, controller: bool = True) -> dict[str, Any]:
+    ref = {"apiVersion": api_version, "kind": kind, "name": "old", "controller": controller}
+    return {"metadata": {"namespace": "ns", "name": "old", "ownerReferences": [ref]}}
+
+
+OWNERS = {
+    "old-apiserversource": (reconciler.ApiServerSource, _owned_by(reconciler.API_VERSION,
+                            "ApiServerSource"), ["ns/old"]),  # fmt: skip
+    "old-kubernetes-event-source-not-for-apiserversource": (
+        reconciler.ApiServerSource, _owned_by(reconciler.API_VERSION, "KubernetesEventSource"), []
+    ),
+    "old-kubernetes-event-source": (
+        reconciler.KubernetesEventSource,
+        _owned_by(reconciler.API_VERSION, "KubernetesEventSource"), ["ns/old"],
+    ),
+    "today's-kind-of-the-same-name": (
+        reconciler.ContainerSource, _owned_by("sources.knative.dev/v1", "ContainerSource"), []
+    ),
+    "not-the-controller": (
+        reconciler.GitHubSource, _owned_by(reconciler.API_VERSION, "GitHubSource", False), []
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "obj", "keys"), OWNERS.values(), ids=OWNERS.keys())
+def test_new_objects_wake_up_the_old_kind_that_controls_them(
+    kind: type[reconciler.Mirror], obj: dict[str, Any], keys: list[str]
+) -> None:
+    watch = wiring.mirrored(kind)
+    assert list(watch.keys("MODIFIED", obj)) == keys
+    assert watch.resource == kind.target
+    assert watch.label_selector == (
+        f"sources.eventing.knative.dev/mirrored-from={kind.resource.plural}."
+        "sources.eventing.knative.dev"
+    )
