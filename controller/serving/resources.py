@@ -64,11 +64,19 @@ RESERVED_ENV = ("PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION")
 
 def template_of(spec: kubeapi.Json) -> dict[str, Any]:
     """The revision template: `spec.template` (v1, v1beta1, late v1alpha1), else the 2019
-    v1alpha1 `spec.runLatest.configuration.revisionTemplate`."""
+    v1alpha1 `spec.runLatest.configuration.revisionTemplate`, whose single `container` (the
+    v1alpha1 RevisionSpec field) becomes `containers: [container]`."""
     if spec.get("template"):
-        return copy.deepcopy(dict(spec["template"]))
-    legacy = ((spec.get("runLatest") or {}).get("configuration") or {}).get("revisionTemplate")
-    return copy.deepcopy(dict(legacy or {}))
+        template = copy.deepcopy(dict(spec["template"]))
+    else:
+        legacy = ((spec.get("runLatest") or {}).get("configuration") or {}).get("revisionTemplate")
+        template = copy.deepcopy(dict(legacy or {}))
+    pod = template.get("spec")
+    if isinstance(pod, dict) and "container" in pod:
+        single = pod.pop("container")
+        if single and not pod.get("containers"):
+            pod["containers"] = [single]
+    return template
 
 
 def traffic_problems(spec: kubeapi.Json) -> list[str]:

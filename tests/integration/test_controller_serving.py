@@ -13,7 +13,7 @@ from kubernetes_asyncio import client
 
 from controller import availability
 from controller.framework import discovery, sinks
-from controller.serving import resources
+from controller.serving import ownership, resources
 from kevents import kubeapi
 from tests.cluster import REPO, Kube
 from tests.integration import controllers as c
@@ -51,6 +51,8 @@ async def test_service_runs_revisions_and_a_new_template_takes_over(
     kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
 ) -> None:
     ns, api = namespace, kubeapi.KubeApi(api_client)
+    # SERVING=auto: the installed CRD is kevents' own, so the controller takes these kinds.
+    assert await ownership.enabled(api, ownership.Mode.AUTO)
     kube.apply(ksvc("display"), ns)
     async with c.running(api_client, ns, KINDS):
         svc = await c.eventually(
@@ -131,7 +133,7 @@ async def test_v1alpha1_run_latest_yaml_is_served(
         "apiVersion": "serving.knative.dev/v1alpha1", "kind": "Service",
         "metadata": {"name": "legacy"},
         "spec": {"runLatest": {"configuration": {"revisionTemplate": {"spec": {
-            "containers": [{"image": DISPLAY}],
+            "container": {"image": DISPLAY},  # the 2019 docs' single container
         }}}}},
     }  # fmt: skip
     kube.apply(yaml.safe_dump(old), ns)

@@ -55,11 +55,19 @@ def test_long_revision_names_fit_63_characters_and_keep_the_generation() -> None
                 "spec": {"containers": [{"image": "v1alpha1"}]}}}}},
             "v1alpha1",
         ),
+        (
+            {"runLatest": {"configuration": {"revisionTemplate": {
+                "spec": {"container": {"image": "v1alpha1-2019"}}}}}},
+            "v1alpha1-2019",
+        ),
+        ({"template": {"spec": {"container": {"image": "single"}}}}, "single"),
     ],
-    ids=["template", "v1alpha1-runLatest"],
+    ids=["template", "v1alpha1-runLatest", "v1alpha1-single-container", "template-single"],
 )  # fmt: skip
 def test_template_of_reads_both_shapes(spec: dict[str, Any], image: str) -> None:
-    assert resources.template_of(spec)["spec"]["containers"][0]["image"] == image
+    template = resources.template_of(spec)
+    assert [c["image"] for c in template["spec"]["containers"]] == [image]
+    assert "container" not in template["spec"]
 
 
 def revision(**spec: Any) -> dict[str, Any]:
