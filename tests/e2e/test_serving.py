@@ -276,6 +276,7 @@ def test_a_new_image_makes_revision_2_and_no_event_is_lost(kube: cluster.Kube, s
         return "sentinel" in received.configmaps("display-00002")
 
     installed.eventually(sentinel_arrived, 90, "the sentinel at revision 00002", 1.0)
+    received.poll()  # once more: anything delivered alongside the sentinel
     got = received.configmaps()
     missing = [name for name in created if name not in got]
     assert not missing, f"{len(missing)} of {len(created)} ConfigMap adds lost: {missing[:10]}"
