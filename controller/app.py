@@ -101,7 +101,7 @@ async def main() -> int:
                 defaulting=cfg.defaulting_configuration,
                 conversion=webhook.CONVERSION_CRDS,
                 selection_mode=selection.Mode(cfg.sink_binding_selection_mode),
-            )),
+            ), events=kubeevents.Emitter(recorder, kubeevents.Source("webhook"))),
             recorder,
             elector,
             Leading(elector, controller, observed),

@@ -58,7 +58,7 @@ from controller import admission as kinds_admission
 from controller.conversion import kinds as conversion_kinds
 from controller.conversion import review as conversion
 from controller.sinkbinding import admission, certificates, selection
-from kevents import kubeapi, webserver
+from kevents import kubeapi, kubeevents, webserver
 
 logger = logging.getLogger(__name__)
 
@@ -105,9 +105,14 @@ class Options:
 
 
 class Webhook:
-    def __init__(self, api: kubeapi.KubeApi, options: Options) -> None:
+    def __init__(
+        self, api: kubeapi.KubeApi, options: Options, events: kubeevents.Emitter | None = None
+    ) -> None:
+        """`events`: Normal Events when a certificate is written (on its Secret) and when a
+        caBundle is published (on the webhook configuration or CRD); None: not recorded."""
         self.api = api
         self.options = options
+        self.events = events or kubeevents.Emitter(None, kubeevents.Source("webhook"))
         self.hosts = certificates.hosts_of(options.service, options.namespace, options.extra_hosts)
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -190,15 +195,21 @@ class Webhook:
                     "type": "Opaque",
                     "data": encoded,
                 }
-                await self.api.create(SECRETS, opts.namespace, body)
+                stored = await self.api.create(SECRETS, opts.namespace, body)
             else:
                 rv = secret["metadata"]["resourceVersion"]
                 body = {"metadata": {"resourceVersion": rv}, "data": encoded}
-                await self.api.merge_patch(SECRETS, opts.namespace, opts.secret, body)
+                stored = await self.api.merge_patch(SECRETS, opts.namespace, opts.secret, body)
         except kubeapi.Conflict:
             logger.info("Another replica wrote the webhook certificate first; using it.")
             return await self._stored_or_new()
         logger.info("Wrote a new webhook certificate: %s.", why)
+        self.events.event(
+            kubeevents.reference({**stored, "apiVersion": "v1", "kind": "Secret"}),
+            kubeevents.NORMAL,
+            "CertificateCreated" if secret is None else "CertificateRotated",
+            f"Wrote a new webhook certificate valid until {certificates.expiry(fresh)}: {why}",
+        )  # fmt: skip
         return fresh
 
     def _load(self, bundle: certificates.Bundle) -> None:
@@ -242,6 +253,11 @@ class Webhook:
             body = {"metadata": {"resourceVersion": rv}, "webhooks": webhooks}
             await self.api.merge_patch(resource, None, name, body)
             logger.info("Patched caBundle into %s %s.", what, name)
+            self.events.event(
+                kubeevents.reference({**config, "apiVersion": resource.api_version, "kind": what}),
+                kubeevents.NORMAL, "WebhookRegistered",
+                f"Published the webhook CA (caBundle) into {what} {name}.",
+            )  # fmt: skip
 
     async def _publish_crd(self, ca: bytes, name: str) -> None:
         """The CA into a CRD's conversion webhook (only when its strategy is Webhook)."""
@@ -266,6 +282,12 @@ class Webhook:
         }
         await self.api.merge_patch(CRDS, None, name, body)
         logger.info("Patched caBundle into the conversion webhook of CRD %s.", name)
+        self.events.event(
+            kubeevents.reference({**crd, "apiVersion": CRDS.api_version,
+                                  "kind": "CustomResourceDefinition"}),
+            kubeevents.NORMAL, "WebhookRegistered",
+            f"Published the webhook CA (caBundle) into the conversion webhook of CRD {name}.",
+        )  # fmt: skip
 
 
 def ca_bundle(current: bytes, published: bytes) -> bytes:
