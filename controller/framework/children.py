@@ -1,5 +1,9 @@
-"""Server-side apply of an object a serving kind owns, refusing to take over one it does
-not own (Knative's `NotOwned` reasons: `kmeta.IsControlledBy`)."""
+"""Server-side apply of a child object, refusing to take over one its parent does not
+control (Knative's `NotOwned` reasons, `kmeta.IsControlledBy`), for any kind.
+
+Kinds written before it (ContainerSource, Channel, flows, Trigger, legacy sources) carry
+their own copy of this check; new kinds use this one.
+"""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ labeler's `routingState`):
 from __future__ import annotations
 
 from controller import context
-from controller.framework import conditions, lifecycle, reconciling
-from controller.serving import children, resources
+from controller.framework import children, conditions, lifecycle, reconciling
+from controller.serving import resources
 from kevents import kubeapi
 
 KIND = "Configuration"

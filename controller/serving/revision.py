@@ -13,8 +13,8 @@ from __future__ import annotations
 import time
 
 from controller import availability, context
-from controller.framework import conditions, lifecycle
-from controller.serving import children, resources
+from controller.framework import children, conditions, lifecycle
+from controller.serving import resources
 from kevents import kubeapi
 
 KIND = "Revision"

@@ -20,8 +20,8 @@ from __future__ import annotations
 import logging
 
 from controller import context
-from controller.framework import conditions, lifecycle
-from controller.serving import children, configuration, resources
+from controller.framework import children, conditions, lifecycle
+from controller.serving import configuration, resources
 from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
