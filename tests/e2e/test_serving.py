@@ -92,7 +92,7 @@ kind: ApiServerSource
 metadata: {{name: configmaps, namespace: {ns}}}
 spec:
   serviceAccountName: cm-watcher
-  mode: Reference
+  mode: Resource
   resources:
   - apiVersion: v1
     kind: ConfigMap
