@@ -16,6 +16,7 @@ import contextlib
 import copy
 import functools
 import json
+import subprocess
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -117,9 +118,22 @@ async def kubectl(kube: Kube, *args: str, **kw: Any) -> Any:
     return await asyncio.to_thread(kube.kubectl, *args, **kw)
 
 
+def served(plural: str, proc: subprocess.CompletedProcess[str]) -> bool:
+    return proc.returncode == 0 and plural in proc.stdout
+
+
 @contextlib.asynccontextmanager
 async def converting(kube: Kube, url: str) -> AsyncIterator[None]:
     await kubectl(kube, "apply", "-f", "-", input=manifests(url))
+    for group, plural in (
+        ("eventing.knative.dev", "triggers"),
+        ("messaging.knative.dev", "subscriptions"),
+    ):  # discovery has v1alpha1
+        await c.eventually(
+            functools.partial(kubectl, kube, "get", "--raw", f"/apis/{group}/v1alpha1",
+                              check=False),
+            functools.partial(served, plural),
+        )  # fmt: skip
     try:
         yield
     finally:

@@ -1,0 +1,149 @@
+"""The 2019 tutorial's `v1alpha1` Broker and Trigger on the installed system (`hack/up`): the
+controller pod converts them (`/convert` behind the `kevents-webhook` Service, with the CA it
+publishes into the CRDs). A namespace labelled `knative-eventing-injection=enabled` gets its
+`default` Broker, readable at v1alpha1; an ApiServerSource whose sink is that Broker at
+`eventing.knative.dev/v1alpha1` sends ConfigMap changes; a v1alpha1 Trigger with
+`filter.sourceAndType` delivers only the `add` events to event-display, and reads back as
+written."""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from tests import cluster
+from tests.e2e import installed
+from tests.e2e import test_broker as broker
+
+pytestmark = pytest.mark.cluster
+
+TRIGGERS = "triggers.v1alpha1.eventing.knative.dev"
+BROKERS = "brokers.v1alpha1.eventing.knative.dev"
+
+
+def scenario(ns: str) -> str:
+    return f"""
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: cm-watcher, namespace: {ns}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: cm-watcher, namespace: {ns}}}
+rules:
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: cm-watcher, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: cm-watcher}}
+subjects: [{{kind: ServiceAccount, name: cm-watcher, namespace: {ns}}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: event-display, namespace: {ns}}}
+spec:
+  selector: {{matchLabels: {{app: event-display}}}}
+  template:
+    metadata: {{labels: {{app: event-display}}}}
+    spec:
+      containers:
+      - name: display
+        image: gcr.io/knative-releases/knative.dev/eventing/cmd/event_display
+        readinessProbe: {{httpGet: {{path: /health, port: 8080}}, periodSeconds: 1}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: event-display, namespace: {ns}}}
+spec:
+  selector: {{app: event-display}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: eventing.knative.dev/v1alpha1
+kind: Trigger
+metadata: {{name: testevents-trigger, namespace: {ns}}}
+spec:
+  filter:
+    sourceAndType:
+      type: {broker.ADD}
+      source: Any
+  subscriber:
+    ref:
+      apiVersion: v1
+      kind: Service
+      name: event-display
+---
+apiVersion: sources.knative.dev/v1
+kind: ApiServerSource
+metadata: {{name: configmaps, namespace: {ns}}}
+spec:
+  serviceAccountName: cm-watcher
+  mode: Resource
+  resources:
+  - apiVersion: v1
+    kind: ConfigMap
+    selector: {{matchLabels: {{e2e: broker}}}}
+  sink:
+    ref: {{apiVersion: eventing.knative.dev/v1alpha1, kind: Broker, name: default}}
+"""
+
+
+@pytest.fixture(scope="module")
+def legacy(kube: cluster.Kube, main_job: installed.MainJob) -> Iterator[str]:
+    ns = f"legacy-eventing-e2e-{uuid.uuid4().hex[:6]}"
+    kube.kubectl("create", "namespace", ns)
+    kube.kubectl("label", "namespace", ns, "knative-eventing-injection=enabled")
+    try:
+        installed.eventually(lambda: broker.ready(kube, ns, f"{BROKERS}/default"), 120,
+                             "the injected default Broker Ready at v1alpha1", 1.0)  # fmt: skip
+        kube.apply(scenario(ns))
+        for what in (f"{TRIGGERS}/testevents-trigger", "apiserversource/configmaps"):
+            installed.eventually(
+                functools.partial(broker.ready, kube, ns, what), 120, f"{what} Ready", 1.0
+            )
+        kube.kubectl("-n", ns, "rollout", "status", "deployment/event-display", "--timeout=120s")
+        yield ns
+    finally:
+        kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_v1alpha1_trigger_reads_back_as_written_and_is_stored_as_v1(
+    kube: cluster.Kube, legacy: str
+) -> None:
+    old = json.loads(kube.kubectl("get", "-n", legacy, TRIGGERS, "testevents-trigger",
+                                  "-o", "json").stdout)  # fmt: skip
+    written = next(d for d in yaml.safe_load_all(scenario(legacy)) if d["kind"] == "Trigger")
+    assert old["spec"] == {"broker": "default", **written["spec"]}
+    assert old["status"]["subscriberURI"] == (f"http://event-display.{legacy}.svc.cluster.local")
+    stored = kube.get_json("-n", legacy, "trigger", "testevents-trigger")
+    assert stored["apiVersion"] == "eventing.knative.dev/v1"
+    assert stored["spec"]["filter"] == {"attributes": {"type": broker.ADD}}  # type: ignore[index]
+    default = json.loads(kube.kubectl("get", "-n", legacy, BROKERS, "default", "-o", "json").stdout)
+    assert default["status"]["address"]["hostname"] == (
+        "broker-ingress.kevents-system.svc.cluster.local"
+    )
+
+
+def test_only_the_adds_reach_the_display(kube: cluster.Kube, legacy: str) -> None:
+    name = f"cm-{uuid.uuid4().hex[:6]}"
+    kube.apply(broker.configmap(legacy, name))
+    kube.kubectl(
+        "-n", legacy, "patch", "configmap", name, "--type=merge", "-p", '{"data":{"k":"v2"}}'
+    )
+    sentinel = f"{name}-sentinel"
+    kube.apply(broker.configmap(legacy, sentinel))  # created after the update: its add is last
+
+    def about(cm: str) -> list[dict[str, Any]]:
+        return [e for e in broker.events_at(kube, legacy, "event-display")
+                if e["attributes"].get("subject", "").endswith(f"/configmaps/{cm}")]  # fmt: skip
+
+    installed.eventually(lambda: about(sentinel), 90, "the sentinel's add at event-display", 1.0)
+    assert [e["attributes"]["type"] for e in about(name)] == [broker.ADD]
