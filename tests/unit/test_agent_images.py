@@ -55,6 +55,12 @@ def test_known_images_map_to_entry_points(reference: str, entrypoint: list[str])
     assert images.argv(MAP.lookup(reference), None, None) == entrypoint
 
 
+def test_the_2018_heartbeats_image_runs_without_pod_name_and_namespace() -> None:
+    beats = MAP.lookup("gcr.io/knative-releases/github.com/knative/eventing-sources/cmd/heartbeats")
+    assert (beats.env["POD_NAME"], beats.env["POD_NAMESPACE"]) == ("heartbeats", "default")
+    assert "POD_NAME" not in MAP.lookup("kevents/heartbeat").env
+
+
 def test_command_and_args_semantics() -> None:
     ctl = MAP.lookup("kevents/controller")
     assert images.argv(ctl, None, ["--debug"]) == ["python", "-m", "controller", "--debug"]
