@@ -79,7 +79,7 @@ def convert_spec(
     `recalled` is the memo the source object carries (written when it was converted from the
     target version): a remembered target value is used while the source still holds the
     value it was converted to."""
-    named = {key for f in fields for key in (f.old, f.new) if key is not None}
+    named = {f.keys(direction)[0] for f in fields}
     out = {k: copy.deepcopy(v) for k, v in spec.items() if k not in named}
     memo: dict[str, Any] = {}
     for f in fields:
