@@ -223,6 +223,11 @@ V1ALPHA1_SPECS = {
         "delivery": _delivery(_destination_v1alpha1()),
     }),
 }  # fmt: skip
+V1ALPHA1_SPECS["Channel"] = st.fixed_dictionaries({}, optional={
+    "channelTemplate": st.fixed_dictionaries({"apiVersion": names, "kind": names}),
+    "subscribable": st.fixed_dictionaries({}, optional={"subscribers": st.lists(
+        st.fixed_dictionaries({"uid": names}, optional={"subscriberURI": uris}), max_size=2)}),
+})  # fmt: skip
 V1_SPECS = {
     "Trigger": st.fixed_dictionaries({}, optional={
         "broker": names, "brokerRef": _reference(),
