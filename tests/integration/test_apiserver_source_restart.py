@@ -4,6 +4,12 @@ A real adapter process against the real API server, stopped with SIGTERM or kill
 ConfigMaps are created, changed and deleted; restarted, it delivers each of those changes
 exactly once (Knative's adapter misses all of them). A checkpoint moved out of the watch
 window (410) yields the difference instead, counted as unrecoverable.
+
+Which resourceVersion the API server refuses as too old depends on the cluster's age: a
+fresh apiserver's watch cache starts near resourceVersion 1 and replays everything since, so
+no saved position is reliably "past the window". The expired case therefore puts the fault
+proxy (`tests/integration/faultproxy.py`) between the adapter and the real apiserver and
+answers the resumed watch with the apiserver's own 410 `ERROR` event.
 """
 
 from __future__ import annotations
@@ -14,13 +20,16 @@ import json
 import signal
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
 from kubernetes_asyncio import client
 
+from kevents import kubeapi
 from sources.apiserver import checkpoint
 from tests import cluster
+from tests.integration import faultproxy
 from tests.integration import test_apiserver_source as harness
 from tests.integration import test_apiserver_source_process as proc_harness
 
@@ -47,11 +56,15 @@ def _config(namespace: str) -> str:
 class Adapter:
     """One adapter process at a time, same name and settings on every start."""
 
-    def __init__(self, kube: cluster.Kube, namespace: str, sink_url: str) -> None:
+    def __init__(
+        self, kube: cluster.Kube, namespace: str, sink_url: str, kubeconfig: Path | None = None
+    ) -> None:
         self.env = proc_harness._env(
             kube, K_SINK=sink_url, K_SOURCE_CONFIG=_config(namespace), NAMESPACE=namespace,
             NAME="restarted", KEVENTS_CHECKPOINT_SECONDS="0.2",
         )  # fmt: skip
+        if kubeconfig is not None:
+            self.env["KUBECONFIG"] = str(kubeconfig)
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
@@ -95,6 +108,24 @@ class Adapter:
 async def sink() -> AsyncIterator[harness.Sink]:
     async with harness.serve_sink(harness.Sink()) as running:
         yield running
+
+
+@pytest.fixture
+async def proxy(api_client: client.ApiClient) -> AsyncIterator[faultproxy.FaultProxy]:
+    async with faultproxy.serve(kubeapi.KubeApi(api_client)) as running:
+        yield running
+
+
+def _kubeconfig_of(proxy: faultproxy.FaultProxy, path: Path) -> Path:
+    """A kubeconfig that sends the adapter through the proxy (plain HTTP, loopback)."""
+    doc = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "proxy",
+        "clusters": [{"name": "proxy", "cluster": {"server": proxy.url}}],
+        "users": [{"name": "proxy", "user": {}}],
+        "contexts": [{"name": "proxy", "context": {"cluster": "proxy", "user": "proxy"}}],
+    }  # fmt: skip
+    path.write_text(json.dumps(doc))
+    return path
 
 
 def _cm(name: str, value: str) -> client.V1ConfigMap:
@@ -183,10 +214,11 @@ async def test_changes_made_while_the_adapter_is_down_are_delivered_exactly_once
 
 
 async def test_a_checkpoint_past_the_watch_window_yields_the_difference_and_is_counted(
-    kube: cluster.Kube, api_client: client.ApiClient, namespace: str, sink: harness.Sink
-) -> None:
+    kube: cluster.Kube, api_client: client.ApiClient, namespace: str, sink: harness.Sink,
+    proxy: faultproxy.FaultProxy, tmp_path: Path,
+) -> None:  # fmt: skip
     core = client.CoreV1Api(api_client)
-    running = Adapter(kube, namespace, sink.url)
+    running = Adapter(kube, namespace, sink.url, _kubeconfig_of(proxy, tmp_path / "kubeconfig"))
     try:
         await running.start()
         last = None
@@ -199,15 +231,9 @@ async def test_a_checkpoint_past_the_watch_window_yields_the_difference_and_is_c
         delivered_before = _deliveries(sink)
 
         expected = await _changes_while_down(core, namespace)
-        # the saved position falls out of the watch window: the watch answers 410 Gone
-        name = checkpoint.configmap_name("restarted")
-        cm = await core.read_namespaced_config_map(name, namespace)
-        doc = json.loads(cm.data[checkpoint.KEY])
-        for entry in doc["collections"].values():
-            entry["resourceVersion"] = "1"
-        await core.patch_namespaced_config_map(
-            name, namespace, {"data": {checkpoint.KEY: json.dumps(doc)}}
-        )
+        # the saved position has left the watch window: the resumed watch answers 410 Gone
+        proxy.served.clear()
+        proxy.watches.append(faultproxy.Scripted(faultproxy.Fault.GONE))
         await running.start()
         await core.create_namespaced_config_map(namespace, _cm("sentinel", "1"))
         expected.add(("add", "sentinel", "1"))
@@ -224,5 +250,7 @@ async def test_a_checkpoint_past_the_watch_window_yields_the_difference_and_is_c
         ) == 1  # fmt: skip
         assert await running.stop(signal.SIGTERM) == 0
         assert _deliveries(sink) == delivered_before + collections.Counter(expected)
+        # the resumed watch (the first after the restart) was the one answered 410
+        assert [line for line in proxy.served if line.startswith("watch")][0] == "watch gone"
     finally:
         await running.close()
