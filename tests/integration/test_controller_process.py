@@ -97,7 +97,15 @@ async def test_only_one_elector_leads_and_the_other_takes_over(
     await asyncio.wait_for(first.leading.wait(), 10)
     second_task = asyncio.create_task(second.run())
     try:
-        await asyncio.sleep(1.0)
+        # The standby would take over once the record stood still for lease_duration (2 s):
+        # let the leader renew for longer than that (12 renewals of 0.2 s), seen on the Lease.
+        renewals: set[str] = set()
+        async with asyncio.timeout(20):
+            while len(renewals) < 12:
+                lease = await api.get(leadership.LEASES, namespace, "lock")
+                renewals.add(str(lease["spec"].get("renewTime")))
+                assert lease["spec"].get("holderIdentity") == "first"
+                await asyncio.sleep(0.05)
         assert not second.leading.is_set()
         await first.stop()
         first_task.cancel()

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from kevents import cloudevent, delivery, informer, retries
 from sources.ping import adapter, metrics, timetable
-from tests import manualclock
+from tests import manualclock, waiting
 
 START = datetime.datetime(2025, 6, 1, 10, 0, 58, tzinfo=datetime.UTC)
 
@@ -43,6 +43,8 @@ class FakeLeadership:
         self.records: list[dict[str, str]] = []
         self._annotations = dict(annotations or {})
         self.allow = True
+        self.refused = 0
+        """Fenced writes refused (`allow` False): each is a fire the adapter had to drop."""
 
     @property
     def is_leader(self) -> bool:
@@ -53,6 +55,7 @@ class FakeLeadership:
 
     async def record(self, annotations: dict[str, str]) -> bool:
         if not self.allow:
+            self.refused += 1
             return False
         self.records.append(dict(annotations))
         self._annotations.update(annotations)
@@ -164,7 +167,9 @@ async def test_no_fire_without_the_fenced_record() -> None:
     async with running(clock, lost) as (ping_adapter, fake):
         await ping_adapter.handle(informer.Change.ADD, ping("a"))
         await clock.advance(3)
-        await asyncio.sleep(0.15)
+        await waiting.until(lambda: lost.refused >= 1)  # the tick reached the fenced record
+        for _ in range(10):  # what follows a refused record runs without waiting on anything
+            await asyncio.sleep(0)
         assert fake.sent == []
 
 
