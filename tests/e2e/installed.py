@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -64,3 +66,113 @@ def main_job(kube: cluster.Kube) -> Iterator[MainJob]:
 
     assert "Events flowing." in out
     yield MainJob(out, url("event page"), url("Prometheus"), url("Zipkin"))
+
+
+SYSTEM_NAMESPACE = "kevents-system"
+
+REFUSED_BY_THE_WEBHOOK = """
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: health-check, namespace: default}
+spec:
+  broker: default
+  filters: [{cesql: "type = "}]
+  subscriber: {uri: "http://example.invalid"}
+"""
+"""A Trigger only the validating webhook refuses (the schema takes any CESQL string): its refusal
+on a server-side dry run shows the apiserver reaches the webhook through its Service, with
+failurePolicy Fail or Ignore alike, and stores nothing."""
+
+
+def _answers_http(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as resp:
+            return 200 <= int(resp.status) < 400
+    except urllib.error.HTTPError as refusal:
+        refusal.close()  # it holds the connection
+        return False
+    except OSError:
+        return False
+
+
+def _accepts_tcp(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
+def _probe_url(pod: dict[str, Any], container: dict[str, Any]) -> str | None:
+    """The readiness probe's URL at the pod's current IP (None without an httpGet probe)."""
+    get = (container.get("readinessProbe") or {}).get("httpGet")
+    ip = (pod.get("status") or {}).get("podIP")
+    if not get or not ip:
+        return None
+    port = get["port"]
+    if isinstance(port, str):
+        named = {p.get("name"): p["containerPort"] for p in container.get("ports") or []}
+        port = named.get(port, port)
+    return f"http://{ip}:{port}{get.get('path', '/')}"
+
+
+def system_problems(kube: cluster.Kube) -> list[str]:
+    """What keeps the installed kevents from serving; empty when it is healthy.
+
+    Reported status alone can be stale after a node restart (the pods' status is the one
+    written before it), so each check is one a user's request would make: every Deployment
+    that should run is available, every pod's readiness endpoint answers at the pod's
+    current IP, every Service of kevents-system accepts connections through kube-proxy, and
+    the apiserver gets the validating webhook's answer."""
+    problems: list[str] = []
+    deployments = kube.get_json("-n", SYSTEM_NAMESPACE, "deployments")["items"]
+    assert isinstance(deployments, list)
+    for d in deployments:
+        name, spec, status = d["metadata"]["name"], d["spec"], d.get("status") or {}
+        want = int(spec.get("replicas", 1))
+        if want == 0:
+            continue  # paused on purpose (tests.cluster pauses it for in-process reconcilers)
+        current = int(status.get("observedGeneration", 0)) >= int(d["metadata"]["generation"])
+        counts = [int(status.get(k, 0)) for k in ("updatedReplicas", "readyReplicas",
+                                                  "availableReplicas")]  # fmt: skip
+        if not current or counts != [want] * 3:
+            problems.append(f"deployment {name}: {want} wanted, updated/ready/available {counts}")
+    pods = kube.get_json("-n", SYSTEM_NAMESPACE, "pods")["items"]
+    assert isinstance(pods, list)
+    for pod in pods:
+        if pod["metadata"].get("deletionTimestamp"):
+            continue
+        for container in pod["spec"]["containers"]:
+            url = _probe_url(pod, container)
+            if url is not None and not _answers_http(url):
+                problems.append(f"pod {pod['metadata']['name']}: {url} does not answer")
+    services = kube.get_json("-n", SYSTEM_NAMESPACE, "services")["items"]
+    assert isinstance(services, list)
+    for svc in services:
+        ip = svc["spec"].get("clusterIP")
+        if not ip or ip == "None":
+            continue
+        for port in svc["spec"].get("ports") or []:
+            if not _accepts_tcp(ip, int(port["port"])):
+                problems.append(f"service {svc['metadata']['name']}: {ip}:{port['port']} refuses")
+    controller = next(
+        (d for d in deployments if d["metadata"]["name"] == "kevents-controller"), None
+    )
+    if controller is not None and int(controller["spec"].get("replicas", 1)) > 0:
+        proc = kube.kubectl(
+            "create", "--dry-run=server", "-f", "-", input=REFUSED_BY_THE_WEBHOOK, check=False
+        )
+        if 'admission webhook "validation.webhook.kevents.knative.dev" denied' not in proc.stderr:
+            problems.append(f"the validating webhook did not answer: {proc.stderr.strip()!r}")
+    return problems
+
+
+def wait_system_healthy(kube: cluster.Kube, within: float) -> None:
+    """Wait until `system_problems` finds nothing; fail listing what is still wrong."""
+    deadline = time.monotonic() + within
+    while problems := system_problems(kube):
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"the installed kevents not healthy within {within:.0f} s: " + "; ".join(problems)
+            )
+        time.sleep(2)

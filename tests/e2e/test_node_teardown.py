@@ -1,7 +1,10 @@
 """`hack/cluster down` leaves no process, network namespace, link or nftables rule of ours.
 
-This test stops the whole local cluster and starts it again, so it restores what it breaks:
-later tests find the cluster up (same state folder and certificates).
+This test stops the whole local cluster and starts it again, so it restores what it breaks
+and proves it: later tests find the cluster up (same state folder and certificates) and the
+installed kevents serving again (`installed.wait_system_healthy`: Deployments available, each
+pod's readiness endpoint answering at its new IP, kevents-system's Services routed, the
+admission webhook answering the apiserver), not only the control plane's processes running.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pytest
 from hack import processes
 from hack.agent import network
 from tests.cluster import REPO, Kube
+from tests.e2e import installed
 
 pytestmark = pytest.mark.cluster
 
@@ -33,8 +37,9 @@ def recorded(state: pathlib.Path) -> list[processes.Recorded]:
     return [processes.Recorded(**p) for p in raw.get("processes", [])]
 
 
-def test_down_leaves_nothing_behind(kube: Kube) -> None:
+def test_down_leaves_nothing_behind(kube: Kube, main_job: installed.MainJob) -> None:
     assert kube.state_dir is not None, "needs the local cluster"
+    installed.wait_system_healthy(kube, 120)  # what this test must give back
     ns = f"teardown-{int(time.time())}"
     kube.kubectl("create", "namespace", ns)
     kube.apply(SLEEPER, ns)
@@ -75,3 +80,6 @@ def test_down_leaves_nothing_behind(kube: Kube) -> None:
         )
         assert up.returncode == 0, up.stderr
         kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        # The node agent restarts every pod (new processes, new IPs); until the controller
+        # serves again its webhook (failurePolicy Fail) refuses every write of kevents' kinds.
+        installed.wait_system_healthy(kube, 180)
