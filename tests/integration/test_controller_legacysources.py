@@ -251,3 +251,30 @@ async def test_an_apiserversource_the_old_one_does_not_own_is_left_alone(
     mine = await api.get(V1_APISERVERSOURCES, ns, "taken")
     assert mine["spec"]["resources"] == [{"apiVersion": "v1", "kind": "Event"}]
     assert "ownerReferences" not in mine["metadata"]
+
+
+async def test_old_githubsource_mirrors_into_todays_with_its_secrets_and_sink(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    ns, api = namespace, kubeapi.KubeApi(api_client)
+    secret = {"secretKeyRef": {"name": "githubsecret", "key": "accessToken"}}
+    token = {"secretKeyRef": {"name": "githubsecret", "key": "secretToken"}}
+    kube.apply(old("GitHubSource", "githubsourcesample", {
+        "eventTypes": ["pull_request"], "ownerAndRepository": "knative-demo/eventing-sources",
+        "accessToken": secret, "secretToken": token, "sink": OLD_SINK,
+    }), ns)  # fmt: skip
+    async with c.running(api_client, ns, ["GitHubSource.sources.eventing.knative.dev"]):
+        new = await c.eventually(
+            lambda: api.get(legacy.V1ALPHA1_GITHUBSOURCES, ns, "githubsourcesample"),
+            lambda s: bool(s.get("spec")),
+        )
+        waiting = await c.eventually(
+            lambda: api.get(legacy.legacy("githubsources"), ns, "githubsourcesample"),
+            lambda s: c.condition(s, "Ready").get("reason") == "Mirroring",
+        )
+    assert owner_of(new) == (legacy.API_VERSION, "GitHubSource", "githubsourcesample")
+    assert new["spec"] == {
+        "eventTypes": ["pull_request"], "ownerAndRepository": "knative-demo/eventing-sources",
+        "accessToken": secret, "secretToken": token, "sink": {"ref": OLD_SINK},
+    }  # fmt: skip
+    assert c.condition(waiting, "Ready")["status"] == "Unknown"
