@@ -1,5 +1,5 @@
 """Events of the controller's webhook component against the real apiserver: a certificate
-written (on its Secret, shown by `kubectl describe secret`) and the CA published into a
+written (on its Secret, in `kubectl get events`) and the CA published into a
 webhook configuration; a refresh that changes nothing records nothing."""
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ async def test_a_new_certificate_and_its_published_ca_are_events(
     assert issued["involvedObject"]["uid"] == secret["metadata"]["uid"]
     assert issued["message"].startswith("Wrote a new webhook certificate valid until ")
     assert issued["source"] == {"component": "webhook"}
-    described = kube.kubectl("describe", "secret", options.secret, "-n", namespace).stdout
-    assert "CertificateCreated" in described
+    shown = kube.kubectl("get", "events", "-n", namespace).stdout
+    assert "CertificateCreated" in shown and f"secret/{options.secret}" in shown
 
     (registered,) = await events_about(api, "default", name)  # cluster-scoped: in default
     assert registered["reason"] == "WebhookRegistered"
