@@ -122,8 +122,8 @@ def system_problems(kube: cluster.Kube) -> list[str]:
     Reported status alone can be stale after a node restart (the pods' status is the one
     written before it), so each check is one a user's request would make: every Deployment
     that should run is available, every pod's readiness endpoint answers at the pod's
-    current IP, every Service of kevents-system accepts connections through kube-proxy, and
-    the apiserver gets the validating webhook's answer."""
+    current IP, every Service of kevents-system in front of its pods accepts connections
+    through kube-proxy, and the apiserver gets the validating webhook's answer."""
     problems: list[str] = []
     deployments = kube.get_json("-n", SYSTEM_NAMESPACE, "deployments")["items"]
     assert isinstance(deployments, list)
@@ -150,8 +150,8 @@ def system_problems(kube: cluster.Kube) -> list[str]:
     assert isinstance(services, list)
     for svc in services:
         ip = svc["spec"].get("clusterIP")
-        if not ip or ip == "None":
-            continue
+        if not ip or ip == "None" or not svc["spec"].get("selector"):
+            continue  # headless, or not routed to our pods (hack's `zipkin` on the host)
         for port in svc["spec"].get("ports") or []:
             if not _accepts_tcp(ip, int(port["port"])):
                 problems.append(f"service {svc['metadata']['name']}: {ip}:{port['port']} refuses")

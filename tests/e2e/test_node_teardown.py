@@ -75,9 +75,13 @@ def test_down_leaves_nothing_behind(kube: Kube, main_job: installed.MainJob) -> 
         netns = pathlib.Path("/run/netns")
         assert not netns.exists() or not [e for e in netns.iterdir() if e.name.startswith("kev")]
     finally:
+        # Prometheus and Zipkin too when they ran (hack/up's): the installed components trace
+        # to the `zipkin` Service of kevents-system, which the health check below connects to.
+        observability = ["--observability"] if "zipkin" in names else []
         up = subprocess.run(
-            [str(REPO / "hack" / "cluster"), "up"], capture_output=True, text=True, timeout=600
-        )
+            [str(REPO / "hack" / "cluster"), "up", *observability],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
         assert up.returncode == 0, up.stderr
         kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)
         # The node agent restarts every pod (new processes, new IPs); until the controller
