@@ -224,11 +224,28 @@ def test_kn_ping_source_create_describe_list_update_delete(kn: Kn) -> None:
     deleted(kn, noun, "pingsource", "tick")
 
 
+def ready_in_kn_source_list(kn: Kn, name: str, within: float = 120) -> None:
+    """Wait until `kn source list` (every source kind) shows READY True for `name`."""
+
+    def ready() -> bool:
+        proc = kn("source", "list", check=False)
+        return proc.returncode == 0 and row(proc.stdout, name)["READY"] == "True"
+
+    installed.eventually(ready, within, f"kn source list: {name} READY True", 1.0)
+
+
 def test_kn_apiserver_source_sends_configmap_events_and_updates(kn: Kn) -> None:
     noun = ["source", "apiserver"]
     kn(*noun, "create", "cms", "--resource=ConfigMap:v1:e2e=kn", "--mode=Resource",
        "--service-account=cm-watcher", "--sink=svc:display")  # fmt: skip
-    ready_in_kn(kn, noun, "cms")
+    # stored as kn sent it, as Knative stores it: no selector parts kn did not write
+    assert spec(kn, "apiserversource", "cms")["resources"] == [
+        {"apiVersion": "v1", "kind": "ConfigMap", "selector": {"matchLabels": {"e2e": "kn"}}}
+    ]
+    # kn v0.48.0's own `source apiserver describe` and `list` panic on any resource with
+    # matchLabels (labelSelectorToString, pkg/commands/source/apiserver/flags.go:241, writes
+    # into an empty slice), whatever the server; the generic `kn source list` shows READY
+    ready_in_kn_source_list(kn, "cms")
     name = f"cm-{uuid.uuid4().hex[:6]}"
     kn.kube.kubectl("-n", kn.namespace, "create", "configmap", name, "--from-literal=k=v")
     kn.kube.kubectl("-n", kn.namespace, "label", "configmap", name, "e2e=kn")
@@ -237,8 +254,13 @@ def test_kn_apiserver_source_sends_configmap_events_and_updates(kn: Kn) -> None:
                  if e["attributes"].get("subject", "").endswith(f"/configmaps/{name}")],
         120, f"an event about ConfigMap {name} at event-display", 1.0,
     )  # fmt: skip
-    kn(*noun, "update", "cms", "--mode=Reference")
-    assert spec(kn, "apiserversource", "cms")["mode"] == "Reference"
+    # kn removes a resource by comparing it with the stored one (DeepEqual): only an exact
+    # round trip of the selector lets the user remove it
+    kn(*noun, "update", "cms", "--resource=ConfigMap:v1:e2e=kn-", "--resource=ConfigMap:v1",
+       "--mode=Reference")  # fmt: skip
+    updated = spec(kn, "apiserversource", "cms")
+    assert updated["resources"] == [{"apiVersion": "v1", "kind": "ConfigMap"}]
+    assert updated["mode"] == "Reference"
     ready_in_kn(kn, noun, "cms")
     deleted(kn, noun, "apiserversource", "cms")
 
