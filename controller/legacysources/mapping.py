@@ -4,9 +4,9 @@ Pure functions, one per old kind; the mirroring reconciler applies what they ret
 
 - ApiServerSource -> ApiServerSource v1: `resources[].labelSelector` -> `selector`,
   `controllerSelector` -> `owner`, `mode: Ref` -> `Reference`, `serviceAccountName`, `sink`.
-- KubernetesEventSource -> ApiServerSource v1 on `v1/Event`, `mode: Resource` (the whole
-  Event, as the 2018 source sent it); a `namespace` other than its own -> `namespaceSelector`
-  on `kubernetes.io/metadata.name`.
+- KubernetesEventSource -> ApiServerSource v1 `<name>-k8sevents` on `v1/Event`, `mode:
+  Resource` (the whole Event, as the 2018 source sent it); a `namespace` other than its own
+  -> `namespaceSelector` on `kubernetes.io/metadata.name`.
 - ContainerSource -> ContainerSource v1: one container `source` from `image`, `args` (the
   `--sink=` argument carries the resolved sink URI, appended when absent), `env` (a list or
   a map; plus `SINK`), `serviceAccountName`.

@@ -1,7 +1,8 @@
 """Mirroring reconcilers of the old `sources.eventing.knative.dev/v1alpha1` kinds.
 
 Each old object owns (controller owner reference) one `sources.knative.dev` object of the
-same name, which today's controller reconciles:
+same name (a KubernetesEventSource's is `<name>-k8sevents`, so it never meets an old
+ApiServerSource's), which today's controller reconciles:
 
 1. (ContainerSource only) resolve the sink, tracked, so the `--sink=` argument carries its
    URI; a sink that does not resolve is Ready False with the resolver's reason.
@@ -73,6 +74,9 @@ class Mirror(lifecycle.Kind):
     target_kind: ClassVar[str]
     resolves_sink: ClassVar[bool] = False
     extra_status: ClassVar[tuple[str, ...]] = ()
+    suffix: ClassVar[str] = ""
+    """Added to the old object's name for the new one's: two old kinds that mirror into the
+    same new kind (ApiServerSource) may share a name."""
 
     def __init__(self, api: kubeapi.KubeApi) -> None:
         self.api = api
@@ -95,7 +99,7 @@ class Mirror(lifecycle.Kind):
             "apiVersion": self.target.api_version,
             "kind": self.target_kind,
             "metadata": {
-                "name": meta["name"],
+                "name": meta["name"] + self.suffix,
                 "namespace": meta["namespace"],
                 "labels": {MIRROR_LABEL: f"{self.resource.plural}.{GROUP}"},
                 "ownerReferences": [reconciling.owner_reference(obj, API_VERSION, self.old_kind)],
@@ -103,7 +107,7 @@ class Mirror(lifecycle.Kind):
             "spec": self.build(obj, sink_uri),
         }
         child = await self._apply(obj, desired, state)
-        what = f"{self.target_kind} {self.target.group}/{meta['name']}"
+        what = f"{self.target_kind} {self.target.group}/{desired['metadata']['name']}"
         state.conditions = copied_conditions(state.conditions, child, what)
         cstatus = child.get("status") or {}
         for field in (*COPIED, *self.extra_status):
@@ -155,6 +159,7 @@ class KubernetesEventSource(Mirror):
     resource = legacy("kuberneteseventsources")
     target = V1_APISERVERSOURCES
     target_kind = "ApiServerSource"
+    suffix = "-k8sevents"
 
     def build(self, obj: kubeapi.Json, sink_uri: str) -> kubeapi.Json:
         return mapping.kuberneteseventsource(obj.get("spec") or {}, obj["metadata"]["namespace"])

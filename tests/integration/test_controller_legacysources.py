@@ -149,7 +149,7 @@ async def test_kubernetes_event_source_becomes_an_event_apiserversource_in_resou
     kinds = ["ApiServerSource", "KubernetesEventSource.sources.eventing.knative.dev"]
     async with c.running(api_client, ns, kinds):
         new = await c.eventually(
-            lambda: api.get(V1_APISERVERSOURCES, ns, "k8sevents"),
+            lambda: api.get(V1_APISERVERSOURCES, ns, "k8sevents-k8sevents"),
             lambda s: c.condition(s, "SinkProvided").get("status") == "True",
         )
         assert owner_of(new) == (legacy.API_VERSION, "KubernetesEventSource", "k8sevents")
