@@ -158,7 +158,11 @@ async def serving(api: kubeapi.KubeApi, namespace: str) -> AsyncIterator[webhook
 
 
 async def get(kube: Kube, resource: str, namespace: str, name: str) -> dict[str, Any]:
-    out = await kubectl(kube, "get", resource, name, "-n", namespace, "-o", "json")
+    """The object as kubectl reads it at the version `resource` names ({} when absent)."""
+    out = await kubectl(kube, "get", resource, name, "-n", namespace, "-o", "json", check=False)
+    if out.returncode != 0 and "NotFound" in out.stderr:
+        return {}
+    assert out.returncode == 0, out.stderr
     result: dict[str, Any] = json.loads(out.stdout)
     return result
 
