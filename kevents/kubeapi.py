@@ -180,7 +180,13 @@ class KubeApi:
                     yield cast(Json, doc)
         finally:
             # A watch is left unfinished (cancelled, closed early, watchdog): close its
-            # connection now rather than hand a half-read one back to the pool.
+            # connection now rather than hand a half-read one back to the pool. Abort it:
+            # a TLS close would wait up to 30 s (asyncio's ssl_shutdown_timeout) for the
+            # peer's close_notify, keeping the socket open, from a peer that may be the
+            # reason we gave up (watchdog), or past the event loop's end (shutdown).
+            connection = response.connection
+            if connection is not None and connection.transport is not None:
+                connection.transport.abort()
             response.close()
 
     async def watch(
