@@ -146,6 +146,10 @@ class Network:
                 "netns", pn.netns,
             )  # fmt: skip
             await run("ip", "link", "set", pn.veth, "master", BRIDGE, "up")
+            # Hairpin, as the kubelet's hairpin-veth mode: a pod reaching itself through a
+            # Service (the dispatcher delivering to its own channels' addresses, as a
+            # Sequence's replies do) gets its frame back out of the port it came in by.
+            await run("ip", "link", "set", pn.veth, "type", "bridge_slave", "hairpin", "on")
             ns = ("ip", "-n", pn.netns)
             await run(*ns, "link", "set", peer, "name", "eth0")
             await run(*ns, "addr", "add", f"{pn.ip}/{self.prefix}", "dev", "eth0")
