@@ -24,7 +24,9 @@ At most `limit_per_host` connections per host. Idle ones are reused last-in firs
 closed by a timer `idle_seconds` (3 s) after their last answer, below the 5 s idle timeout of
 common servers (Node, uvicorn; gunicorn's is 2 s); the same timer forgets hosts that have
 neither idle connections nor requests in flight. A connection is reused only when the answer
-allows keep-alive and nothing followed it; bytes nobody asked for close it.
+allows keep-alive and nothing followed it, and only until it is `max_age` (5 s) old, so that
+traffic to a Service follows its rollouts instead of staying on the first pod; bytes nobody
+asked for close it.
 
 A request that fails on a *reused* connection before any byte of its answer arrived (the
 server closed the idle connection as the request went out) is sent once more, at once, on a
@@ -58,6 +60,13 @@ IDLE_SECONDS = 3.0
 """An idle connection is closed this long after its last answer (by the pool's timer, and
 never reused beyond it): servers close idle connections too, and a request must not race
 their close. With the timer's slack it is gone within 4 s."""
+MAX_AGE_SECONDS = 5.0
+"""A connection is not reused once this old: it is closed after the answer in flight. A
+kept-alive connection to a Service's ClusterIP stays on the pod it was first routed to, so
+under steady load it would never move: after a rollout (a new Revision, a rescaled
+Deployment) traffic must reach the new pods while the old ones still answer, and
+connections must spread over replicas as they come and go. One new connection per slot
+every 5 s costs nothing measurable."""
 CONNECT_TIMEOUT = 10.0
 """Seconds to open a connection (see the module docstring for why 10 s)."""
 HEAD_LIMIT = 64 * 1024
@@ -144,6 +153,7 @@ class _Connection(asyncio.Protocol):
         self.received = False
         """A byte of the current request's answer arrived."""
         self.idle_since = 0.0
+        self.opened_at = time.monotonic()
         self._answer: asyncio.Future[Response] | None = None
         self._lines: list[tuple[bytes, bytes]] = []
         self._headers: CIMultiDict[str] = CIMultiDict()
@@ -327,8 +337,10 @@ class Pool:
         body_limit: int,
         connect_timeout: float = CONNECT_TIMEOUT,
         idle_seconds: float = IDLE_SECONDS,
+        max_age: float = MAX_AGE_SECONDS,
     ) -> None:
         self._limit = limit_per_host
+        self._max_age = max_age
         self._body_limit = body_limit
         self._connect_timeout = connect_timeout
         self._idle_seconds = idle_seconds
@@ -383,8 +395,13 @@ class Pool:
                 except BaseException:
                     self._discard(connection)
                     raise
-                if connection.reusable and not connection.closed:
-                    connection.idle_since = time.monotonic()
+                now = time.monotonic()
+                if (
+                    connection.reusable
+                    and not connection.closed
+                    and now - connection.opened_at < self._max_age
+                ):
+                    connection.idle_since = now
                     host.idle.append(connection)
                     if self._reaper is None:
                         self._reaper = asyncio.get_running_loop().call_later(

@@ -156,6 +156,24 @@ async def test_idle_connections_are_closed_within_4_s_and_their_hosts_forgotten(
         pool.close()
 
 
+@pytest.mark.parametrize(
+    ("max_age", "connections_made"), [(60.0, 1), (0.0, 20)], ids=["young", "too-old-to-reuse"]
+)
+async def test_a_connection_older_than_max_age_is_not_reused(
+    serve: Serve, max_age: float, connections_made: int
+) -> None:
+    """A kept-alive connection stays on the pod a ClusterIP first routed it to: past its age
+    it is closed after its answer, so steady traffic reaches a rollout's new pods."""
+    sink = await serve(lambda n: (OK, False))
+    pool = connections.Pool(limit_per_host=1, body_limit=16, max_age=max_age)
+    try:
+        for _ in range(20):
+            assert (await post(pool, sink.url)).status == 202
+        assert (sink.requests, sink.connections) == (20, connections_made)
+    finally:
+        pool.close()
+
+
 async def test_a_subscriber_that_accepts_but_never_answers_fails_within_the_default_timeout() -> (
     None
 ):
