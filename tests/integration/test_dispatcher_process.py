@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -25,6 +26,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports (worker i serves metrics on base + i)."""
+    while True:
+        base = _free_port()
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(base, base + count):
+                    s = held.enter_context(socket.socket())
+                    s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return base
+
+
 def _env(kube: cluster.Kube, **values: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("K_", "KUBERNETES_"))}
     env.update(
@@ -34,7 +49,7 @@ def _env(kube: cluster.Kube, **values: str) -> dict[str, str]:
         METRICS_PROMETHEUS_HOST="127.0.0.1",
         KEVENTS_INGRESS_PORT=str(_free_port()),
         KEVENTS_PROBES_PORT=str(_free_port()),
-        METRICS_PROMETHEUS_PORT=str(_free_port()),
+        METRICS_PROMETHEUS_PORT=str(_free_ports(2)),
         KEVENTS_LOG_FORMAT="text",
     )
     env.update(values)
@@ -109,7 +124,7 @@ async def test_worker_processes_share_the_port_and_drain_on_sigterm(
                     if ok == 20:
                         break
                     await asyncio.sleep(0.05)
-                assert ok == 20
+                assert ok == 20, f"no 202 in a row of 20 (dispatcher exit code: {proc.returncode})"
                 await waiting.until(lambda: len(sub.events) == 20)
                 sub.events.clear()
                 probes = f"http://127.0.0.1:{env['KEVENTS_PROBES_PORT']}/readiness"
@@ -129,7 +144,8 @@ async def test_worker_processes_share_the_port_and_drain_on_sigterm(
                 ]
                 assert len(accepted) == 2, "both worker processes took connections"
         finally:
-            proc.send_signal(signal.SIGTERM)
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
             out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
         log = out.decode()
         assert proc.returncode == 0, log
