@@ -43,8 +43,25 @@ def eventually(check: Callable[[], Any], within: float, what: str, step: float =
 
 
 def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return json.load(resp)
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return json.load(resp)
+    except urllib.error.HTTPError as answer:
+        answer.close()  # an error answer holds its connection until closed
+        raise
+
+
+def recorded_events(ip: str) -> list[dict[str, Any]]:
+    """What the sink pod at `ip` recorded (`GET :8080/events`, as event-display and the
+    tutorial's receivers serve it); empty while it does not answer yet (callers poll)."""
+    try:
+        with urllib.request.urlopen(f"http://{ip}:8080/events", timeout=3) as response:
+            return list(json.load(response))
+    except urllib.error.HTTPError as answer:
+        answer.close()  # an error answer holds its connection until closed
+        return []
+    except OSError:
+        return []
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ shows them Ready. Events are read back from the event-display pod (GET /events).
 from __future__ import annotations
 
 import json
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -102,11 +101,7 @@ def received(kube: cluster.Kube, ns: str) -> list[dict[str, Any]]:
         ip = pod["status"].get("podIP")
         if not ip:
             continue
-        try:
-            with urllib.request.urlopen(f"http://{ip}:8080/events", timeout=3) as response:
-                out.extend(json.load(response))
-        except OSError:
-            continue  # not listening yet: the caller polls again
+        out.extend(installed.recorded_events(ip))
     return out
 
 

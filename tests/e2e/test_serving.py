@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import json
 import threading
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -142,6 +143,9 @@ class Received:
             try:
                 with urllib.request.urlopen(f"http://{ip}:8080/events", timeout=3) as response:
                     events = list(json.load(response))
+            except urllib.error.HTTPError as answer:
+                answer.close()  # an error answer holds its connection until closed
+                continue
             except OSError:
                 continue  # not listening yet, or stopping: polled again
             revision = pod["metadata"]["labels"][resources.REVISION_LABEL]
