@@ -24,6 +24,7 @@ import ipaddress
 import json
 import os
 import pathlib
+import socket
 import ssl
 import subprocess
 import sys
@@ -116,6 +117,26 @@ def _wait(what: str, check: Callable[[], bool], rec: processes.Recorded, seconds
             raise HookError(f"{what} exited during start-up:\n{processes.tail(rec.log)}")
         time.sleep(0.25)
     raise HookError(f"{what} not ready within {seconds:.0f}s:\n{processes.tail(rec.log)}")
+
+
+def _address_assigned(address: str) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((address, 0))
+        except OSError:
+            return False
+        return True
+
+
+def _wait_for_address(address: str, seconds: float) -> None:
+    """Wait until the host has `address` (the pod bridge's, which the agent assigns while it
+    sets the network up): CoreDNS listens on it and exits at once if it is not there yet."""
+    deadline = time.monotonic() + seconds
+    while not _address_assigned(address):
+        if time.monotonic() > deadline:
+            raise HookError(f"the pod bridge address {address} was not assigned within "
+                            f"{seconds:.0f}s")  # fmt: skip
+        time.sleep(0.1)
 
 
 def _node(directory: pathlib.Path, server: str) -> dict[str, Any] | None:
@@ -220,6 +241,7 @@ def start(
     if coredns is None:
         log("CoreDNS could not be built (see hack/build-coredns); pods have no cluster DNS")
         return
+    _wait_for_address(gateway, 60)
     conf = directory / "coredns" / "Corefile"
     conf.parent.mkdir(parents=True, exist_ok=True)
     conf.write_text(corefile(gateway, st.ports["coredns-health"], directory / "admin.kubeconfig"))
