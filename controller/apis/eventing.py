@@ -1,4 +1,5 @@
-"""CRDs of `eventing.knative.dev/v1`: Broker and Trigger.
+"""CRDs of `eventing.knative.dev`: Broker and Trigger (`v1`), KafkaSink (`v1alpha1`, from
+knative-extensions/eventing-kafka-broker).
 
 What Knative's webhook validates and CEL can express is a rule here: Trigger attribute
 names (`^[a-z][a-z0-9]*$`), exactly one dialect per top-level `spec.filters` entry,
@@ -225,8 +226,114 @@ def trigger() -> s.Schema:
     )
 
 
+KAFKA_CONTENT_MODES = ("binary", "structured")
+MAX_TOPIC_LENGTH = 249
+"""Kafka's own limit on a topic name (`org.apache.kafka.common.internals.Topic`)."""
+
+
+def kafkasink() -> s.Schema:
+    """Knative's KafkaSink (`eventing.kafka-broker`'s 100-kafka-sink.yaml and its webhook's
+    rules as CEL: topic, numPartitions and replicationFactor immutable, both positive)."""
+    immutable = "Immutable field updated: create a new KafkaSink to change it"
+
+    def count(description: str, field: str, fmt: str) -> s.Schema:
+        return {
+            "type": "integer",
+            "format": fmt,
+            "minimum": 1,
+            "description": description,
+            "x-kubernetes-validations": [s.rule("self == oldSelf", f"spec.{field}: {immutable}")],
+        }
+
+    topic = s.string(
+        "Topic name to send events to.",
+        minLength=1,
+        maxLength=MAX_TOPIC_LENGTH,
+        pattern="^[a-zA-Z0-9._-]+$",
+    )
+    topic["x-kubernetes-validations"] = [s.rule("self == oldSelf", f"spec.topic: {immutable}")]
+    spec = s.obj(
+        "Defines the desired state of the Kafka Sink.",
+        {
+            "topic": topic,
+            "numPartitions": count(
+                "Number of topic partitions. With replicationFactor, the topic is created "
+                "when missing; without, the topic must exist.",
+                "numPartitions",
+                "int32",
+            ),
+            "replicationFactor": count(
+                "Topic replication factor. With numPartitions, the topic is created when "
+                "missing; without, the topic must exist.",
+                "replicationFactor",
+                "int32",
+            ),
+            "bootstrapServers": {
+                "type": "array",
+                "minItems": 1,
+                "description": "host:port pairs used for establishing the initial connection "
+                "to the Kafka cluster.",
+                "items": {"type": "string", "minLength": 1},
+            },
+            "contentMode": s.string(
+                "CloudEvent content mode of the Kafka records written to the topic: binary "
+                "(ce_ headers, the default) or structured (a JSON envelope).",
+                enum=list(KAFKA_CONTENT_MODES),
+                default="binary",
+            ),
+            "auth": s.obj(
+                "Authentication to the Kafka cluster.",
+                {
+                    "secret": s.obj(
+                        "The Secret holding the credentials (keys protocol, sasl.mechanism, "
+                        "user, password, ca.crt, user.crt, user.key).",
+                        {
+                            "ref": s.obj(
+                                "Secret reference, in the KafkaSink's namespace.",
+                                {"name": s.string("Secret name.", minLength=1)},
+                                required=["name"],
+                            )
+                        },
+                    )
+                },
+            ),
+        },
+        required=["topic", "bootstrapServers"],
+        **{
+            "x-kubernetes-validations": [
+                s.rule(
+                    f"has(self.{field}) == has(oldSelf.{field})",
+                    f"spec.{field}: {immutable}",
+                )
+                for field in ("numPartitions", "replicationFactor")
+            ]
+        },
+    )
+    status = s.obj(
+        "Represents the current state of the KafkaSink. This data may be out of date.",
+        {**s.duck_status_properties(), **s.addressable_status_properties()},
+    )
+    return s.crd(
+        group=GROUP,
+        kind="KafkaSink",
+        plural="kafkasinks",
+        singular="kafkasink",
+        versions=["v1alpha1"],
+        storage="v1alpha1",
+        description="Kafka Sink is Addressable: it receives events and sends them to a Kafka "
+        "topic.",
+        spec=spec,
+        status=status,
+        columns=[s.url_column(), *s.ready_columns()],
+        categories=CATEGORIES,
+        labels={"duck.knative.dev/addressable": "true"},
+        root_rules=[s.rule("has(self.spec)", "spec is required")],
+    )
+
+
 ALL = {
     "300-broker.yaml": lambda: v1alpha1.served(broker(), v1alpha1.broker()),
     "300-trigger.yaml": lambda: v1alpha1.served(trigger(), v1alpha1.trigger()),
+    "300-kafkasink.yaml": kafkasink,
 }
-"""Each also served at the legacy v1alpha1 (`v1alpha1.py`)."""
+"""Broker and Trigger are also served at the legacy v1alpha1 (`v1alpha1.py`)."""

@@ -34,6 +34,7 @@ NAMES = {
     "300-subscription.yaml": ("Subscription", ["sub"], ["Age", "Ready", "Reason"]),
     "300-broker.yaml": ("Broker", [], ["URL", "Class", "Age", "Ready", "Reason"]),
     "300-trigger.yaml": ("Trigger", [], ["Broker", "Subscriber_URI", "Age", "Ready", "Reason"]),
+    "300-kafkasink.yaml": ("KafkaSink", [], ["URL", "Age", "Ready", "Reason"]),
 }
 
 
