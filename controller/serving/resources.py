@@ -14,7 +14,11 @@
   `K_REVISION` (Knative's runtime contract) and a TCP readiness probe on it unless the user
   wrote one. It runs one pod while the revision routes traffic (`routingState` active) and
   none once it has been out of the route for `RESERVE_GRACE` (`reserve`, since the
-  `routingStateModified` annotation), as Knative's scale-to-zero leaves it.
+  `routingStateModified` annotation), as Knative's scale-to-zero leaves it. The routing
+  state (`ROUTING_ONLY` labels and annotations) never reaches the Deployment: a change of its
+  pod template would roll the revision out again, and the pod that was serving until the
+  switch would be replaced at once instead of draining for `RESERVE_GRACE`
+  (knative/serving's `excludeLabels`/`excludeAnnotations` in revision/resources/meta.go).
 """
 
 from __future__ import annotations
@@ -45,8 +49,23 @@ RESERVE_GRACE = 10.0
 """Seconds a revision keeps its pod after leaving the route (Knative's scale-to-zero grace,
 30 s by default, is the same idea): the endpoints of the Kubernetes Service already moved to
 the new revision, and kube-proxy needs a moment to program them on every node, so requests
-sent just before still find the old pod running."""
+sent just before still find the old pod running. Kept-alive connections opened before the
+switch stay on the old pod (conntrack) until kevents' pool retires them
+(`kevents.connections.MAX_AGE_SECONDS`, 5 s, then the answer in flight): the grace outlasts
+that, so no delivery reaches a pod that is being stopped."""
 ACTIVE, RESERVE = "active", "reserve"
+ROUTING_ONLY = frozenset(
+    {
+        ROUTING_STATE_LABEL,
+        ROUTING_STATE_MODIFIED,
+        PREFIX + "route",
+        PREFIX + "routes",
+        PREFIX + "lastPinned",
+        PREFIX + "no-gc",
+    }
+)
+"""Revision labels and annotations about routing, not about what runs: kept off the
+Deployment and its pod template, whose change would replace the running pod."""
 
 USER_CONTAINER = "user-container"
 USER_PORT_NAME = "user-port"
@@ -256,7 +275,10 @@ def deployment(rev: kubeapi.Json, replicas: int) -> dict[str, Any]:
         for i, c in enumerate(containers)
     ]
     pod.setdefault("enableServiceLinks", False)
-    labels = {k: v for k, v in rlabels.items() if k != ROUTING_STATE_LABEL}
+    labels = {k: v for k, v in rlabels.items() if k not in ROUTING_ONLY}
+    annotations = {
+        k: v for k, v in (meta.get("annotations") or {}).items() if k not in ROUTING_ONLY
+    }
     labels.update(
         {REVISION_LABEL: meta["name"], REVISION_UID_LABEL: meta["uid"], "app": meta["name"]}
     )
@@ -279,7 +301,7 @@ def deployment(rev: kubeapi.Json, replicas: int) -> dict[str, Any]:
             "template": {
                 "metadata": {
                     "labels": labels,
-                    "annotations": dict(meta.get("annotations") or {}),
+                    "annotations": annotations,
                 },
                 "spec": pod,
             },

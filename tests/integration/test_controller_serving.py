@@ -110,6 +110,17 @@ async def test_service_runs_revisions_and_a_new_template_takes_over(
         assert old["metadata"]["labels"][resources.REVISION_LABEL] == "display-00001"
         rev1 = await api.get(resources.REVISIONS, ns, "display-00001")
         assert rev1["metadata"]["labels"][resources.ROUTING_STATE_LABEL] == "reserve"
+        # Leaving the route did not roll the old revision out again: the pod that served
+        # until the switch is the one that drained and stopped, not a fresh replacement
+        # started (and the serving one killed at once) when the routing state changed.
+        assert resources.ROUTING_STATE_MODIFIED not in old["spec"]["template"]["metadata"].get(
+            "annotations", {}
+        )
+        sets = await api.request(
+            "GET", f"/apis/apps/v1/namespaces/{ns}/replicasets",
+            query=[("labelSelector", f"{resources.REVISION_LABEL}=display-00001")],
+        )  # fmt: skip
+        assert len(sets["items"]) == 1, [r["metadata"]["name"] for r in sets["items"]]
         new = await api.get(availability.DEPLOYMENTS, ns, "display-00002-deployment")
         assert new["spec"]["replicas"] == 1
         assert {"name": "WHICH", "value": "two"} in new["spec"]["template"]["spec"]["containers"][

@@ -3,6 +3,7 @@ the route's selector, routing states on an injected clock, refused traffic, the 
 
 from __future__ import annotations
 
+import copy
 import datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ import yaml
 
 from controller.apis import serving as apis
 from controller.serving import ownership, resources
+from kevents import connections
 
 T0 = datetime.datetime(2026, 12, 2, 5, 0, 0, tzinfo=datetime.UTC)
 
@@ -146,6 +148,28 @@ def reserved(since: datetime.datetime | None) -> dict[str, Any]:
 )
 def test_desired_replicas(rev: dict[str, Any], after: float, expected: tuple[int, Any]) -> None:
     assert resources.desired_replicas(rev, T0.timestamp() + after) == expected
+
+
+def test_leaving_the_route_keeps_the_running_pod() -> None:
+    """The routing state is not part of the pod template: moving a revision to reserve only
+    scales its Deployment later, it does not roll out a new pod that replaces the one still
+    answering the requests sent before the switch."""
+    active = revision(containers=[{"image": "i"}])
+    active["metadata"]["annotations"] = {"example.com/kept": "yes"}
+    active["metadata"]["resourceVersion"] = "7"
+    patch = resources.routing_patch(active, False, "2026-12-02T05:00:00Z")
+    assert patch is not None
+    reserve = copy.deepcopy(active)
+    reserve["metadata"]["labels"].update(patch["metadata"]["labels"])
+    reserve["metadata"]["annotations"].update(patch["metadata"]["annotations"])
+    before, after = resources.deployment(active, 1), resources.deployment(reserve, 1)
+    assert after == before
+    assert after["spec"]["template"]["metadata"]["annotations"] == {"example.com/kept": "yes"}
+
+
+def test_reserve_grace_outlasts_kept_alive_connections() -> None:
+    # Connections opened before the switch keep reaching the old pod until retired.
+    assert resources.RESERVE_GRACE > connections.MAX_AGE_SECONDS + 1
 
 
 def test_routing_patch_moves_only_what_changes() -> None:
