@@ -30,7 +30,7 @@ from opentelemetry import context as otel_context
 
 from dispatcher import channels, dispatch, lane
 from dispatcher import metrics as dispatcher_metrics
-from kevents import cloudevent, errors, rawevent
+from kevents import cloudevent, errors, names, rawevent
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,14 @@ class Route:
 
     channel: channels.Channel
     lanes: tuple[lane.Lane, ...]
+
+
+def _alias(key: channels.Key) -> channels.Key | None:
+    """The host-routing key of a channel whose Service name is shortened, else None."""
+    service = names.channel_service(key[1])
+    if service == key[1] + names.CHANNEL_SERVICE_SUFFIX:
+        return None
+    return (key[0], service[: -len(names.CHANNEL_SERVICE_SUFFIX)])
 
 
 class Fanout:
@@ -63,6 +71,10 @@ class Fanout:
         self.routes: dict[channels.Key, Route] = {}
         self.brokers: dict[channels.Key, Route] = {}
         """(namespace, broker) -> the route of the broker's trigger channel."""
+        self.aliases: dict[channels.Key, channels.Key] = {}
+        """Host routing of a long-named channel: its Service name is md5-shortened
+        (`kevents.names.channel_service`), so (namespace, Service name minus `-kn-channel`)
+        -> the channel's key. Looked up only when a Host names no channel directly."""
         self._lanes: dict[tuple[channels.Key, str], lane.Lane] = {}
         self.pending = 0
         self.pending_bytes = 0
@@ -101,6 +113,8 @@ class Fanout:
         for uid in {uid for (k, uid) in self._lanes if k == key} - keep:
             del self._lanes[(key, uid)]
         route = self.routes[key] = Route(channel, tuple(lanes))
+        if old is None and (alias := _alias(key)) is not None:
+            self.aliases[alias] = key
         if old is not None and old.channel.broker and old.channel.broker != channel.broker:
             self._forget_broker(old)
         if channel.broker:
@@ -124,6 +138,8 @@ class Fanout:
         old = self.routes.pop(key, None)
         if old is None:
             return
+        if (alias := _alias(key)) is not None:
+            self.aliases.pop(alias, None)
         if old.channel.broker:
             self._forget_broker(old)
         for lane_key in [k for k in self._lanes if k[0] == key]:

@@ -103,7 +103,11 @@ class Ingress:
         key = routing.resolve(host, path)
         route = self._fanout.routes.get(key)
         if route is None:
-            raise routing.RoutingError(404, f"channel {key[0]}/{key[1]} not found")
+            # A long-named channel's Service name is shortened (`kevents.names`).
+            alias = self._fanout.aliases.get(key)
+            route = None if alias is None else self._fanout.routes.get(alias)
+            if route is None:
+                raise routing.RoutingError(404, f"channel {key[0]}/{key[1]} not found")
         return route
 
     def _answer(self, status: int, text: str = "", **extra: str) -> web.Response:

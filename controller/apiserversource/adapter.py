@@ -7,22 +7,19 @@ Name, labels, env contract and `K_SOURCE_CONFIG` follow knative/eventing
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
 from controller import podsecurity
-from kevents import kubeapi
+from kevents import kubeapi, names
 
 DEPLOYMENTS = kubeapi.Resource("apps", "v1", "deployments")
 CONTROLLER_AGENT = "apiserver-source-controller"
 CONTAINER = "receive-adapter"
 METRICS_PORT = 9090
 PROBES_PORT = 8080
-MAX_NAME = 63
-MD5_HEX = 32
 
 
 class LabelSelectorRequirementDict(TypedDict):
@@ -36,24 +33,8 @@ class LabelSelectorDict(TypedDict, total=False):
     matchExpressions: list[LabelSelectorRequirementDict]
 
 
-def child_name(parent: str, suffix: str) -> str:
-    """kmeta.ChildName: `parent + suffix`, or a 63-character name made unique by an md5.
-
-    When only the parent is too long, it is cut and the md5 of the parent inserted before
-    the suffix. When the suffix leaves no room for that (a UID is 36 characters), the name
-    is the first 31 characters of the parent, the md5 of parent + suffix, then as much of
-    the suffix as fits, without trailing non-alphanumerics (DNS-1123).
-    """
-    if len(parent) + len(suffix) <= MAX_NAME:
-        return parent + suffix
-    head = MAX_NAME - MD5_HEX
-    if head - len(suffix) <= 0:
-        digest = hashlib.md5((parent + suffix).encode(), usedforsecurity=False).hexdigest()
-        name = parent[:head] + digest
-        name += suffix[: max(0, MAX_NAME - len(name))]
-        return name.rstrip("-.")
-    digest = hashlib.md5(parent.encode(), usedforsecurity=False).hexdigest()
-    return parent[: head - len(suffix)] + digest + suffix
+child_name = names.child_name
+"""knative.dev/pkg `kmeta.ChildName` (`kevents.names`), for this module's callers."""
 
 
 def deployment_name(source_name: str, uid: str) -> str:

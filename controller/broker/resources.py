@@ -17,7 +17,7 @@ from typing import Any
 from controller.broker import defaults
 from controller.channel import backing
 from controller.framework import reconciling, sinks
-from kevents import kubeapi
+from kevents import kubeapi, names
 
 TRIGGER_CHANNEL_SUFFIX = "-kne-trigger"
 BROKER_LABEL = "eventing.knative.dev/broker"
@@ -29,7 +29,8 @@ CHANNEL_NAME = "knative.dev/channelName"
 
 
 def trigger_channel_name(broker: str) -> str:
-    return f"{broker}{TRIGGER_CHANNEL_SUFFIX}"
+    """`<broker>-kne-trigger` (md5-shortened past 63 characters, as Knative's)."""
+    return names.child_name(broker, TRIGGER_CHANNEL_SUFFIX)
 
 
 def trigger_channel_labels(broker: str) -> dict[str, str]:

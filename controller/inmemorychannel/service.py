@@ -1,6 +1,7 @@
 """The per-channel Service and address of an InMemoryChannel (pure).
 
-Every channel gets a Service `<name>-kn-channel` in its namespace of type ExternalName,
+Every channel gets a Service `<name>-kn-channel` (`kevents.names`: a long name is shortened
+with an md5 as Knative's `kmeta.ChildName`) in its namespace of type ExternalName,
 aliasing the shared dispatcher Service (`dispatcher.<system-ns>.svc.cluster.local`), as
 Knative does. Senders resolve the channel's own DNS name, so the request's Host header
 (`<name>-kn-channel.<ns>.svc.cluster.local`) tells the dispatcher which channel it is for;
@@ -14,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from controller.framework import reconciling
-from kevents import kubeapi
+from kevents import kubeapi, names
 
 INMEMORYCHANNELS = kubeapi.Resource("messaging.knative.dev", "v1", "inmemorychannels")
 SERVICES = kubeapi.Resource("", "v1", "services")
@@ -23,12 +24,14 @@ API_VERSION = "messaging.knative.dev/v1"
 KIND = "InMemoryChannel"
 ROLE_LABEL = "messaging.knative.dev/role"
 ROLE = "in-memory-channel"
-SUFFIX = "-kn-channel"
+SUFFIX = names.CHANNEL_SERVICE_SUFFIX
 CLUSTER_DOMAIN = "cluster.local"
 
 
 def service_name(channel: str) -> str:
-    return f"{channel}{SUFFIX}"
+    """`<channel>-kn-channel`, md5-shortened to 63 characters as Knative's
+    (`kevents.names.child_name`)."""
+    return names.channel_service(channel)
 
 
 def host(name: str, namespace: str) -> str:

@@ -19,12 +19,11 @@ Knative's MTChannelBasedBroker (`pkg/reconciler/broker/trigger`, `resources/subs
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from controller.broker import resources
 from controller.framework import dependencies, reconciling, sinks
-from kevents import kubeapi
+from kevents import kubeapi, names
 
 SUBSCRIPTIONS = kubeapi.Resource("messaging.knative.dev", "v1", "subscriptions")
 TRIGGERS = kubeapi.Resource("eventing.knative.dev", "v1", "triggers")
@@ -32,29 +31,10 @@ API_VERSION = "eventing.knative.dev/v1"
 KIND = "Trigger"
 BROKER_LABEL = resources.BROKER_LABEL
 TRIGGER_LABEL = "eventing.knative.dev/trigger"
-LONGEST = 63
-"""A DNS-1123 label, the longest Kubernetes name that works everywhere."""
-_MD5_HEX = 32
-_HEAD = LONGEST - _MD5_HEX
-
-
-def child_name(parent: str, suffix: str) -> str:
-    """knative.dev/pkg `kmeta.ChildName`: `parent + suffix`, or, when that exceeds 63
-    characters, a cut parent plus an md5 hash (deterministic, unique per input)."""
-    if len(parent) <= LONGEST - len(suffix):
-        return parent + suffix
-    if _HEAD - len(suffix) <= 0:
-        digest = hashlib.md5((parent + suffix).encode(), usedforsecurity=False).hexdigest()
-        out = parent[:_HEAD] + digest
-        if (room := LONGEST - len(out)) > 0:
-            out += suffix[:room]
-        return out.rstrip("-.")  # a name must end alphanumeric
-    digest = hashlib.md5(parent.encode(), usedforsecurity=False).hexdigest()
-    return parent[: _HEAD - len(suffix)] + digest + suffix
 
 
 def name(broker: str, trigger: str, uid: str) -> str:
-    return child_name(f"{broker}-{trigger}-", uid)
+    return names.child_name(f"{broker}-{trigger}-", uid)
 
 
 def filter_uri(filter_service: str, system_namespace: str, trigger: kubeapi.Json) -> str:

@@ -8,7 +8,7 @@ from kubernetes_asyncio import client
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from kevents import tracing
+from kevents import names, tracing
 from tests import cluster, waiting
 from tests.integration import dispatcher_harness as h
 
@@ -126,3 +126,26 @@ async def test_trace_from_producer_to_two_subscribers_is_one_trace(
         assert int(headers["x-b3-traceid"], 16) == trace_id
         sent_parents.add(int(parent_span, 16))
     assert sent_parents == {a.context.span_id for a in attempts}
+
+
+async def test_a_long_named_channel_is_reached_by_its_shortened_service_host(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    """A 59-character channel's Service is `kmeta.ChildName(name, "-kn-channel")` (63
+    characters, md5 inside), the host its `status.address` gives senders: the dispatcher
+    routes that Host to the channel, and stops once the channel is gone."""
+    name = "channel-smoke-" + "x" * 45
+    host = f"{names.channel_service(name)}.{namespace}.svc.cluster.local"
+    assert len(host.split(".")[0]) == 63
+    sub = h.Subscriber()
+    async with h.serving(sub), h.running_dispatcher(api_client) as dispatcher:
+        await h.create_channel(api_client, namespace, name, [h.subscriber_entry("u1", sub)])
+        await h.served(dispatcher, namespace, name, 1)
+        url = f"{dispatcher.server.url}/"
+        assert (await h.post(url, h.event("long"), headers={"Host": host}))[0] == 202
+        assert sub.ids() == ["long"]
+        await client.CustomObjectsApi(api_client).delete_namespaced_custom_object(
+            h.GROUP, h.VERSION, namespace, h.PLURAL, name
+        )
+        await waiting.until(lambda: (namespace, name) not in dispatcher.fanout.routes)
+        assert (await h.post(url, h.event("gone"), headers={"Host": host}))[0] == 404

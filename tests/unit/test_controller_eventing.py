@@ -18,26 +18,6 @@ def configmap(data: dict[str, str], name: str = "cm", namespace: str = "ns") -> 
     return {"metadata": {"name": name, "namespace": namespace}, "data": data}
 
 
-# Test vectors of knative.dev/pkg kmeta/names_test.go.
-CHILD_NAMES = [
-    ("asdf", "-deployment", "asdf-deployment"),
-    ("f" * 63, "-deployment", "ffffffffffffffffffff105d7597f637e83cc711605ac3ea4957-deployment"),
-    ("f" * 63, "-deploy", "ffffffffffffffffffffffff105d7597f637e83cc711605ac3ea4957-deploy"),
-    ("f" * 63, "f" * 63, "fffffffffffffffffffffffffffffff0502661254f13c89973cb3a83e0cbec0"),
-    ("a", "f" * 63, "ab5cfd486935decbc0d305799f4ce4414ffffffffffffffffffffffffffffff"),
-    ("b" * 32, "f" * 32, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb329c7c81b9ab3ba71aa139066aa5625d"),
-    ("aaaa", "b---a" * 20, "aaaa7a3f7966594e3f0849720eced8212c18b---ab---ab---ab---ab---ab"),
-    ("a" * 17, "a.-.-.-.-.-.-." + "a" * 37, "aaaaaaaaaaaaaaaaaa1eb10dc911444f8434af83b7225442da"),
-]
-
-
-@pytest.mark.parametrize(
-    ("parent", "suffix", "want"), CHILD_NAMES, ids=[f"case{i}" for i in range(len(CHILD_NAMES))]
-)
-def test_child_name_matches_knative_kmeta(parent: str, suffix: str, want: str) -> None:
-    assert subscription.child_name(parent, suffix) == want
-
-
 UID = "8a3c5f2e-1b2d-4c3e-9f4a-5b6c7d8e9f01"
 
 
