@@ -268,3 +268,10 @@ def decode(headers: Mapping[str, str], body: bytes) -> CloudEvent:
     if nests_deeply(body) and _deeper_than(event.get_data(), MAX_JSON_DEPTH):
         raise _too_deep()
     return event
+
+
+# The other protocol bindings (kevents.kafka) use the same data format, decoding factory and
+# canonical attribute form as HTTP: an event reads and writes alike over every transport.
+DATA_FORMAT = _FORMAT
+decoding_factory = _decoding_factory
+canonical = _canonical

@@ -12,9 +12,14 @@ KeventsError
  ├── DeliveryError               a send that did not end in 2xx (carries the DeliveryResult)
  │    ├── RetryableDeliveryError     the last failure was retryable, attempts ran out
  │    └── TerminalDeliveryError      the sink refused it for good (e.g. 400, 403, 3xx)
- └── SendQueueError
-      ├── QueueFullError         try_put on a full SendQueue (caller should push back: 429/503)
-      └── QueueClosedError       put after the queue started draining for shutdown
+ ├── SendQueueError
+ │    ├── QueueFullError         try_put on a full SendQueue (caller should push back: 429/503)
+ │    └── QueueClosedError       put after the queue started draining for shutdown
+ └── KafkaError                  a Kafka operation failed (kevents.kafka); `reason` names the
+      │                          kind for a condition, the message is the broker's
+      ├── KafkaAuthenticationError   SASL/TLS credentials refused
+      ├── KafkaUnreachableError      no broker answered (connection, DNS, timeout)
+      └── KafkaTopicError            topic missing, not creatable, or not authorized
 ```
 
 `Sender.send()` never raises for HTTP failures: it returns a `delivery.DeliveryResult`.
@@ -97,3 +102,33 @@ class QueueClosedError(SendQueueError):
 
     def __init__(self) -> None:
         super().__init__("send queue is closed: shutting down")
+
+
+class KafkaError(KeventsError):
+    """A Kafka client operation failed. `reason` is a condition reason (CamelCase), `code` the
+    client's error name (e.g. `SASL_AUTHENTICATION_FAILED`), the message the broker's words."""
+
+    reason = "KafkaError"
+
+    def __init__(self, message: str, *, code: str = "", retryable: bool = False) -> None:
+        self.code = code
+        self.retryable = retryable
+        super().__init__(message)
+
+
+class KafkaAuthenticationError(KafkaError):
+    """The broker refused the SASL credentials or the TLS handshake."""
+
+    reason = "AuthenticationFailed"
+
+
+class KafkaUnreachableError(KafkaError):
+    """No broker answered: refused connection, unknown host, timeout."""
+
+    reason = "BrokerUnreachable"
+
+
+class KafkaTopicError(KafkaError):
+    """The topic is missing, cannot be created, or the principal is not authorized for it."""
+
+    reason = "TopicNotReady"
