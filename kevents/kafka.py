@@ -471,15 +471,28 @@ async def delete_topic(
     return await _admin_call(config, "delete", topic, request_timeout)
 
 
-async def check(config: Mapping[str, Any], *, request_timeout: float = 10.0) -> None:
-    """One metadata round trip; raises the classified error (e.g. for a Ready condition)."""
+async def check(
+    config: Mapping[str, Any], *, topic: str | None = None, request_timeout: float = 10.0
+) -> None:
+    """One metadata round trip; raises the classified error (e.g. for a Ready condition).
+    With `topic`, it must exist with every partition led (else `KafkaTopicError`)."""
     latch = _Latch()
     admin = ck_admin.AdminClient(_with_callbacks(config, latch))
     try:
-        await asyncio.to_thread(admin.list_topics, timeout=request_timeout)
+        metadata = await asyncio.to_thread(admin.list_topics, topic, timeout=request_timeout)
     except ck.KafkaException as exc:
         await asyncio.to_thread(admin.poll, 0)
         raise latch.explain(exc) from exc
+    if topic is None:
+        return
+    found = metadata.topics.get(topic)
+    error = found.error if found is not None else None
+    if found is None or (error is not None and error.code() == ck.KafkaError.UNKNOWN_TOPIC_OR_PART):
+        raise errors.KafkaTopicError(
+            f"topic {topic!r} does not exist", code="UNKNOWN_TOPIC_OR_PART"
+        )
+    if error is not None:
+        raise classify(error)
 
 
 # ---------------------------------------------------------------------------- messages
