@@ -5,7 +5,8 @@ Knative's webhook writes and our reconcilers would write a moment later anyway:
 
 - ContainerSource: unnamed containers are named `<source>-<index>`
   (`containersource.resources.named_containers`; `kn source container create` sends none);
-- Trigger: the label `eventing.knative.dev/broker: <spec.broker>`.
+- Trigger: `spec.filter: {}` when absent, `spec.subscriber.ref.namespace` the Trigger's
+  (Knative's `TriggerSpec.SetDefaults`), the label `eventing.knative.dev/broker: <spec.broker>`.
 
 The defaults that come from ConfigMaps stay with the reconcilers, which write them a moment
 after the create (reading a ConfigMap inside an admission call would make every write wait
@@ -83,16 +84,31 @@ def defaults(request: dict[str, Any]) -> list[dict[str, Any]]:
         if named is not None:
             return [{"op": "replace", "path": "/spec/template/spec/containers", "value": named}]
     if (group, name) == ("eventing.knative.dev", "Trigger") and meta.get("namespace"):
-        broker = triggers.broker_name(obj)
-        labels = meta.get("labels")
-        if broker is None or (labels or {}).get(broker_resources.BROKER_LABEL) == broker:
-            return []
-        if labels is None:
-            return [{"op": "add", "path": "/metadata/labels",
-                     "value": {broker_resources.BROKER_LABEL: broker}}]  # fmt: skip
-        escaped = broker_resources.BROKER_LABEL.replace("~", "~0").replace("/", "~1")
-        return [{"op": "add", "path": f"/metadata/labels/{escaped}", "value": broker}]
+        return _trigger_defaults(obj, str(meta["namespace"]))
     return []
+
+
+def _trigger_defaults(obj: dict[str, Any], namespace: str) -> list[dict[str, Any]]:
+    """Knative's `Trigger.SetDefaults`: `spec.filter` an empty filter (match everything)
+    when absent, `spec.subscriber.ref.namespace` the Trigger's, the broker label."""
+    patch: list[dict[str, Any]] = []
+    spec = obj.get("spec")
+    if isinstance(spec, dict):
+        if spec.get("filter") is None:
+            patch.append({"op": "add", "path": "/spec/filter", "value": {}})
+        ref = (spec.get("subscriber") or {}).get("ref")
+        if isinstance(ref, dict) and not ref.get("namespace"):
+            patch.append({"op": "add", "path": "/spec/subscriber/ref/namespace",
+                          "value": namespace})  # fmt: skip
+    broker = triggers.broker_name(obj)
+    labels = (obj.get("metadata") or {}).get("labels")
+    if broker is None or (labels or {}).get(broker_resources.BROKER_LABEL) == broker:
+        return patch
+    if labels is None:
+        return [*patch, {"op": "add", "path": "/metadata/labels",
+                         "value": {broker_resources.BROKER_LABEL: broker}}]  # fmt: skip
+    escaped = broker_resources.BROKER_LABEL.replace("~", "~0").replace("/", "~1")
+    return [*patch, {"op": "add", "path": f"/metadata/labels/{escaped}", "value": broker}]
 
 
 async def validate(request: web.Request) -> web.Response:

@@ -196,6 +196,10 @@ async def test_invalid_samples_are_refused_at_apply_and_valid_knative_yaml_appli
                               "backoffDelay: PT0.2S}"), ns)  # fmt: skip
         ok = await api.get(TRIGGERS, ns, "ok")
         assert ok["metadata"]["labels"] == {"eventing.knative.dev/broker": "default"}
+        # Knative's defaults (rekt TestTriggerDefaulting): an empty filter, and the
+        # subscriber's namespace the Trigger's.
+        assert ok["spec"]["filter"] == {}
+        assert ok["spec"]["subscriber"]["ref"]["namespace"] == ns
 
         # Immutable: the Broker's class and the Trigger's broker.
         message = await refused(kube, ns, BROKER % "Kafka")
