@@ -100,8 +100,10 @@ class PodNetwork:
 class Network:
     """Addresses from the node's podCIDR and the host plumbing around them."""
 
-    def __init__(self, pod_cidr: str) -> None:
+    def __init__(self, pod_cidr: str, *, bridge: str = BRIDGE) -> None:
         self.cidr = ipaddress.ip_network(pod_cidr)
+        self.bridge = bridge
+        """The bridge pods attach to: `setup_host` makes BRIDGE; a test brings its own."""
         hosts = self.cidr.hosts()
         self.gateway = str(next(hosts))
         self._free = [str(ip) for ip in hosts]
@@ -145,7 +147,7 @@ class Network:
                 "ip", "link", "add", pn.veth, "type", "veth", "peer", "name", peer,
                 "netns", pn.netns,
             )  # fmt: skip
-            await run("ip", "link", "set", pn.veth, "master", BRIDGE, "up")
+            await run("ip", "link", "set", pn.veth, "master", self.bridge, "up")
             # Hairpin, as the kubelet's hairpin-veth mode: a pod reaching itself through a
             # Service (the dispatcher delivering to its own channels' addresses, as a
             # Sequence's replies do) gets its frame back out of the port it came in by.
@@ -164,6 +166,10 @@ class Network:
     async def _remove(self, pn: PodNetwork) -> None:
         await run("ip", "link", "del", pn.veth, check=False)
         await run("ip", "netns", "del", pn.netns, check=False)
+        # Addresses are reused at once: the node's neighbour entry for this one would keep
+        # sending to the deleted pod's MAC (the bridge floods it, the new pod drops it) for
+        # 15-50 s, and probes from the node (a liveness tcpSocket) time out meanwhile.
+        await run("ip", "neigh", "del", pn.ip, "dev", self.bridge, check=False)
 
     async def remove_pod(self, pn: PodNetwork) -> None:
         await self._remove(pn)

@@ -68,7 +68,9 @@ async def _tcp(spec: Obj, host: str, container: Obj, limit: float) -> Result:
     target = spec.get("host") or host
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(target, port), limit)
-    except (OSError, TimeoutError) as err:
+    except TimeoutError:
+        return Result(False, f"dial tcp {target}:{port}: i/o timeout")
+    except OSError as err:
         return Result(False, f"dial tcp {target}:{port}: {err}")
     writer.close()
     with contextlib.suppress(OSError):
