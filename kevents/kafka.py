@@ -25,6 +25,8 @@ Admin (each runs the blocking call in a thread; `request_timeout` in seconds)
     `await check(config)`                           metadata round trip; raises the classified error
     `await ensure_topic(config, topic, partitions=, replication_factor=)`  True when created
     `await delete_topic(config, topic)`             True when deleted, False when it was missing
+    `await init_offsets(config, group, topics, initial_offset)`  commit start offsets for the
+                                                    partitions a group has none for (KafkaSource)
 
 Producing (`acks=all`, idempotent; one background poll thread per producer)
     `async with Producer(config, delivery_timeout=30.0) as producer:`
@@ -36,7 +38,8 @@ Consuming (explicit offsets; blocking calls on one thread per consumer)
     `async with Consumer(config, group_id=, topics=, initial_offset="earliest") as consumer:`
         `await consumer.poll(max_records=500, wait=1.0)` -> list[`Record`]
         `await consumer.commit({(topic, partition): next_offset})`  synchronous commit
-        `consumer.assignment()`, `consumer.problem`
+        `consumer.assignment()`, `consumer.problem`, `pause`/`resume`, `high_watermark`;
+        optional `on_assign`/`on_revoke` rebalance callbacks (the KafkaSource adapter)
 
 CloudEvents Kafka protocol binding (the `cloudevents.core.bindings.kafka` SDK module, with
 kevents.cloudevent's data format, so bytes survive the trip):
@@ -55,7 +58,7 @@ import concurrent.futures
 import enum
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,8 +186,6 @@ class KafkaAuth:
     def from_net(cls, net: Mapping[str, Any], values: Mapping[tuple[str, str], bytes]) -> KafkaAuth:
         """From a KafkaSource's `spec.net` (sasl/tls with secretKeyRefs), given the values of
         the references `net_secret_refs(net)` lists, keyed by (secret name, key)."""
-        sasl = net.get("sasl") or {}
-        tls = net.get("tls") or {}
         data: dict[str, str | bytes] = {}
         problems: list[str] = []
         for path, (name, key) in _net_refs(net).items():
@@ -195,22 +196,9 @@ class KafkaAuth:
                 data[path] = value
         if problems:
             raise errors.ConfigError(problems)
-        sasl_on, tls_on = bool(sasl.get("enable")), bool(tls.get("enable"))
-        protocol = {
-            (False, False): Protocol.PLAINTEXT,
-            (True, False): Protocol.SASL_PLAINTEXT,
-            (False, True): Protocol.SSL,
-            (True, True): Protocol.SASL_SSL,
-        }[(sasl_on, tls_on)]
+        protocol = net_protocol(net)
         mapped: dict[str, str | bytes] = {"protocol": protocol.value}
-        names = {
-            "sasl.user": "user",
-            "sasl.password": "password",
-            "sasl.type": "sasl.mechanism",
-            "tls.caCert": "ca.crt",
-            "tls.cert": "user.crt",
-            "tls.key": "user.key",
-        }
+        names = NET_KEYS
         for path, found in data.items():
             mapped[names[path]] = found
         try:
@@ -219,6 +207,26 @@ class KafkaAuth:
             reverse = {v: k for k, v in names.items()}
             renamed = [_rename_keys(p, reverse) for p in err.problems]
             raise errors.ConfigError(renamed) from None
+
+
+NET_KEYS = {
+    "sasl.user": "user",
+    "sasl.password": "password",
+    "sasl.type": "sasl.mechanism",
+    "tls.caCert": "ca.crt",
+    "tls.cert": "user.crt",
+    "tls.key": "user.key",
+}
+"""A KafkaSource `spec.net` path -> the key of Knative's Kafka Secret holding that value."""
+
+
+def net_protocol(net: Mapping[str, Any]) -> Protocol:
+    """The security protocol a KafkaSource `spec.net` asks for (SASL and TLS enables)."""
+    sasl_on = bool((net.get("sasl") or {}).get("enable"))
+    tls_on = bool((net.get("tls") or {}).get("enable"))
+    if sasl_on:
+        return Protocol.SASL_SSL if tls_on else Protocol.SASL_PLAINTEXT
+    return Protocol.SSL if tls_on else Protocol.PLAINTEXT
 
 
 def _rename_keys(problem: str, reverse: Mapping[str, str]) -> str:
@@ -241,6 +249,12 @@ def _net_refs(net: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
             if ref.get("name") and ref.get("key"):
                 refs[f"{section}.{name}"] = (str(ref["name"]), str(ref["key"]))
     return refs
+
+
+def net_refs(net: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """The (secret name, key) an enabled KafkaSource `spec.net` refers to, by path
+    (`sasl.user`, `sasl.password`, `sasl.type`, `tls.caCert`, `tls.cert`, `tls.key`)."""
+    return _net_refs(net)
 
 
 def net_secret_refs(net: Mapping[str, Any]) -> set[tuple[str, str]]:
@@ -495,6 +509,75 @@ async def check(
         raise classify(error)
 
 
+_GROUP_BUSY = {
+    ck.KafkaError.ILLEGAL_GENERATION,
+    ck.KafkaError.UNKNOWN_MEMBER_ID,
+    ck.KafkaError.REBALANCE_IN_PROGRESS,
+    ck.KafkaError.FENCED_INSTANCE_ID,
+}
+"""Commit refusals meaning the group has live members: they own the partitions' offsets."""
+
+
+async def init_offsets(
+    config: Mapping[str, Any],
+    group_id: str,
+    topics: Sequence[str],
+    initial_offset: str,
+    *,
+    request_timeout: float = 10.0,
+) -> int:
+    """Commit `initial_offset` (earliest: each partition's start, latest: its end) for every
+    partition of `topics` that `group_id` has no committed offset for, as Knative's
+    `InitOffsets`: a consumer group that starts later begins where the source became Ready,
+    so with `latest` nothing produced in between is missed. Returns how many partitions were
+    initialized; a missing topic raises `KafkaTopicError`. While the group has live members
+    the commit is refused and left to them (0 is returned)."""
+
+    def run() -> int:
+        latch = _Latch()
+        conf = _with_callbacks(config, latch)
+        conf.update({"group.id": group_id, "enable.auto.commit": False})
+        consumer = ck.Consumer(conf)
+        try:
+            wanted: list[ck.TopicPartition] = []
+            for topic in topics:
+                metadata = consumer.list_topics(topic, timeout=request_timeout)
+                found = metadata.topics.get(topic)
+                if found is None or (
+                    found.error is not None
+                    and found.error.code() == ck.KafkaError.UNKNOWN_TOPIC_OR_PART
+                ):
+                    raise errors.KafkaTopicError(
+                        f"topic {topic!r} does not exist", code="UNKNOWN_TOPIC_OR_PART"
+                    )
+                if found.error is not None:
+                    raise classify(found.error)
+                wanted += [ck.TopicPartition(topic, p) for p in sorted(found.partitions)]
+            committed = consumer.committed(wanted, timeout=request_timeout)
+            missing = [tp for tp in committed if tp.offset < 0]
+            for tp in missing:
+                low, high = consumer.get_watermark_offsets(
+                    ck.TopicPartition(tp.topic, tp.partition), timeout=request_timeout
+                )
+                tp.offset = low if initial_offset == "earliest" else high
+            if not missing:
+                return 0
+            try:
+                consumer.commit(offsets=missing, asynchronous=False)
+            except ck.KafkaException as exc:
+                inner = exc.args[0] if exc.args else None
+                if isinstance(inner, ck.KafkaError) and inner.code() in _GROUP_BUSY:
+                    return 0
+                raise
+            return len(missing)
+        except ck.KafkaException as exc:
+            raise latch.explain(exc) from exc
+        finally:
+            consumer.close()
+
+    return await asyncio.to_thread(run)
+
+
 # ---------------------------------------------------------------------------- messages
 
 
@@ -675,10 +758,24 @@ class Producer:
 # ---------------------------------------------------------------------------- consumer
 
 
+TopicPartition = tuple[str, int]
+OnAssign = Callable[[list[TopicPartition]], None]
+OnRevoke = Callable[[list[TopicPartition]], Mapping[TopicPartition, int]]
+
+
 class Consumer:
     """A group consumer with explicit commits (no auto-commit, no auto offset store).
 
-    Blocking client calls run on one thread owned by this consumer, so they never overlap."""
+    Blocking client calls run on one thread owned by this consumer, so they never overlap.
+
+    Rebalances (optional, for consumers that track offsets per partition, the KafkaSource
+    adapter): `on_assign(partitions)` is told the partitions given to this member;
+    `on_revoke(partitions)` is told those leaving and returns the offsets to commit for them,
+    committed synchronously before the group moves them (so the next owner starts after what
+    was finished here); for partitions *lost* (the member fell out of the group) it is called
+    too but nothing is committed. Both run on the consumer's thread, inside a `poll`.
+    `pause`/`resume` stop and restart fetching of partitions without leaving the group;
+    `high_watermark` is the partition's end as last fetched (for lag)."""
 
     def __init__(
         self,
@@ -687,6 +784,8 @@ class Consumer:
         group_id: str,
         topics: Sequence[str],
         initial_offset: str = "earliest",
+        on_assign: OnAssign | None = None,
+        on_revoke: OnRevoke | None = None,
     ) -> None:
         if initial_offset not in ("earliest", "latest"):
             raise errors.ConfigError([f"initialOffset {initial_offset!r}: earliest or latest"])
@@ -706,6 +805,8 @@ class Consumer:
             1, thread_name_prefix="kafka-consumer"
         )
         self._started = False
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
 
     async def __aenter__(self) -> Consumer:
         await self.start()
@@ -719,8 +820,53 @@ class Consumer:
         return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
     async def start(self) -> None:
-        await self._call(self._consumer.subscribe, self._topics)
+        callbacks: dict[str, Any] = {}
+        if self._on_assign is not None:
+            callbacks["on_assign"] = self._assigned
+        if self._on_revoke is not None:
+            callbacks["on_revoke"] = self._revoked
+            callbacks["on_lost"] = self._lost
+        await self._call(self._consumer.subscribe, self._topics, **callbacks)
         self._started = True
+
+    def _assigned(self, _: Any, partitions: list[ck.TopicPartition]) -> None:
+        assert self._on_assign is not None
+        self._on_assign([(tp.topic, tp.partition) for tp in partitions])
+
+    def _revoked(self, consumer: Any, partitions: list[ck.TopicPartition]) -> None:
+        assert self._on_revoke is not None
+        offsets = self._on_revoke([(tp.topic, tp.partition) for tp in partitions])
+        if not offsets:
+            return
+        try:
+            consumer.commit(
+                offsets=[ck.TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                asynchronous=False,
+            )
+        except ck.KafkaException as exc:
+            logger.warning("Committing the offsets of revoked partitions failed: %s",
+                           classify(exc))  # fmt: skip
+
+    def _lost(self, _: Any, partitions: list[ck.TopicPartition]) -> None:
+        assert self._on_revoke is not None
+        self._on_revoke([(tp.topic, tp.partition) for tp in partitions])  # nothing to commit
+
+    def pause(self, partitions: Sequence[TopicPartition]) -> None:
+        """Stop fetching `partitions` (still assigned); the position is kept."""
+        self._consumer.pause([ck.TopicPartition(t, p) for t, p in partitions])
+
+    def resume(self, partitions: Sequence[TopicPartition]) -> None:
+        self._consumer.resume([ck.TopicPartition(t, p) for t, p in partitions])
+
+    def high_watermark(self, topic: str, partition: int) -> int | None:
+        """The partition's end offset as last fetched (no request); None when unknown."""
+        try:
+            _, high = self._consumer.get_watermark_offsets(
+                ck.TopicPartition(topic, partition), cached=True
+            )
+        except ck.KafkaException:
+            return None
+        return int(high) if high is not None and high >= 0 else None
 
     @property
     def problem(self) -> errors.KafkaError | None:
