@@ -6,7 +6,9 @@ Knative's webhook writes and our reconcilers would write a moment later anyway:
 - ContainerSource: unnamed containers are named `<source>-<index>`
   (`containersource.resources.named_containers`; `kn source container create` sends none);
 - Trigger: `spec.filter: {}` when absent, `spec.subscriber.ref.namespace` the Trigger's
-  (Knative's `TriggerSpec.SetDefaults`), the label `eventing.knative.dev/broker: <spec.broker>`.
+  (Knative's `TriggerSpec.SetDefaults`), the label `eventing.knative.dev/broker: <spec.broker>`;
+- Channel, InMemoryChannel: the annotation `messaging.knative.dev/subscribable: v1` (the
+  Subscribable duck version, as Knative's `SetDefaults`).
 
 The defaults that come from ConfigMaps stay with the reconcilers, which write them a moment
 after the create (reading a ConfigMap inside an admission call would make every write wait
@@ -42,6 +44,9 @@ logger = logging.getLogger(__name__)
 
 VALIDATE = "/validate"
 DEFAULT = "/default"
+SUBSCRIBABLE = "messaging.knative.dev/subscribable"
+SUBSCRIBABLE_VERSION = "v1"
+"""The duck version annotation Knative's Channel and InMemoryChannel defaulting writes."""
 
 
 def _review(uid: str, response: dict[str, Any]) -> dict[str, Any]:
@@ -85,6 +90,15 @@ def defaults(request: dict[str, Any]) -> list[dict[str, Any]]:
             return [{"op": "replace", "path": "/spec/template/spec/containers", "value": named}]
     if (group, name) == ("eventing.knative.dev", "Trigger") and meta.get("namespace"):
         return _trigger_defaults(obj, str(meta["namespace"]))
+    if group == "messaging.knative.dev" and name in ("Channel", "InMemoryChannel"):
+        annotations = meta.get("annotations")
+        if annotations is None:
+            return [{"op": "add", "path": "/metadata/annotations",
+                     "value": {SUBSCRIBABLE: SUBSCRIBABLE_VERSION}}]  # fmt: skip
+        if SUBSCRIBABLE not in annotations:
+            escaped = SUBSCRIBABLE.replace("~", "~0").replace("/", "~1")
+            return [{"op": "add", "path": f"/metadata/annotations/{escaped}",
+                     "value": SUBSCRIBABLE_VERSION}]  # fmt: skip
     return []
 
 

@@ -259,3 +259,31 @@ spec:
         stored = await api.get(CONTAINERSOURCES, ns, "heartbeats")
         names = [x["name"] for x in stored["spec"]["template"]["spec"]["containers"]]
         assert names == ["heartbeats-0", "named"]
+
+
+CHANNELS = kubeapi.Resource("messaging.knative.dev", "v1", "channels")
+INMEMORYCHANNELS = kubeapi.Resource("messaging.knative.dev", "v1", "inmemorychannels")
+
+
+async def test_channels_get_the_subscribable_duck_annotation_at_admission(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    """Knative's Channel and InMemoryChannel defaulting: `messaging.knative.dev/subscribable:
+    v1` on every instance (rekt TestChannelConformance's annotation requirement); a value
+    the user wrote is kept."""
+    ns, api = namespace, kubeapi.KubeApi(api_client)
+    async with admission(kube, api, ns):
+        await apply(kube, "apiVersion: messaging.knative.dev/v1\nkind: InMemoryChannel\n"
+                          "metadata: {name: plain}\n", ns)  # fmt: skip
+        await apply(kube, "apiVersion: messaging.knative.dev/v1\nkind: Channel\n"
+                          "metadata: {name: generic, annotations: {team: a}}\n", ns)  # fmt: skip
+        await apply(kube, "apiVersion: messaging.knative.dev/v1\nkind: InMemoryChannel\n"
+                          "metadata: {name: own, annotations: "
+                          "{messaging.knative.dev/subscribable: v1beta1}}\n", ns)  # fmt: skip
+        plain = await api.get(INMEMORYCHANNELS, ns, "plain")
+        generic = await api.get(CHANNELS, ns, "generic")
+        own = await api.get(INMEMORYCHANNELS, ns, "own")
+    assert plain["metadata"]["annotations"]["messaging.knative.dev/subscribable"] == "v1"
+    assert generic["metadata"]["annotations"]["messaging.knative.dev/subscribable"] == "v1"
+    assert generic["metadata"]["annotations"]["team"] == "a"
+    assert own["metadata"]["annotations"]["messaging.knative.dev/subscribable"] == "v1beta1"

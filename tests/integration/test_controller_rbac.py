@@ -143,3 +143,73 @@ def test_without_the_secrets_grant_the_controller_reads_only_the_secrets_granted
         }
     finally:
         kube.kubectl("delete", "--filename=-", "--wait=false", input=NARROW, check=False)
+
+
+DUCKS = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: rbac-channel-ducks}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: manipulator, namespace: rbac-channel-ducks}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: resolver, namespace: rbac-channel-ducks}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: rbac-channel-ducks-manipulator}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: channelable-manipulator}
+subjects:
+  - {kind: ServiceAccount, name: manipulator, namespace: rbac-channel-ducks}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: rbac-channel-ducks-resolver}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: addressable-resolver}
+subjects:
+  - {kind: ServiceAccount, name: resolver, namespace: rbac-channel-ducks}
+"""
+
+
+def test_the_aggregated_channel_roles_grant_what_the_channel_spec_requires(
+    kube: Kube, installed: None
+) -> None:
+    """rekt TestChannelConformance: a ServiceAccount bound to `channelable-manipulator` may
+    get, list, watch, update, patch and delete channels and their status (InMemoryChannel and
+    the generic Channel); one bound to `addressable-resolver` may get, list and watch them."""
+    kube.kubectl("apply", "--filename=-", input=DUCKS)
+
+    def answers(account: str, verbs: list[str]) -> dict[tuple[str, str], str]:
+        return {
+            (verb, resource): kube.kubectl(
+                "auth",
+                "can-i",
+                verb,
+                resource,
+                "--namespace=rbac-channel-ducks",
+                f"--as=system:serviceaccount:rbac-channel-ducks:{account}",
+                check=False,
+            ).stdout.strip()  # fmt: skip
+            for verb in verbs
+            for kind in ("inmemorychannels", "channels")
+            for resource in (
+                f"{kind}.messaging.knative.dev",
+                f"{kind}.messaging.knative.dev/status",
+            )
+        }
+
+    try:
+        manipulator = ["get", "list", "watch", "update", "patch", "delete"]
+        resolver = ["get", "list", "watch"]
+        deadline = time.monotonic() + 30  # aggregated ClusterRoles fill in asynchronously
+        got = answers("manipulator", manipulator), answers("resolver", resolver)
+        while time.monotonic() < deadline and any("no" in a.values() for a in got):
+            time.sleep(0.5)
+            got = answers("manipulator", manipulator), answers("resolver", resolver)
+        assert {k: v for k, v in got[0].items() if v != "yes"} == {}
+        assert {k: v for k, v in got[1].items() if v != "yes"} == {}
+    finally:
+        kube.kubectl("delete", "--filename=-", "--wait=false", input=DUCKS, check=False)
