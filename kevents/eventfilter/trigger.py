@@ -30,18 +30,21 @@ class InvalidFilterError(ValueError):
         super().__init__("; ".join(self.problems))
 
 
-def _attribute_map(value: object, path: str, single: bool, non_empty: bool) -> list[str]:
+def _attribute_map(value: object, path: str, dialect: bool) -> list[str]:
+    """`filter.attributes` (`dialect` False: any number of names, "" = any value) or an
+    exact/prefix/suffix dialect (one or more names, all must match, values not empty: the
+    matchers refuse an empty one, as Knative's `NewExactFilter`)."""
     if not isinstance(value, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         return [f"{path}: must be a map of attribute names to strings"]
     problems = []
-    if single and len(value) != 1:
-        problems.append(f"{path}: must have exactly one key-value, found {len(value)}")
+    if dialect and not value:
+        problems.append(f"{path}: must have at least one key-value")
     for name, wanted in value.items():
         if ATTRIBUTE_NAME.fullmatch(name) is None:
             problems.append(f"{path}[{name}]: invalid attribute name {name!r}: {_NAME_RULE}")
-        if non_empty and wanted == "":
+        if dialect and wanted == "":
             problems.append(f"{path}[{name}]: value must not be empty")
     return problems
 
@@ -67,7 +70,7 @@ def _filter(spec: object, path: str) -> list[str]:
     dialect = present[0]
     value, where = spec[dialect], f"{path}.{dialect}"
     if dialect in ("exact", "prefix", "suffix"):
-        return _attribute_map(value, where, single=True, non_empty=True)
+        return _attribute_map(value, where, dialect=True)
     if dialect in ("all", "any"):
         return _filter_list(value, where)
     if dialect == "not":
@@ -88,7 +91,7 @@ def validate(
     problems = []
     if filter_attributes is not None:
         problems.extend(
-            _attribute_map(filter_attributes, f"{path}.filter.attributes", False, False)
+            _attribute_map(filter_attributes, f"{path}.filter.attributes", dialect=False)
         )
     if filters is not None:
         if not isinstance(filters, Sequence) or isinstance(filters, str):

@@ -453,9 +453,9 @@ CEL_CASES = {
         "each spec.filters entry must set exactly one of exact, prefix, suffix, all, any, not, "
         "cesql",
     ),
-    "exact-two-attributes": (
-        "  filters: [{exact: {type: a, source: b}}]\n",
-        "spec.filters[].exact must have exactly one attribute (use all for more)",
+    "exact-no-attribute": (
+        "  filters: [{exact: {}}]\n",
+        "spec.filters[].exact must have at least one attribute",
     ),
     "prefix-empty-value": (
         "  filters: [{prefix: {type: ''}}]\n",
@@ -477,6 +477,18 @@ def test_crd_rejects_invalid_filters(
     )
     assert proc.returncode != 0
     assert message in proc.stderr
+
+
+def test_crd_accepts_several_attributes_in_one_dialect(
+    kube: Kube, crds: None, namespace: str
+) -> None:
+    """rekt TestMTChannelBrokerNewTriggerFilters: exact, prefix and suffix with several
+    attributes (all must match) are valid Triggers, as in Knative."""
+    extra = (
+        "  filters: [{exact: {type: a, source: b}}, {prefix: {type: a, subject: b}}, "
+        "{suffix: {type: a, id: b}}]\n"
+    )
+    kube.apply(trigger_yaml("several", extra), namespace)
 
 
 def test_crd_keeps_spec_broker_immutable(kube: Kube, crds: None, namespace: str) -> None:
