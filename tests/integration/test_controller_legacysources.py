@@ -53,10 +53,34 @@ def crds(kube: Kube) -> Iterator[None]:
         uninstall(kube)
 
 
+def legacy_resources() -> list[str]:
+    """The old group's resources (`<plural>.<group>`, the names of their CRDs)."""
+    return sorted(
+        str(doc["metadata"]["name"])
+        for path in LEGACY.glob("*.yaml")
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc and doc.get("kind") == "CustomResourceDefinition"
+    )
+
+
 def uninstall(kube: Kube) -> None:
-    """Remove the old group's CRDs, then refresh kubectl's discovery cache (shared by every
-    kubectl of this user): one read while the old group was served would otherwise keep
-    mapping `apiserversources` to it after it is gone."""
+    """Remove the old group's objects, then its CRDs, then refresh kubectl's discovery cache
+    (shared by every kubectl of this user): one read while the old group was served would
+    otherwise keep mapping `apiserversources` to it after it is gone.
+
+    The objects go first, listed through their served storage: a CRD deleted while its
+    storage is still (re)initializing (a test of a few seconds after `apply`) makes the
+    apiserver's CRD finalizer fail its list with 429, and its retry can lose the CRD (a
+    conflict on its own status write, not requeued) until the informer's resync minutes
+    later: CI's `kubectl delete --wait` ran past 120 s. kubectl waits out the 429 of its own
+    list; with no objects left, the finalizer has nothing to delete or wait for."""
+    present = kube.kubectl(
+        "get", "crd", "--ignore-not-found", "-o", "name", *legacy_resources()
+    ).stdout.split()
+    if present:
+        resources = ",".join(name.removeprefix("customresourcedefinition.apiextensions.k8s.io/")
+                             for name in present)  # fmt: skip
+        kube.kubectl("delete", resources, "--all", "--all-namespaces", "--wait=true")
     kube.kubectl("delete", "--wait=true", "--ignore-not-found", f"--filename={LEGACY}")
     # Only to refresh the cache: right after a CRD is removed, discovery of some group may
     # fail for a moment (exit 1, "unable to retrieve the complete list of server APIs").
