@@ -58,6 +58,7 @@ import concurrent.futures
 import enum
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -376,43 +377,92 @@ class _Latch:
     out reports the most telling of them: a wrong password shows as 'authentication failed',
     not as the timeout it causes."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_error: Callable[[errors.KafkaError], None] | None = None) -> None:
         self._lock = threading.Lock()
-        self._seen: dict[type[errors.KafkaError], errors.KafkaError] = {}
+        self._seen: dict[type[errors.KafkaError], tuple[errors.KafkaError, float]] = {}
+        self._on_error = on_error
 
     def record(self, error: ck.KafkaError) -> None:
         classified = classify(error)
-        logger.debug("Kafka client error: %s (%s)", classified, classified.code)
         with self._lock:
-            self._seen[type(classified)] = classified
+            new = type(classified) not in self._seen
+            self._seen[type(classified)] = (classified, time.monotonic())
+        if new:  # librdkafka repeats an error on every reconnect: say it once per episode
+            logger.warning("Kafka client error: %s (%s).", classified, classified.code)
+        if self._on_error is not None:
+            self._on_error(classified)
 
     def clear(self) -> None:
+        if not self._seen:  # the hot path (every acknowledged batch): no lock when clean
+            return
         with self._lock:
             self._seen.clear()
+        logger.info("Kafka client recovered: records flow again.")
 
     def worst(self) -> errors.KafkaError | None:
         with self._lock:
             for kind in _PRECEDENCE:
                 if kind in self._seen:
-                    return self._seen[kind]
-            return next(iter(self._seen.values()), None)
+                    return self._seen[kind][0]
+            return next((seen[0] for seen in self._seen.values()), None)
+
+    def authentication(self, within: float = 5.0) -> errors.KafkaError | None:
+        """The authentication failure reported in the last `within` seconds, if any."""
+        with self._lock:
+            seen = self._seen.get(errors.KafkaAuthenticationError)
+        if seen is not None and time.monotonic() - seen[1] <= within:
+            return seen[0]
+        return None
 
     def explain(self, error: BaseException) -> errors.KafkaError:
         """`error` classified, unless it is a timeout/transport error and a background error
-        says more (authentication, authorization)."""
+        says more (refused credentials, refused connection, authorization)."""
         classified = classify(error)
         if type(classified) in (errors.KafkaUnreachableError, errors.KafkaError):
-            worst = self.worst()
-            if worst is not None and isinstance(worst, _PRECEDENCE[:2]):
-                return worst
+            # a background error names the cause ("Connection refused", "Invalid username
+            # or password") where the operation only says "timed out" / "transport failure"
+            return self.worst() or classified
         return classified
+
+
+class _QuietLog:
+    """librdkafka's log at DEBUG: it logs an ERROR line on every reconnect attempt, while the
+    same errors reach error_cb and are logged once per episode by `_Latch`."""
+
+    def log(self, level: int, msg: str, *args: object) -> None:
+        _LIBRDKAFKA_LOG.debug(msg, *args)
+
+
+_QUIET_LOG = _QuietLog()
 
 
 def _with_callbacks(config: Mapping[str, Any], latch: _Latch) -> dict[str, Any]:
     conf = dict(config)
     conf["error_cb"] = latch.record
-    conf.setdefault("logger", _LIBRDKAFKA_LOG)
+    conf.setdefault("logger", _QUIET_LOG)
     return conf
+
+
+async def _admin_wait(
+    admin: ck_admin.AdminClient, latch: _Latch, future: concurrent.futures.Future[Any], limit: float
+) -> Any:
+    """The admin operation's result; fails at once when the credentials are refused (the
+    operation itself would only time out)."""
+    wrapped = asyncio.wrap_future(future)
+    deadline = asyncio.get_running_loop().time() + limit
+    try:
+        while True:
+            done, _ = await asyncio.wait({wrapped}, timeout=0.25)
+            if done:
+                return wrapped.result()
+            await asyncio.to_thread(admin.poll, 0)  # serves error_cb
+            refused = latch.authentication()
+            if refused is not None:
+                raise refused
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError
+    finally:
+        wrapped.cancel()
 
 
 # ---------------------------------------------------------------------------- admin
@@ -434,7 +484,7 @@ async def _admin_call(
                 [topic], request_timeout=request_timeout, operation_timeout=request_timeout
             )
         try:
-            await asyncio.wait_for(asyncio.wrap_future(futures[topic]), request_timeout + 5)
+            await _admin_wait(admin, latch, futures[topic], request_timeout + 5)
         except ck.KafkaException as exc:
             code = (
                 exc.args[0].code() if exc.args and isinstance(exc.args[0], ck.KafkaError) else None
@@ -492,11 +542,19 @@ async def check(
     With `topic`, it must exist with every partition led (else `KafkaTopicError`)."""
     latch = _Latch()
     admin = ck_admin.AdminClient(_with_callbacks(config, latch))
-    try:
-        metadata = await asyncio.to_thread(admin.list_topics, topic, timeout=request_timeout)
-    except ck.KafkaException as exc:
-        await asyncio.to_thread(admin.poll, 0)
-        raise latch.explain(exc) from exc
+    deadline = asyncio.get_running_loop().time() + request_timeout
+    while True:  # in steps of a second, so refused credentials fail at once
+        step = max(0.1, min(1.0, deadline - asyncio.get_running_loop().time()))
+        try:
+            metadata = await asyncio.to_thread(admin.list_topics, topic, timeout=step)
+            break
+        except ck.KafkaException as exc:
+            await asyncio.to_thread(admin.poll, 0)
+            refused = latch.authentication()
+            if refused is not None:
+                raise refused from exc
+            if asyncio.get_running_loop().time() >= deadline:
+                raise latch.explain(exc) from exc
     if topic is None:
         return
     found = metadata.topics.get(topic)
@@ -628,7 +686,7 @@ class Producer:
     def __init__(
         self, config: Mapping[str, Any], *, delivery_timeout: float = 30.0, linger_ms: int = 5
     ) -> None:
-        self._latch = _Latch()
+        self._latch = _Latch(self._on_error)
         conf = _with_callbacks(config, self._latch)
         conf.update(
             {
@@ -646,6 +704,7 @@ class Producer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._acks: list[tuple[asyncio.Future[Delivered], ck.KafkaError | None, Any]] = []
         self._acks_lock = threading.Lock()
+        self._pending: set[asyncio.Future[Delivered]] = set()
 
     async def __aenter__(self) -> Producer:
         self.start()
@@ -665,6 +724,20 @@ class Producer:
     def problem(self) -> errors.KafkaError | None:
         """The worst client error seen since the last acknowledged record, or None."""
         return self._latch.worst()
+
+    def _on_error(self, error: errors.KafkaError) -> None:
+        """(poll thread) Refused credentials fail every waiting send at once: librdkafka
+        would retry until the delivery timeout, and a sink should answer now."""
+        if isinstance(error, errors.KafkaAuthenticationError) and self._loop is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._fail_pending, error)
+            except RuntimeError:  # loop closed
+                pass
+
+    def _fail_pending(self, error: errors.KafkaError) -> None:
+        for future in self._pending:
+            if not future.done():
+                future.set_exception(error)
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -708,6 +781,9 @@ class Producer:
         """Produce one record and wait until all in-sync replicas have it."""
         if self._thread is None:
             raise RuntimeError("Producer.send() before start()")
+        refused = self._latch.authentication()
+        if refused is not None:
+            raise refused
         future: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
 
         def acked(err: ck.KafkaError | None, msg: Any) -> None:
@@ -734,7 +810,11 @@ class Producer:
                 await asyncio.sleep(0.005)
             except ck.KafkaException as exc:
                 raise self._latch.explain(exc) from exc
-        return await future
+        self._pending.add(future)
+        try:
+            return await future
+        finally:
+            self._pending.discard(future)
 
     async def send_message(self, topic: str, message: Message) -> Delivered:
         return await self.send(topic, message.value, key=message.key, headers=message.headers)
