@@ -45,6 +45,13 @@ class Options:
     broker_filter_service: str = "broker-filter"
     """The shared broker filter Service: each Trigger's Subscription delivers to
     `http://broker-filter.<system-ns>.svc.cluster.local/triggers/<ns>/<name>/<uid>`."""
+    kafka_sink_ingress_service: str = "kafka-sink-ingress"
+    """The KafkaSink ingress Service in the system namespace: every KafkaSink's address is
+    `http://kafka-sink-ingress.<system-ns>.svc.cluster.local/<ns>/<name>`; its ready
+    endpoints make KafkaSinks DataPlaneAvailable."""
+    kafka_timeout: float = 10.0
+    """Seconds one Kafka admin request (topic check or creation) may take in a reconcile
+    before the broker counts as unreachable: a worker is not held longer by a dead broker."""
 
 
 @dataclass(frozen=True, slots=True)

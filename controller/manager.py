@@ -23,6 +23,7 @@ from controller.flows import wiring as flows
 from controller.framework import discovery, lifecycle, loop, metrics, tracking
 from controller.githubsource import wiring as githubsource
 from controller.inmemorychannel import wiring as inmemorychannel
+from controller.kafkasink import wiring as kafkasink
 from controller.legacysources import wiring as legacysources
 from controller.pingsource import wiring as pingsource
 from controller.serving import wiring as serving
@@ -56,6 +57,7 @@ KINDS: dict[str, Builder] = {
     "GcpPubSubSource.sources.eventing.knative.dev": legacysources.build_gcppubsubsource,
     "Sequence": flows.build_sequence,
     "Parallel": flows.build_parallel,
+    "KafkaSink": kafkasink.build,
 }
 """Every kind this process reconciles, by kind name."""
 

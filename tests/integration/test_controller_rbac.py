@@ -15,7 +15,10 @@ from tests.cluster import REPO, Kube
 
 pytestmark = pytest.mark.cluster
 
-ACCOUNTS = ["kevents-controller", "kevents-dispatcher", "kevents-ping-adapter"]
+ACCOUNTS = [
+    "kevents-controller", "kevents-dispatcher", "kevents-ping-adapter",
+    "kevents-kafka-sink-ingress",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

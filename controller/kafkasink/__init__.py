@@ -1,0 +1,1 @@
+"""KafkaSink: its topic, its credentials, its address on the shared KafkaSink ingress."""
