@@ -539,9 +539,12 @@ async def check(
     config: Mapping[str, Any], *, topic: str | None = None, request_timeout: float = 10.0
 ) -> None:
     """One metadata round trip; raises the classified error (e.g. for a Ready condition).
-    With `topic`, it must exist with every partition led (else `KafkaTopicError`)."""
+    With `topic`, it must exist with every partition led (else `KafkaTopicError`); asking
+    never creates it (a broker with auto.create.topics.enable would, for a metadata request
+    that allows it: librdkafka's default for this client)."""
     latch = _Latch()
-    admin = ck_admin.AdminClient(_with_callbacks(config, latch))
+    conf = {**config, "allow.auto.create.topics": False}
+    admin = ck_admin.AdminClient(_with_callbacks(conf, latch))
     deadline = asyncio.get_running_loop().time() + request_timeout
     while True:  # in steps of a second, so refused credentials fail at once
         step = max(0.1, min(1.0, deadline - asyncio.get_running_loop().time()))
