@@ -20,6 +20,7 @@ import logging
 import os
 import pathlib
 import subprocess
+import sys
 from dataclasses import dataclass
 
 from hack.agent import errors
@@ -82,6 +83,29 @@ def lock_free() -> bool:
     with contextlib.suppress(OSError):
         os.close(fd)
     return True
+
+
+_BR_FORWARDING = "3"
+"""A bridge port's state in sysfs once it forwards frames (BR_STATE_FORWARDING)."""
+
+_GARP = """
+import socket, sys
+ip = socket.inet_aton(sys.argv[1])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+mac = s.getsockname()[4]
+arp = bytes([0, 1, 8, 0, 6, 4, 0, 1]) + mac + ip + bytes(6) + ip
+s.send(bytes([255]) * 6 + mac + bytes([8, 6]) + arp)
+"""
+"""Broadcast an ARP request for the pod's own address from eth0 (argv[1]: the address)."""
+
+
+def _port_state(veth: str) -> str:
+    """The bridge port state of `veth` from sysfs (a kernel attribute: never blocks)."""
+    try:
+        return pathlib.Path(f"/sys/class/net/{veth}/brport/state").read_text().strip()
+    except OSError:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -158,10 +182,24 @@ class Network:
             await run(*ns, "link", "set", "eth0", "up")
             await run(*ns, "link", "set", "lo", "up")
             await run(*ns, "route", "add", "default", "via", self.gateway)
+            await self._announce(pn)
         except BaseException:
             await asyncio.shield(self.remove_pod(pn))
             raise
         return pn
+
+    async def _announce(self, pn: PodNetwork) -> None:
+        """A gratuitous ARP from the pod's eth0, as the CNI bridge plugin sends: other pods
+        that map this (reused) address to a deleted pod's MAC learn the new one, so their
+        answers to this pod (a Service's backend replying to it) are not lost for 15-50 s.
+
+        Sent once the bridge port forwards (the veth's carrier reaches the bridge a moment
+        after eth0 comes up; before, the frame is dropped, so `arp_notify` is no use here)."""
+        for _ in range(250):
+            if _port_state(pn.veth) == _BR_FORWARDING:
+                break
+            await asyncio.sleep(0.02)
+        await run("ip", "netns", "exec", pn.netns, sys.executable, "-c", _GARP, pn.ip)
 
     async def _remove(self, pn: PodNetwork) -> None:
         await run("ip", "link", "del", pn.veth, check=False)

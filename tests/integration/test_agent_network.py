@@ -1,8 +1,8 @@
 """The node agent's pod network (`hack.agent.network.Network`) with real namespaces, veths and
 sockets, on a bridge of the test's own (not the running agent's `kev0`).
 
-A deleted pod's address goes to the next pod at once; the node must reach the new pod there
-straight away. Before, the node kept the deleted pod's MAC for the address
+A deleted pod's address goes to the next pod at once; the node and the other pods must reach
+the new pod there straight away. Before, the node kept the deleted pod's MAC for the address
 for 15-50 s, so the new pod's liveness tcpSocket probes timed out and it was killed (CI: the
 web Deployment of tests/e2e/test_node_agent.py restarted twice before the test killed it).
 """
@@ -29,6 +29,12 @@ s.listen()
 print("up", flush=True)
 while True:
     s.accept()[0].close()
+"""
+
+
+CONNECT = """
+import socket, sys
+socket.create_connection((sys.argv[1], 8080), timeout=5).close()
 """
 
 
@@ -98,6 +104,15 @@ class Listener:
         await self.proc.wait()
 
 
+async def connect_from(pn: network.PodNetwork, ip: str) -> int:
+    """Connect from inside `pn`'s namespace to ip:8080 (5 s); the exit code (0: connected)."""
+    proc = await asyncio.create_subprocess_exec(
+        "nsenter", f"--net={pn.netns_path}", "--", sys.executable, "-c", CONNECT, ip,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    return await proc.wait()
+
+
 async def tcp_probe(ip: str) -> probes.Result:
     """The agent's liveness tcpSocket probe from the node (5 s, not the default 1 s: the
     machine may be loaded; a stale address never answers at all)."""
@@ -108,11 +123,12 @@ async def tcp_probe(ip: str) -> probes.Result:
 async def test_a_pod_on_a_deleted_pods_address_is_reached_at_once(pods: Pods) -> None:
     # Another pod stays, as on a node: a bridge losing its last port loses its carrier, and
     # with it every neighbour entry.
-    await pods.add()
+    peer = await pods.add()
     old = await pods.add()
     listener = await Listener.start(old)
-    # The node has talked to the old pod: it holds the old pod's MAC for the address.
+    # The node and the peer have talked to the old pod: both hold its MAC for the address.
     assert (await tcp_probe(old.ip)).ok
+    assert await connect_from(peer, old.ip) == 0
     await listener.stop()
     await pods.net.remove_pod(old)
 
@@ -122,5 +138,6 @@ async def test_a_pod_on_a_deleted_pods_address_is_reached_at_once(pods: Pods) ->
     try:
         result = await tcp_probe(new.ip)
         assert result.ok, result.message
+        assert await connect_from(peer, new.ip) == 0
     finally:
         await listener.stop()
