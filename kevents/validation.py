@@ -15,6 +15,8 @@ The rules, by kind (knative/eventing `pkg/apis/*/v1/*_validation.go`):
   absolute with a host; with `ref` it is relative. `ceOverrides.extensions` keys are ASCII
   letters and digits;
 - PingSource: `kevents.pingspec` (schedule, timezone, data / dataBase64, contentType);
+- KafkaSource: `kevents.kafkasourcespec` (topics, bootstrapServers, initialOffset, ordering,
+  consumers, net secretKeyRefs), `delivery`; `spec.consumerGroup` is immutable;
 - Trigger: `kevents.eventfilter` (attribute names, one dialect per filter, CESQL that
   parses), `subscriber`, `delivery`; `spec.broker` is immutable;
 - Broker: `delivery`; the class annotation `eventing.knative.dev/broker.class`, once set,
@@ -38,7 +40,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kevents import pingspec, retries
+from kevents import kafkasourcespec, pingspec, retries
 from kevents.eventfilter import trigger as trigger_filter
 
 BROKER_CLASS = "eventing.knative.dev/broker.class"
@@ -91,6 +93,11 @@ def _source(spec: Spec) -> list[str]:
 
 def _ping(spec: Spec) -> list[str]:
     return [str(p) for p in pingspec.problems(spec)] + _source(spec)
+
+
+def _kafka_source(spec: Spec) -> list[str]:
+    found = kafkasourcespec.problems(spec) + _source(spec)
+    return found + delivery_problems(spec.get("delivery"))
 
 
 def _trigger(spec: Spec) -> list[str]:
@@ -155,6 +162,7 @@ RULES: dict[tuple[str, str], Callable[[Spec], list[str]]] = {
     ("sources.knative.dev", "ContainerSource"): _source,
     ("sources.knative.dev", "SinkBinding"): _source,
     ("sources.knative.dev", "GitHubSource"): _source,
+    ("sources.knative.dev", "KafkaSource"): _kafka_source,
     ("eventing.knative.dev", "Broker"): _broker,
     ("eventing.knative.dev", "Trigger"): _trigger,
     ("messaging.knative.dev", "Channel"): _channelable,
@@ -166,6 +174,7 @@ RULES: dict[tuple[str, str], Callable[[Spec], list[str]]] = {
 IMMUTABLE: dict[tuple[str, str], tuple[str, ...]] = {
     ("eventing.knative.dev", "Trigger"): ("broker",),
     ("messaging.knative.dev", "Subscription"): ("channel",),
+    ("sources.knative.dev", "KafkaSource"): ("consumerGroup",),
 }
 """Spec fields that may not change once set (the CRDs' CEL says so too)."""
 

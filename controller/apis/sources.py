@@ -1,5 +1,6 @@
 """CRDs of `sources.knative.dev`: ApiServerSource, PingSource, ContainerSource, SinkBinding,
-GitHubSource (v1alpha1, from knative-extensions/eventing-github)."""
+GitHubSource (v1alpha1, from knative-extensions/eventing-github), KafkaSource (v1beta1, from
+knative-extensions/eventing-kafka-broker)."""
 
 from __future__ import annotations
 
@@ -321,10 +322,138 @@ def githubsource() -> s.Schema:
     )
 
 
+KAFKA_KEY_TYPES = ["string", "int", "float", "byte-array"]
+"""Values of the label `kafkasources.sources.knative.dev/key-type` (Knative's)."""
+
+
+def _secret_value(description: str) -> s.Schema:
+    """bindings/v1beta1 SecretValueFromSource: an optional secretKeyRef."""
+    return s.obj(
+        description,
+        {
+            "secretKeyRef": s.obj(
+                "A key of a Secret in the source's namespace.",
+                {
+                    "name": s.string("Secret name."),
+                    "key": s.string("Key in the Secret."),
+                    "optional": {"type": "boolean", "description": "Unused (Kubernetes' type)."},
+                },
+                required=["name", "key"],
+            )
+        },
+    )
+
+
+def _kafka_net() -> s.Schema:
+    """bindings/v1beta1 KafkaNetSpec: SASL and TLS, every value from a Secret key."""
+    return s.obj(
+        "How the consumer authenticates to Kafka and encrypts the connection.",
+        {
+            "sasl": s.obj(
+                "SASL authentication.",
+                {
+                    "enable": {"type": "boolean", "description": "Authenticate with SASL."},
+                    "user": _secret_value("The SASL user name."),
+                    "password": _secret_value("The SASL password."),
+                    "type": _secret_value(
+                        "The SASL mechanism: PLAIN (default), SCRAM-SHA-256 or SCRAM-SHA-512."
+                    ),
+                },
+            ),
+            "tls": s.obj(
+                "TLS to the brokers.",
+                {
+                    "enable": {"type": "boolean", "description": "Connect with TLS."},
+                    "cert": _secret_value("The client certificate (PEM)."),
+                    "key": _secret_value("The client key (PEM)."),
+                    "caCert": _secret_value("The CA certificate(s) of the brokers (PEM)."),
+                },
+            ),
+        },
+    )
+
+
+def kafkasource() -> s.Schema:
+    nonempty = {
+        "x-kubernetes-validations": [s.rule("size(self) > 0", "must list at least one entry")]
+    }
+    spec = _source_spec(
+        "The topics to read, the Kafka cluster and its credentials, and the delivery options.",
+        ["topics", "bootstrapServers"],
+        consumers={
+            "type": "integer",
+            "format": "int32",
+            "minimum": 0,
+            "default": 1,
+            "description": "Consumers (adapter replicas) in the consumer group; partitions are "
+            "spread across them. Defaults to 1.",
+        },
+        bootstrapServers={
+            **s.string_list("Kafka bootstrap servers, host:port (one or comma-separated)."),
+            **nonempty,
+        },
+        net=_kafka_net(),
+        topics={**s.string_list("The topics to consume."), **nonempty},
+        consumerGroup=s.string(
+            "The consumer group id; defaults to knative-kafka-source-<uuid>. Immutable."
+        ),
+        initialOffset=s.string(
+            "Where a consumer group without committed offsets starts: earliest or latest.",
+            enum=["earliest", "latest"],
+            default="latest",
+        ),
+        delivery=s.delivery(),
+        ordering=s.string(
+            "ordered: one event in flight per partition, in offset order; unordered: events of "
+            "a partition delivered concurrently.",
+            enum=["ordered", "unordered"],
+            default="ordered",
+        ),
+    )
+    out = s.crd(
+        group=GROUP,
+        kind="KafkaSource",
+        plural="kafkasources",
+        singular="kafkasource",
+        versions=["v1beta1"],
+        storage="v1beta1",
+        description="Reads records of Kafka topics and sends them to a sink as CloudEvents.",
+        spec=spec,
+        status=s.source_status(
+            "Observed state of the KafkaSource.",
+            consumers={
+                "type": "integer",
+                "format": "int32",
+                "description": "Consumers actually running in the consumer group.",
+            },
+            selector=s.string("Label selector of the consumers' pods (scale subresource)."),
+            claims=s.string("Partitions claimed by the consumers."),
+        ),
+        columns=[
+            {"name": "Topics", "type": "string", "jsonPath": ".spec.topics"},
+            {"name": "BootstrapServers", "type": "string", "jsonPath": ".spec.bootstrapServers"},
+            *s.ready_columns()[1:],
+            s.ready_columns()[0],
+        ],
+        categories=["all", "knative", "eventing", "sources"],
+        labels=SOURCE_LABELS,
+        annotations=_event_types("dev.knative.kafka.event"),
+        root_rules=[s.rule("has(self.spec)", "spec is required")],
+    )
+    for version in out["spec"]["versions"]:
+        version["subresources"]["scale"] = {
+            "specReplicasPath": ".spec.consumers",
+            "statusReplicasPath": ".status.consumers",
+            "labelSelectorPath": ".status.selector",
+        }
+    return out
+
+
 ALL = {
     "300-apiserversource.yaml": apiserversource,
     "300-pingsource.yaml": pingsource,
     "300-containersource.yaml": containersource,
     "300-sinkbinding.yaml": sinkbinding,
     "300-githubsource.yaml": githubsource,
+    "300-kafkasource.yaml": kafkasource,
 }

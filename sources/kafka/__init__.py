@@ -1,0 +1,1 @@
+"""The KafkaSource receive adapter (`python -m sources.kafka`)."""
