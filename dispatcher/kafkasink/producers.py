@@ -34,6 +34,9 @@ SECRETS = kubeapi.Resource("", "v1", "secrets")
 FAILURE_CACHE = 5.0
 """Seconds a Secret that could not be read or parsed is not asked for again."""
 
+CLOSE_GRACE = 2.0
+"""Seconds a closing producer may flush records still queued before they are purged."""
+
 Fingerprint = tuple[tuple[str, str], ...]
 
 
@@ -104,9 +107,12 @@ class Table:
         self._metrics.producers.set(len(self._producers))
 
     async def close_retired(self) -> None:
+        """Close retired producers. What is still queued in one belongs to requests already
+        answered (the ingress drains before the table stops; a send that failed or timed out
+        was answered 503), so `CLOSE_GRACE` bounds the wait instead of the produce timeout."""
         while self._retired:
             producer = self._retired.pop()
-            await producer.close(grace=self._produce_timeout)
+            await producer.close(grace=CLOSE_GRACE)
 
     async def target(self, key: sinks.Key) -> Target | None:
         """The sink and its producer; None for an unknown sink; raises
@@ -116,7 +122,12 @@ class Table:
             return None
         auth = await self._auth(sink)
         try:
-            config = kafka.client_config(list(sink.bootstrap_servers), auth)
+            # A record never creates its topic (the controller creates it with the sink's
+            # partitions, or the topic must exist): a missing topic is a 503, not a topic
+            # made with the broker's defaults.
+            config = kafka.client_config(
+                list(sink.bootstrap_servers), auth, allow_auto_create_topics=False
+            )
         except errors.ConfigError as exc:
             raise SinkUnavailableError("; ".join(exc.problems)) from exc
         fingerprint: Fingerprint = tuple(sorted((k, str(v)) for k, v in config.items()))
