@@ -71,7 +71,8 @@ def verdict(request: dict[str, Any]) -> dict[str, Any]:
         "allowed": False,
         "status": {
             "code": 400, "reason": "BadRequest", "status": "Failure",
-            "message": f"invalid {kind.get('kind', 'object')}: " + "; ".join(found),
+            # Knative's webhook: "validation failed: " + the FieldErrors, one per line.
+            "message": "validation failed: " + "\n".join(found),
         },
     }  # fmt: skip
 

@@ -8,7 +8,9 @@ spec_problems(group, kind, spec) -> [str]   reconcilers: the spec rules alone
 relevant_change(obj, old)        -> bool    an update worth judging (spec or class changed)
 ```
 
-Each message starts with its field path (`spec.schedule: ...`), as Knative's field errors.
+Each message starts with its field path (`spec.schedule: ...`); where Knative's clients read
+the exact words, they are Knative's `apis.FieldError` text (`invalid value: Unknown:
+spec.mode`, the Broker class's `Immutable fields changed (-old +new): annotations` diff).
 The rules, by kind (knative/eventing `pkg/apis/*/v1/*_validation.go`):
 
 - every source (`sink`): a Destination has a `ref` or a `uri`; without `ref` the `uri` is
@@ -19,6 +21,8 @@ The rules, by kind (knative/eventing `pkg/apis/*/v1/*_validation.go`):
   consumers, net secretKeyRefs), `delivery`; `spec.consumerGroup` is immutable;
 - Trigger: `kevents.eventfilter` (attribute names, one dialect per filter, CESQL that
   parses), `subscriber`, `delivery`; `spec.broker` is immutable;
+- ApiServerSource: `mode` Reference or Resource (checked here, not by a CRD enum, so the
+  refusal has Knative's words);
 - Broker: `delivery`; the class annotation `eventing.knative.dev/broker.class`, once set,
   is immutable (Knative: "Immutable fields changed");
 - Channel, InMemoryChannel: `delivery` and every subscriber's `delivery`;
@@ -91,6 +95,19 @@ def _source(spec: Spec) -> list[str]:
     return found
 
 
+API_SERVER_MODES = ("Reference", "Resource")
+
+
+def _apiserver(spec: Spec) -> list[str]:
+    """Knative's `ApiServerSourceSpec.Validate`: `mode` Reference or Resource (empty is
+    defaulted to Reference), with `apis.ErrInvalidValue`'s words."""
+    found = []
+    mode = spec.get("mode")
+    if mode and mode not in API_SERVER_MODES:
+        found.append(f"invalid value: {mode}: spec.mode")
+    return found + _source(spec)
+
+
 def _ping(spec: Spec) -> list[str]:
     return [str(p) for p in pingspec.problems(spec)] + _source(spec)
 
@@ -158,7 +175,7 @@ def _parallel(spec: Spec) -> list[str]:
 
 RULES: dict[tuple[str, str], Callable[[Spec], list[str]]] = {
     ("sources.knative.dev", "PingSource"): _ping,
-    ("sources.knative.dev", "ApiServerSource"): _source,
+    ("sources.knative.dev", "ApiServerSource"): _apiserver,
     ("sources.knative.dev", "ContainerSource"): _source,
     ("sources.knative.dev", "SinkBinding"): _source,
     ("sources.knative.dev", "GitHubSource"): _source,
@@ -215,6 +232,7 @@ def problems(
     if kind == "Broker" and group == "eventing.knative.dev":
         before, after = _class(old), _class(obj)
         if before is not None and after != before:
-            found.append(f"metadata.annotations[{BROKER_CLASS}]: Immutable fields changed: "
-                         f"{before!r} -> {after!r} (create a new Broker)")  # fmt: skip
+            # Knative's `Broker.CheckImmutableFields` (a kmp.ShortDiff of the class).
+            found.append("Immutable fields changed (-old +new): annotations\n{string}:\n"
+                         f'\t-: "{before}"\n\t+: "{after or ""}"\n')  # fmt: skip
     return found

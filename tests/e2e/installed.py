@@ -179,7 +179,7 @@ def system_problems(kube: cluster.Kube) -> list[str]:
         proc = kube.kubectl(
             "create", "--dry-run=server", "-f", "-", input=REFUSED_BY_THE_WEBHOOK, check=False
         )
-        if 'admission webhook "validation.webhook.kevents.knative.dev" denied' not in proc.stderr:
+        if 'admission webhook "validation.webhook.eventing.knative.dev" denied' not in proc.stderr:
             problems.append(f"the validating webhook did not answer: {proc.stderr.strip()!r}")
     return problems
 

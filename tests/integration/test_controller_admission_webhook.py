@@ -203,7 +203,11 @@ async def test_invalid_samples_are_refused_at_apply_and_valid_knative_yaml_appli
 
         # Immutable: the Broker's class and the Trigger's broker.
         message = await refused(kube, ns, BROKER % "Kafka")
-        assert "eventing.knative.dev/broker.class" in message and "Immutable" in message
+        # Knative's words (Broker.CheckImmutableFields, a kmp.ShortDiff), as kubectl shows.
+        assert message.endswith(
+            " denied the request: validation failed: Immutable fields changed (-old +new): "
+            'annotations\n{string}:\n\t-: "MTChannelBasedBroker"\n\t+: "Kafka"\n'
+        ), message
         message = await refused(kube, ns, TRIGGER % ("ok", "other", ""))
         assert "spec.broker" in message
 
@@ -287,3 +291,31 @@ async def test_channels_get_the_subscribable_duck_annotation_at_admission(
     assert generic["metadata"]["annotations"]["messaging.knative.dev/subscribable"] == "v1"
     assert generic["metadata"]["annotations"]["team"] == "a"
     assert own["metadata"]["annotations"]["messaging.knative.dev/subscribable"] == "v1beta1"
+
+
+APISERVERSOURCE = """
+apiVersion: sources.knative.dev/v1
+kind: ApiServerSource
+metadata: {name: %s}
+spec:
+  mode: %s
+  serviceAccountName: foo-sa
+  resources: [{apiVersion: v1, kind: Event}]
+  sink: {ref: {apiVersion: v1, kind: Service, name: foo-svc}}
+"""
+KNATIVE_MODE_REFUSAL = " denied the request: validation failed: invalid value: Unknown: spec.mode"
+"""rekt's ApiServerSource webhook test (assert.EqualError) after the webhook's name."""
+
+
+async def test_an_invalid_apiserversource_mode_is_refused_with_knatives_words(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    """The CRD leaves `spec.mode` to the webhook, whose refusal on create and on update is
+    Knative's `validation failed: invalid value: Unknown: spec.mode`, and nothing else."""
+    ns, api = namespace, kubeapi.KubeApi(api_client)
+    async with admission(kube, api, ns):
+        message = await refused(kube, ns, APISERVERSOURCE % ("created", "Unknown"))
+        assert message.strip().endswith(KNATIVE_MODE_REFUSAL), message
+        await apply(kube, APISERVERSOURCE % ("updated", "Resource"), ns)
+        message = await refused(kube, ns, APISERVERSOURCE % ("updated", "Unknown"))
+        assert message.strip().endswith(KNATIVE_MODE_REFUSAL), message

@@ -414,16 +414,12 @@ async def test_ready_when_deployment_available_and_deleted_with_source(
         kube.kubectl("delete", "--ignore-not-found", "-f", "-", input=policy)
 
 
+# spec.mode is the admission webhook's (Knative's words): test_controller_admission_webhook.
 INVALID = {
     "no-resources": (
         {"resources": [], "sink": {"uri": "http://x.example"}},
         "spec.resources: Invalid value: resources must list at least one {apiVersion, kind} "
         "to watch",
-    ),
-    "bad-mode": (
-        {"mode": "Everything", "resources": [{"apiVersion": "v1", "kind": "Event"}],
-         "sink": {"uri": "http://x.example"}},
-        'spec.mode: Unsupported value: "Everything": supported values: "Reference", "Resource"',
     ),
     "neither-ref-nor-uri": (
         {"resources": [{"apiVersion": "v1", "kind": "Event"}], "sink": {}},
