@@ -81,6 +81,7 @@ async def main() -> int:
             apiserver_adapter_image=cfg.apiserver_adapter_image,
             ping_adapter_image=cfg.ping_adapter_image,
             github_adapter_image=cfg.github_adapter_image,
+            kafka_adapter_image=cfg.kafka_adapter_image,
             workers=cfg.workers,
             resync=cfg.resync_seconds,
             config_recheck=cfg.config_recheck_seconds,

@@ -23,6 +23,8 @@ class Options:
     """Image of the shared `pingsource-mt-adapter` Deployment, created when missing."""
     github_adapter_image: str = "kevents/github-source:latest"
     """Image of the per-source GitHubSource receive adapter Deployments."""
+    kafka_adapter_image: str = "kevents/kafka-source:latest"
+    """Image of the per-source KafkaSource receive adapter Deployments."""
     workers: int = 4
     """Concurrent reconciles per kind."""
     resync: float = 600.0

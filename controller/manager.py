@@ -24,6 +24,7 @@ from controller.framework import discovery, lifecycle, loop, metrics, tracking
 from controller.githubsource import wiring as githubsource
 from controller.inmemorychannel import wiring as inmemorychannel
 from controller.kafkasink import wiring as kafkasink
+from controller.kafkasource import wiring as kafkasource
 from controller.legacysources import wiring as legacysources
 from controller.pingsource import wiring as pingsource
 from controller.serving import wiring as serving
@@ -58,6 +59,7 @@ KINDS: dict[str, Builder] = {
     "Sequence": flows.build_sequence,
     "Parallel": flows.build_parallel,
     "KafkaSink": kafkasink.build,
+    "KafkaSource": kafkasource.build,
 }
 """Every kind this process reconciles, by kind name."""
 

@@ -23,6 +23,8 @@ class ControllerSettings:
     (`pingsource-mt-adapter`), created by the controller when missing."""
     github_adapter_image: str
     """GH_RA_IMAGE: image of the per-source GitHubSource receive adapter (Knative's name)."""
+    kafka_adapter_image: str
+    """KAFKA_RA_IMAGE: image of the per-source KafkaSource receive adapter."""
     identity: str
     """POD_NAME (downward API): this replica's name in the Lease; hostname + random suffix
     when unset so two local runs never share an identity."""
@@ -77,6 +79,7 @@ class ControllerSettings:
             ),
             ping_adapter_image=env.string("PING_RA_IMAGE", "kevents/ping-source:latest"),
             github_adapter_image=env.string("GH_RA_IMAGE", "kevents/github-source:latest"),
+            kafka_adapter_image=env.string("KAFKA_RA_IMAGE", "kevents/kafka-source:latest"),
             identity=env.string(
                 "POD_NAME", f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
             ),
