@@ -4,8 +4,9 @@ labeler's `routingState`):
 1. Create the Revision of the current generation (`NAME-0000G`) when missing; it is never
    changed afterwards (a new template is a new generation, so a new Revision).
 2. `latestCreatedRevisionName` is that Revision; `latestReadyRevisionName` the ready
-   Revision of the highest generation. Ready follows the latest created Revision: True when
-   it is ready, False with its reason when it failed, Unknown while it starts.
+   Revision of the highest generation, never moving back to an older one (as Knative's).
+   Ready follows the latest created Revision: True when it is ready, False with its reason
+   when it failed, Unknown while it starts.
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ class Reconciler(lifecycle.Kind):
             return None
         state.status["latestCreatedRevisionName"] = name
         revisions = await revisions_of(self.api, config)
-        ready = resources.latest_ready([r for r in revisions if r["metadata"]["name"] != name])
-        if resources.is_ready(latest):
-            ready = name
+        others = [r for r in revisions if r["metadata"]["name"] != name]
+        previous = (config.get("status") or {}).get("latestReadyRevisionName")
+        ready = resources.latest_ready([*others, latest], previous)
         if ready:
             state.status["latestReadyRevisionName"] = ready
         cond = conditions.ready_of(latest)

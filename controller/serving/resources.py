@@ -354,9 +354,12 @@ def is_ready(obj: kubeapi.Json) -> bool:
     )
 
 
-def latest_ready(revisions: list[kubeapi.Json]) -> str | None:
-    """The ready revision of the highest configuration generation."""
-    ready = [r for r in revisions if is_ready(r)]
+def latest_ready(revisions: list[kubeapi.Json], previous: str | None = None) -> str | None:
+    """The ready revision of the highest configuration generation, never older than
+    `previous` (the current `latestReadyRevisionName`, while it exists): as in Knative it
+    only moves forward, so a routed revision whose pod restarts keeps the route instead of
+    sending it back to an older revision scaled to zero."""
+    ready = [r for r in revisions if is_ready(r) or r["metadata"]["name"] == previous]
     if not ready:
         return None
     return str(max(ready, key=generation_of)["metadata"]["name"])

@@ -82,15 +82,27 @@ class Reconciler(lifecycle.Kind):
         state.status["address"] = {"url": url}
         state.status["traffic"] = [{"revisionName": ready, "latestRevision": True, "percent": 100}]
         state.mark_true(ROUTES_READY)
-        await self._route(config, {ready, cstatus.get("latestCreatedRevisionName") or ready})
+        await self._route(config, ready, cstatus.get("latestCreatedRevisionName") or ready)
         return None
 
-    async def _route(self, config: kubeapi.Json, active: set[str]) -> None:
-        """`active` revisions keep running; the others leave the route (to reserve)."""
+    async def _route(self, config: kubeapi.Json, ready: str, created: str) -> None:
+        """The routed and the latest created revisions keep running, and so does any newer
+        one (created after the Configuration status read here); the others leave the route
+        (to reserve)."""
         stamp = conditions.now()
-        for rev in await configuration.revisions_of(self.api, config):
+        revisions = await configuration.revisions_of(self.api, config)
+        floor = max(
+            (
+                resources.generation_of(r)
+                for r in revisions
+                if r["metadata"]["name"] in (ready, created)
+            ),
+            default=0,
+        )
+        for rev in revisions:
             rmeta = rev["metadata"]
-            patch = resources.routing_patch(rev, rmeta["name"] in active, stamp)
+            active = rmeta["name"] in (ready, created) or resources.generation_of(rev) > floor
+            patch = resources.routing_patch(rev, active, stamp)
             if patch is None:
                 continue
             await self.api.merge_patch(

@@ -127,6 +127,45 @@ async def test_service_runs_revisions_and_a_new_template_takes_over(
             0
         ]["env"]
 
+        # The routed revision's pod is replaced (deleted, restarted elsewhere): the route stays
+        # on it, never back to the older revision scaled to zero (Knative's
+        # latestReadyRevisionName only moves forward); 00001 is not woken up meanwhile.
+        (pod,) = (await api.request(
+            "GET", f"/api/v1/namespaces/{ns}/pods",
+            query=[("labelSelector", f"{resources.REVISION_LABEL}=display-00002")],
+        ))["items"]  # fmt: skip
+        kube.kubectl("delete", "pod", "-n", ns, pod["metadata"]["name"], "--wait=false")
+
+        async def replaced() -> list[dict[str, Any]]:
+            listed = await api.request(
+                "GET", f"/api/v1/namespaces/{ns}/pods",
+                query=[("labelSelector", f"{resources.REVISION_LABEL}=display-00002")],
+            )  # fmt: skip
+            return list(listed["items"])
+
+        await c.eventually(
+            replaced,
+            lambda pods: any(
+                p["metadata"]["uid"] != pod["metadata"]["uid"]
+                and c.condition(p, "Ready").get("status") == "True"
+                for p in pods
+            ),
+            within=90,
+        )
+        await c.eventually(
+            lambda: api.get(resources.REVISIONS, ns, "display-00002"), ready, within=60
+        )
+        svc = await api.get(resources.SERVICES, ns, "display")
+        assert svc["status"]["latestReadyRevisionName"] == "display-00002"
+        core = await api.get(resources.CORE_SERVICES, ns, "display")
+        assert core["spec"]["selector"][resources.REVISION_LABEL] == "display-00002"
+        again1 = await api.get(resources.REVISIONS, ns, "display-00001")
+        assert again1["metadata"]["labels"][resources.ROUTING_STATE_LABEL] == "reserve"
+        assert (
+            again1["metadata"]["annotations"][resources.ROUTING_STATE_MODIFIED]
+            == rev1["metadata"]["annotations"][resources.ROUTING_STATE_MODIFIED]
+        )  # never active in between
+
         # Only the annotations of the Service changed: no new Revision.
         kube.kubectl("annotate", "-n", ns, "ksvc/display", "example.com/note=hello")
         again = await c.eventually(

@@ -213,6 +213,24 @@ def test_latest_ready_is_the_highest_ready_generation() -> None:
 
 
 @pytest.mark.parametrize(
+    ("revs", "previous", "expected"),
+    [
+        ([ready_rev("a-00001", 1, "True"), ready_rev("a-00002", 2, "Unknown")], "a-00002",
+         "a-00002"),
+        ([ready_rev("a-00001", 1, "True"), ready_rev("a-00002", 2, "True")], "a-00001",
+         "a-00002"),
+        ([ready_rev("a-00001", 1, "True"), ready_rev("a-00003", 3, "Unknown")], "a-00002",
+         "a-00001"),
+    ],
+    ids=["routed-pod-restarting-keeps-route", "newer-ready-moves-forward", "previous-deleted"],
+)  # fmt: skip
+def test_latest_ready_never_moves_back(
+    revs: list[dict[str, Any]], previous: str, expected: str
+) -> None:
+    assert resources.latest_ready(revs, previous) == expected
+
+
+@pytest.mark.parametrize(
     ("traffic", "refused"),
     [
         (None, False),
