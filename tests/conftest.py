@@ -2,7 +2,8 @@
 
 - `no_leaked_tasks` (autouse): an async test that leaves tasks running fails.
 - Cluster fixtures (real kube-apiserver from `hack/cluster`) live in `tests/cluster.py` and are
-  registered here as a plugin so every tier can ask for them.
+  registered here as a plugin so every tier can ask for them; the Kafka broker's fixtures
+  (`kafka_broker`, `kafka_topic`, `kafka_console_consumer`) live in `tests/kafka.py`.
 - `tests/tiers.py` prints the wall time of each tier at the end of the run.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-pytest_plugins = ["tests.cluster", "tests.tiers"]
+pytest_plugins = ["tests.cluster", "tests.kafka", "tests.tiers"]
 
 
 @pytest.fixture(autouse=True)

@@ -16,8 +16,13 @@ def main(argv: list[str] | None = None) -> int:
     upper.add_argument(
         "--observability", action="store_true", help="also start Prometheus and Zipkin"
     )
+    upper.add_argument(
+        "--kafka", action="store_true", help="also start a Kafka broker (KRaft, Maven Central)"
+    )
     down = sub.add_parser("down", help="stop every process `up` started")
-    down.add_argument("--wipe", action="store_true", help="also delete etcd data, PKI, logs")
+    down.add_argument(
+        "--wipe", action="store_true", help="also delete etcd data, Kafka's log, PKI, logs"
+    )
     sub.add_parser("status", help="print what runs, as JSON")
     sub.add_parser("kubeconfig", help="print the admin kubeconfig path")
     sub.add_parser("env", help="print shell exports for KUBECONFIG and kubectl")
@@ -28,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "up":
         try:
-            cluster.up(log, with_observability=args.observability)
+            cluster.up(log, with_observability=args.observability, with_kafka=args.kafka)
         except cluster.ClusterError as err:
             log(f"start failed: {err}")
             return 1

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from hack import ports, processes
-from hack.localcluster import node, observability, pki
+from hack.localcluster import kafka, node, observability, pki
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SERVICE_CIDR = "10.96.0.0/16"
@@ -301,10 +301,16 @@ def down(*, wipe: bool = False) -> list[processes.Recorded]:
     return stopped
 
 
-def up(log: Callable[[str], None] = lambda _: None, *, with_observability: bool = False) -> State:
+def up(
+    log: Callable[[str], None] = lambda _: None,
+    *,
+    with_observability: bool = False,
+    with_kafka: bool = False,
+) -> State:
     """Start the control plane, or reuse it when it already runs and answers /readyz.
 
-    `with_observability` also starts Prometheus and Zipkin (once; reused when running)."""
+    `with_observability` also starts Prometheus and Zipkin, `with_kafka` a Kafka broker
+    (hack/localcluster/kafka.py); each once, reused when running, added to a running cluster."""
     directory = state_dir()
     st = State.load(directory)
     names = {p.name for p in st.alive()}
@@ -312,6 +318,8 @@ def up(log: Callable[[str], None] = lambda _: None, *, with_observability: bool 
         log(f"cluster already running at {api_url(st)}")
         if with_observability and not {"zipkin", "podtargets", "prometheus"} <= names:
             _start_observability(directory, st, log)
+        if with_kafka and "kafka" not in names:
+            _start_kafka(directory, st, log)
         return st
     if st.started:
         log("a previous cluster is partly running; restarting it")
@@ -354,6 +362,8 @@ def up(log: Callable[[str], None] = lambda _: None, *, with_observability: bool 
             raise ClusterError(str(err)) from err
         if with_observability:
             _start_observability(directory, st, log)
+        if with_kafka:
+            _start_kafka(directory, st, log)
     except BaseException:
         down()
         raise
@@ -394,6 +404,28 @@ def _start_observability(directory: pathlib.Path, st: State, log: Callable[[str]
         raise
 
 
+def _start_kafka(directory: pathlib.Path, st: State, log: Callable[[str], None]) -> None:
+    st.started = [p for p in st.started if p.name != "kafka" or processes.alive(p)]
+    try:
+        # pods reach Kafka on the bridge only when this cluster's agent set up the pod network
+        owner = (directory / "agent" / "network-owner").exists()
+        bridge = observability.bridge_address() if owner else None
+        rec = kafka.start(
+            directory, st.ports, bridge, kubectl(directory), _port_free, ports.free_port, log
+        )
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as err:
+        raise ClusterError(f"kafka did not start: {err}") from err
+    st.started.append(rec)
+    st.save(directory)
+    try:
+        # the first start formats the log and creates internal topics: allow for a loaded CI
+        _wait("kafka", lambda: kafka.ready(st.ports), rec, 180)
+    except ClusterError:
+        processes.stop(rec)
+        raise
+    log(f"kafka ready: {kafka.status(directory)}")
+
+
 def status() -> dict[str, object]:
     """What runs: each recorded component with its pid and liveness, and /readyz."""
     directory = state_dir()
@@ -404,6 +436,7 @@ def status() -> dict[str, object]:
         "ready": apiserver_ready(directory, st),
         "kubeconfig": str(directory / "admin.kubeconfig"),
         "ports": st.ports,
+        "kafka": kafka.status(directory) if any(p.name == "kafka" for p in st.alive()) else None,
         "processes": [
             {"name": p.name, "pid": p.pid, "alive": processes.alive(p), "log": p.log}
             for p in st.started
