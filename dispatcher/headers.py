@@ -14,7 +14,9 @@ from collections.abc import Iterable
 PREFER_REPLY = ("Prefer", "reply")
 """Added to requests to subscribers only (not to replies or dead-letter sinks)."""
 NAMESPACE_HEADER = "Kn-Namespace"
-"""Sent with replies, naming the channel's namespace, as Knative does."""
+"""Sent with every delivery (subscriber, reply, dead letter), naming the channel's namespace
+(a Trigger's, for a broker), as Knative's channel fan-out and broker filter do
+(`apis.KnNamespaceHeader`); a producer's own value is not passed through."""
 
 _EXACT = frozenset({"x-request-id", "retry-after"})
 _PREFIXES = ("knative-", "x-b3-")

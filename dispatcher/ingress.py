@@ -162,6 +162,9 @@ class Ingress:
             return web.Response(status=400)
         forwarded = headers.passthrough(request_headers.items())
         forwarded[headers.PREFER_REPLY[0]] = headers.PREFER_REPLY[1]
+        # Knative's fan-out and broker filter name the channel's (Trigger's) namespace on
+        # every delivery: subscriber, reply and dead letter alike.
+        forwarded[headers.NAMESPACE_HEADER] = route.channel.namespace
         parent = (
             tracing.extract(request_headers)
             if any(h in request_headers for h in _TRACE_HEADERS)

@@ -173,6 +173,12 @@ async def test_two_triggers_split_a_mixed_stream_exactly(
         # Knative's filter removes the broker's internal hop count before delivery.
         assert not any("knativebrokerttl" in e.get_attributes() for e in failed.events)
         assert not any("ce-knativebrokerttl" in {k.lower() for k in hs} for hs in failed.headers)
+        # ... and names the Trigger's namespace (rekt TestBrokerWithManyTriggers).
+        named = {
+            value for hs in failed.headers + adds.headers
+            for name, value in hs.items() if name.lower() == "kn-namespace"
+        }  # fmt: skip
+        assert named == {namespace}
 
 
 async def test_a_reply_reaches_a_second_trigger_and_a_reply_loop_ends_at_the_ttl(

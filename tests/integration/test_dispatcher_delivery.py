@@ -115,12 +115,16 @@ async def test_reply_in_a_2xx_response_goes_to_the_reply_destination(
         status, _, _ = await h.post(
             f"{dispatcher.server.url}/{namespace}/ch",
             h.event("q-1"),
-            headers={"X-Request-Id": "r-1"},
+            headers={"X-Request-Id": "r-1", "Kn-Namespace": "not-the-producers-to-say"},
         )
         assert status == 202
         await waiting.until(lambda: bool(replies.events))
         assert replies.ids() == ["reply-to-q-1"]
         assert replies.events[0].get_data() == {"re": "q-1"}
+        # Knative's fan-out names the channel's namespace to the subscriber too (rekt
+        # TestBrokerWithManyTriggers, HasKnNamespaceHeader).
+        to_subscriber = {k.lower(): v for k, v in replier.headers[0].items()}
+        assert to_subscriber["kn-namespace"] == namespace
         sent = {k.lower(): v for k, v in replies.headers[0].items()}
         assert "prefer" not in sent  # Prefer: reply goes to subscribers only
         assert sent["kn-namespace"] == namespace
