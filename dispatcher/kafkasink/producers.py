@@ -74,6 +74,7 @@ class Table:
         self._clock = clock
         self.sinks: dict[sinks.Key, sinks.Sink] = {}
         self._secrets: dict[sinks.Key, _Credentials] = {}
+        self._reading: dict[sinks.Key, asyncio.Lock] = {}
         self._producers: dict[Fingerprint, kafka.Producer] = {}
         self._uses: dict[sinks.Key, Fingerprint] = {}
         self._retired: list[kafka.Producer] = []
@@ -162,8 +163,16 @@ class Table:
                 return cached.auth
             if cached.problem is not None and age < FAILURE_CACHE:
                 raise SinkUnavailableError(cached.problem)
-        found = await self._read_secret(sink)
-        self._secrets[secret_key] = found
+        lock = self._reading.setdefault(secret_key, asyncio.Lock())
+        async with lock:  # one GET for a burst of requests, not one each
+            current = self._secrets.get(secret_key)
+            if current is not None and current is not cached:
+                found = current  # read by another request while this one waited
+            else:
+                found = await self._read_secret(sink)
+                self._secrets[secret_key] = found
+        if not lock.locked():
+            self._reading.pop(secret_key, None)
         if found.problem is not None:
             raise SinkUnavailableError(found.problem)
         return found.auth
