@@ -158,6 +158,8 @@ class Adapter:
         return offsets
 
     def _assign(self, assigned: list[tuple[str, int]]) -> None:
+        if self._stopping.is_set():
+            return  # leaving the group: no new workers
         for tp in assigned:
             self._lane(tp)
         logger.info("Assigned %d partition(s): %s.", len(assigned), _shown(assigned))
@@ -331,6 +333,7 @@ class Adapter:
             "cloudevents.event_source": event.get_source(),
         }
         tp = (record.topic, record.partition)
+        lane = self._lanes.get(tp)
         with self._tracer.start_as_current_span(
             f"{record.topic} process", context=parent, kind=trace.SpanKind.CONSUMER,
             attributes=attributes,
@@ -354,7 +357,9 @@ class Adapter:
                         extra={"event_id": event.get_id()},
                     )  # fmt: skip
                 await self._pause_for(hold)
-                if self._stopping.is_set():
+                if self._stopping.is_set() or self._lanes.get(tp) is not lane:
+                    # stopping, or the partition went to another member: it redelivers
+                    self._holding.discard(tp)
                     raise partitions.Abandoned
                 hold = min(hold * 2, src.hold_max)
 
