@@ -1,0 +1,220 @@
+"""`python -m hack.ocibuild` (`hack/build-images`): build every image; print the output folder.
+
+stdout: the folder holding `layout/` (one OCI image layout with every image), `archives/`
+(one oci-archive per image) and `images.json`. stderr: each image's size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import logging
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+
+from hack.ocibuild import catalog, layers, layout, stages
+
+log = logging.getLogger("hack.ocibuild")
+REPO = pathlib.Path(__file__).resolve().parents[2]
+KEEP = 3
+"""Finished builds kept per stage kind (older ones are removed at the end of a build)."""
+
+
+def git(*args: str) -> str:
+    out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
+    return out.stdout.strip()
+
+
+def labels(version: str) -> dict[str, str]:
+    revision = git("rev-parse", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--", *stages.CODE, "pyproject.toml"):
+        revision += "-dirty"
+    source = os.environ.get("KEVENTS_IMAGE_SOURCE") or git("config", "remote.origin.url")
+    return {
+        "org.opencontainers.image.source": source or "https://github.com/kevents/kevents",
+        "org.opencontainers.image.revision": revision,
+        "org.opencontainers.image.version": version,
+        "org.opencontainers.image.licenses": "Apache-2.0",
+        "org.opencontainers.image.vendor": "kevents",
+    }
+
+
+def created() -> str:
+    """HEAD's commit time: the same tree at the same commit gives the same digests."""
+    return git("log", "-1", "--format=%cd", "--date=format-local:%Y-%m-%dT%H:%M:%SZ") or (
+        "2024-01-01T00:00:00Z"
+    )
+
+
+def prune(root: pathlib.Path, prefix: str, keep: int, current: pathlib.Path) -> None:
+    done = sorted(
+        (p for p in root.glob(f"{prefix}-*") if (p / ".done").exists() and p != current),
+        key=lambda p: (p / ".done").stat().st_mtime,
+        reverse=True,
+    )
+    for old in done[keep - 1 :]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def human(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def report(out: pathlib.Path) -> None:
+    data = json.loads((out / "images.json").read_text())
+    rows = [("image", "reference", "layers", "compressed", "unpacked", "archive")]
+    for item in data["images"]:
+        rows.append(
+            (
+                item["name"],
+                item["refs"][0],
+                str(item["layers"]),
+                human(item["compressed"]),
+                human(item["unpacked"]),
+                human(item["archive_bytes"]),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)), file=sys.stderr)
+    print(
+        f"all images together: {human(data['unique_compressed'])} of distinct compressed blobs",
+        file=sys.stderr,
+    )
+
+
+def build(version: str) -> pathlib.Path:
+    root = stages.cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    pyproject = REPO / "pyproject.toml"
+    images = catalog.images(REPO, version, labels(version))
+    base = stages.base(root)
+    deps = stages.deps(root, pyproject)
+    go = stages.go_samples(root)
+    busybox = stages.busybox(root)
+    go_layers = {cmd: stages.go_layer(root, go, cmd) for cmd in ("event_display", "heartbeats")}
+    stage_tars = [base, deps, busybox, *go_layers.values()]
+    fkey = stages.key("foundation/2", *(str(p) for p in stage_tars))
+
+    def foundation_build(tmp: pathlib.Path) -> None:
+        log.info("Assembling the shared layers with umoci.")
+        lay = tmp / "layout"
+        layout.init(lay)
+        layout.new_image(
+            lay, "debian", base,
+            f"mmdebstrap --variant=minbase {stages.SUITE} (+ {', '.join(stages.PACKAGES)})",
+        )  # fmt: skip
+        layout.add_layer(
+            lay, "debian", deps, "pip install --only-binary=:all: (pyproject dependencies)",
+            new_tag="runtime",
+        )  # fmt: skip
+        layout.new_image(lay, "busybox", busybox, "Debian busybox-static, applet links")
+        for cmd, tar in go_layers.items():
+            layout.new_image(
+                lay, f"go-{cmd}", tar,
+                f"CGO_ENABLED=0 go build knative.dev/eventing/cmd/{cmd}@{catalog.EVENTING}",
+            )  # fmt: skip
+
+    foundation = stages.cached(root / f"foundation-{fkey}", foundation_build) / "layout"
+    code = stages.code(root, REPO)
+    configs = [i.config() for i in images]
+    final_key = stages.key("final/1", fkey, layers.sha256(code), created(), *configs)
+    final = root / f"final-{final_key}"
+
+    def final_build(tmp: pathlib.Path) -> None:
+        lay = tmp / "layout"
+        layout.copy(foundation, lay)
+        layout.add_layer(
+            lay,
+            "runtime",
+            code,
+            "COPY kevents sources dispatcher controller display",
+            new_tag="kevents",
+        )
+        stage_tags = {
+            "kevents": "kevents",
+            "python": "debian",
+            "debian": "debian",
+            "busybox": "busybox",
+            "go:event_display": "go-event_display",
+            "go:heartbeats": "go-heartbeats",
+        }
+        when = created()
+        for image in images:
+            layout.configure(lay, stage_tags[image.stage], image, when)
+        digests = layout.name_references(lay, images)
+        unpacked = {}
+        for tar in [base, deps, busybox, code, *go_layers.values()]:
+            unpacked[f"sha256:{layers.sha256(tar)}"] = tar.stat().st_size
+        (tmp / "archives").mkdir()
+        items = []
+        blobs: dict[str, int] = {}
+        for image in images:
+            digest = digests[image.name]
+            archive = tmp / "archives" / f"{image.name}.tar"
+            layout.archive(lay, image.refs[0], archive)
+            sz = layout.size(lay, digest, unpacked)
+            m = layout.manifest(lay, digest)
+            for d in [*m["layers"], m["config"]]:
+                blobs[d["digest"]] = int(d["size"])
+            items.append(
+                {
+                    "name": image.name,
+                    "refs": list(image.refs),
+                    "digest": digest,
+                    "archive": f"archives/{image.name}.tar",
+                    "layers": sz.layers,
+                    "compressed": sz.compressed,
+                    "unpacked": sz.unpacked,
+                    "archive_bytes": archive.stat().st_size,
+                    "user": image.user or "0",
+                    "entrypoint": list(image.entrypoint),
+                }
+            )
+        summary = {"images": items, "unique_compressed": sum(blobs.values())}
+        (tmp / "images.json").write_text(json.dumps(summary, indent=1) + "\n")
+
+    stages.cached(final, final_build)
+    (final / ".done").touch()  # the newest use, for pruning
+    for prefix in ("final", "code", "foundation", "deps", "base", "go", "busybox"):
+        current = {"final": final, "code": code.parent, "foundation": foundation.parent}.get(
+            prefix, final
+        )
+        keep = KEEP if prefix in ("final", "code") else 2
+        prune(root, prefix, keep, current)
+    return final
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="hack/build-images", description=__doc__)
+    p.add_argument("--version", help="image tag (default: pyproject's project.version)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args()
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="build-images: %(asctime)s %(message)s",
+        stream=sys.stderr,
+    )
+    version = (
+        args.version or tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    )
+    root = stages.cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    with (root / ".lock").open("w") as lock:
+        # Builds on one machine (CI beside a developer) take turns on the shared cache.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        out = build(version)
+    report(out)
+    print(f"built in {time.monotonic() - start:.1f}s: {out}", file=sys.stderr)
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
