@@ -3,7 +3,9 @@
 The trigger channel is the contract with the dispatcher: a channel of the template's kind
 named `<broker>-kne-trigger` in the Broker's namespace, labelled
 `eventing.knative.dev/broker: <broker>` and `eventing.knative.dev/brokerEverything: "true"`,
-with the template's spec and a controller owner reference to the Broker. Each Trigger
+with the template's spec, a controller owner reference to the Broker, and the annotations
+Knative gives it (`eventing.knative.dev/scope: cluster` and the Broker's own
+`messaging.knative.dev*` ones, such as the async-handler switch). Each Trigger
 subscribes to it; the shared broker ingress (`broker-ingress` in the system namespace)
 sends every event into it; the address of the Broker is that ingress with the path
 `/<namespace>/<broker>`. `status.annotations` records the channel (Knative's keys), which is
@@ -26,6 +28,10 @@ CHANNEL_ADDRESS = "knative.dev/channelAddress"
 CHANNEL_API_VERSION = "knative.dev/channelAPIVersion"
 CHANNEL_KIND = "knative.dev/channelKind"
 CHANNEL_NAME = "knative.dev/channelName"
+SCOPE_ANNOTATION = "eventing.knative.dev/scope"
+SCOPE_CLUSTER = "cluster"
+PROPAGATED_PREFIX = "messaging.knative.dev"
+"""Broker annotations with keys of this prefix are copied onto its trigger channel."""
 
 
 def trigger_channel_name(broker: str) -> str:
@@ -37,13 +43,26 @@ def trigger_channel_labels(broker: str) -> dict[str, str]:
     return {BROKER_LABEL: broker, EVERYTHING_LABEL: "true"}
 
 
+def trigger_channel_annotations(broker: kubeapi.Json) -> dict[str, str]:
+    """Knative's MT broker (v0.49 `ReconcileKind`): `eventing.knative.dev/scope: cluster`,
+    plus every annotation of the Broker whose key starts with `messaging.knative.dev` (e.g.
+    `messaging.knative.dev/async-handler`, which the channel then follows)."""
+    out = {SCOPE_ANNOTATION: SCOPE_CLUSTER}
+    for key, value in ((broker["metadata"].get("annotations")) or {}).items():
+        if key.startswith(PROPAGATED_PREFIX):
+            out[key] = str(value)
+    return out
+
+
 def trigger_channel(broker: kubeapi.Json, template: backing.TemplateDict) -> dict[str, Any]:
     meta = broker["metadata"]
     owner = reconciling.owner_reference(broker, defaults.API_VERSION, defaults.KIND)
-    return backing.from_template(
+    channel = backing.from_template(
         template, trigger_channel_name(meta["name"]), meta["namespace"], owner,
         labels=trigger_channel_labels(meta["name"]),
     )  # fmt: skip
+    channel["metadata"]["annotations"] = trigger_channel_annotations(broker)
+    return channel
 
 
 def ingress_url(service: str, system_namespace: str, namespace: str, broker: str) -> str:

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes_asyncio import client
 
 from controller.broker import defaults
@@ -625,3 +626,45 @@ async def test_delivery_the_dispatcher_cannot_follow_is_reported_on_ready(
             lambda t: c.condition(t, "SubscriptionReady").get("reason") == "DeliveryInvalid",
         )
         assert "spec.delivery.timeout" in c.condition(orders, "SubscriptionReady")["message"]
+
+
+async def test_a_broker_gets_knatives_default_delivery_and_its_channel_its_annotations(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    """With the shipped `config-br-defaults`, a Broker naming neither config nor delivery gets
+    Knative's default delivery (rekt TestBrokerDefaultDelivery); its trigger channel carries
+    the Broker's `messaging.knative.dev/async-handler` annotation (rekt
+    TestBrokerPropagatesMetadata), also when the annotation changes later."""
+    api = kubeapi.KubeApi(api_client)
+    dispatcher_side(kube, namespace)
+    docs = yaml.safe_load_all((REPO / "manifests" / "400-config.yaml").read_text())
+    shipped = next(d for d in docs if d and d["metadata"]["name"] == "config-br-defaults")
+    shipped["metadata"] = {"name": "config-br-defaults"}
+    shipped["data"] = {
+        k: v.replace("kevents-system", namespace) for k, v in shipped["data"].items()
+    }
+    kube.apply(yaml.safe_dump(shipped), namespace)
+    kube.apply(
+        "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata:\n  name: plain\n"
+        "  annotations: {eventing.knative.dev/broker.class: MTChannelBasedBroker,\n"
+        "                messaging.knative.dev/async-handler: 'false', team: a}\n",
+        namespace,
+    )
+    async with c.running(api_client, namespace, ["Broker", "InMemoryChannel"]):
+        broker = await c.eventually(lambda: api.get(BROKERS, namespace, "plain"), ready)
+        assert broker["spec"]["delivery"] == {
+            "retry": 10, "backoffPolicy": "exponential", "backoffDelay": "PT0.2S"
+        }  # fmt: skip
+        channel = await api.get(IMCS, namespace, "plain-kne-trigger")
+        annotations = channel["metadata"]["annotations"]
+        assert annotations["messaging.knative.dev/async-handler"] == "false"
+        assert annotations["eventing.knative.dev/scope"] == "cluster"
+        assert "team" not in annotations
+        kube.kubectl("annotate", "--overwrite", "broker", "plain", "-n", namespace,
+                     "messaging.knative.dev/async-handler=true")  # fmt: skip
+        await c.eventually(
+            lambda: api.get(IMCS, namespace, "plain-kne-trigger"),
+            lambda ch: (
+                ch["metadata"]["annotations"].get("messaging.knative.dev/async-handler") == "true"
+            ),
+        )

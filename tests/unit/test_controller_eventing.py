@@ -3,15 +3,19 @@ Subscription a Trigger makes (the dispatcher's contract), names, filters, inject
 
 from __future__ import annotations
 
+import pathlib
 from typing import Any
 
 import pytest
+import yaml
 
 from controller.broker import defaults, resources
 from controller.brokerinjection import injection
+from controller.channel import backing
 from controller.trigger import dependency, reconciler, subscription
 
 SYSTEM = "kevents-system"
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def configmap(data: dict[str, str], name: str = "cm", namespace: str = "ns") -> dict[str, Any]:
@@ -152,6 +156,7 @@ def test_trigger_channel_is_the_dispatcher_contract() -> None:
             "ownerReferences": [{"apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
                                  "name": "default", "uid": "b-uid", "controller": True,
                                  "blockOwnerDeletion": True}],
+            "annotations": {"eventing.knative.dev/scope": "cluster"},
         },
         "spec": {"delivery": {"retry": 1}},
     }  # fmt: skip
@@ -312,3 +317,35 @@ def test_injected_broker() -> None:
             "annotations": {"eventing.knative.dev/broker.class": "MTChannelBasedBroker"},
         },
     }  # fmt: skip
+
+
+def test_the_shipped_config_br_defaults_gives_knatives_default_delivery() -> None:
+    """rekt TestBrokerDefaultDelivery: a Broker naming no config and no delivery gets
+    Knative's shipped default (config/core/configmaps/default-broker.yaml)."""
+    docs = yaml.safe_load_all((REPO / "manifests" / "400-config.yaml").read_text())
+    shipped = next(d for d in docs if d and d["metadata"]["name"] == "config-br-defaults")
+    found = defaults.defaults_for(shipped, "any", "kevents-system")
+    assert found.delivery == {"retry": 10, "backoffPolicy": "exponential", "backoffDelay": "PT0.2S"}
+
+
+def test_the_trigger_channel_carries_the_brokers_messaging_annotations() -> None:
+    """Knative v0.49's MT broker: `eventing.knative.dev/scope: cluster` and the Broker's
+    `messaging.knative.dev*` annotations on the trigger channel (rekt
+    TestBrokerPropagatesMetadata), nothing else of the Broker's."""
+    broker = {
+        "metadata": {
+            "name": "b", "namespace": "n", "uid": "u",
+            "annotations": {
+                "eventing.knative.dev/broker.class": "MTChannelBasedBroker",
+                "messaging.knative.dev/async-handler": "false",
+                "team": "a",
+            },
+        },
+    }  # fmt: skip
+    template: backing.TemplateDict = {"apiVersion": "messaging.knative.dev/v1",
+                                      "kind": "InMemoryChannel"}  # fmt: skip
+    channel = resources.trigger_channel(broker, template)
+    assert channel["metadata"]["annotations"] == {
+        "eventing.knative.dev/scope": "cluster",
+        "messaging.knative.dev/async-handler": "false",
+    }
