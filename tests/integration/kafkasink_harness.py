@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from dispatcher.kafkasink import service
 from dispatcher.kafkasink import settings as sink_settings
-from kevents import kubeapi, probes, runner
+from kevents import kafka, kubeapi, probes, runner
 from tests import cluster, waiting
 
 CRD = cluster.REPO / "manifests" / "300-kafkasink.yaml"
@@ -102,3 +103,21 @@ async def served(ingress: service.KafkaSinkIngress, namespace: str, name: str) -
 
 def url(ingress: service.KafkaSinkIngress, namespace: str, name: str) -> str:
     return f"http://127.0.0.1:{ingress.server.port}/{namespace}/{name}"
+
+
+async def read_records(
+    bootstrap: str, topic: str, count: int, *, within: float = 30.0
+) -> list[kafka.Record]:
+    """The first `count` records of `topic`, read from the start by a fresh consumer group."""
+    records: list[kafka.Record] = []
+    config = kafka.client_config(bootstrap)
+    group = f"kafkasink-test-{uuid.uuid4().hex[:8]}"
+    async with kafka.Consumer(config, group_id=group, topics=[topic]) as consumer:
+        async with asyncio.timeout(within):
+            while len(records) < count:
+                records += await consumer.poll(wait=0.5)
+    return records
+
+
+def header_map(record: kafka.Record) -> dict[str, bytes]:
+    return dict(record.headers)
