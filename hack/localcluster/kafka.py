@@ -264,10 +264,10 @@ def start(
 ) -> processes.Recorded:
     """Start the Kafka node; returns the process to record (the caller waits for `ready`)."""
     for name, default in (*DEFAULT_PORTS.items(), ("kafka-controller", 0)):
-        port = ports.get(name) or default
-        if not port or not port_free(port):
-            port = free_port()
-        ports[name] = port
+        # the well-known port whenever it is free (a fallback port does not stick), else the
+        # one recorded last time, else any
+        candidates = [p for p in (default, ports.get(name)) if p and port_free(p)]
+        ports[name] = candidates[0] if candidates else free_port()
     home = directory / "kafka"
     (home / "data").mkdir(parents=True, exist_ok=True)
     password = _password(directory)
