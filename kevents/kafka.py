@@ -22,7 +22,8 @@ Errors (kevents.errors): `KafkaAuthenticationError`, `KafkaUnreachableError`,
 `classify(error)` turns a confluent-kafka error into one of them.
 
 Admin (each runs the blocking call in a thread; `request_timeout` in seconds)
-    `await check(config)`                           metadata round trip; raises the classified error
+    `await check(config, topic=None)`               metadata round trip (the topic must exist);
+                                                    raises the classified error
     `await ensure_topic(config, topic, partitions=, replication_factor=)`  True when created
     `await delete_topic(config, topic)`             True when deleted, False when it was missing
     `await init_offsets(config, group, topics, initial_offset)`  commit start offsets for the
@@ -31,7 +32,9 @@ Admin (each runs the blocking call in a thread; `request_timeout` in seconds)
 Producing (`acks=all`, idempotent; one background poll thread per producer)
     `async with Producer(config, delivery_timeout=30.0) as producer:`
         `await producer.send(topic, value, key=None, headers=None)` -> `Delivered`
-        (resolves once every in-sync replica has the record; raises a `KafkaError`)
+        (resolves once every in-sync replica has the record; raises a `KafkaError`;
+        refused credentials fail it within a reconnect, not after `delivery_timeout`)
+        `await producer.send_message(topic, encode_event(event))`
     `producer.problem`: the latest client error since the last delivery (or None)
 
 Consuming (explicit offsets; blocking calls on one thread per consumer)
