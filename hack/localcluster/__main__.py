@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import sys
 
@@ -33,7 +34,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "up":
         try:
-            cluster.up(log, with_observability=args.observability, with_kafka=args.kafka)
+            # Parallel test sessions each ask for the cluster (and Kafka): one starts what is
+            # missing, the others wait and find it running.
+            cluster.state_dir().mkdir(parents=True, exist_ok=True)
+            with open(cluster.state_dir() / "up.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                cluster.up(log, with_observability=args.observability, with_kafka=args.kafka)
         except cluster.ClusterError as err:
             log(f"start failed: {err}")
             return 1
