@@ -202,3 +202,40 @@ def test_unreachable_kafka_is_503_and_nothing_is_accepted(
     status, text = post(kube, sink_ns, "down", *binary("lost-1"))
     assert status == 503, text
     assert "BrokerUnreachable" in text or "did not acknowledge" in text
+
+
+def test_a_pod_posts_to_the_sink_address_as_knatives_docs_do(
+    kube: cluster.Kube, sink_ns: str, kafka_broker: KafkaBroker,
+    kafka_console_consumer: Reader,
+) -> None:  # fmt: skip
+    """The docs' command (curl from a pod to `status.address.url`, through cluster DNS)."""
+    assert kafka_broker.pods_bootstrap, "the pods' Kafka address"
+    topic = f"e2e-docs-{uuid.uuid4().hex[:8]}"
+    kube.apply(
+        sink_yaml("my-kafka-sink", topic, [kafka_broker.pods_bootstrap], numPartitions=1,
+                  replicationFactor=1),
+        sink_ns,
+    )  # fmt: skip
+    wait_condition(kube, sink_ns, "my-kafka-sink", "Ready", "True")
+    sink = kube.get_json("-n", sink_ns, "kafkasink", "my-kafka-sink")
+    url = sink["status"]["address"]["url"]  # type: ignore[index]
+    command = (
+        "curl -sS -o /dev/null -w '%{http_code}' -X POST"
+        " -H 'content-type: application/json' -H 'ce-specversion: 1.0'"
+        " -H 'ce-source: my/curl/command' -H 'ce-type: my.demo.event' -H 'ce-id: 0815'"
+        f""" -d '{{"value":"Hello Knative"}}' {url}"""
+    )
+    kube.kubectl(
+        "-n", sink_ns, "run", "curl", "--image=busybox", "--restart=Never", "--",
+        "sh", "-c", command,
+    )  # fmt: skip
+    installed.eventually(
+        lambda: kube.kubectl(
+            "-n", sink_ns, "get", "pod", "curl", "-o", "jsonpath={.status.phase}", check=False
+        ).stdout in ("Succeeded", "Failed"),
+        120, "the curl pod finished", 1.0,
+    )  # fmt: skip
+    assert kube.kubectl("-n", sink_ns, "logs", "curl").stdout.strip() == "202"
+    (record,) = kafka_console_consumer(topic, 1)
+    assert dict(record.headers)["ce_id"] == "0815"
+    assert json.loads(record.value) == {"value": "Hello Knative"}
