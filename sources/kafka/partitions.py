@@ -84,47 +84,43 @@ class Lane:
         self.paused = False
         self.closed = False
         """Revoked or shutting down: no record is taken from the backlog any more."""
-        self._backlog: collections.deque[kafka.Record] = collections.deque()
-        self._ready = asyncio.Event()
+        self._backlog: asyncio.Queue[kafka.Record | None] = asyncio.Queue()
+        """Records to deliver; None wakes a worker to end (one per worker on `close`)."""
         self._busy = 0
 
     @property
     def waiting(self) -> int:
-        return len(self._backlog)
+        return 0 if self.closed else self._backlog.qsize()
 
     @property
     def idle(self) -> bool:
-        return not self._backlog and self._busy == 0
+        return self.waiting == 0 and self._busy == 0
 
     def offer(self, record: kafka.Record) -> None:
         self.offsets.take(record.offset)
-        self._backlog.append(record)
-        self._ready.set()
+        self._backlog.put_nowait(record)  # wakes one waiting worker, not all of them
 
     @property
     def full(self) -> bool:
-        return len(self._backlog) >= self.limit
+        return self.waiting >= self.limit
 
     @property
     def drained(self) -> bool:
         """Low enough to resume a paused partition."""
-        return len(self._backlog) <= self.limit // 2
+        return self.waiting <= self.limit // 2
 
     def close(self) -> None:
         """Stop taking records; the backlog is left (its offsets stay uncommitted)."""
         self.closed = True
-        self._backlog.clear()
-        self._ready.set()
+        for _ in range(self.workers):
+            self._backlog.put_nowait(None)
 
     async def work(self, deliver: Deliver, on_finished: Callable[[Lane], None]) -> None:
         """One worker: deliver records from the backlog until the lane is closed."""
         while True:
-            while not self._backlog and not self.closed:
-                self._ready.clear()
-                await self._ready.wait()
-            if self.closed:
+            record = await self._backlog.get()
+            if record is None or self.closed:
                 return
-            record = self._backlog.popleft()
             self._busy += 1
             try:
                 await deliver(record)
