@@ -10,6 +10,14 @@
   event that decodes here must also encode in the courier, for a dead-letter sink or another
   content mode).
 - `apply_overrides()` sets the `K_CE_OVERRIDES` extensions (they overwrite same-named ones).
+
+CloudEvents 0.3 is accepted wherever 1.0 is (binary and structured) and stays 0.3: Knative's
+channels and brokers forward the version they received (the channel spec: "MUST NOT perform
+an upgrade of the passed in version"). A 0.3 event decodes into `CloudEventV03`, a
+`CloudEvent` checked by the SDK's 0.3 rules, with 0.3's attribute names (`schemaurl`,
+`datacontentencoding`); structured data with `datacontentencoding: base64` decodes to its
+bytes, as 1.0's `data_base64` does, and is written back the same way (binary mode: the
+raw bytes, without the encoding header). 1.0 events pay nothing for it.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from typing import Any
 from cloudevents.core import exceptions as ce_exceptions
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.formats import json as ce_json
+from cloudevents.core.v03 import event as ce_event_v03
 from cloudevents.core.v1 import event as ce_event
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -105,6 +114,27 @@ def _too_deep() -> errors.InvalidEventError:
 
 
 _REQUIRED = ("specversion", "id", "source", "type")
+V03 = "0.3"
+SPECVERSIONS = ("1.0", V03)
+"""The versions accepted (Knative's SDK reads both)."""
+_ENCODING = "datacontentencoding"
+
+
+class CloudEventV03(CloudEvent):
+    """A CloudEvents 0.3 event, kept as 0.3 (validated by the SDK's 0.3 rules). It is a
+    `CloudEvent` for everything that handles events; `get_dataschema()` reads `schemaurl`."""
+
+    @staticmethod
+    def _validate_attribute(attributes: dict[str, Any]) -> None:
+        ce_event_v03.CloudEvent._validate_attribute(attributes=attributes)
+
+    def get_dataschema(self) -> str | None:
+        value = self.get_attributes().get("schemaurl")
+        return None if value is None else str(value)
+
+
+def _event_class(attributes: Mapping[str, Any]) -> type[CloudEvent]:
+    return CloudEventV03 if attributes.get("specversion") == V03 else CloudEvent
 
 
 def _decoding_factory(attributes: dict[str, Any], data: Data) -> CloudEvent:
@@ -112,8 +142,12 @@ def _decoding_factory(attributes: dict[str, Any], data: Data) -> CloudEvent:
     missing = [name for name in _REQUIRED if name not in attributes]
     if missing:
         raise errors.InvalidEventError(f"missing required attribute(s): {', '.join(missing)}")
+    if attributes["specversion"] not in SPECVERSIONS:
+        raise errors.InvalidEventError(
+            f"unsupported CloudEvents specversion {attributes['specversion']!r}"
+        )
     had_time = "time" in attributes
-    event = CloudEvent(attributes, data)
+    event = _event_class(attributes)(attributes, data)
     if not had_time:
         del event.get_attributes()["time"]
     return event
@@ -167,7 +201,7 @@ def _rebuilt(attributes: dict[str, Any], data: Data) -> CloudEvent:
     """An event of exactly `attributes`: the SDK would add a `time` the producer never set."""
     had_time = "time" in attributes
     try:
-        event = CloudEvent(attributes, data)
+        event = _event_class(attributes)(attributes, data)
     except ce_exceptions.BaseCloudEventException as exc:
         raise errors.InvalidEventError(str(exc)) from exc
     if not had_time:
@@ -183,11 +217,19 @@ def _canonical(event: CloudEvent) -> CloudEvent:
     fixed = {
         k: (("true" if v else "false") if isinstance(v, bool) else v) for k, v in attributes.items()
     }
-    return CloudEvent(fixed, event.get_data())
+    return _event_class(fixed)(fixed, event.get_data())
 
 
 def encode(event: CloudEvent, encoding: Encoding = Encoding.BINARY) -> HTTPMessage:
     """Headers and body to POST `event` in the given HTTP content mode."""
+    if (
+        event.__class__ is CloudEventV03
+        and _ENCODING in event.get_attributes()
+        and isinstance(event.get_data(), bytes | bytearray)
+    ):
+        # Bytes data: structured, the SDK writes `datacontentencoding: base64` and the base64
+        # itself; binary, the body is the raw bytes (no encoding header).
+        event = without(event, _ENCODING)
     if encoding is Encoding.STRUCTURED:
         return ce_http.to_structured(event, _FORMAT)
     return ce_http.to_binary(_canonical(event), _FORMAT)
@@ -233,7 +275,7 @@ def decode(headers: Mapping[str, str], body: bytes) -> CloudEvent:
         if "ce-specversion" in lowered:
             if bad_name is not None:
                 raise invalid_attribute(bad_name)
-            if lowered["ce-specversion"] != "1.0":
+            if lowered["ce-specversion"] not in SPECVERSIONS:
                 raise errors.InvalidEventError(
                     f"unsupported CloudEvents specversion {lowered['ce-specversion']!r}"
                 )
@@ -261,7 +303,7 @@ def decode(headers: Mapping[str, str], body: bytes) -> CloudEvent:
         raise errors.InvalidEventError(f"malformed CloudEvent: {exc}") from exc
     if not isinstance(event, CloudEvent):  # pragma: no cover - factory always gives one
         raise errors.InvalidEventError("unsupported CloudEvents specversion")
-    if event.get_specversion() != "1.0":
+    if event.get_specversion() not in SPECVERSIONS:
         raise errors.InvalidEventError(
             f"unsupported CloudEvents specversion {event.get_specversion()!r}"
         )

@@ -369,3 +369,47 @@ async def test_the_filter_endpoint_answers_a_failure_with_the_real_destination(
             "errresponsebody": base64.b64encode(b"busy").decode(),
         }
         assert failing.attempts == 1  # one attempt: retries are the calling channel's
+
+
+V03 = {
+    "specversion": "0.3", "source": "/tests/v03", "type": "dev.example.v03",
+    "schemaurl": "http://example.com/schema", "datacontenttype": "application/octet-stream",
+    "datacontentencoding": "base64", "data": "AAEC/w==",
+}  # fmt: skip
+
+
+async def test_cloudevents_0_3_is_accepted_and_delivered_as_0_3(
+    api_client: client.ApiClient, namespace: str, dispatcher: service.Dispatcher
+) -> None:
+    """rekt's Broker and Channel conformance (AcceptsCEVersions, ShouldNotUpdateVersion): a
+    0.3 event, structured with base64 data or binary, is accepted (202) and its subscriber
+    gets it as 0.3, its schema and bytes intact, filtered on either version's schema name."""
+    sub = h.Subscriber()
+    async with h.serving(sub):
+        uid = await make_trigger(
+            api_client, namespace, "v03", sub,
+            filters=[{"exact": {"dataschema": "http://example.com/schema"}}],
+        )  # fmt: skip
+        await make_broker_channel(
+            api_client, namespace, [trigger_entry(namespace, "v03", uid, ingress_url(
+                dispatcher, namespace))],
+        )  # fmt: skip
+        await known(dispatcher, namespace, "v03")
+        structured = json.dumps({**V03, "id": "s-1"}).encode()
+        status, text, _ = await h.post(
+            ingress_url(dispatcher, namespace), body=structured,
+            headers={"Content-Type": "application/cloudevents+json"},
+        )  # fmt: skip
+        assert (status, text) == (202, "")
+        binary = {f"ce-{k}": v for k, v in V03.items() if not k.startswith("data")}
+        binary.update({"ce-id": "b-1", "Content-Type": "text/plain"})
+        status, _, _ = await h.post(
+            ingress_url(dispatcher, namespace), body=b"plain", headers=binary
+        )
+        assert status == 202
+        await waiting.until(lambda: len(sub.events) == 2)
+    by_id = {e.get_id(): e for e in sub.events}
+    assert {e.get_specversion() for e in sub.events} == {"0.3"}
+    assert by_id["s-1"].get_data() == b"\x00\x01\x02\xff"
+    assert by_id["b-1"].get_data() == "plain"
+    assert {e.get_attributes()["schemaurl"] for e in sub.events} == {"http://example.com/schema"}

@@ -240,3 +240,12 @@ def test_a_dialect_with_several_attributes_is_valid_and_all_must_match(dialect: 
     assert trigger.validate(None, both) == []
     assert trigger.compile_trigger_filter(None, both).matches(EVENT) is True
     assert trigger.compile_trigger_filter(None, one_wrong).matches(EVENT) is False
+
+
+@pytest.mark.parametrize("name", ["dataschema", "schemaurl"])
+def test_the_data_schema_is_found_under_either_versions_name(name: str) -> None:
+    """Knative's filters read `event.DataSchema()` for `dataschema` and `schemaurl` alike, so
+    a Trigger written for 1.0 also matches a 0.3 event, and the other way round."""
+    for event in ({**EVENT, "dataschema": "http://s"}, {**EVENT, "schemaurl": "http://s"}):
+        assert trigger.compile_trigger_filter({name: "http://s"}, None).matches(event)
+        assert trigger.compile_trigger_filter(None, [{"exact": {name: "http://s"}}]).matches(event)

@@ -91,9 +91,9 @@ def test_overrides_are_applied_and_overwrite() -> None:
             "missing required attribute(s): id",
         ),
         (
-            {"ce-specversion": "0.3", "ce-type": "t", "ce-source": "s", "ce-id": "1"},
+            {"ce-specversion": "0.2", "ce-type": "t", "ce-source": "s", "ce-id": "1"},
             b"",
-            "unsupported CloudEvents specversion '0.3'",
+            "unsupported CloudEvents specversion '0.2'",
         ),
         (
             {
@@ -321,3 +321,58 @@ def test_many_shallow_brackets_are_not_too_deep() -> None:
     data = b'{"items":[' + b",".join([b'{"a":[1,{"b":[]}]}'] * 2_000) + b"]}"
     binary = {**_BINARY, "content-type": "application/json"}
     assert rawevent.receive(binary, data).event().get_data() is not None
+
+
+# CloudEvents 0.3, as sdk-go's test.FullEvent() with SetSpecVersion("0.3") sends it (rekt's
+# AcceptsCEVersions and ShouldNotUpdateVersion): accepted, and forwarded as 0.3.
+V03_BINARY = {
+    "ce-specversion": "0.3", "ce-id": "full-1", "ce-source": "http://example.com/source",
+    "ce-type": "com.example.FullEvent", "ce-subject": "topic",
+    "ce-schemaurl": "http://example.com/schema", "ce-time": "2026-03-01T12:00:00Z",
+    "ce-exbool": "true", "ce-exint": "42", "content-type": "text/json",
+}  # fmt: skip
+V03_STRUCTURED = {
+    "specversion": "0.3", "id": "full-2", "source": "/s", "type": "t",
+    "schemaurl": "http://example.com/schema", "datacontenttype": "application/octet-stream",
+    "datacontentencoding": "base64", "data": "AAEC/w==",
+}  # fmt: skip
+
+
+def test_a_binary_0_3_event_is_accepted_and_forwarded_as_received() -> None:
+    received = rawevent.receive(V03_BINARY, b'{"hello":"world"}')
+    # The received bytes travel on unchanged: still 0.3, still `schemaurl`.
+    headers, body = received.message(cloudevent.Encoding.BINARY) or ({}, b"")
+    assert headers["ce-specversion"] == "0.3" and body == b'{"hello":"world"}'
+    event = received.event()
+    assert event.get_specversion() == "0.3"
+    assert event.get_dataschema() == "http://example.com/schema"
+    # Another content mode (a subscriber's delivery.format) writes 0.3 too.
+    structured = json.loads(cloudevent.encode(event, cloudevent.Encoding.STRUCTURED).body)
+    assert structured["specversion"] == "0.3"
+    assert structured["schemaurl"] == "http://example.com/schema"
+
+
+def test_a_structured_0_3_event_with_base64_data_keeps_its_bytes_and_version() -> None:
+    body = json.dumps(V03_STRUCTURED).encode()
+    received = rawevent.receive({"Content-Type": "application/cloudevents+json"}, body)
+    event = received.event()
+    assert event.get_data() == b"\x00\x01\x02\xff"
+    # The broker's TTL forces a decoded copy: it stays 0.3, the data base64 in 0.3's way.
+    with_ttl = received.with_extension("knativebrokerttl", 255)
+    assert isinstance(with_ttl, cloudevent.CloudEvent)
+    again = json.loads(cloudevent.encode(with_ttl, cloudevent.Encoding.STRUCTURED).body)
+    assert again["specversion"] == "0.3" and again["knativebrokerttl"] == 255
+    assert (again["datacontentencoding"], again["data"]) == ("base64", "AAEC/w==")
+    # In binary mode the body is the raw bytes, without an encoding header.
+    binary = cloudevent.encode(event, cloudevent.Encoding.BINARY)
+    assert binary.body == b"\x00\x01\x02\xff"
+    assert binary.headers["ce-specversion"] == "0.3"
+    assert "ce-datacontentencoding" not in binary.headers
+
+
+def test_an_unknown_specversion_is_still_refused() -> None:
+    with pytest.raises(errors.InvalidEventError, match="unsupported CloudEvents specversion"):
+        rawevent.receive({**V03_BINARY, "ce-specversion": "0.2"}, b"")
+    structured = json.dumps({**V03_STRUCTURED, "specversion": "2.0"}).encode()
+    with pytest.raises(errors.InvalidEventError, match="unsupported CloudEvents specversion"):
+        rawevent.receive({"Content-Type": "application/cloudevents+json"}, structured)

@@ -45,7 +45,8 @@ def _same_verdict(headers: CIMultiDict[str], body: bytes) -> rawevent.RawEvent |
         ({"ce_id": None}, False),
         ({"ce_id": ""}, False),
         ({"ce_source": ""}, False),
-        ({"ce_specversion": "0.3"}, False),
+        ({"ce_specversion": "0.2"}, False),
+        ({"ce_specversion": "0.3"}, True),
         ({"ce_time": "2026-03-01T12:00:00Z"}, True),
         ({"ce_time": "yesterday"}, False),
         ({"ce_subject": ""}, False),
@@ -58,7 +59,7 @@ def _same_verdict(headers: CIMultiDict[str], body: bytes) -> rawevent.RawEvent |
         ({"ce_specversion": None, "Content_Type": "application/json"}, False),
     ],
     ids=[
-        "plain", "no-id", "empty-id", "empty-source", "old-spec", "time", "bad-time",
+        "plain", "no-id", "empty-id", "empty-source", "old-spec", "spec-0.3", "time", "bad-time",
         "empty-subject", "percent", "reserved-data", "ce-datacontenttype", "empty-type",
         "no-content-type", "bad-attribute-name", "not-a-cloudevent",
     ],
