@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from kubernetes_asyncio import client
@@ -30,8 +31,18 @@ def crd(kube: Kube) -> None:
     h.ensure_crd(kube)
 
 
-def fresh_topic() -> str:
-    return f"kafkasink-{uuid.uuid4().hex[:10]}"
+@pytest.fixture
+async def fresh_topic(kafka_broker: KafkaBroker) -> AsyncIterator[Callable[[], str]]:
+    """New topic names; whichever of them exist after the test are deleted."""
+    names: list[str] = []
+
+    def name() -> str:
+        names.append(f"kafkasink-{uuid.uuid4().hex[:10]}")
+        return names[-1]
+
+    yield name
+    for each in names:
+        await kafka.delete_topic(kafka_broker.config(), each)
 
 
 def sink_event(id: str, **extensions: str) -> cloudevent.CloudEvent:
@@ -42,7 +53,11 @@ def sink_event(id: str, **extensions: str) -> cloudevent.CloudEvent:
 
 
 async def test_binary_and_structured_records(
-    crd: None, api_client: client.ApiClient, namespace: str, kafka_broker: KafkaBroker
+    crd: None,
+    api_client: client.ApiClient,
+    namespace: str,
+    kafka_broker: KafkaBroker,
+    fresh_topic: Callable[[], str],
 ) -> None:
     """Binary: attributes in `ce_` headers, data as the value, `partitionkey` the key.
     Structured: the JSON envelope as the value. 202 means the record is there."""
@@ -110,7 +125,11 @@ async def test_binary_and_structured_records(
 
 
 async def test_sasl_through_the_secret_and_a_refused_password(
-    crd: None, api_client: client.ApiClient, namespace: str, kafka_broker: KafkaBroker
+    crd: None,
+    api_client: client.ApiClient,
+    namespace: str,
+    kafka_broker: KafkaBroker,
+    fresh_topic: Callable[[], str],
 ) -> None:
     api = kubeapi.KubeApi(api_client)
     sasl = kafka_broker.sasl_bootstrap
@@ -140,7 +159,11 @@ async def test_sasl_through_the_secret_and_a_refused_password(
 
 
 async def test_controller_creates_the_topic_and_deletes_it_with_the_sink(
-    crd: None, api_client: client.ApiClient, namespace: str, kafka_broker: KafkaBroker
+    crd: None,
+    api_client: client.ApiClient,
+    namespace: str,
+    kafka_broker: KafkaBroker,
+    fresh_topic: Callable[[], str],
 ) -> None:
     api = kubeapi.KubeApi(api_client)
     bootstrap = kafka_broker.bootstrap
@@ -171,7 +194,11 @@ async def test_controller_creates_the_topic_and_deletes_it_with_the_sink(
 
 
 async def test_controller_wrong_password_and_missing_topic_are_ready_false(
-    crd: None, api_client: client.ApiClient, namespace: str, kafka_broker: KafkaBroker
+    crd: None,
+    api_client: client.ApiClient,
+    namespace: str,
+    kafka_broker: KafkaBroker,
+    fresh_topic: Callable[[], str],
 ) -> None:
     api = kubeapi.KubeApi(api_client)
     wrong = {"protocol": "SASL_PLAINTEXT", "user": kafka_broker.user, "password": "nope"}
