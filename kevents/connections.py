@@ -17,8 +17,11 @@ Bounds, so that no sink can make the shared process buffer or spin:
   reads of at most `LINE_LIMIT` bytes until the body;
 - connect: `CONNECT_TIMEOUT` (10 s) per connection. Knative's sender (Go's default
   transport) allows 30 s; between pods a connect takes under a millisecond, and 10 s still
-  covers three SYN retransmissions (1, 3 and 7 s). The whole attempt is bounded by the
-  caller: `kevents.transport` applies the delivery's timeout, or its 60 s default.
+  covers three SYN retransmissions (1, 3 and 7 s);
+- the whole request (waiting for a slot, connecting, the answer) by `post()`'s
+  `attempt_timeout`: `kevents.transport` passes the delivery's timeout, or its 60 s default.
+  The pool enforces it with one loop timer set for the nearest deadline of the requests in
+  flight, not with a timer per request (`asyncio.timeout` costs ~5 µs per delivery).
 
 At most `limit_per_host` connections per host. Idle ones are reused last-in first-out and
 closed by a timer `idle_seconds` (3 s) after their last answer, below the 5 s idle timeout of
@@ -43,9 +46,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import functools
 import logging
+import math
 import time
 from collections.abc import Mapping
 from typing import cast
@@ -75,6 +80,9 @@ LINE_LIMIT = 8 * 1024
 """Bytes of one header line; also how many bytes may arrive without completing anything."""
 MAX_HEADERS = 100
 """Header lines of one answer, interim answers and trailers included."""
+TIMER_SLACK = 0.001
+"""Seconds: a deadline this close counts as reached when the pool's timer fires (the loop's
+timers have millisecond resolution and may fire that much early)."""
 JOIN_LIMIT = 64 * 1024
 """Bodies up to this many bytes are joined to the request head and written at once; larger
 ones are written as they are (uvloop keeps a reference, no copy per attempt)."""
@@ -154,6 +162,8 @@ class _Connection(asyncio.Protocol):
         """A byte of the current request's answer arrived."""
         self.idle_since = 0.0
         self.opened_at = time.monotonic()
+        self.deadline = math.inf
+        """Loop time by which the answer in flight must be complete (the pool's timer)."""
         self._answer: asyncio.Future[Response] | None = None
         self._lines: list[tuple[bytes, bytes]] = []
         self._headers: CIMultiDict[str] = CIMultiDict()
@@ -198,6 +208,11 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+    def expire(self, seconds: float) -> None:
+        """The answer did not arrive in time: fail the request and close the connection."""
+        self._fail(TimeoutError(f"no complete answer within {seconds} s"))
+        self.close()
 
     def _fail(self, exc: Exception) -> None:
         answer, self._answer = self._answer, None
@@ -323,10 +338,16 @@ class _Connection(asyncio.Protocol):
 
 @dataclasses.dataclass(slots=True)
 class _Host:
-    slots: asyncio.Semaphore
     idle: collections.deque[_Connection] = dataclasses.field(default_factory=collections.deque)
     users: int = 0
     """Requests in `post()` for this host, waiting for a slot or holding one."""
+    busy: int = 0
+    """Slots taken (at most `limit_per_host`): a counting semaphore without `asyncio.Semaphore`'s
+    per-call scan of its waiters."""
+    waiters: collections.deque[asyncio.Future[None]] = dataclasses.field(
+        default_factory=collections.deque
+    )
+    """Requests waiting for a slot, first come first served; a freed slot passes to the first."""
 
 
 class Pool:
@@ -347,6 +368,10 @@ class Pool:
         self._hosts: dict[tuple[str, int], _Host] = {}
         self._open: set[_Connection] = set()
         self._reaper: asyncio.TimerHandle | None = None
+        self._busy: dict[_Connection, float] = {}
+        """Connections waiting for an answer with a deadline -> the request's timeout."""
+        self._watch: asyncio.TimerHandle | None = None
+        self._watch_at = math.inf
 
     @property
     def hosts(self) -> int:
@@ -358,26 +383,42 @@ class Pool:
         """Idle connections kept for reuse."""
         return sum(len(host.idle) for host in self._hosts.values())
 
-    async def post(self, where: Endpoint, headers: Mapping[str, str], body: bytes) -> Response:
-        """POST `body`; raises `ClientError` (and `TimeoutError` from a caller's timeout)."""
+    async def post(
+        self,
+        where: Endpoint,
+        headers: Mapping[str, str],
+        body: bytes,
+        attempt_timeout: float | None = None,
+    ) -> Response:
+        """POST `body`; raises `ClientError`, or `TimeoutError` when the answer is not complete
+        `attempt_timeout` seconds after the call (waiting for a slot and connecting included)."""
         lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         if lines.count("\n") != len(headers) or lines.count("\r") != len(headers):
             raise ClientError("a header name or value contains a line break")
         head = lines.encode("utf-8", "surrogateescape") + b"Content-Length: %d\r\n\r\n" % len(body)
         head = where.head + head
+        deadline = math.inf
+        if attempt_timeout is not None:
+            deadline = asyncio.get_running_loop().time() + attempt_timeout
         key = (where.host, where.port)
         host = self._hosts.get(key)
         if host is None:
-            host = self._hosts[key] = _Host(asyncio.Semaphore(self._limit))
+            host = self._hosts[key] = _Host()
         host.users += 1
         try:
-            async with host.slots:
+            if host.busy < self._limit and not host.waiters:
+                host.busy += 1
+            else:
+                await self._wait_for_slot(host, deadline)
+            try:
                 connection = self._reuse(host)
                 fresh = connection is None
                 if connection is None:
-                    connection = await self._connect(key)
+                    connection = await self._connect(key, deadline)
                 try:
-                    response = await connection.request(head, body)
+                    response = await self._request(
+                        connection, head, body, deadline, attempt_timeout
+                    )
                 except ServerDisconnectedError:
                     self._discard(connection)
                     if fresh or connection.received:
@@ -386,15 +427,19 @@ class Pool:
                         "%s:%d closed a kept-alive connection before answering; "
                         "sending the request again on a new connection.", *key
                     )  # fmt: skip
-                    connection = await self._connect(key)
+                    connection = await self._connect(key, deadline)
                     try:
-                        response = await connection.request(head, body)
+                        response = await self._request(
+                            connection, head, body, deadline, attempt_timeout
+                        )
                     except BaseException:
                         self._discard(connection)
                         raise
                 except BaseException:
                     self._discard(connection)
                     raise
+                if deadline < math.inf:
+                    self._busy.pop(connection, None)
                 now = time.monotonic()
                 if (
                     connection.reusable
@@ -410,10 +455,35 @@ class Pool:
                 else:
                     self._discard(connection)
                 return response
+            finally:
+                self._release(host)
         finally:
             host.users -= 1
             if not host.users and not host.idle and self._hosts.get(key) is host:
                 del self._hosts[key]
+
+    async def _wait_for_slot(self, host: _Host, deadline: float) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        host.waiters.append(waiter)
+        try:
+            async with asyncio.timeout_at(deadline if deadline < math.inf else None):
+                await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._release(host)  # the slot was passed to us as we gave up: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    host.waiters.remove(waiter)
+            raise
+
+    def _release(self, host: _Host) -> None:
+        """Free a slot: it passes to the first request still waiting, if any."""
+        while host.waiters:
+            waiter = host.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        host.busy -= 1
 
     def _reuse(self, host: _Host) -> _Connection | None:
         """The most recently used idle connection still fit for a request, if any."""
@@ -425,13 +495,54 @@ class Pool:
             self._discard(connection)
         return None
 
-    async def _connect(self, key: tuple[str, int]) -> _Connection:
+    def _request(
+        self,
+        connection: _Connection,
+        head: bytes,
+        body: bytes,
+        deadline: float,
+        seconds: float | None,
+    ) -> asyncio.Future[Response]:
+        """Send on `connection`; the pool's timer fails the answer at `deadline`."""
+        answer = connection.request(head, body)
+        if deadline < math.inf:
+            connection.deadline = deadline
+            self._busy[connection] = seconds or 0.0
+            if deadline < self._watch_at:
+                self._rewatch(deadline)
+        return answer
+
+    def _rewatch(self, when: float) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+        self._watch_at = when
+        self._watch = asyncio.get_running_loop().call_at(when, self._expire)
+
+    def _expire(self) -> None:
+        """Fail the requests whose deadline passed; come back at the nearest other one."""
+        self._watch, self._watch_at = None, math.inf
+        now = asyncio.get_running_loop().time() + TIMER_SLACK
+        nearest = math.inf
+        for connection, seconds in list(self._busy.items()):
+            if connection.deadline <= now:
+                del self._busy[connection]
+                connection.expire(seconds)
+            else:
+                nearest = min(nearest, connection.deadline)
+        if nearest < math.inf:
+            self._rewatch(nearest)
+
+    async def _connect(self, key: tuple[str, int], deadline: float = math.inf) -> _Connection:
         loop = asyncio.get_running_loop()
         limit = self._body_limit
+        seconds = self._connect_timeout
+        left = deadline - loop.time()
         try:
-            async with asyncio.timeout(self._connect_timeout):
+            async with asyncio.timeout(min(seconds, left)):
                 _, connection = await loop.create_connection(lambda: _Connection(limit), *key)
         except TimeoutError as exc:
+            if left <= seconds:
+                raise  # the request's own timeout, not the connect timeout
             raise ConnectionTimeoutError(
                 f"Connection timeout to host {key[0]}:{key[1]} after {self._connect_timeout} s"
             ) from exc
@@ -445,6 +556,7 @@ class Pool:
     def _discard(self, connection: _Connection) -> None:
         connection.close()
         self._open.discard(connection)
+        self._busy.pop(connection, None)
 
     def _reap(self) -> None:
         """Close connections idle for `idle_seconds` or closed by their server, forget hosts
@@ -474,6 +586,10 @@ class Pool:
         if self._reaper is not None:
             self._reaper.cancel()
             self._reaper = None
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch, self._watch_at = None, math.inf
+        self._busy.clear()
         for connection in self._open:
             connection.close()
         self._open.clear()

@@ -82,9 +82,17 @@ async def read_body(request: web.BaseRequest, *, limit: int, seconds: float) -> 
         request.writer.output_size = 0
     chunks: list[bytes] = []
     size = 0
+    content = request.content
     try:
+        if content.is_eof():
+            # A small event's body arrives with its head: taken as it is, with no timer to
+            # set and cancel per request.
+            body = content.read_nowait()
+            if len(body) > limit:
+                raise BodyTooLargeError
+            return body
         async with asyncio.timeout(seconds):
-            while chunk := await request.content.readany():
+            while chunk := await content.readany():
                 size += len(chunk)
                 if size > limit:
                     raise BodyTooLargeError
@@ -93,7 +101,7 @@ async def read_body(request: web.BaseRequest, *, limit: int, seconds: float) -> 
         raise BodyTimeoutError from None
     except (ConnectionError, http_exceptions.HttpProcessingError) as exc:
         raise ConnectionGoneError from exc
-    if not request.content.is_eof():  # pragma: no cover - readany() ends only at EOF
+    if not content.is_eof():  # pragma: no cover - readany() ends only at EOF
         raise ConnectionGoneError
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
@@ -133,6 +141,11 @@ class _Phase(enum.Enum):
     IDLE = "idle between requests"  # idle_timeout runs
 
 
+_TIMER_SLACK = 0.001
+"""Seconds: a deadline this close counts as reached (loop timers have millisecond
+resolution and may fire that much early)."""
+
+
 class _Protocol(web_protocol.RequestHandler):
     """One connection: aiohttp's, plus our timers, half-close rule and quiet error path."""
 
@@ -140,26 +153,46 @@ class _Protocol(web_protocol.RequestHandler):
         super().__init__(server, **kwargs)
         self._server = server
         self._phase = _Phase.WAITING
+        self._deadline = 0.0
+        """Loop time at which the current phase (WAITING or IDLE) ends the connection."""
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._request: web.BaseRequest | None = None
         self._last: web.BaseRequest | None = None
         self._refusing = False
 
     # -- timers ---------------------------------------------------------------------------
+    # One timer per connection, set lazily: entering a phase only records its deadline, and
+    # the timer is (re)set only when it would fire after that deadline. It is set at most
+    # `header` seconds ahead, so a kept-alive connection going IDLE -> WAITING -> HANDLING
+    # for every request sets none (three set-and-cancel per request cost ~3 µs); when it
+    # fires early it checks the phase and comes back at the deadline.
     def _arm(self, phase: _Phase, seconds: float) -> None:
+        now = self._loop.time()
         self._phase = phase
+        self._deadline = deadline = now + seconds
+        if self._timer is None or self._timer_at > deadline:
+            self._schedule(min(deadline, now + self._server.timeouts.header))
+
+    def _schedule(self, when: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = self._loop.call_later(seconds, self._expired, phase)
+        self._timer_at = when
+        self._timer = self._loop.call_at(when, self._expired)
 
     def _disarm(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _expired(self, phase: _Phase) -> None:
+    def _expired(self) -> None:
         self._timer = None
-        if self._phase is not phase or self.transport is None:
+        phase = self._phase
+        if phase is _Phase.HANDLING or self.transport is None:
+            return  # `finished()` sets the timer again
+        now = self._loop.time()
+        if now + _TIMER_SLACK < self._deadline:
+            self._schedule(min(self._deadline, now + self._server.timeouts.header))
             return
         reason = "header_timeout" if phase is _Phase.WAITING else "idle_timeout"
         self._server.closed(reason)
@@ -184,8 +217,7 @@ class _Protocol(web_protocol.RequestHandler):
         super().data_received(data)
 
     def started(self, request: web.BaseRequest) -> None:
-        self._disarm()
-        self._phase = _Phase.HANDLING
+        self._phase = _Phase.HANDLING  # no deadline; the timer, if set, finds it so
         self._request = request
 
     def finished(self) -> None:

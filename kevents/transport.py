@@ -14,7 +14,6 @@ leaves room for a scale-from-zero cold start behind Knative's activator.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import io
 import ssl
@@ -100,8 +99,7 @@ class Transport:
         where = connections.endpoint(url)
         try:
             if where is not None:
-                async with asyncio.timeout(attempt_timeout):
-                    answer = await self._pool.post(where, headers, body)
+                answer = await self._pool.post(where, headers, body, attempt_timeout)
                 outcome.status = answer.status
                 outcome.headers = answer.headers
                 outcome.body, outcome.truncated = answer.body, answer.truncated

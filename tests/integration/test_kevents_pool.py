@@ -190,6 +190,35 @@ async def test_a_subscriber_that_accepts_but_never_answers_fails_within_the_defa
     assert transport.DEFAULT_ATTEMPT_TIMEOUT == 60.0
 
 
+async def test_requests_queued_behind_a_silent_subscriber_fail_each_at_its_own_timeout() -> None:
+    """One slot, held by a request the subscriber never answers: the requests queued for the
+    slot fail at their own deadlines (the pool's one timer; an earlier deadline arriving later
+    is not missed), the slot passes on when the holder times out, and nothing is left behind."""
+    with socket.socket() as listener:  # the kernel accepts; nobody ever reads or answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        where = connections.endpoint(f"http://127.0.0.1:{listener.getsockname()[1]}/")
+        assert where is not None
+        pool = connections.Pool(limit_per_host=1, body_limit=16)
+        failed: list[str] = []
+
+        async def post_within(name: str, seconds: float) -> None:
+            with pytest.raises(TimeoutError):
+                await pool.post(where, {"ce-id": name}, b"{}", seconds)
+            failed.append(name)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(post_within("holder", 0.6))
+                await asyncio.sleep(0)  # the holder takes the slot first
+                group.create_task(post_within("queued-late", 1.2))  # gets the slot at 0.6
+                group.create_task(post_within("queued-soon", 0.3))
+            assert failed == ["queued-soon", "holder", "queued-late"]
+            assert pool.hosts == 0  # no slot, waiter or connection kept for the host
+        finally:
+            pool.close()
+
+
 async def test_a_subscriber_that_never_accepts_fails_within_the_connect_timeout() -> None:
     with contextlib.ExitStack() as stack:
         listener = stack.enter_context(socket.socket())
