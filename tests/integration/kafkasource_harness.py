@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from opentelemetry import trace
 from prometheus_client import CollectorRegistry
 
 from kevents import cloudevent, kafka, probes, runner, settings
@@ -33,6 +34,8 @@ class Sink:
     """What it answers; set to 503 (down) or 400 (refusing) while a test needs it."""
     delay: float = 0.0
     events: list[cloudevent.CloudEvent] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    """The request headers of each accepted event (lower-cased names), as `events`."""
     refused: int = 0
     in_flight: int = 0
     most_in_flight: int = 0
@@ -49,6 +52,7 @@ class Sink:
                 self.refused += 1
                 return web.Response(status=self.status)
             self.events.append(cloudevent.decode(dict(request.headers), body))
+            self.headers.append({k.lower(): v for k, v in request.headers.items()})
             return web.Response(status=self.status)
         finally:
             self.in_flight -= 1
@@ -126,12 +130,17 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def in_process(env: Mapping[str, str]) -> AsyncIterator[Running]:
+async def in_process(
+    env: Mapping[str, str], tracer_provider: trace.TracerProvider | None = None
+) -> AsyncIterator[Running]:
     """The adapter on the shared runner; stopped as SIGTERM would (drain, commit, leave)."""
     adapter_settings = settings.AdapterSettings.from_env(env)
     source = config.Settings.from_env(env)
     registry, readiness = CollectorRegistry(), probes.Readiness()
-    receive = adapter.Adapter(adapter_settings, source, registry=registry, readiness=readiness)
+    receive = adapter.Adapter(
+        adapter_settings, source, registry=registry, readiness=readiness,
+        tracer_provider=tracer_provider,
+    )  # fmt: skip
     shared = runner.Runner(receive.components(), readiness=readiness, handle_signals=False)
     task = asyncio.create_task(shared.run())
     try:

@@ -9,8 +9,10 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
-from kevents import kafka
+from kevents import cloudevent, kafka, tracing
 from tests import waiting
 from tests.integration import kafkasource_harness as harness
 from tests.kafka import KafkaBroker
@@ -216,3 +218,42 @@ async def test_two_consumers_share_the_partitions_and_one_leaving_hands_them_ove
             await waiting.until(lambda: len(sink.events) >= 400, within=60)
     ids = sink.ids()
     assert len(ids) == len(set(ids)) == 400
+
+
+async def test_a_cloudevent_records_trace_continues_through_the_source_to_the_sink(
+    bootstrap: str, new_topic: Topics
+) -> None:
+    topic = await new_topic(1)
+    conf = kafka.client_config(bootstrap)
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    event = cloudevent.build(
+        "dev.knative.ci.build", "/ci", {"build": 1}, id="traced-1",
+        extensions={"traceparent": f"00-{trace_id}-{parent_id}-01", "buildstatus": "pass"},
+    )  # fmt: skip
+    async with kafka.Producer(conf) as producer:
+        await producer.send_message(topic, kafka.encode_event(event))
+    exporter = InMemorySpanExporter()
+    provider = tracing.make_provider(
+        tracing.parse_config({"backend": "zipkin", "zipkin-endpoint": "http://127.0.0.1:9/x",
+                              "sample-rate": "1"}),
+        service_name="kafka-source", exporter=exporter,
+    )  # fmt: skip
+    try:
+        async with harness.serving(harness.Sink()) as sink:
+            env = harness.adapter_env(bootstrap, topic, _group(), sink.url)
+            async with harness.in_process(env, tracer_provider=provider):
+                await waiting.until(lambda: len(sink.events) >= 1, within=60)
+    finally:
+        provider.shutdown()
+    [got] = sink.events
+    assert (got.get_id(), got.get_extension("buildstatus")) == ("traced-1", "pass")
+    headers = sink.headers[0]
+    assert headers["traceparent"].split("-")[1] == trace_id
+    assert headers["x-b3-traceid"] == trace_id
+    spans = [s for s in exporter.get_finished_spans() if s.context.trace_id == int(trace_id, 16)]
+    process = next(s for s in spans if s.name == f"{topic} process")
+    post = next(s for s in spans if s.name == "POST")
+    assert process.kind is SpanKind.CONSUMER
+    assert process.parent is not None and process.parent.span_id == int(parent_id, 16)
+    assert post.parent is not None and post.parent.span_id == process.context.span_id
+    assert format(post.context.span_id, "016x") == headers["traceparent"].split("-")[2]
