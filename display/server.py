@@ -3,7 +3,9 @@
     POST /                   any CloudEvent (binary or structured): logged, kept, 202
     GET  /                   the live page (server-sent events, no external assets)
     GET  /events             the kept events as JSON (newest last)
-    GET  /events/stream      text/event-stream: the kept events, then every new one
+    GET  /events/stream      text/event-stream: a `clock` message (the server's time, so the
+                             page places events on its chart), the kept events, then every
+                             new one
     GET  /health             200 while running
 
 Memory is bounded: the last `history` events are kept, and a page that reads too slowly is
@@ -17,6 +19,7 @@ import collections
 import json
 import logging
 import sys
+import time
 from typing import Any, TextIO
 
 from aiohttp import web
@@ -29,10 +32,16 @@ from kevents import cloudevent, errors, tracing
 logger = logging.getLogger(__name__)
 
 
-def summary(event: cloudevent.CloudEvent) -> dict[str, Any]:
-    """What the page shows of one event: attributes, extensions and the data text."""
+def summary(event: cloudevent.CloudEvent, received: float) -> dict[str, Any]:
+    """What the page shows of one event: attributes, extensions, the data text and when it
+    arrived (Unix seconds, for the page's events-per-second chart)."""
     context, extensions = layout.attributes(event)
-    return {"attributes": context, "extensions": extensions, "data": layout.data_text(event)}
+    return {
+        "attributes": context,
+        "extensions": extensions,
+        "data": layout.data_text(event),
+        "received": round(received, 3),
+    }
 
 
 class Display:
@@ -77,7 +86,7 @@ class Display:
         self.received.labels("ok").inc()
         self._out.write(layout.render(event))
         self._out.flush()
-        item = summary(event)
+        item = summary(event, time.time())
         self._kept.append(item)
         for queue in list(self._subscribers):
             try:
@@ -100,6 +109,8 @@ class Display:
         backlog = list(self._kept)
         self._subscribers.add(queue)
         try:
+            clock = json.dumps({"now": time.time()})
+            await response.write(f"event: clock\ndata: {clock}\n\n".encode())
             for item in backlog:
                 await response.write(_sse(item))
             while True:

@@ -1,6 +1,7 @@
 """Headless Chromium (Debian's package) driven over the DevTools protocol, for page tests.
 
-Just enough of CDP for our tests: open a page, read its text, take a screenshot.
+Just enough of CDP for our tests: open a page, read its text, evaluate an expression, take a
+screenshot.
 """
 
 from __future__ import annotations
@@ -47,6 +48,13 @@ class Page:
             "Runtime.evaluate", expression="document.body.innerText", returnByValue=True
         )
         return str(result.get("result", {}).get("value", ""))
+
+    async def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression in the page (JSON-serialisable values)."""
+        result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result.get("result", {}).get("value")
 
     async def screenshot(self) -> bytes:
         """The page as PNG bytes."""

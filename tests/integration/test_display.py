@@ -6,6 +6,7 @@ import asyncio
 import datetime
 import io
 import json
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -96,6 +97,11 @@ async def test_received_events_are_logged_listed_and_streamed(
         assert await _post(http, url, _event(name="first")) == 202
         assert "  name: first\n" in out.getvalue()
         async with http.get(url + "/events/stream") as stream:
+            # the stream opens with the server's clock (the page's chart places events by it)
+            assert await asyncio.wait_for(stream.content.readline(), 5) == b"event: clock\n"
+            clock = await asyncio.wait_for(stream.content.readline(), 5)
+            assert abs(json.loads(clock.decode().removeprefix("data: "))["now"] - time.time()) < 60
+            await stream.content.readline()
             first = await asyncio.wait_for(stream.content.readline(), 5)
             assert json.loads(first.decode().removeprefix("data: "))["extensions"] == {
                 "name": "first"
