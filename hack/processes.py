@@ -40,6 +40,18 @@ def start_ticks(pid: int) -> int | None:
     return int(fields[19])
 
 
+def uptime(rec: Recorded) -> float | None:
+    """Seconds since the recorded process started, or None when it no longer runs."""
+    if not alive(rec):
+        return None
+    boot = next(
+        int(line.split()[1])
+        for line in pathlib.Path("/proc/stat").read_text().splitlines()
+        if line.startswith("btime ")
+    )
+    return round(max(0.0, time.time() - boot - rec.start_ticks / os.sysconf("SC_CLK_TCK")), 1)
+
+
 def alive(rec: Recorded) -> bool:
     """True when the recorded process still runs (same pid, same start time)."""
     return start_ticks(rec.pid) == rec.start_ticks

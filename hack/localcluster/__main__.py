@@ -1,4 +1,5 @@
-"""`hack/cluster up | down [--wipe] | status | kubeconfig | env`: the local control plane CLI."""
+"""`hack/cluster up | down [--wipe] | status [--json|--human] | kubeconfig | env`: the local
+control plane CLI."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import fcntl
 import json
 import sys
 
-from hack.localcluster import cluster
+from hack.localcluster import cluster, summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     down.add_argument(
         "--wipe", action="store_true", help="also delete etcd data, Kafka's log, PKI, logs"
     )
-    sub.add_parser("status", help="print what runs, as JSON")
+    stat = sub.add_parser(
+        "status", help="what runs: a summary on a terminal, JSON when piped (or as asked)"
+    )
+    form = stat.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="JSON (the default when piped)")
+    form.add_argument("--human", action="store_true", help="the summary (default on a terminal)")
     sub.add_parser("kubeconfig", help="print the admin kubeconfig path")
     sub.add_parser("env", help="print shell exports for KUBECONFIG and kubectl")
     args = parser.parse_args(argv)
@@ -49,7 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         log(f"stopped {len(stopped)} process(es)" + (" and wiped state" if args.wipe else ""))
     elif args.command == "status":
         info = cluster.status()
-        print(json.dumps(info, indent=2))
+        # scripts (hack/up, tests) read the JSON from a pipe; people get the summary
+        human = args.human or (not args.json and sys.stdout.isatty())
+        if human:
+            sys.stdout.write(summary.render(info))
+        else:
+            print(json.dumps(info, indent=2))
         return 0 if info["ready"] else 3
     elif args.command == "kubeconfig":
         print(cluster.state_dir() / "admin.kubeconfig")

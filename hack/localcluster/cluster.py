@@ -438,7 +438,13 @@ def status() -> dict[str, object]:
         "ports": st.ports,
         "kafka": kafka.status(directory) if any(p.name == "kafka" for p in st.alive()) else None,
         "processes": [
-            {"name": p.name, "pid": p.pid, "alive": processes.alive(p), "log": p.log}
+            {
+                "name": p.name,
+                "pid": p.pid,
+                "alive": processes.alive(p),
+                "log": p.log,
+                "uptime_seconds": processes.uptime(p),
+            }
             for p in st.started
         ],
     }
