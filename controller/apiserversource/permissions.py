@@ -3,8 +3,10 @@
 One SubjectAccessReview per (resource, verb, namespace) for
 `system:serviceaccount:NS:SA`, with the plural from discovery. When every namespace is
 selected (`namespaceSelector: {}`) a single cluster-wide review per verb replaces the
-per-namespace ones (knative/eventing#8614), and with any namespaceSelector the adapter also
-needs get/list/watch on `namespaces` (cluster-scoped).
+per-namespace ones (knative/eventing#8614). Nothing on `namespaces` itself: the controller
+resolves the selector with its own rights and hands the adapter the list (`namespaces`,
+`allNamespaces` in `K_SOURCE_CONFIG`), as Knative's does, so the source's ServiceAccount
+needs no cluster-wide namespace list.
 
 The message starts like Knative's (`User ... cannot get, list, watch resource "pods" in API
 group "" in Namespace "default"`) and names every missing verb, resource and namespace.
@@ -21,7 +23,6 @@ from kevents import kubeapi
 SUBJECT_ACCESS_REVIEWS = kubeapi.Resource(
     "authorization.k8s.io", "v1", "subjectaccessreviews", namespaced=False
 )
-NAMESPACES = kubeapi.Resource("", "v1", "namespaces", namespaced=False)
 VERBS = ("get", "list", "watch")
 REASON = "InsufficientPermissions"
 
@@ -59,7 +60,6 @@ def checks(
     namespaces: Sequence[str],
     *,
     all_namespaces: bool,
-    namespace_selector: bool,
 ) -> list[Check]:
     """The reviews to run, in a stable order."""
     scopes = [""] if all_namespaces else list(namespaces)
@@ -68,8 +68,6 @@ def checks(
         for res in dict.fromkeys(resources)
         for ns in (scopes if res.namespaced else [""])
     ]
-    if namespace_selector:
-        out.append(Check(NAMESPACES, ""))
     return list(dict.fromkeys(out))
 
 

@@ -113,10 +113,9 @@ class Reconciler(lifecycle.Kind):
                 raise state.fail(str(exc)) from exc
             watches.append(adapter.Watch(resource, entry.get("selector")))
         subject = permissions.user(source["metadata"]["namespace"], service_account(spec))
-        selector = spec.get("namespaceSelector")
         todo = permissions.checks(
             [w.resource for w in watches], namespaces,
-            all_namespaces=all_namespaces(selector), namespace_selector=selector is not None,
+            all_namespaces=all_namespaces(spec.get("namespaceSelector")),
         )  # fmt: skip
         denied = await permissions.missing(self.api, subject, todo)
         if denied:
