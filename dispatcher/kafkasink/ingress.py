@@ -70,7 +70,13 @@ class Ingress:
         retry_after: int,
         tracer_provider: trace.TracerProvider | None = None,
         timeouts: httpserver.Timeouts | None = None,
+        noun: str = "KafkaSink",
+        span_name: str = "kafkasink.produce",
     ) -> None:
+        """`noun`/`span_name`: what the answers and the PRODUCER span call the target (the
+        Kafka Broker class's ingress serves Brokers through this same class)."""
+        self._noun = noun
+        self._span_name = span_name
         self._table = table
         self._metrics = metrics
         self._max_body = max_body_size
@@ -116,14 +122,14 @@ class Ingress:
             return self._answer("", 405, "only POST is allowed\n", Allow="POST")
         path = request.path
         if path in ("", "/"):
-            return self._answer("", 404, "POST events to /<namespace>/<kafkasink>\n")
+            return self._answer("", 404, f"POST events to /<namespace>/<{self._noun.lower()}>\n")
         try:
             key = routing.from_path(path)
         except routing.RoutingError:
-            return self._answer("", 400, f"path {path!r} names no KafkaSink: use /<ns>/<name>\n")
+            return self._answer("", 400, f"path {path!r} names no {self._noun}: use /<ns>/<name>\n")
         namespace = key[0]
         if key not in self._table.sinks:
-            return self._answer(namespace, 404, f"KafkaSink {key[0]}/{key[1]} not found\n")
+            return self._answer(namespace, 404, f"{self._noun} {key[0]}/{key[1]} not found\n")
         if self.draining:
             return self._answer(namespace, 503, "shutting down: retry\n", **self._retry_after)
         try:
@@ -146,15 +152,12 @@ class Ingress:
             event = cloudevent.decode(request.headers, body)
         except errors.InvalidEventError as exc:
             return self._answer(namespace, 400, f"invalid CloudEvent: {exc.reason}\n")
-        parent = (
-            tracing.extract(request.headers)
-            if any(h in request.headers for h in _TRACE_HEADERS)
-            else otel_context.Context()
-        )
+        traced = any(h in request.headers for h in _TRACE_HEADERS)
+        parent = tracing.extract(request.headers) if traced else otel_context.Context()
         self._in_flight += 1
         self._idle.clear()
         try:
-            return await self._produce(request, key, event, parent)
+            return await self._produce(request, key, event, parent, traced)
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:
@@ -166,6 +169,7 @@ class Ingress:
         key: tuple[str, str],
         event: cloudevent.CloudEvent,
         parent: otel_context.Context,
+        traced: bool,
     ) -> web.Response:
         namespace = key[0]
         try:
@@ -173,12 +177,10 @@ class Ingress:
         except producers.SinkUnavailableError as exc:
             return self._answer(namespace, 503, f"{exc}\n", **self._retry_after)
         if target is None:  # deleted while its Secret was read
-            return self._answer(namespace, 404, f"KafkaSink {key[0]}/{key[1]} not found\n")
+            return self._answer(namespace, 404, f"{self._noun} {key[0]}/{key[1]} not found\n")
         sink = target.sink
         span = (
-            self._tracer.start_span(
-                "kafkasink.produce", context=parent, kind=trace.SpanKind.PRODUCER
-            )
+            self._tracer.start_span(self._span_name, context=parent, kind=trace.SpanKind.PRODUCER)
             if self._tracer is not None
             else trace.INVALID_SPAN
         )
@@ -194,11 +196,15 @@ class Ingress:
                         "cloudevents.event_source": event.get_source(),
                     }
                 )
-            context = trace.set_span_in_context(span, parent) if span.is_recording() else parent
+            context = parent
+            if span.is_recording():
+                context, traced = trace.set_span_in_context(span, parent), True
             message = kafka.encode_event(event, kafka.ContentMode(sink.content_mode))
-            trace_headers: dict[str, str] = {}
-            tracing.inject(trace_headers, context)
-            headers = (*message.headers, *((k, v.encode()) for k, v in trace_headers.items()))
+            headers = message.headers
+            if traced:  # our span, or the producer's context passed on
+                trace_headers: dict[str, str] = {}
+                tracing.inject(trace_headers, context)
+                headers += tuple((k, v.encode()) for k, v in trace_headers.items())
             if not httpserver.answerable(request):
                 return web.Response(status=400)  # see the module docstring
             started = time.monotonic()

@@ -77,6 +77,8 @@ class Table:
         self._reading: dict[sinks.Key, asyncio.Lock] = {}
         self._producers: dict[Fingerprint, kafka.Producer] = {}
         self._uses: dict[sinks.Key, Fingerprint] = {}
+        self._used_with: dict[sinks.Key, tuple[sinks.Sink, kafka.KafkaAuth | None]] = {}
+        """The sink and credentials each `_uses` fingerprint was computed from."""
         self._retired: list[kafka.Producer] = []
         self._wake = asyncio.Event()
 
@@ -94,9 +96,10 @@ class Table:
         self._metrics.sinks.set(len(self.sinks))
 
     def _forget(self, key: sinks.Key, old: sinks.Sink) -> None:
-        if old.secret is not None:
-            self._secrets.pop((old.namespace, old.secret), None)
+        if old.secret_key is not None:
+            self._secrets.pop(old.secret_key, None)
         self._uses.pop(key, None)
+        self._used_with.pop(key, None)
         self._prune()
 
     def _prune(self) -> None:
@@ -122,6 +125,12 @@ class Table:
         if sink is None:
             return None
         auth = await self._auth(sink)
+        if self.sinks.get(key) is not sink:  # changed while the Secret was read
+            return await self.target(key)
+        fingerprint = self._uses.get(key)
+        producer = self._producers.get(fingerprint) if fingerprint is not None else None
+        if producer is not None and self._used_with.get(key) == (sink, auth):
+            return Target(sink, producer)  # the hot path: nothing changed since last time
         try:
             # A record never creates its topic (the controller creates it with the sink's
             # partitions, or the topic must exist): a missing topic is a 503, not a topic
@@ -131,9 +140,7 @@ class Table:
             )
         except errors.ConfigError as exc:
             raise SinkUnavailableError("; ".join(exc.problems)) from exc
-        fingerprint: Fingerprint = tuple(sorted((k, str(v)) for k, v in config.items()))
-        if self.sinks.get(key) is not sink:  # changed while the Secret was read
-            return await self.target(key)
+        fingerprint = tuple(sorted((k, str(v)) for k, v in config.items()))
         producer = self._producers.get(fingerprint)
         if producer is None:
             producer = kafka.Producer(config, delivery_timeout=self._produce_timeout)
@@ -146,15 +153,21 @@ class Table:
             )  # fmt: skip
         previous = self._uses.get(key)
         self._uses[key] = fingerprint
+        self._used_with[key] = (sink, auth)
         if previous is not None and previous != fingerprint:
             self._prune()
         self._metrics.producers.set(len(self._producers))
         return Target(sink, producer)
 
+    async def auth(self, sink: sinks.Sink) -> kafka.KafkaAuth | None:
+        """The credentials of `sink` (cached as for its producer); raises
+        `SinkUnavailableError` when they cannot be had (consumers of the same topic)."""
+        return await self._auth(sink)
+
     async def _auth(self, sink: sinks.Sink) -> kafka.KafkaAuth | None:
-        if sink.secret is None:
+        secret_key = sink.secret_key
+        if secret_key is None:
             return None
-        secret_key = (sink.namespace, sink.secret)
         cached = self._secrets.get(secret_key)
         now = self._clock()
         if cached is not None:
@@ -180,8 +193,9 @@ class Table:
     async def _read_secret(self, sink: sinks.Sink) -> _Credentials:
         where = f'Secret "{sink.secret}" of KafkaSink {sink.namespace}/{sink.name}'
         now = self._clock()
+        namespace = sink.secret_namespace or sink.namespace
         try:
-            secret: dict[str, Any] = await self._api.get(SECRETS, sink.namespace, str(sink.secret))
+            secret: dict[str, Any] = await self._api.get(SECRETS, namespace, str(sink.secret))
         except kubeapi.NotFound:
             return _Credentials(None, f"{where} not found", now)
         except kubeapi.ApiError as exc:
@@ -205,5 +219,6 @@ class Table:
         self._retired.extend(self._producers.values())
         self._producers.clear()
         self._uses.clear()
+        self._used_with.clear()
         await self.close_retired()
         self._metrics.producers.set(0)
