@@ -9,6 +9,8 @@ Knative's webhook writes and our reconcilers would write a moment later anyway:
   (Knative's `TriggerSpec.SetDefaults`), the label `eventing.knative.dev/broker: <spec.broker>`;
 - Channel, InMemoryChannel: the annotation `messaging.knative.dev/subscribable: v1` (the
   Subscribable duck version, as Knative's `SetDefaults`).
+- KafkaSource: `spec.consumerGroup` `knative-kafka-source-<uuid>` when created without one
+  (Knative's `KafkaSource.SetDefaults`; the field is immutable after).
 
 The defaults that come from ConfigMaps stay with the reconcilers, which write them a moment
 after the create (reading a ConfigMap inside an admission call would make every write wait
@@ -38,7 +40,7 @@ from aiohttp import web
 from controller.broker import resources as broker_resources
 from controller.containersource import resources as containers
 from controller.trigger import reconciler as triggers
-from kevents import validation
+from kevents import kafkasourcespec, validation
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +93,12 @@ def defaults(request: dict[str, Any]) -> list[dict[str, Any]]:
             return [{"op": "replace", "path": "/spec/template/spec/containers", "value": named}]
     if (group, name) == ("eventing.knative.dev", "Trigger") and meta.get("namespace"):
         return _trigger_defaults(obj, str(meta["namespace"]))
+    if (group, name) == ("sources.knative.dev", "KafkaSource"):
+        spec = obj.get("spec")
+        if request.get("operation") == "CREATE" and isinstance(spec, dict):
+            if not spec.get("consumerGroup"):  # Knative's KafkaSource.SetDefaults
+                group_id = kafkasourcespec.new_consumer_group()
+                return [{"op": "add", "path": "/spec/consumerGroup", "value": group_id}]
     if group == "messaging.knative.dev" and name in ("Channel", "InMemoryChannel"):
         annotations = meta.get("annotations")
         if annotations is None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from controller import admission
 from controller.apis import __main__ as render
 from controller.framework import sinks
 from controller.kafkasource import adapter as deployment
@@ -242,3 +243,18 @@ def test_crd_has_knatives_columns_defaults_and_scale_subresource() -> None:
     assert set(spec["net"]["properties"]["sasl"]["properties"]) == {
         "enable", "user", "password", "type",
     }  # fmt: skip
+
+
+def test_the_defaulting_webhook_gives_a_new_source_a_consumer_group_once() -> None:
+    def review(operation: str, spec: dict[str, Any]) -> list[dict[str, Any]]:
+        return admission.defaults({
+            "operation": operation,
+            "kind": {"group": "sources.knative.dev", "version": "v1beta1", "kind": "KafkaSource"},
+            "object": {"metadata": {"name": "s", "namespace": "ci"}, "spec": spec},
+        })  # fmt: skip
+
+    [patch] = review("CREATE", dict(SPEC))
+    assert patch["op"] == "add" and patch["path"] == "/spec/consumerGroup"
+    assert patch["value"].startswith("knative-kafka-source-")
+    assert review("CREATE", {**SPEC, "consumerGroup": "mine"}) == []
+    assert review("UPDATE", dict(SPEC)) == []
