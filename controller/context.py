@@ -51,6 +51,10 @@ class Options:
     """The KafkaSink ingress Service in the system namespace: every KafkaSink's address is
     `http://kafka-sink-ingress.<system-ns>.svc.cluster.local/<ns>/<name>`; its ready
     endpoints make KafkaSinks DataPlaneAvailable."""
+    kafka_broker_ingress_service: str = "kafka-broker-ingress"
+    """The Kafka Broker class's ingress Service in the system namespace (Knative's
+    `kafka-broker-ingress`): a Kafka Broker's address is
+    `http://kafka-broker-ingress.<system-ns>.svc.cluster.local/<ns>/<name>`."""
     kafka_timeout: float = 10.0
     """Seconds one Kafka admin request (topic check or creation) may take in a reconcile
     before the broker counts as unreachable: a worker is not held longer by a dead broker."""

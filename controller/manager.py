@@ -23,6 +23,7 @@ from controller.flows import wiring as flows
 from controller.framework import discovery, lifecycle, loop, metrics, tracking
 from controller.githubsource import wiring as githubsource
 from controller.inmemorychannel import wiring as inmemorychannel
+from controller.kafkabroker import wiring as kafkabroker
 from controller.kafkasink import wiring as kafkasink
 from controller.kafkasource import wiring as kafkasource
 from controller.legacysources import wiring as legacysources
@@ -60,6 +61,7 @@ KINDS: dict[str, Builder] = {
     "Parallel": flows.build_parallel,
     "KafkaSink": kafkasink.build,
     "KafkaSource": kafkasource.build,
+    "KafkaBroker": kafkabroker.build,
 }
 """Every kind this process reconciles, by kind name."""
 

@@ -27,6 +27,11 @@ API_VERSION = "eventing.knative.dev/v1"
 KIND = "Broker"
 CLASS_ANNOTATION = "eventing.knative.dev/broker.class"
 MT_CLASS = "MTChannelBasedBroker"
+KAFKA_CLASS = "Kafka"
+CONFIGURED_CLASSES = (MT_CLASS, KAFKA_CLASS)
+"""Classes whose `spec.config` kevents defaults (the others belong to someone else)."""
+KAFKA_CONFIGMAP = "kafka-broker-config"
+"""The Kafka class's config when no default names one (Knative ships it under that name)."""
 DEFAULTS_CONFIGMAP = "config-br-defaults"
 DEFAULTS_KEY = "default-br-config"
 DEFAULT_CHANNEL_CONFIGMAP = "config-br-default-channel"
@@ -98,6 +103,17 @@ def defaults_for(
     return BrokerDefaults(
         broker_class, config, dict(delivery) if isinstance(delivery, dict) else None
     )
+
+
+def config_for(found: BrokerDefaults, broker_class: str, system_namespace: str) -> dict[str, str]:
+    """The `spec.config` a Broker of `broker_class` gets: the defaults' entry when it is for
+    that class (Knative's `GetBrokerConfig(namespace, class)`), else the class's own default
+    ConfigMap in the system namespace."""
+    if found.broker_class == broker_class:
+        return found.config
+    if broker_class == KAFKA_CLASS:
+        return {**fallback_config(system_namespace), "name": KAFKA_CONFIGMAP}
+    return fallback_config(system_namespace)
 
 
 def config_problem(config: kubeapi.Json) -> str | None:

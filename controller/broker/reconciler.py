@@ -97,7 +97,9 @@ class Reconciler(lifecycle.Kind):
         meta, spec = broker["metadata"], broker.get("spec") or {}
         annotations = dict(meta.get("annotations") or {})
         broker_class = annotations.get(defaults.CLASS_ANNOTATION)
-        if broker_class is not None and (broker_class != defaults.MT_CLASS or spec.get("config")):
+        if broker_class is not None and (
+            broker_class not in defaults.CONFIGURED_CLASSES or spec.get("config")
+        ):
             return False
         system = self.options.system_namespace
         configmap = await self.api.get_or_none(
@@ -114,8 +116,8 @@ class Reconciler(lifecycle.Kind):
         if broker_class is None:
             broker_class = found.broker_class
             patch["metadata"]["annotations"] = {defaults.CLASS_ANNOTATION: broker_class}
-        if broker_class == defaults.MT_CLASS and not spec.get("config"):
-            patch["spec"] = {"config": found.config}
+        if not spec.get("config"):
+            patch["spec"] = {"config": defaults.config_for(found, broker_class, system)}
             if found.delivery and not spec.get("delivery"):
                 patch["spec"]["delivery"] = found.delivery
         await self.api.merge_patch(defaults.BROKERS, meta["namespace"], meta["name"], patch)

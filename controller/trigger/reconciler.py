@@ -1,4 +1,4 @@
-"""Level-based reconciler of Trigger for MTChannelBasedBroker (knative/eventing
+"""Level-based reconciler of Trigger for MTChannelBasedBroker and Kafka (knative/eventing
 `pkg/reconciler/broker/trigger`).
 
 0. Default the label `eventing.knative.dev/broker: <spec.broker>` (written once: spec.broker
@@ -13,9 +13,10 @@
    invalid -> SubscriptionReady False `FilterInvalid`, and no Subscription exists; likewise
    a `delivery` the dispatcher cannot follow -> `DeliveryInvalid` (`kevents.validation`,
    the rules the admission webhook refuses at apply time).
-4. Once the Broker is Ready: the Subscription from the trigger channel to the broker filter
-   (see `subscription`), server-side applied (deleted and created again when its immutable
-   channel changes) -> SubscriptionReady from its Ready.
+4. Once the Broker is Ready: for a Kafka Broker, its consumer group
+   (`controller.kafkabroker.triggers`); else the Subscription from the trigger channel to
+   the broker filter (see `subscription`), server-side applied (deleted and created again
+   when its immutable channel changes) -> SubscriptionReady from its Ready.
 5. `knative.dev/dependency` -> DependencyReady from the referenced object's Ready.
 OIDCIdentityCreated is True: authentication-oidc is off.
 """
@@ -31,6 +32,7 @@ from controller.broker import defaults, resources
 from controller.brokerinjection import injection
 from controller.brokerinjection import reconciler as injecting
 from controller.framework import conditions, dependencies, discovery, lifecycle, reconciling, sinks
+from controller.kafkabroker import triggers as kafkatriggers
 from controller.trigger import dependency, subscription
 from kevents import kubeapi, validation
 from kevents.eventfilter import trigger as trigger_filter
@@ -112,9 +114,8 @@ class Reconciler(lifecycle.Kind):
         broker = await self._broker(trigger, broker_ref, state)
         if broker is None:
             return None
-        if (broker["metadata"].get("annotations") or {}).get(defaults.CLASS_ANNOTATION) != (
-            defaults.MT_CLASS
-        ):
+        broker_class = (broker["metadata"].get("annotations") or {}).get(defaults.CLASS_ANNOTATION)
+        if broker_class not in defaults.CONFIGURED_CLASSES:
             return lifecycle.Outcome.IGNORED
         state.propagate(
             BROKER_READY, conditions.ready_of(broker),
@@ -128,7 +129,10 @@ class Reconciler(lifecycle.Kind):
         dls, resolved = await self._destinations(trigger, broker, state)
         # 3. Dependency.
         state.conditions = await self._dependency(trigger, state.conditions, state.deps)
-        # 4. The Subscription.
+        # 4. The Subscription (a Kafka Broker's Trigger: its consumer group).
+        if broker_class == defaults.KAFKA_CLASS:
+            await self._consumer_group(trigger, broker, broker_ready and resolved, state)
+            return None
         await self._subscription(trigger, broker, dls, broker_ready and resolved, state)
         return None
 
@@ -233,6 +237,18 @@ class Reconciler(lifecycle.Kind):
             ),
         )  # fmt: skip
         await self._subscribe(trigger, desired, state)
+
+    async def _consumer_group(
+        self, trigger: kubeapi.Json, broker: kubeapi.Json, ready: bool, state: lifecycle.State
+    ) -> None:
+        spec = trigger.get("spec") or {}
+        problems = filter_problems(spec)
+        invalid_delivery = validation.delivery_problems(spec.get("delivery"))
+        if problems or invalid_delivery:
+            reason = "FilterInvalid" if problems else "DeliveryInvalid"
+            state.mark_false(SUBSCRIPTION_READY, reason, "; ".join(problems + invalid_delivery))
+            return
+        await kafkatriggers.consumer_group(self.api, self.options, trigger, broker, ready, state)
 
     async def _subscribe(
         self, trigger: kubeapi.Json, desired: dict[str, Any], state: lifecycle.State

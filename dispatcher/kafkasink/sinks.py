@@ -29,6 +29,15 @@ class Sink:
     secret: str | None
     """Name of the auth Secret in the sink's namespace (`spec.auth.secret.ref.name`)."""
     generation: int = 0
+    secret_namespace: str | None = None
+    """Where the Secret is when not in the sink's namespace (a Kafka Broker's config)."""
+
+    @property
+    def secret_key(self) -> Key | None:
+        """(namespace, name) of the auth Secret."""
+        if self.secret is None:
+            return None
+        return (self.secret_namespace or self.namespace, self.secret)
 
     @property
     def key(self) -> Key:

@@ -1,0 +1,1 @@
+"""Broker class `Kafka`: a topic per Broker (eventing-kafka-broker's control plane)."""

@@ -1,0 +1,148 @@
+"""The Kafka Broker data plane of one process, assembled: informers -> ingress + groups.
+
+`components()` hands the pieces to `kevents.runner.Runner` in start order: the sender, the
+producer table, the Broker and Trigger informers (started once listed, so no existing
+Broker answers 404 after a restart), the consumer groups, the ingress (its stop hook
+drains: 503 to new requests, events being produced finish), readiness. Stopping runs in
+reverse: the ingress drains, then the groups stop polling, finish deliveries in flight,
+commit and leave their groups (their partitions move to the other replicas at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from opentelemetry import trace
+from prometheus_client import CollectorRegistry
+
+from dispatcher import dispatch
+from dispatcher import metrics as dispatcher_metrics
+from dispatcher.broker import triggers
+from dispatcher.kafkabroker import brokers, groups
+from dispatcher.kafkabroker import settings as broker_settings
+from dispatcher.kafkasink import ingress, producers
+from dispatcher.kafkasink import metrics as sink_metrics
+from kevents import httpserver, informer, kubeapi, probes, runner, sender, tracing, webserver
+from kevents import metrics as kevents_metrics
+
+logger = logging.getLogger(__name__)
+
+BROKERS = informer.Collection("eventing.knative.dev", "v1", "brokers", "Broker")
+TRIGGERS = informer.Collection("eventing.knative.dev", "v1", "triggers", "Trigger")
+
+
+class KafkaBrokerDataPlane:
+    def __init__(
+        self,
+        api: kubeapi.KubeApi,
+        config: broker_settings.KafkaBrokerSettings,
+        *,
+        registry: CollectorRegistry,
+        readiness: probes.Readiness,
+        tracer_provider: trace.TracerProvider | None = None,
+    ) -> None:
+        self.config = config
+        ing = config.ingress
+        self._readiness = readiness
+        self.metrics = sink_metrics.KafkaSinkMetrics(registry)
+        self.delivery_metrics = dispatcher_metrics.DispatcherMetrics(registry)
+        self.sender = sender.Sender(
+            tracer_provider=tracer_provider,
+            limit_per_host=max(sender.DEFAULT_LIMIT_PER_HOST, config.subscriber_concurrency),
+        )
+        self.table = producers.Table(
+            api, self.metrics, produce_timeout=ing.produce_timeout,
+            secret_recheck=ing.secret_recheck,
+        )  # fmt: skip
+        self.triggers: dict[tuple[str, str], triggers.Trigger] = {}
+        recording = tracer_provider if tracing.records(tracer_provider) else None
+        courier = dispatch.Courier(
+            self.sender,
+            self.delivery_metrics,
+            trigger_table=self.triggers,
+            filter_tracer=recording.get_tracer("kevents.broker.filter") if recording else None,
+        )
+        self.groups = groups.Groups(
+            courier, self.table, self.triggers,
+            options=config.group_options, reply_url=config.reply_url,
+        )  # fmt: skip
+        self.ingress = ingress.Ingress(
+            self.table,
+            self.metrics,
+            max_body_size=ing.max_body_size,
+            produce_timeout=ing.produce_timeout,
+            retry_after=ing.retry_after,
+            tracer_provider=recording,
+            timeouts=httpserver.Timeouts(
+                header=ing.ingress_header_timeout,
+                idle=ing.ingress_idle_timeout,
+                body=ing.ingress_body_timeout,
+            ),
+            noun="Broker",
+            span_name="broker.ingress",
+        )
+        self.http = self.ingress.make_server(metrics=kevents_metrics.HTTPServerMetrics(registry))
+        self.server = webserver.WebServer(
+            self.http, host=ing.ingress_host, port=ing.ingress_port, name="ingress"
+        )
+        informer_metrics = informer.InformerMetrics(registry)
+        self.broker_informer = informer.Informer(
+            api, BROKERS, self.on_broker, informer_metrics=informer_metrics, initial=True
+        )
+        self.trigger_informer = informer.Informer(
+            api, TRIGGERS, self.on_trigger, informer_metrics=informer_metrics, initial=True
+        )
+
+    async def on_broker(self, change: informer.Change, obj: dict[str, Any]) -> None:
+        key = brokers.key_of(obj)
+        served = None if change is informer.Change.DELETE else brokers.parse(obj)
+        if served is None:
+            self.table.remove(key)
+        else:
+            self.table.update(served.sink)
+        self.groups.set_broker(key, served)
+
+    async def on_trigger(self, change: informer.Change, obj: dict[str, Any]) -> None:
+        key = triggers.key_of(obj)
+        if change is informer.Change.DELETE:
+            self.triggers.pop(key, None)
+            self.groups.set_trigger(key, None)
+            return
+        self.triggers[key] = triggers.parse(obj)
+        self.groups.set_trigger(key, obj)
+
+    async def _drain(self) -> None:
+        await self.ingress.drain(self.config.ingress.grace)
+
+    async def _ready(self) -> None:
+        self._readiness.set_ready()
+        logger.info("Serving %d Kafka Broker(s) on port %d.", len(self.table.sinks),
+                    self.server.port)  # fmt: skip
+        await asyncio.Event().wait()  # until cancelled
+
+    def components(self) -> list[runner.Service | runner.Component]:
+        return [
+            self.sender,
+            runner.Service(name="kafka producers", run=self.table.run),
+            runner.Service(
+                name="broker informer",
+                run=self.broker_informer.run,
+                started=self.broker_informer.wait_started,
+            ),
+            runner.Service(
+                name="trigger informer",
+                run=self.trigger_informer.run,
+                started=self.trigger_informer.wait_started,
+            ),
+            runner.Service(name="trigger consumer groups", run=self.groups.run),
+            runner.Service(
+                name="ingress",
+                run=self.server.run,
+                started=self.server.wait_started,
+                stop=self._drain,
+            ),  # fmt: skip
+            runner.Service(name="ingress log summaries", run=self.http.run),
+            runner.Service(name="readiness", run=self._ready),
+        ]
