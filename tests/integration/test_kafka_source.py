@@ -99,8 +99,19 @@ async def test_sink_down_loses_nothing_and_commits_nothing_past_the_held_record(
             )  # fmt: skip
             assert sink.events == []
             assert running.sample("kevents_kafkasource_commits_total", {"result": "ok"}) == 0
+
+            def lag() -> dict[str, float]:
+                return {
+                    p: running.sample(
+                        "kevents_kafkasource_consumer_lag", {"topic": topic, "partition": p}
+                    )
+                    for p in ("0", "1")
+                }  # fmt: skip
+
+            await waiting.until(lambda: lag() == {"0": 100, "1": 100}, within=30)
             sink.status = 202
             await waiting.until(lambda: len(sink.events) >= 200, within=60)
+            await waiting.until(lambda: lag() == {"0": 0, "1": 0}, within=30)
         assert sorted(sink.ids()) == sorted(
             f"partition:{i % 2}/offset:{i // 2}" for i in range(200)
         )
