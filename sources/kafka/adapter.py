@@ -367,12 +367,14 @@ class Adapter:
         """One round of attempts (the delivery policy) to the sink, then the dead-letter sink:
         the outcome, or None when the record should be tried again later."""
         sink, dls = self._settings.sink, self._source.dead_letter_sink
-        result = await self.sender.send(event, sink)
+        encoding = self._source.encoding
+        result = await self.sender.send(event, sink, encoding=encoding)
         if result.ok:
             return "delivered"
         if dls:
             extensions = delivery.dead_letter_extensions(result, sink)
-            dead = await self.sender.send(cloudevent.apply_overrides(event, extensions), dls)
+            dead_event = cloudevent.apply_overrides(event, extensions)
+            dead = await self.sender.send(dead_event, dls, encoding=encoding)
             if dead.ok:
                 return "dead_lettered"
             return None if dead.retryable else "dropped"

@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from kevents import errors, kafka, kafkasourcespec, retries, settings
+from kevents import cloudevent, errors, kafka, kafkasourcespec, retries, settings
 
 SECRET_KEYS = ("sasl.mechanism", "user", "password", "ca.crt", "user.crt", "user.key")
 
@@ -49,6 +49,8 @@ class Settings:
     timeout, retryAfterMax); absent = `DELIVERY_DEFAULT`."""
     dead_letter_sink: str | None = None
     """K_DEAD_LETTER_SINK: the resolved `delivery.deadLetterSink` URL."""
+    encoding: cloudevent.Encoding = cloudevent.Encoding.BINARY
+    """`delivery.format` in K_DELIVERY: `binary` (default, as Knative) or `json` (structured)."""
     unordered_in_flight: int = 64
     """KAFKA_UNORDERED_IN_FLIGHT: concurrent deliveries per partition when unordered (64:
     enough to keep a pooled keep-alive connection set busy, bounded for the sink's sake)."""
@@ -86,13 +88,14 @@ class Settings:
         except errors.ConfigError as exc:
             for problem in exc.problems:
                 env.problem("KAFKA_NET_*", problem)
-        policy = DELIVERY_DEFAULT
+        policy, encoding = DELIVERY_DEFAULT, cloudevent.Encoding.BINARY
         raw_delivery = env.raw("K_DELIVERY")
         if raw_delivery:
             try:
                 spec: Any = json.loads(raw_delivery)
                 if not isinstance(spec, dict):
                     raise ValueError("not a JSON object")
+                encoding = cloudevent.Encoding(spec.get("format") or "binary")
                 policy = retries.RetryPolicy.from_delivery_spec(spec)
             except ValueError as exc:
                 env.problem("K_DELIVERY", f"invalid delivery JSON: {exc}")
@@ -109,6 +112,7 @@ class Settings:
             auth=auth,
             policy=policy,
             dead_letter_sink=env.url("K_DEAD_LETTER_SINK") or None,
+            encoding=encoding,
             unordered_in_flight=env.integer(
                 "KAFKA_UNORDERED_IN_FLIGHT", 64, minimum=1, maximum=10000
             ),

@@ -13,7 +13,7 @@ from controller import admission
 from controller.apis import __main__ as render
 from controller.framework import sinks
 from controller.kafkasource import adapter as deployment
-from kevents import errors, kafka, kafkasourcespec, validation
+from kevents import cloudevent, errors, kafka, kafkasourcespec, validation
 from sources.kafka import config, partitions
 
 # ------------------------------------------------------------------ offsets
@@ -133,7 +133,8 @@ def test_settings_from_env() -> None:
         "KAFKA_NET_PASSWORD": "s3cr3t-pw",
         "KAFKA_NET_SASL_MECHANISM": "SCRAM-SHA-512",
         "KAFKA_ORDERING": "unordered",
-        "K_DELIVERY": '{"retry": 3, "backoffDelay": "PT0.5S", "backoffPolicy": "linear"}',
+        "K_DELIVERY": '{"retry": 3, "backoffDelay": "PT0.5S", "backoffPolicy": "linear",'
+        ' "format": "json"}',
         "K_DEAD_LETTER_SINK": "http://dls.default.svc.cluster.local",
     }
     got = config.Settings.from_env(env)
@@ -145,6 +146,8 @@ def test_settings_from_env() -> None:
     assert got.ordering == "unordered"
     assert (got.policy.retry, got.policy.backoff_delay) == (3, 0.5)
     assert got.dead_letter_sink == "http://dls.default.svc.cluster.local"
+    assert got.encoding is cloudevent.Encoding.STRUCTURED
+    assert config.Settings.from_env(ENV).encoding is cloudevent.Encoding.BINARY
     assert "s3cr3t-pw" not in repr(got)
 
 
