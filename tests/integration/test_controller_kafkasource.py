@@ -7,6 +7,7 @@ pods), so Deployed is not asserted here: the Kafka-facing conditions and the Dep
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -176,3 +177,30 @@ async def test_broker_and_secret_problems_show_in_conditions(
     assert found["reason"] == reason
     assert words in found["message"]
     assert c.condition(source, "Ready")["status"] == "False"
+
+
+async def test_kubectl_scale_sets_the_consumers_and_their_deployment(
+    kube: Kube, api_client: client.ApiClient, sources: str, kafka_broker: KafkaBroker,
+    kafka_topic: str,
+) -> None:  # fmt: skip
+    api, ns = kubeapi.KubeApi(api_client), sources
+    await kafka_broker.create(kafka_topic, partitions=3)
+    kube.apply(c.SINK_SERVICE + "---\n" + source_yaml(kafka_broker.bootstrap, kafka_topic), ns)
+    async with c.running(api_client, ns, ["KafkaSource"]):
+        source = await c.eventually(
+            lambda: api.get(SOURCES, ns, "builds"),
+            lambda s: (s.get("status") or {}).get("selector") is not None,
+        )
+        name = adapter.name("builds", source["metadata"]["uid"])
+        kube.kubectl("-n", ns, "scale", "kafkasource/builds", "--replicas=3")
+        await c.eventually(
+            lambda: api.get(adapter.DEPLOYMENTS, ns, name), lambda d: d["spec"]["replicas"] == 3
+        )
+        source = await c.eventually(
+            lambda: api.get(SOURCES, ns, "builds"),
+            lambda s: (s.get("status") or {}).get("consumers") == 3,
+        )
+    path = f"/apis/sources.knative.dev/v1beta1/namespaces/{ns}/kafkasources/builds/scale"
+    scale = json.loads(kube.kubectl("get", "--raw", path).stdout)
+    assert scale["spec"]["replicas"] == scale["status"]["replicas"] == 3
+    assert scale["status"]["selector"] == adapter.selector("builds")
