@@ -169,9 +169,11 @@ async def test_killed_adapter_redelivers_only_the_uncommitted_window(
     async with harness.serving(harness.Sink(delay=0.005)) as sink:
         env = harness.adapter_env(bootstrap, topic, group, sink.url)
         first = await harness.process(env)
-        await waiting.until(lambda: len(sink.events) >= total // 3, within=60)
-        first.send_signal(signal.SIGKILL)
-        await first.wait()
+        try:
+            await waiting.until(lambda: len(sink.events) >= total // 3, within=60)
+        finally:
+            first.send_signal(signal.SIGKILL)
+            await first.wait()
         killed_at = len(sink.events)
         second = await harness.process(env)
         try:
