@@ -161,7 +161,7 @@ async def process(env: Mapping[str, str]) -> asyncio.subprocess.Process:
     )
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "sources.kafka", env=full,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
 
 
