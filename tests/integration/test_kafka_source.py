@@ -17,6 +17,8 @@ from tests import waiting
 from tests.integration import kafkasource_harness as harness
 from tests.kafka import KafkaBroker
 
+pytestmark = pytest.mark.cluster  # the local cluster's Kafka broker
+
 Topics = Callable[[int], Awaitable[str]]
 
 
