@@ -162,15 +162,20 @@ def trigger() -> s.Schema:
         {
             "broker": broker_name,
             "brokerRef": s.kreference("Reference to the Broker (instead of broker)."),
-            "filter": s.obj(
-                "Legacy exact-match filter on CloudEvents attributes.",
-                {
-                    "attributes": _attribute_map(
-                        "Attribute name -> value; an empty value matches any non-empty value.",
-                        "spec.filter.attributes",
-                    )
-                },
-            ),
+            # Defaulted to {} (match everything), as Knative's TriggerSpec.SetDefaults: the
+            # apiserver writes it even while the defaulting webhook is unavailable.
+            "filter": {
+                **s.obj(
+                    "Legacy exact-match filter on CloudEvents attributes.",
+                    {
+                        "attributes": _attribute_map(
+                            "Attribute name -> value; an empty value matches any non-empty value.",
+                            "spec.filter.attributes",
+                        )
+                    },
+                ),
+                "default": {},
+            },
             "filters": {
                 "type": "array",
                 "maxItems": MAX_FILTERS,

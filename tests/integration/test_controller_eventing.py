@@ -492,6 +492,18 @@ def test_crd_accepts_several_attributes_in_one_dialect(
     kube.apply(trigger_yaml("several", extra), namespace)
 
 
+def test_crd_defaults_the_filter_to_match_everything(
+    kube: Kube, crds: None, namespace: str
+) -> None:
+    """Knative's TriggerSpec.SetDefaults (rekt TestTriggerDefaulting): `spec.filter: {}` when
+    absent, written by the apiserver itself (the defaulting webhook writes it too)."""
+    out = kube.kubectl(
+        "apply", "--dry-run=server", "-o", "json", "-n", namespace, "-f", "-",
+        input=trigger_yaml("plain"),
+    )  # fmt: skip
+    assert json.loads(out.stdout)["spec"]["filter"] == {}
+
+
 def test_crd_keeps_spec_broker_immutable(kube: Kube, crds: None, namespace: str) -> None:
     kube.apply(trigger_yaml("orders"), namespace)
     proc = kube.kubectl(
