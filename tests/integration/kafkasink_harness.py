@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import confluent_kafka
 from kubernetes_asyncio import client
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry
@@ -121,3 +122,17 @@ async def read_records(
 
 def header_map(record: kafka.Record) -> dict[str, bytes]:
     return dict(record.headers)
+
+
+def end_offset(bootstrap: str, topic: str, partition: int = 0) -> int:
+    """The partition's end offset as the broker has it now (asked, not cached): how many
+    records are stored in a fresh single-partition topic."""
+    config = {**kafka.client_config(bootstrap), "group.id": f"probe-{uuid.uuid4().hex[:8]}"}
+    consumer = confluent_kafka.Consumer(config)
+    try:
+        _, high = consumer.get_watermark_offsets(
+            confluent_kafka.TopicPartition(topic, partition), timeout=10, cached=False
+        )
+    finally:
+        consumer.close()
+    return int(high)

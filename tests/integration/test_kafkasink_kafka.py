@@ -5,6 +5,7 @@ password on Ready with the broker's words."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -88,6 +89,8 @@ async def test_binary_and_structured_records(
                 headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
             )
             assert status == 202, text
+            # Answered once stored: the broker has the record before anyone reads it.
+            assert await asyncio.to_thread(h.end_offset, bootstrap, binary) == 1
             status, text, _ = await post(
                 h.url(ingress, namespace, "json"), sink_event("s-1"), structured=True
             )
