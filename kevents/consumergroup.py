@@ -25,6 +25,11 @@ waiting are left to the next owner; a held record is abandoned (the next owner d
 `stop()` stops polling, lets deliveries in flight finish, commits, and leaves the group so its
 partitions move at once. Each member is `async def run()` for `kevents.runner` or a caller's
 TaskGroup; the workers are tasks of the member's own TaskGroup.
+
+An `Observer` (optional; its methods do nothing unless overridden) is told what a caller's
+metrics and readiness need: each poll's records or problem, each commit with its duration,
+assignment and paused partitions, each hold. `lag()` is each owned partition's distance from
+the committed (else first read) position to its end as last fetched.
 """
 
 from __future__ import annotations
@@ -165,7 +170,27 @@ class ConsumerLike(Protocol):
     async def commit(self, offsets: Mapping[tuple[str, int], int]) -> None: ...
     def pause(self, partitions: Sequence[tuple[str, int]]) -> None: ...
     def resume(self, partitions: Sequence[tuple[str, int]]) -> None: ...
+    def high_watermark(self, topic: str, partition: int) -> int | None: ...
     async def close(self) -> None: ...
+
+
+class Observer:
+    """What a member reports as it goes (for metrics, readiness); every method is a no-op
+    here. Called on the event loop, never on the consumer's thread."""
+
+    def polled(self, records: Sequence[kafka.Record], problem: str | None) -> None:
+        """A poll returned `records`, or failed with `problem` (then `records` is empty)."""
+
+    def committed(
+        self, offsets: Mapping[TopicPartition, int], seconds: float, error: str | None
+    ) -> None:
+        """A commit of `offsets` took `seconds` and succeeded (`error` None) or not."""
+
+    def assignment(self, partitions: Sequence[TopicPartition], paused: int) -> None:
+        """The partitions this member owns now, `paused` of them paused."""
+
+    def held(self, record: kafka.Record) -> None:
+        """`record` was not delivered this round; it is tried again later."""
 
 
 Deliver = Callable[[kafka.Record], Awaitable[bool]]
@@ -201,6 +226,7 @@ class Member:
         deliver: Deliver,
         options: Options = Options(),
         consumer_factory: Callable[..., ConsumerLike] | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.group_id = group_id
         self.topics = tuple(topics)
@@ -208,6 +234,7 @@ class Member:
         self._deliver = deliver
         self.options = options
         self._factory = consumer_factory or kafka.Consumer
+        self._observer = observer or Observer()
         self._lanes: dict[TopicPartition, Lane] = {}
         self._stopping = asyncio.Event()
         self._group: asyncio.TaskGroup | None = None
@@ -222,6 +249,25 @@ class Member:
     @property
     def assignment(self) -> list[TopicPartition]:
         return sorted(self._lanes)
+
+    def lag(self) -> dict[TopicPartition, int]:
+        """Records between each owned partition's committed position (or, before the first
+        commit, where this member started reading it) and its end as last fetched."""
+        out: dict[TopicPartition, int] = {}
+        consumer = self._consumer
+        if consumer is None:
+            return out
+        for (topic, partition), lane in self._lanes.items():
+            high = consumer.high_watermark(topic, partition)
+            offsets = lane.offsets
+            base = offsets.committed if offsets.committed is not None else offsets.first
+            if high is not None and base is not None:
+                out[(topic, partition)] = max(0, high - base)
+        return out
+
+    def _report_assignment(self) -> None:
+        paused = sum(lane.paused for lane in self._lanes.values())
+        self._observer.assignment(sorted(self._lanes), paused)
 
     def stop(self) -> None:
         """Stop polling; `run` then lets deliveries in flight finish, commits and leaves."""
@@ -252,6 +298,7 @@ class Member:
             self._lane(tp)
         logger.info("Group %s: assigned %s.", self.group_id, _shown(assigned),
                     extra={"consumer_group": self.group_id})  # fmt: skip
+        self._report_assignment()
 
     def _revoke(self, revoked: list[TopicPartition]) -> None:
         for tp in revoked:
@@ -260,6 +307,7 @@ class Member:
                 lane.close()
         logger.info("Group %s: revoked %s.", self.group_id, _shown(revoked),
                     extra={"consumer_group": self.group_id})  # fmt: skip
+        self._report_assignment()
 
     def _lane(self, tp: TopicPartition) -> Lane:
         lane = self._lanes.get(tp)
@@ -320,6 +368,7 @@ class Member:
                     logger.warning("Group %s: polling Kafka failed (%s): %s; trying again.",
                                    self.group_id, exc.reason, exc)  # fmt: skip
                 self.problem = f"{exc.reason}: {exc}"
+                self._observer.polled((), self.problem)
                 await self._pause_for(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
@@ -327,6 +376,7 @@ class Member:
                 logger.info("Group %s: polling Kafka works again.", self.group_id)
             self.problem = None
             backoff = 0.5
+            self._observer.polled(records, None)
             for record in records:
                 self._lane((record.topic, record.partition)).offer(record)
             self._pause_full(consumer)
@@ -346,12 +396,14 @@ class Member:
             consumer.pause(full)
             for tp in full:
                 self._lanes[tp].paused = True
+            self._report_assignment()
 
     def _on_finished(self, lane: Lane) -> None:
         self.delivered += 1
         if lane.paused and lane.drained and not lane.closed and self._consumer is not None:
             lane.paused = False
             self._consumer.resume([lane.topic_partition])
+            self._report_assignment()
 
     async def _commit(self, consumer: ConsumerLike) -> None:
         offsets = {
@@ -361,12 +413,15 @@ class Member:
         }
         if not offsets:
             return
+        start = time.monotonic()
         try:
             await consumer.commit(offsets)
         except errors.KafkaError as exc:
+            self._observer.committed(offsets, time.monotonic() - start, f"{exc.reason}: {exc}")
             logger.warning("Group %s: committing offsets failed (%s): %s; trying again later.",
                            self.group_id, exc.reason, exc)  # fmt: skip
             return
+        self._observer.committed(offsets, time.monotonic() - start, None)
         for tp, position in offsets.items():
             lane = self._lanes.get(tp)
             if lane is not None:
@@ -378,6 +433,7 @@ class Member:
         lane = self._lanes.get(tp)
         hold = self.options.hold_initial
         while not await self._deliver(record):
+            self._observer.held(record)
             logger.warning(
                 "Group %s holds %s-%d at offset %d: not delivered; trying again in %.0f s, "
                 "nothing is committed past it.", self.group_id, record.topic, record.partition,

@@ -1,4 +1,4 @@
-"""KafkaSource pieces without a broker: the committable position (sources/kafka/partitions.py),
+"""KafkaSource pieces without a broker: the committable position (kevents/consumergroup.py),
 the spec rules (kevents/kafkasourcespec.py, also the webhook's), the adapter's settings and the
 Deployment the controller applies (controller/kafkasource/adapter.py)."""
 
@@ -13,8 +13,8 @@ from controller import admission
 from controller.apis import __main__ as render
 from controller.framework import sinks
 from controller.kafkasource import adapter as deployment
-from kevents import cloudevent, errors, kafka, kafkasourcespec, validation
-from sources.kafka import config, partitions
+from kevents import cloudevent, consumergroup, errors, kafka, kafkasourcespec, validation
+from sources.kafka import config
 
 # ------------------------------------------------------------------ offsets
 
@@ -34,7 +34,7 @@ from sources.kafka import config, partitions
 def test_position_is_one_past_the_finished_prefix(
     taken: list[int], finished: list[int], position: int | None
 ) -> None:
-    offsets = partitions.Offsets()
+    offsets = consumergroup.Offsets()
     for offset in taken:
         offsets.take(offset)
     for offset in finished:
@@ -44,7 +44,7 @@ def test_position_is_one_past_the_finished_prefix(
 
 
 def test_to_commit_only_when_the_position_moved() -> None:
-    offsets = partitions.Offsets()
+    offsets = consumergroup.Offsets()
     offsets.take(0)
     assert offsets.to_commit() is None
     offsets.finish(0)
