@@ -32,6 +32,11 @@ async def consumer_group(
     group = kafkabrokers.group_id(meta["namespace"], meta["name"])
     published = kafkabrokers.published(broker)
     if not ready or published is None:
+        if _was_ready(trigger):
+            # The group exists and its offsets are committed: a Broker that is not Ready for
+            # a moment (its data plane pod restarting) does not stop the Trigger's delivery.
+            state.mark_true(SUBSCRIPTION_READY, "ConsumerGroupReady", f"consumer group {group}")
+            return
         state.mark_unknown(
             SUBSCRIPTION_READY, "ConsumerGroupNotConfigured",
             f"consumer group {group} waits for the Broker and the Trigger's destinations",
@@ -55,3 +60,10 @@ async def consumer_group(
     state.mark_true(
         SUBSCRIPTION_READY, "ConsumerGroupReady", f"consumer group {group} on {published.topic}"
     )
+
+
+def _was_ready(trigger: kubeapi.Json) -> bool:
+    for cond in (trigger.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == SUBSCRIPTION_READY:
+            return bool(cond.get("status") == "True")
+    return False

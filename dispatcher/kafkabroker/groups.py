@@ -1,6 +1,7 @@
 """One consumer group member per Trigger of a Kafka Broker, delivering through the Courier.
 
-Each servable Trigger (its Broker published, its subscriber resolved, its filter valid) is a
+Each servable Trigger (its Broker published, its subscriber resolved, its filter valid, its
+consumer group made by the controller: `SubscriptionReady` True) is a
 `kevents.consumergroup.Member` of the group `knative-trigger-<ns>-<name>` on the Broker's
 topic; every dispatcher replica runs one, so the group spreads the topic's partitions over
 the replicas (more replicas than partitions leaves the extra ones idle). A record is:
@@ -135,7 +136,7 @@ class Groups:
         for key, obj in self.triggers.items():
             broker = self.brokers.get(brokers.broker_of(obj))
             served = self._served.get(key)
-            if broker is None or served is None or served.problem:
+            if broker is None or served is None or served.problem or not _subscribed(obj):
                 continue
             try:
                 auth = await self._table.auth(broker.sink)
@@ -232,3 +233,13 @@ class Groups:
 _TRACE_HEADERS = frozenset(
     {"traceparent", "tracestate", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "b3"}
 )
+
+
+def _subscribed(trigger: dict[str, Any]) -> bool:
+    """The controller made the Trigger's consumer group (`SubscriptionReady` True: its start
+    offsets are committed), so a member joining now neither replays the topic's history nor
+    misses what was sent since the Trigger became Ready."""
+    for cond in (trigger.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "SubscriptionReady":
+            return bool(cond.get("status") == "True")
+    return False
