@@ -28,7 +28,6 @@ import pathlib
 import secrets
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 
@@ -36,6 +35,7 @@ import confluent_kafka
 import confluent_kafka.admin
 
 from hack import processes
+from hack.progress import maven
 
 VERSION = "4.2.2"
 SLF4J_VERSION = "2.0.17"  # Kafka's slf4j 1.7 API, upgraded to bind to log4j2 below
@@ -105,11 +105,12 @@ def libs() -> pathlib.Path:
         (target / "pom.xml").write_text(POM)
         staging = target / "libs.partial"
         shutil.rmtree(staging, ignore_errors=True)
-        # Batch mode, output on stderr: stdout of `hack/cluster up` is the kubeconfig path.
-        subprocess.run(
-            ["mvn", "-B", "-q", "-f", str(target / "pom.xml"), "dependency:copy-dependencies",
+        # Batch mode, a moving line on stderr (files and bytes fetched; Maven's log if it
+        # fails): stdout of `hack/cluster up` is the kubeconfig path.
+        maven.fetch(
+            ["mvn", "-B", "-f", str(target / "pom.xml"), "dependency:copy-dependencies",
              f"-DoutputDirectory={staging}", "-DincludeScope=runtime"],
-            check=True, stdout=sys.stderr,
+            f"fetching Kafka {VERSION} from Maven Central (once)",
         )  # fmt: skip
         shutil.rmtree(target / "libs", ignore_errors=True)
         staging.rename(target / "libs")

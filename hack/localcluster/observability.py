@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from hack import processes
 from hack.localcluster import pki
+from hack.progress import maven
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ZIPKIN_VERSION = "3.5.1"
@@ -86,12 +87,12 @@ def bridge_address() -> str | None:
 def zipkin_jar() -> pathlib.Path:
     """The exec jar from the local Maven repository, fetched from Maven Central when missing."""
     if not ZIPKIN_JAR.exists():
-        # Batch mode (no colour codes) with Maven's output on stderr: stdout of
-        # `hack/cluster up` is the kubeconfig path that scripts read.
-        subprocess.run(
-            ["mvn", "-B", "-q", "dependency:get", "-Dtransitive=false",
+        # Batch mode (no colour codes), a moving line on stderr (Maven's log if it fails):
+        # stdout of `hack/cluster up` is the kubeconfig path that scripts read.
+        maven.fetch(
+            ["mvn", "-B", "dependency:get", "-Dtransitive=false",
              f"-Dartifact=io.zipkin:zipkin-server:{ZIPKIN_VERSION}:jar:exec"],
-            check=True, stdout=sys.stderr,
+            f"fetching Zipkin {ZIPKIN_VERSION} from Maven Central (once)",
         )  # fmt: skip
     return ZIPKIN_JAR
 

@@ -6,10 +6,12 @@ the main-job tests check what it shows, the broker tests add their own objects t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -65,7 +67,7 @@ def recorded_events(ip: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
-def main_job(kube: cluster.Kube) -> Iterator[MainJob]:
+def main_job(kube: cluster.Kube, pytestconfig: pytest.Config) -> Iterator[MainJob]:
     proc = subprocess.run(
         [str(cluster.REPO / "hack" / "up"), "--no-follow"],
         capture_output=True,
@@ -73,6 +75,12 @@ def main_job(kube: cluster.Kube) -> Iterator[MainJob]:
         timeout=1200,
         check=False,
     )
+    # hack/up's numbered steps, build progress and per-step times, shown in the test log
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        sys.stdout.write(f"\n--- hack/up --no-follow (exit {proc.returncode}) ---\n"
+                         f"{proc.stdout}--- its stderr ---\n{proc.stderr[-6000:]}"
+                         "--- end of hack/up ---\n")  # fmt: skip
     assert proc.returncode == 0, f"hack/up failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     out = proc.stdout
 

@@ -59,6 +59,27 @@ def test_installed_objects_and_components_are_ready(kube: cluster.Kube, main_job
     assert _not_ready(kube) == []
 
 
+def test_hack_up_shows_numbered_steps_and_each_steps_time(main_job: MainJob) -> None:
+    """Issue 25: a person (or a CI log) sees which step runs and how long each one took."""
+    out = main_job.output
+    stamp = r"\d\d:\d\d:\d\d "
+    titles = (
+        "building the control plane",
+        "building CoreDNS",
+        "starting the local cluster",
+        "installing kevents",
+        "applying examples/",
+        "making some cluster activity",
+    )
+    for n, title in enumerate(titles, 1):
+        assert re.search(rf"^{stamp}\[{n}/6\] {title}", out, re.M), out
+        assert re.search(rf"^{stamp}\[{n}/6\] {title}.*: done in \S+$", out, re.M), out
+    summary = out[out.index("time per step:") :]
+    assert re.search(r"^  \[6/6\] making some cluster activity.* +\S+  ok$", summary, re.M)
+    assert re.search(r"^  total +\S+", summary, re.M)
+    assert out.index("time per step:") < out.index("Events flowing.")
+
+
 def test_a_new_pod_yields_add_events_in_event_display_logs(
     kube: cluster.Kube, main_job: MainJob
 ) -> None:
