@@ -13,7 +13,9 @@ endpoints pointing where pods reach them.
     settings.py     the agent's Settings
     kubeconfig.py   the shared client (kevents.kubeapi) from the agent's kubeconfig
     node.py         Node registration, status heartbeats, Lease renewal
-    images.py       image reference -> local command
+    images.py       image reference -> local command (the default `process` runtime)
+    imagestore.py   runc runtime: references in hack/build-images' OCI layout, rootfs per chain
+    runc.py         runc runtime: the OCI runtime spec of a container, `runc run` and clean-up
     envvars.py      container env: valueFrom, envFrom, service links, $(VAR) expansion
     quantities.py   resource quantities ("250m", "64Mi") for resourceFieldRef
     volumes.py      secret/configMap/emptyDir/downwardAPI/projected volumes on disk

@@ -14,11 +14,13 @@ from hack.agent import (
     containers,
     endpoints,
     images,
+    imagestore,
     kubeconfig,
     kubeletapi,
     network,
     node,
     pods,
+    runc,
     settings,
 )
 from kevents import kubeapi, kubeevents
@@ -45,7 +47,12 @@ async def run(s: settings.Settings) -> None:
     s.state_dir.mkdir(parents=True, exist_ok=True)
     for leftover in pods.kill_leftover_processes(s.state_dir):
         log.info("Killed leftover container process %s.", leftover)
+    for leftover in runc.cleanup(s.state_dir):
+        log.info("Removed leftover %s.", leftover)
     image_map = images.ImageMap.load()
+    store = imagestore.ImageStore(
+        s.images, s.state_dir / "rootfs", pathlib.Path(containers.PROJECT)
+    )
     async with kubeconfig.connect(s.kubeconfig) as client, _admin(s) as admin:
         recorder = kubeevents.Recorder(client)
         await node.register(client, s.node_name)
@@ -69,6 +76,7 @@ async def run(s: settings.Settings) -> None:
             cluster_domain=s.cluster_domain,
             backoff=containers.Backoff(base=s.restart_backoff),
             path_env=_path_env(),
+            runc=runc.Runtime(store, s.state_dir, s.runtime),
             events=kubeevents.Emitter(recorder, kubeevents.Source("kubelet", s.node_name)),
         )
         manager = pods.PodManager(ctx)

@@ -56,6 +56,13 @@ class Mount:
     is_file: bool = False
 
 
+class Runtime(Protocol):
+    """Another way to run a container than the launch script: `runc.Container`."""
+
+    async def init_pid(self) -> int | None: ...
+    async def cleanup(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class Launch:
     """Everything needed to start one container process."""
@@ -66,6 +73,9 @@ class Launch:
     mounts: list[Mount] = field(default_factory=list)
     hostname: str = ""
     netns_path: str = ""
+    runtime: Runtime | None = None
+    """Set: `argv` starts the container as is (runc) and `runtime.cleanup()` follows its exit."""
+    image_id: str = ""
 
 
 class Pod(Protocol):
@@ -168,6 +178,7 @@ class Container:
         self.rt = podstatus.ContainerRuntime(name=spec["name"], image=spec.get("image", ""))
         self.pid: int | None = None
         self.env: dict[str, str] = {}
+        self.runtime: Runtime | None = None
 
     @property
     def name(self) -> str:
@@ -256,11 +267,17 @@ class Container:
         current = logs / "current.log"
         if current.exists():
             current.replace(logs / "previous.log")
-        script = logs / "launch.sh"
-        script.write_text(launch_script(launch))
+        if launch.runtime is not None:
+            argv = launch.argv
+        else:
+            script = logs / "launch.sh"
+            script.write_text(launch_script(launch))
+            argv = wrapper_argv(launch, script)
+        self.runtime = launch.runtime
+        self.rt.image_id = launch.image_id
         with current.open("ab") as out:
             proc = await asyncio.create_subprocess_exec(
-                *wrapper_argv(launch, script),
+                *argv,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -303,10 +320,15 @@ class Container:
             # Cancelled (the agent stops without a graceful pod stop): leave no process.
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
+            if launch.runtime is not None:
+                await asyncio.shield(launch.runtime.cleanup())
             raise
         # The container's process group goes with it, as a container's cgroup would.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
+        if launch.runtime is not None:
+            # runc's container runs in a session of its own: remove it with what it left.
+            await asyncio.shield(launch.runtime.cleanup())
         self.pid = None
         self.pod.record_pid(self.name, None)
         code, sig = exit_code(returncode)
@@ -385,8 +407,11 @@ class Container:
         return float(self.pod.grace)
 
     async def _once(self, probe: Obj) -> probes.Result:
+        pid = self.pid
+        if self.runtime is not None and "exec" in probe:
+            pid = await self.runtime.init_pid()  # exec probes enter the container's init
         return await probes.check(
-            probe, host=self.pod.pod_ip or "127.0.0.1", container=self.spec, pid=self.pid,
+            probe, host=self.pod.pod_ip or "127.0.0.1", container=self.spec, pid=pid,
             env=self.env,
         )  # fmt: skip
 

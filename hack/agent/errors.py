@@ -2,7 +2,7 @@
 
 AgentError
 ├── ContainerConfigError     a container can't be configured (missing Secret key, ...)
-│   └── UnknownImage         no local command is mapped to the container's image
+│   └── UnknownImage         no local command (process) or built image (runc) for the image
 └── NetworkError             a network namespace, veth or rule could not be made
 
 Apiserver errors are the shared `kevents.kubeapi.ApiError` tree.

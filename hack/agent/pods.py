@@ -28,6 +28,7 @@ from hack.agent import (
     mountpoints,
     network,
     podstatus,
+    runc,
     volumes,
 )
 from kevents import informer, kubeapi, kubeevents
@@ -58,6 +59,8 @@ class NodeContext:
     backoff: containers.Backoff
     path_env: str
     mounts: mountpoints.MountPoints = field(default_factory=mountpoints.MountPoints)
+    runc: runc.Runtime | None = None
+    """Runs the pods that want it (`runc.wanted`) from real images; None: none do."""
     events: kubeevents.Emitter = field(
         default_factory=lambda: kubeevents.Emitter(None, kubeevents.Source("kubelet"))
     )
@@ -228,7 +231,8 @@ class PodWorker:
 
     async def launch(self, spec: Obj) -> containers.Launch:
         """Resolve image, env, command and mounts of one container (may raise config errors)."""
-        image = self.node.images.lookup(str(spec.get("image", "")))
+        oci = self.node.runc if self.node.runc and self.node.runc.wanted(self.pod) else None
+        image = images.Image(()) if oci else self.node.images.lookup(str(spec.get("image", "")))
         cm_names, secret_names = envvars.references(spec)
         client = self.node.client
         ns = self.namespace
@@ -236,11 +240,18 @@ class PodWorker:
         secrets = {n: await client.get_or_none(SECRETS, ns, n) for n in secret_names}
         sources = envvars.Sources(self._pod_view(), cms, secrets, self.node.allocatable)
         env = envvars.build(spec, sources, await self._service_env())
+        hostname = str(self.pod["spec"].get("hostname") or self.pod["metadata"]["name"])[:63]
+        if oci is not None:
+            return await oci.launch(
+                pod=self.pod, pod_dir=self.dir, spec_=spec,
+                env={k: v for k, v in env.items() if "=" not in k}, mounts=self._mounts(spec),
+                hostname="" if self.pod["spec"].get("hostNetwork") else hostname,
+                netns_path=self._net.netns_path if self._net else "",
+            )  # fmt: skip
         argv = [
             envvars.expand(a, env)
             for a in images.argv(image, spec.get("command"), spec.get("args"))
         ]
-        hostname = str(self.pod["spec"].get("hostname") or self.pod["metadata"]["name"])[:63]
         full_env = {
             "PATH": self.node.path_env,
             "HOME": "/root",

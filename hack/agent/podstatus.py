@@ -64,6 +64,8 @@ class ContainerRuntime:
     done: bool = False
     """Stopped for good (no restart will follow)."""
     container_id: str = ""
+    image_id: str = ""
+    """`<repository>@<manifest digest>` of the image it runs (runc runtime)."""
 
     def state_json(self) -> Obj:
         if self.running_since is not None:
@@ -79,7 +81,7 @@ class ContainerRuntime:
         doc: Obj = {
             "name": self.name,
             "image": self.image,
-            "imageID": f"kevents-agent://{self.image}",
+            "imageID": self.image_id or f"kevents-agent://{self.image}",
             "ready": self.ready,
             "started": self.started,
             "restartCount": self.restart_count,

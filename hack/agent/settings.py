@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hack.agent import kubeconfig
@@ -33,6 +35,11 @@ class Settings:
     """Seconds before the second restart of a crashing container (doubling, capped at 300)."""
     network: bool = True
     """Give pods their own network namespaces (root only); off: pods share the host's."""
+    runtime: str = "process"
+    """`process` (the image map's local commands) or `runc` (the images hack/build-images
+    built); one pod chooses with the annotation `agent.kevents.dev/runtime`."""
+    images: pathlib.Path | None = None
+    """The OCI image layout for runc; None: the one build-images last made for this checkout."""
 
     @property
     def apiserver_port(self) -> int:
@@ -54,6 +61,19 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--cluster-domain", default="cluster.local")
     run.add_argument("--restart-backoff", type=float, default=10.0)
     run.add_argument("--no-network", action="store_true")
+    run.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default=None,
+        help="how containers run (default: $KEVENTS_AGENT_RUNTIME, else process)",
+    )
+    run.add_argument(
+        "--images",
+        type=pathlib.Path,
+        default=None,
+        help="OCI image layout for --runtime runc (default: $KEVENTS_AGENT_IMAGES, else the "
+        "last hack/build-images output for this checkout)",
+    )
     clean = sub.add_parser(
         "cleanup", help="kill leftover pods; with --network remove our netns/links/rules"
     )
@@ -70,7 +90,24 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def from_args(args: argparse.Namespace) -> Settings:
+RUNTIMES = ("process", "runc")
+
+
+def runtime_from(args: argparse.Namespace, env: Mapping[str, str]) -> str:
+    """--runtime, else KEVENTS_AGENT_RUNTIME (reported by name when it is neither), else
+    the process runtime."""
+    if args.runtime:
+        return str(args.runtime)
+    value = env.get("KEVENTS_AGENT_RUNTIME", "") or "process"
+    if value not in RUNTIMES:
+        raise SystemExit(f"KEVENTS_AGENT_RUNTIME={value!r}: must be one of {', '.join(RUNTIMES)}")
+    return value
+
+
+def from_args(args: argparse.Namespace, env: Mapping[str, str] = os.environ) -> Settings:
+    images = args.images or (
+        pathlib.Path(env["KEVENTS_AGENT_IMAGES"]) if env.get("KEVENTS_AGENT_IMAGES") else None
+    )
     return Settings(
         node_name=args.node_name,
         kubeconfig=args.kubeconfig,
@@ -83,4 +120,6 @@ def from_args(args: argparse.Namespace) -> Settings:
         cluster_domain=args.cluster_domain,
         restart_backoff=args.restart_backoff,
         network=not args.no_network,
+        runtime=runtime_from(args, env),
+        images=images,
     )

@@ -18,6 +18,7 @@ import sys
 import time
 import tomllib
 
+from hack.agent import imagestore
 from hack.ocibuild import catalog, layers, layout, stages
 
 log = logging.getLogger("hack.ocibuild")
@@ -52,9 +53,22 @@ def created() -> str:
     )
 
 
+def in_use(root: pathlib.Path) -> set[pathlib.Path]:
+    """The builds that a checkout's node agent may be running containers from."""
+    used = set()
+    for pointer in (root / "checkouts").glob("*"):
+        used.add(pathlib.Path(pointer.read_text().strip()))
+    return used
+
+
 def prune(root: pathlib.Path, prefix: str, keep: int, current: pathlib.Path) -> None:
+    used = in_use(root)
     done = sorted(
-        (p for p in root.glob(f"{prefix}-*") if (p / ".done").exists() and p != current),
+        (
+            p
+            for p in root.glob(f"{prefix}-*")
+            if (p / ".done").exists() and p != current and p not in used
+        ),
         key=lambda p: (p / ".done").stat().st_mtime,
         reverse=True,
     )
@@ -211,6 +225,10 @@ def main() -> None:
         # Builds on one machine (CI beside a developer) take turns on the shared cache.
         fcntl.flock(lock, fcntl.LOCK_EX)
         out = build(version)
+        # The node agent's runc runtime finds this checkout's images here (hack/agent/imagestore).
+        pointer = root / "checkouts" / imagestore.checkout_key(REPO)
+        pointer.parent.mkdir(exist_ok=True)
+        pointer.write_text(f"{out}\n")
     report(out)
     print(f"built in {time.monotonic() - start:.1f}s: {out}", file=sys.stderr)
     print(out)

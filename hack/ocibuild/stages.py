@@ -308,17 +308,12 @@ def go_layer(root: pathlib.Path, binaries: pathlib.Path, cmd: str) -> pathlib.Pa
 
 
 def busybox(root: pathlib.Path) -> pathlib.Path:
-    """Debian's busybox-static: /bin/busybox and a link per applet, /tmp, /etc/passwd."""
-    policy = subprocess.run(
-        ["apt-cache", "policy", "busybox-static"], capture_output=True, text=True, check=False
-    ).stdout
-    match = re.search(r"Candidate:\s*(\S+)", policy)
-    version = match.group(1) if match else "unknown"
-    k = key("busybox/1", version)
+    """Debian's busybox-static (this machine's apt candidate, the same suite as the base):
+    /bin/busybox and a link per applet, /tmp, /etc/passwd."""
+    k = key("busybox/1", SUITE)
 
     def build(tmp: pathlib.Path) -> None:
-        run(["apt-get", "download", "-q", f"busybox-static={version}"], cwd=tmp,
-            stdout=subprocess.DEVNULL)  # fmt: skip
+        run(["apt-get", "download", "-q", "busybox-static"], cwd=tmp, stdout=subprocess.DEVNULL)
         deb = next(tmp.glob("busybox-static_*.deb"))
         unpacked = tmp / "deb"
         run(["dpkg-deb", "-x", str(deb), str(unpacked)])
