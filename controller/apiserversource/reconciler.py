@@ -16,7 +16,14 @@ from collections.abc import Callable
 
 from controller import availability
 from controller.apiserversource import adapter, permissions
-from controller.framework import conditions, discovery, lifecycle, reconciling, sinks, statuses
+from controller.framework import (
+    children,
+    conditions,
+    discovery,
+    lifecycle,
+    sinks,
+    statuses,
+)
 from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
@@ -145,10 +152,7 @@ class Reconciler(lifecycle.Kind):
         desired = adapter.deployment(inputs, self.adapter_config())
         dep_name = desired["metadata"]["name"]
         existing = await self.api.get_or_none(adapter.DEPLOYMENTS, namespace, dep_name)
-        if existing is not None and not reconciling.controlled_by(existing, meta["uid"]):
-            message = f"Deployment '{dep_name}' exists and is not owned by this ApiServerSource."
-            state.mark_false(DEPLOYED, "DeploymentNotOwned", message)
-            raise state.fail(message)
+        children.refuse_unowned(existing, source, DEPLOYED, state)
         applied = await self.api.apply(adapter.DEPLOYMENTS, namespace, desired, FIELD_MANAGER)
         if existing is None:
             logger.info("Created Deployment %s for ApiServerSource %s.", dep_name, state.key)

@@ -28,7 +28,15 @@ from typing import cast
 from controller import channelable, context
 from controller.broker import defaults, resources
 from controller.channel import backing
-from controller.framework import conditions, dependencies, discovery, lifecycle, reconciling, sinks
+from controller.framework import (
+    children,
+    conditions,
+    dependencies,
+    discovery,
+    lifecycle,
+    reconciling,
+    sinks,
+)
 from controller.inmemorychannel import service
 from kevents import kubeapi
 
@@ -164,14 +172,7 @@ class Reconciler(lifecycle.Kind):
             return
         state.deps.targets.append((resource, namespace, channel_name))
         existing = await self.api.get_or_none(resource, namespace, channel_name)
-        if existing is not None and not reconciling.controlled_by(existing, meta["uid"]):
-            message = (
-                f"{existing.get('kind', template['kind'])} {namespace}/{channel_name} exists "
-                "and is not owned by this Broker"
-            )
-            state.retry_later(message)
-            state.mark_false(TRIGGER_CHANNEL_READY, "ChannelFailure", message)
-            return
+        children.refuse_unowned(existing, broker, TRIGGER_CHANNEL_READY, state)
         desired = resources.trigger_channel(broker, template)
         try:
             channel = await self.api.apply(resource, namespace, desired, FIELD_MANAGER)

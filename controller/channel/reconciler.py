@@ -14,7 +14,7 @@ from typing import cast
 
 from controller import channelable, context
 from controller.channel import backing
-from controller.framework import conditions, discovery, lifecycle, reconciling
+from controller.framework import children, conditions, discovery, lifecycle
 from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
@@ -105,12 +105,7 @@ class Reconciler(lifecycle.Kind):
             raise state.fail(str(exc)) from exc
         state.deps.targets.append((resource, namespace, name))
         existing = await self.api.get_or_none(resource, namespace, name)
-        if existing is not None and not reconciling.controlled_by(existing, meta["uid"]):
-            message = (
-                f"{template['kind']} {namespace}/{name} exists and is not owned by this Channel"
-            )
-            state.mark_false(BACKING_CHANNEL_READY, "ChannelFailure", message)
-            raise state.fail(message)
+        children.refuse_unowned(existing, channel, BACKING_CHANNEL_READY, state)
         desired = backing.backing_channel(channel, template)
         child = await self.api.apply(resource, namespace, desired, FIELD_MANAGER)
         if existing is None:

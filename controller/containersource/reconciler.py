@@ -24,7 +24,7 @@ import logging
 
 from controller import availability, context
 from controller.containersource import resources
-from controller.framework import conditions, lifecycle, reconciling
+from controller.framework import children, conditions, lifecycle
 from controller.sinkbinding import reconciler as sinkbinding
 from kevents import kubeapi
 
@@ -32,7 +32,6 @@ logger = logging.getLogger(__name__)
 
 CONTAINERSOURCES = kubeapi.Resource("sources.knative.dev", "v1", "containersources")
 KIND = resources.KIND
-FIELD_MANAGER = "kevents-controller"
 SINK_BINDING_READY = "SinkBindingReady"
 RECEIVE_ADAPTER_READY = "ReceiveAdapterReady"
 CONDITION_SET = conditions.ConditionSet((SINK_BINDING_READY, RECEIVE_ADAPTER_READY))
@@ -75,9 +74,9 @@ class Reconciler(lifecycle.Kind):
             logger.info("ContainerSource %s: unnamed containers named.", state.key)
             return lifecycle.Outcome.CHANGED
         # 1. The SinkBinding.
-        binding = await self._owned_apply(
-            sinkbinding.SINKBINDINGS, source, resources.sinkbinding(source), SINK_BINDING_READY,
-            state,
+        binding = await children.apply(
+            self.api, sinkbinding.SINKBINDINGS, source, resources.sinkbinding(source),
+            SINK_BINDING_READY, state,
         )  # fmt: skip
         state.conditions = propagate_binding(state.conditions, binding)
         bstatus = binding.get("status") or {}
@@ -98,38 +97,9 @@ class Reconciler(lifecycle.Kind):
                 )  # fmt: skip
                 return None
         else:
-            dep = await self._owned_apply(
-                availability.DEPLOYMENTS, source, resources.deployment(source, sink),
+            dep = await children.apply(
+                self.api, availability.DEPLOYMENTS, source, resources.deployment(source, sink),
                 RECEIVE_ADAPTER_READY, state,
             )  # fmt: skip
         state.conditions = availability.propagate(state.conditions, RECEIVE_ADAPTER_READY, dep)
         return None
-
-    async def _owned_apply(
-        self, resource: kubeapi.Resource, source: kubeapi.Json, desired: kubeapi.Json,
-        condition: str, state: lifecycle.State,
-    ) -> kubeapi.Json:  # fmt: skip
-        """Server-side apply of a child, refusing to take over one the source does not own."""
-        meta = desired["metadata"]
-        existing = await self.api.get_or_none(resource, meta["namespace"], meta["name"])
-        if existing is not None and not reconciling.controlled_by(
-            existing, source["metadata"]["uid"]
-        ):
-            kind = desired["kind"]
-            message = f"{kind} '{meta['name']}' exists and is not owned by this ContainerSource."
-            state.mark_false(condition, f"{kind}NotOwned", message)
-            raise state.fail(message)
-        try:
-            applied = await self.api.apply(resource, meta["namespace"], desired, FIELD_MANAGER)
-        except kubeapi.Conflict:
-            raise
-        except kubeapi.ApiError as exc:
-            # The apiserver's own words (a 422 naming the field), not a guess.
-            reason, message = lifecycle.api_failure(exc)
-            state.mark_false(condition, reason, message)
-            raise state.fail(message) from exc
-        if existing is None:
-            logger.info(
-                "Created %s %s for ContainerSource %s.", desired["kind"], meta["name"], state.key
-            )
-        return applied

@@ -26,7 +26,7 @@ from typing import Any, cast
 from controller import context
 from controller.channel import backing
 from controller.flows import resources
-from controller.framework import discovery, lifecycle, reconciling
+from controller.framework import children, discovery, lifecycle, reconciling
 from kevents import kubeapi
 
 logger = logging.getLogger(__name__)
@@ -90,12 +90,7 @@ class FlowReconciler(lifecycle.Kind):
         namespace, name = meta["namespace"], desired["metadata"]["name"]
         state.deps.targets.append((resource, namespace, name))
         existing = await self.api.get_or_none(resource, namespace, name)
-        if existing is not None and not reconciling.controlled_by(existing, meta["uid"]):
-            message = (
-                f"{desired['kind']} {namespace}/{name} exists and is not owned by this {self.kind}"
-            )
-            state.mark_false(resources.CHANNELS_READY, "ChannelNotOwned", message)
-            raise state.fail(message)
+        children.refuse_unowned(existing, flow, resources.CHANNELS_READY, state)
         channel = await self.api.apply(resource, namespace, desired, FIELD_MANAGER)
         if existing is None:
             logger.info("Created %s %s/%s for %s %s.", desired["kind"], namespace, name,
@@ -109,13 +104,8 @@ class FlowReconciler(lifecycle.Kind):
         namespace, name = meta["namespace"], desired["metadata"]["name"]
         state.deps.targets.append((resources.SUBSCRIPTIONS, namespace, name))
         existing = await self.api.get_or_none(resources.SUBSCRIPTIONS, namespace, name)
+        children.refuse_unowned(existing, flow, resources.SUBSCRIPTIONS_READY, state)
         if existing is not None:
-            if not reconciling.controlled_by(existing, meta["uid"]):
-                message = (
-                    f"Subscription {namespace}/{name} exists and is not owned by this {self.kind}"
-                )
-                state.mark_false(resources.SUBSCRIPTIONS_READY, "SubscriptionNotOwned", message)
-                raise state.fail(message)
             if existing["metadata"].get("deletionTimestamp"):
                 message = f"Subscription {name} is being deleted; waiting to create it"
                 state.mark_unknown(resources.SUBSCRIPTIONS_READY, "SubscriptionRecreating", message)

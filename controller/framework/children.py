@@ -1,8 +1,9 @@
-"""Server-side apply of a child object, refusing to take over one its parent does not
-control (Knative's `NotOwned` reasons, `kmeta.IsControlledBy`), for any kind.
+"""A parent's children: refusing to take over an object of a child's name that the parent
+does not control (Knative's `NotOwned` reason, `kmeta.IsControlledBy`), and the
+server-side apply of a child behind that refusal, for every kind.
 
-Kinds written before it (ContainerSource, Channel, flows, Trigger, legacy sources) carry
-their own copy of this check; new kinds use this one.
+Every kind refuses through `refuse_unowned`, so a user meets one condition reason
+(`NotOwned`) and one message whichever kind's child name is taken.
 """
 
 from __future__ import annotations
@@ -15,6 +16,37 @@ from kevents import kubeapi
 logger = logging.getLogger(__name__)
 
 FIELD_MANAGER = "kevents-controller"
+
+NOT_OWNED = "NotOwned"
+"""The condition reason when a child's name is taken by an object the parent does not
+control (Knative serving's `MarkResourceNotOwned`)."""
+
+
+def not_owned_message(child: kubeapi.Json, owner: kubeapi.Json) -> str:
+    """The one sentence saying `child` is not `owner`'s to change."""
+    kind = child.get("kind") or "object"
+    name = child.get("metadata", {}).get("name", "")
+    return (
+        f"There is an existing {kind} '{name}' that we do not own "
+        f"({owner.get('kind') or 'its owner'} '{owner['metadata']['name']}' is not its "
+        "controller)."
+    )
+
+
+def refuse_unowned(
+    existing: kubeapi.Json | None,
+    owner: kubeapi.Json,
+    condition: str,
+    state: lifecycle.State,
+) -> None:
+    """Nothing when `existing` is absent or controlled by `owner`; otherwise `condition`
+    False `NotOwned` and the reconcile stopped (the status written, the key retried with
+    backoff), leaving the foreign object as it is."""
+    if existing is None or reconciling.controlled_by(existing, owner["metadata"]["uid"]):
+        return
+    message = not_owned_message(existing, owner)
+    state.mark_false(condition, NOT_OWNED, message)
+    raise state.fail(message)
 
 
 async def apply(
@@ -30,15 +62,7 @@ async def apply(
     apiserver's words when it refuses the apply."""
     meta = desired["metadata"]
     existing = await api.get_or_none(resource, meta["namespace"], meta["name"])
-    if existing is not None and not reconciling.controlled_by(existing, owner["metadata"]["uid"]):
-        kind = desired["kind"]
-        message = (
-            f"There is an existing {kind} '{meta['name']}' that we do not own "
-            f"({owner.get('kind', 'its owner')} '{owner['metadata']['name']}' is not its "
-            "controller)."
-        )
-        state.mark_false(condition, "NotOwned", message)
-        raise state.fail(message)
+    refuse_unowned(existing, owner, condition, state)
     try:
         applied = await api.apply(resource, meta["namespace"], desired, FIELD_MANAGER)
     except kubeapi.Conflict:

@@ -31,7 +31,7 @@ import logging
 from collections.abc import Callable
 
 from controller import availability, context
-from controller.framework import conditions, lifecycle, reconciling, sinks
+from controller.framework import children, conditions, lifecycle, sinks
 from controller.githubsource import adapter, githubapi, hook, secrets, webhooks
 from kevents import kubeapi
 
@@ -161,7 +161,7 @@ class Reconciler(lifecycle.Kind):
             ce_overrides=spec.get("ceOverrides"),
         )  # fmt: skip
         desired = adapter.deployment(inputs, self.config())
-        existing = await self._owned(adapter.DEPLOYMENTS, desired, meta["uid"], state)
+        existing = await self._owned(adapter.DEPLOYMENTS, desired, source, state)
         before = adapter.previous(existing)
         hook_id = str(state.status.get("webhookIDKey") or "")
         if hook_id and before is not None and before != (repo, api_url):
@@ -170,7 +170,7 @@ class Reconciler(lifecycle.Kind):
             self.hooks.forget(state.key)
         applied = await self.api.apply(adapter.DEPLOYMENTS, namespace, desired, FIELD_MANAGER)
         service = adapter.service(inputs)
-        await self._owned(adapter.SERVICES, service, meta["uid"], state)
+        await self._owned(adapter.SERVICES, service, source, state)
         await self.api.apply(adapter.SERVICES, namespace, service, FIELD_MANAGER)
         if existing is None:
             logger.info("Created the receive adapter %s for GitHubSource %s.",
@@ -198,14 +198,14 @@ class Reconciler(lifecycle.Kind):
             raise state.fail(message) from exc
 
     async def _owned(
-        self, resource: kubeapi.Resource, desired: kubeapi.Json, uid: str, state: lifecycle.State
+        self,
+        resource: kubeapi.Resource,
+        desired: kubeapi.Json,
+        owner: kubeapi.Json,
+        state: lifecycle.State,
     ) -> kubeapi.Json | None:
         """The existing child named like `desired`, which must be this source's."""
         meta = desired["metadata"]
         existing = await self.api.get_or_none(resource, meta["namespace"], meta["name"])
-        if existing is not None and not reconciling.controlled_by(existing, uid):
-            what = desired["kind"]
-            message = f"{what} '{meta['name']}' exists and is not owned by this GitHubSource."
-            state.mark_false(DEPLOYED, f"{what}NotOwned", message)
-            raise state.fail(message)
+        children.refuse_unowned(existing, owner, DEPLOYED, state)
         return existing

@@ -18,7 +18,14 @@ import logging
 from typing import cast
 
 from controller import availability, channelable, context
-from controller.framework import conditions, dependencies, lifecycle, reconciling, sinks, statuses
+from controller.framework import (
+    children,
+    conditions,
+    dependencies,
+    lifecycle,
+    sinks,
+    statuses,
+)
 from controller.inmemorychannel import service
 from kevents import kubeapi
 
@@ -125,13 +132,7 @@ class Reconciler(lifecycle.Kind):
         desired = service.channel_service(imc, opts.dispatcher_service, opts.system_namespace)
         svc_name = desired["metadata"]["name"]
         existing = await self.api.get_or_none(service.SERVICES, meta["namespace"], svc_name)
-        if existing is not None and not reconciling.controlled_by(existing, meta["uid"]):
-            message = (
-                f"Channel Service failed: Service {meta['namespace']}/{svc_name} exists and "
-                "is not owned by this InMemoryChannel"
-            )
-            state.mark_false(CHANNEL_SERVICE_READY, "ChannelServiceFailed", message)
-            raise state.fail(message)
+        children.refuse_unowned(existing, imc, CHANNEL_SERVICE_READY, state)
         await self.api.apply(service.SERVICES, meta["namespace"], desired, FIELD_MANAGER)
         if existing is None:
             logger.info("Created Service %s for InMemoryChannel %s.", svc_name, state.key)

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 from controller import availability, context
-from controller.framework import conditions, lifecycle, reconciling, sinks
+from controller.framework import children, conditions, lifecycle, sinks
 from controller.githubsource import secrets
 from controller.kafkasource import adapter
 from kevents import errors, kafka, kafkasourcespec, kubeapi, validation
@@ -200,10 +200,7 @@ class Reconciler(lifecycle.Kind):
         desired = adapter.deployment(inputs, self.config())
         name = desired["metadata"]["name"]
         existing = await self.api.get_or_none(adapter.DEPLOYMENTS, namespace, name)
-        if existing is not None and not reconciling.controlled_by(existing, meta["uid"]):
-            message = f"Deployment '{name}' exists and is not owned by this KafkaSource."
-            state.mark_false(DEPLOYED, "DeploymentNotOwned", message)
-            raise state.fail(message)
+        children.refuse_unowned(existing, source, DEPLOYED, state)
         applied = await self.api.apply(adapter.DEPLOYMENTS, namespace, desired, FIELD_MANAGER)
         if existing is None:
             logger.info("Created the receive adapter %s for KafkaSource %s.", name, state.key)

@@ -7,7 +7,7 @@ ApiServerSource's), which today's controller reconciles:
 1. (ContainerSource only) resolve the sink, tracked, so the `--sink=` argument carries its
    URI; a sink that does not resolve is Ready False with the resolver's reason.
 2. Server-side apply the new object from `mapping` (labelled `MIRROR_LABEL`); one of that
-   name the old object does not own is left alone: Ready False `<Kind>NotOwned`.
+   name the old object does not own is left alone: Ready False `NotOwned`.
 3. Copy the new object's status back: its conditions verbatim (Ready and its dependents),
    `sinkUri`, `ceAttributes` and the kind's own fields; Ready Unknown `Mirroring` until the
    new object has been reconciled once. The owned watch wakes the old object up on every
@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable
 from typing import ClassVar, cast
 
-from controller.framework import conditions, lifecycle, reconciling, sinks
+from controller.framework import children, conditions, lifecycle, reconciling, sinks
 from controller.legacysources import mapping
 from kevents import kubeapi
 
@@ -34,7 +34,6 @@ GROUP = "sources.eventing.knative.dev"
 API_VERSION = f"{GROUP}/v1alpha1"
 MIRROR_LABEL = "sources.eventing.knative.dev/mirrored-from"
 """On each new object: the old kind's `<plural>.sources.eventing.knative.dev`."""
-FIELD_MANAGER = "kevents-controller"
 CONDITION_SET = conditions.ConditionSet(())
 """No dependents of our own: the conditions are the new object's, copied."""
 COPIED = ("sinkUri", "sinkCACerts", "sinkAudience", "ceAttributes")
@@ -106,40 +105,13 @@ class Mirror(lifecycle.Kind):
             },
             "spec": self.build(obj, sink_uri),
         }
-        child = await self._apply(obj, desired, state)
+        child = await children.apply(self.api, self.target, obj, desired, conditions.READY, state)
         what = f"{self.target_kind} {self.target.group}/{desired['metadata']['name']}"
         state.conditions = copied_conditions(state.conditions, child, what)
         cstatus = child.get("status") or {}
         for field in (*COPIED, *self.extra_status):
             if cstatus.get(field) not in (None, "", []):
                 state.status[field] = cstatus[field]
-
-    async def _apply(
-        self, obj: kubeapi.Json, desired: kubeapi.Json, state: lifecycle.State
-    ) -> kubeapi.Json:
-        meta = desired["metadata"]
-        existing = await self.api.get_or_none(self.target, meta["namespace"], meta["name"])
-        if existing is not None and not reconciling.controlled_by(existing, obj["metadata"]["uid"]):
-            message = (
-                f"{self.target_kind} '{meta['name']}' of {self.target.group} exists and is "
-                f"not owned by this {self.old_kind}."
-            )
-            state.mark_false(conditions.READY, f"{self.target_kind}NotOwned", message)
-            raise state.fail(message)
-        try:
-            applied = await self.api.apply(self.target, meta["namespace"], desired, FIELD_MANAGER)
-        except kubeapi.Conflict:
-            raise
-        except kubeapi.ApiError as exc:
-            reason, message = lifecycle.api_failure(exc)
-            state.mark_false(conditions.READY, reason, message)
-            raise state.fail(message) from exc
-        if existing is None:
-            logger.info(
-                "Created %s %s/%s for %s %s.", self.target_kind, self.target.group,
-                meta["name"], self.kind, state.key,
-            )  # fmt: skip
-        return applied
 
 
 class ApiServerSource(Mirror):

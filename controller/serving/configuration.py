@@ -39,10 +39,8 @@ class Reconciler(lifecycle.Kind):
                 self.api, resources.REVISIONS, config, resources.revision(config),
                 conditions.READY, state,
             )  # fmt: skip
-        elif not reconciling.controlled_by(latest, meta["uid"]):
-            message = f"There is an existing Revision '{name}' that we do not own."
-            state.mark_false(conditions.READY, "NotOwned", message)
-            return None
+        else:
+            children.refuse_unowned(latest, config, conditions.READY, state)
         state.status["latestCreatedRevisionName"] = name
         revisions = await revisions_of(self.api, config)
         others = [r for r in revisions if r["metadata"]["name"] != name]

@@ -31,7 +31,15 @@ from controller import channelable, context
 from controller.broker import defaults, resources
 from controller.brokerinjection import injection
 from controller.brokerinjection import reconciler as injecting
-from controller.framework import conditions, dependencies, discovery, lifecycle, reconciling, sinks
+from controller.framework import (
+    children,
+    conditions,
+    dependencies,
+    discovery,
+    lifecycle,
+    reconciling,
+    sinks,
+)
 from controller.kafkabroker import triggers as kafkatriggers
 from controller.trigger import dependency, subscription
 from kevents import kubeapi, validation
@@ -54,10 +62,6 @@ RESOLVED_FIELDS = (
     "subscriberUri", "subscriberCACerts", "subscriberAudience",
     "deadLetterSinkUri", "deadLetterSinkCACerts", "deadLetterSinkAudience",
 )  # fmt: skip
-
-
-class NotOwnedError(Exception):
-    """The Subscription's name is taken by an object the Trigger does not control."""
 
 
 class RecreatingError(Exception):
@@ -254,10 +258,7 @@ class Reconciler(lifecycle.Kind):
         self, trigger: kubeapi.Json, desired: dict[str, Any], state: lifecycle.State
     ) -> None:
         try:
-            sub = await self._apply_subscription(trigger, desired)
-        except NotOwnedError as exc:
-            state.retry_later(str(exc))
-            state.mark_false(SUBSCRIPTION_READY, "SubscriptionNotOwnedByTrigger", str(exc))
+            sub = await self._apply_subscription(trigger, desired, state)
         except RecreatingError as exc:
             state.retry_later(str(exc))
             state.mark_unknown(SUBSCRIPTION_READY, "SubscriptionRecreating", str(exc))
@@ -353,14 +354,13 @@ class Reconciler(lifecycle.Kind):
         )  # fmt: skip
 
     async def _apply_subscription(
-        self, trigger: kubeapi.Json, desired: dict[str, Any]
+        self, trigger: kubeapi.Json, desired: dict[str, Any], state: lifecycle.State
     ) -> kubeapi.Json:
         meta = trigger["metadata"]
         namespace, name = meta["namespace"], desired["metadata"]["name"]
         existing = await self.api.get_or_none(subscription.SUBSCRIPTIONS, namespace, name)
+        children.refuse_unowned(existing, trigger, SUBSCRIPTION_READY, state)
         if existing is not None:
-            if not reconciling.controlled_by(existing, meta["uid"]):
-                raise NotOwnedError(f'trigger "{meta["name"]}" does not own subscription "{name}"')
             if existing["metadata"].get("deletionTimestamp"):
                 raise RecreatingError(f"Subscription {name} is being deleted; waiting to create it")
             current = (existing.get("spec") or {}).get("channel") or {}

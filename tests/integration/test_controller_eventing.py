@@ -15,7 +15,7 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from controller.broker import defaults
+from controller.broker import defaults, resources
 from controller.inmemorychannel import service
 from controller.trigger import subscription
 from kevents import kubeapi
@@ -188,6 +188,38 @@ async def test_labelled_namespace_gets_a_ready_default_broker_and_gets_it_back(
             lambda b: b["metadata"]["uid"] != meta["uid"],
         )
         assert again["metadata"]["labels"] == {"eventing.knative.dev/injected": "true"}
+
+
+async def test_a_trigger_channel_name_taken_by_a_foreign_channel_is_left_alone(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    """An InMemoryChannel the Broker does not control already has its trigger channel's name:
+    TriggerChannelReady False NotOwned (the reason and message every kind gives), the
+    Broker not Ready, the foreign channel unchanged and not adopted."""
+    api = kubeapi.KubeApi(api_client)
+    taken = resources.trigger_channel_name("shop")
+    kube.apply(
+        "apiVersion: messaging.knative.dev/v1\nkind: InMemoryChannel\n"
+        f"metadata: {{name: {taken}, labels: {{mine: 'yes'}}}}\n",
+        namespace,
+    )
+    dispatcher_side(kube, namespace)
+    kube.apply(SERVICES + "---" + BROKER, namespace)
+    async with c.running(api_client, namespace, ["Broker", "InMemoryChannel"]):
+        broker = await c.eventually(
+            lambda: api.get(BROKERS, namespace, "shop"),
+            lambda b: c.condition(b, "TriggerChannelReady").get("status") == "False",
+        )
+    channel = c.condition(broker, "TriggerChannelReady")
+    assert channel["reason"] == "NotOwned"
+    assert channel["message"] == (
+        f"There is an existing InMemoryChannel '{taken}' that we do not own "
+        "(Broker 'shop' is not its controller)."
+    )
+    assert c.condition(broker, "Ready")["status"] == "False"
+    foreign = await api.get(IMCS, namespace, taken)
+    assert "ownerReferences" not in foreign["metadata"]
+    assert foreign["metadata"]["labels"] == {"mine": "yes"}
 
 
 async def test_broker_conditions_say_what_is_missing_until_it_is_there(

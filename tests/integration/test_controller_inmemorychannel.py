@@ -117,5 +117,8 @@ async def test_foreign_service_with_the_channel_name_is_reported(
             lambda o: c.condition(o, "ChannelServiceReady").get("status") == "False",
         )
     cond = c.condition(imc, "ChannelServiceReady")
-    assert cond["reason"] == "ChannelServiceFailed"
-    assert "is not owned by this InMemoryChannel" in cond["message"]
+    assert cond["reason"] == "NotOwned"
+    assert cond["message"] == (
+        "There is an existing Service 'orders-kn-channel' that we do not own "
+        "(InMemoryChannel 'orders' is not its controller)."
+    )

@@ -273,7 +273,11 @@ async def test_an_apiserversource_the_old_one_does_not_own_is_left_alone(
             lambda: api.get(OLD_APISERVERSOURCES, ns, "taken"),
             lambda s: c.condition(s, "Ready").get("status") == "False",
         )
-    assert c.condition(source, "Ready")["reason"] == "ApiServerSourceNotOwned"
+    assert c.condition(source, "Ready")["reason"] == "NotOwned"
+    assert c.condition(source, "Ready")["message"] == (
+        "There is an existing ApiServerSource 'taken' that we do not own "
+        "(ApiServerSource 'taken' is not its controller)."
+    )
     mine = await api.get(V1_APISERVERSOURCES, ns, "taken")
     assert mine["spec"]["resources"] == [{"apiVersion": "v1", "kind": "Event"}]
     assert "ownerReferences" not in mine["metadata"]
