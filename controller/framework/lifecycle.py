@@ -43,6 +43,7 @@ object retried with backoff does not flood.
 
 from __future__ import annotations
 
+import abc
 import enum
 import json
 import logging
@@ -157,7 +158,7 @@ class State:
         await self._writer.write(self)
 
 
-class Kind:
+class Kind(abc.ABC):
     """What a kind implements; the class attributes describe it to `GenericReconciler`."""
 
     kind: ClassVar[str]
@@ -172,16 +173,19 @@ class Kind:
     keep: ClassVar[Collection[str]] = statuses.KEEP
     """Status fields owned by others, never removed by the status write."""
 
+    @abc.abstractmethod
     async def reconcile(self, obj: kubeapi.Json, state: State) -> Outcome | None:
         """Bring the world to what `obj` asks; say how it went in `state`."""
-        raise NotImplementedError
 
     async def finalize(self, obj: kubeapi.Json, state: State) -> None:
         """Undo what the object made that garbage collection will not (only called for
-        kinds with a `finalizer`, once per deletion)."""
+        kinds with a `finalizer`, once per deletion). A hook: nothing by default."""
+        return None
 
     async def forget(self, key: str) -> None:
-        """The object is gone or going: drop what the kind remembers about it."""
+        """The object is gone or going: drop what the kind remembers about it. A hook:
+        nothing by default."""
+        return None
 
 
 class GenericReconciler:

@@ -20,6 +20,7 @@ it is Ready False `GoogleCloudUnavailable`.
 
 from __future__ import annotations
 
+import abc
 import logging
 from collections.abc import Callable
 from typing import ClassVar, cast
@@ -80,8 +81,9 @@ class Mirror(lifecycle.Kind):
     def __init__(self, api: kubeapi.KubeApi) -> None:
         self.api = api
 
+    @abc.abstractmethod
     def build(self, obj: kubeapi.Json, sink_uri: str) -> kubeapi.Json:
-        raise NotImplementedError
+        """The new object's spec from the old object and its resolved sink URI."""
 
     async def reconcile(self, obj: kubeapi.Json, state: lifecycle.State) -> None:
         meta = obj["metadata"]
