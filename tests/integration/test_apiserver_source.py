@@ -279,6 +279,8 @@ async def test_sink_down_for_ten_seconds_loses_nothing(
             await core.create_namespaced_config_map(
                 namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name))
             )
+        # The behaviour under test, not a wait for something: the sink stays down 10 s
+        # while the adapter holds the 20 events and retries.
         await asyncio.sleep(10)
         async with serve_sink(sink, port=unused_tcp_port):
             await sink.wait_for(lambda: all(sink.of(n) for n in names), within=30)

@@ -85,6 +85,8 @@ async def test_next_component_waits_for_started_signal() -> None:
 
 async def test_stop_timeout_exits_1() -> None:
     journal: list[str] = []
+    # The behaviour under test: a piece whose stop outlasts the 0.05 s drain grace (the
+    # runner cancels it; the 10 s sleep never completes).
     slow = Recorder("queue", journal, stop_takes=10.0)
     r = runner.Runner([slow], grace=0.05, handle_signals=False)
     assert await run_until(r, slow._started) == 1
