@@ -55,6 +55,9 @@ class Options:
     """The Kafka Broker class's ingress Service in the system namespace (Knative's
     `kafka-broker-ingress`): a Kafka Broker's address is
     `http://kafka-broker-ingress.<system-ns>.svc.cluster.local/<ns>/<name>`."""
+    kafka_channel_ingress_service: str = "kafka-channel-ingress"
+    """The KafkaChannels' ingress Service in the system namespace: each channel's
+    `<name>-kn-channel` Service is an ExternalName aliasing it (Knative's name)."""
     kafka_timeout: float = 10.0
     """Seconds one Kafka admin request (topic check or creation) may take in a reconcile
     before the broker counts as unreachable: a worker is not held longer by a dead broker."""

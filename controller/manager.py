@@ -24,6 +24,7 @@ from controller.framework import discovery, lifecycle, loop, metrics, tracking
 from controller.githubsource import wiring as githubsource
 from controller.inmemorychannel import wiring as inmemorychannel
 from controller.kafkabroker import wiring as kafkabroker
+from controller.kafkachannel import wiring as kafkachannel
 from controller.kafkasink import wiring as kafkasink
 from controller.kafkasource import wiring as kafkasource
 from controller.legacysources import wiring as legacysources
@@ -62,6 +63,7 @@ KINDS: dict[str, Builder] = {
     "KafkaSink": kafkasink.build,
     "KafkaSource": kafkasource.build,
     "KafkaBroker": kafkabroker.build,
+    "KafkaChannel": kafkachannel.build,
 }
 """Every kind this process reconciles, by kind name."""
 

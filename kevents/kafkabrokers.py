@@ -1,4 +1,5 @@
-"""The Kafka Broker class's rules (pure), shared by the controller and the dispatcher.
+"""The Kafka Broker class's and KafkaChannel's rules (pure), shared by the controller and
+the dispatcher.
 
 Knative's eventing-kafka-broker names and keys, unchanged:
 
@@ -13,6 +14,9 @@ Knative's eventing-kafka-broker names and keys, unchanged:
 - The controller publishes what the data plane needs in the Broker's `status.annotations`
   (`bootstrap.servers`, `default.topic`, ... as Knative's, plus where the auth Secret is),
   so the dispatcher reads Brokers, never ConfigMaps.
+- A KafkaChannel stores its events in `knative-messaging-kafka.<ns>.<name>`, each subscriber
+  is the group `kafka.<ns>.<channel>.<subscription uid>`, its config is the ConfigMap
+  `kafka-channel-config` (`bootstrap.servers`, `auth.secret.ref.name`).
 - The topic is deleted with its Broker unless the Broker carries
   `kafka.eventing.knative.dev/external.topic` (Knative's: a topic the user brought) or the
   config says `delete.topic.on.broker.delete: "false"` (kevents' knob, see README).
@@ -43,6 +47,20 @@ TOPIC = "default.topic"
 """`status.annotations` key of the Broker's topic (Knative's)."""
 
 
+CHANNEL_CONFIGMAP = "kafka-channel-config"
+"""The KafkaChannels' config in the system namespace (Knative's name)."""
+
+
+def channel_topic(namespace: str, name: str) -> str:
+    """A KafkaChannel's topic (Knative's `knative-messaging-kafka.<ns>.<name>`)."""
+    return f"knative-messaging-kafka.{namespace}.{name}"
+
+
+def channel_group(namespace: str, channel: str, subscription_uid: str) -> str:
+    """A KafkaChannel subscriber's consumer group (Knative's `kafka.<ns>.<channel>.<uid>`)."""
+    return f"kafka.{namespace}.{channel}.{subscription_uid}"
+
+
 def topic_name(namespace: str, name: str) -> str:
     return f"knative-broker-{namespace}-{name}"
 
@@ -66,10 +84,15 @@ class BrokerConfig:
     delete_topic: bool = True
 
 
-def parse_config(data: Mapping[str, str] | None, namespace: str) -> BrokerConfig:
+def parse_config(
+    data: Mapping[str, str] | None, namespace: str, *, topic_defaults: bool = True
+) -> BrokerConfig:
     """The config ConfigMap's `data` (in `namespace`); raises `errors.ConfigError` naming
-    every bad key."""
+    every bad key. `topic_defaults=False` (a KafkaChannel's config: its spec sizes the
+    topic) makes `default.topic.*` optional."""
     data = data or {}
+    if not topic_defaults:
+        data = {PARTITIONS: "1", REPLICATION_FACTOR: "1", **data}
     problems: list[str] = []
     servers: list[str] = []
     try:

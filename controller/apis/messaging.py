@@ -1,4 +1,5 @@
-"""CRDs of `messaging.knative.dev/v1`: InMemoryChannel, Channel, Subscription."""
+"""CRDs of `messaging.knative.dev`: InMemoryChannel, Channel, Subscription (v1) and
+KafkaChannel (v1beta1)."""
 
 from __future__ import annotations
 
@@ -99,6 +100,44 @@ def inmemorychannel() -> s.Schema:
         columns=[s.url_column(), *s.ready_columns()],
         categories=CHANNEL_CATEGORIES,
         short_names=["imc"],
+        labels=CHANNEL_LABELS,
+    )
+
+
+def kafkachannel() -> s.Schema:
+    """Knative's KafkaChannel (eventing-kafka-broker `messaging.knative.dev/v1beta1`)."""
+    return s.crd(
+        group=GROUP,
+        kind="KafkaChannel",
+        plural="kafkachannels",
+        singular="kafkachannel",
+        versions=["v1beta1"],
+        storage="v1beta1",
+        description="A channel whose events are stored in a Kafka topic.",
+        spec=_channelable_spec(
+            "The topic's shape, subscribers and default delivery options.",
+            numPartitions={
+                "type": "integer",
+                "format": "int32",
+                "default": 1,
+                "minimum": 1,
+                "description": "Partitions of the channel's topic (immutable once created).",
+            },
+            replicationFactor={
+                "type": "integer",
+                "format": "int16",
+                "default": 1,
+                "minimum": 1,
+                "description": "Replicas of each partition of the channel's topic.",
+            },
+            retentionDuration=s.string(
+                "How long events are kept in the topic (ISO 8601 duration).", default="PT168H"
+            ),
+        ),
+        status=_channelable_status("Observed state of the KafkaChannel."),
+        columns=[s.url_column(), *s.ready_columns()],
+        categories=CHANNEL_CATEGORIES,
+        short_names=["kc"],
         labels=CHANNEL_LABELS,
     )
 
@@ -207,5 +246,6 @@ ALL = {
     ),
     "300-channel.yaml": lambda: v1alpha1.served(channel(), v1alpha1.channelable(template=True)),
     "300-subscription.yaml": lambda: v1alpha1.served(subscription(), v1alpha1.subscription()),
+    "300-kafkachannel.yaml": kafkachannel,
 }
 """Each also served at the legacy v1alpha1 (`v1alpha1.py`)."""

@@ -65,23 +65,37 @@ async def broker_config(
     problem = defaults.config_problem(config)
     if problem is not None:
         raise ConfigProblem("BrokerConfigInvalid", problem)
-    configmap = await api.get_or_none(backing.CONFIGMAPS, config["namespace"], config["name"])
-    if configmap is None and config["namespace"] == defaults.KNATIVE_NAMESPACE != system_namespace:
-        configmap = await api.get_or_none(backing.CONFIGMAPS, system_namespace, config["name"])
-    elsewhere = config["namespace"] not in (system_namespace, defaults.KNATIVE_NAMESPACE)
+    return await read_config(api, config["namespace"], config["name"], system_namespace)
+
+
+async def read_config(
+    api: kubeapi.KubeApi,
+    namespace: str,
+    name: str,
+    system_namespace: str,
+    *,
+    topic_defaults: bool = True,
+) -> tuple[kafkabrokers.BrokerConfig, dict[str, Any], bool]:
+    """The Kafka config in ConfigMap `namespace/name` (Knative's `knative-eventing` stands
+    for the system namespace), its client config (auth Secret read), and whether it is
+    outside the system namespace; raises `ConfigProblem` naming what is missing or bad."""
+    configmap = await api.get_or_none(backing.CONFIGMAPS, namespace, name)
+    if configmap is None and namespace == defaults.KNATIVE_NAMESPACE != system_namespace:
+        configmap = await api.get_or_none(backing.CONFIGMAPS, system_namespace, name)
+    elsewhere = namespace not in (system_namespace, defaults.KNATIVE_NAMESPACE)
     if configmap is None:
         raise ConfigProblem(
             "ConfigMapNotFound",
-            f"failed to get ConfigMap {config['namespace']}/{config['name']}: "
-            f'configmap "{config["name"]}" not found',
+            f'failed to get ConfigMap {namespace}/{name}: configmap "{name}" not found',
         )
     where = configmap["metadata"]["namespace"]
     try:
-        parsed = kafkabrokers.parse_config(configmap.get("data"), where)
+        parsed = kafkabrokers.parse_config(
+            configmap.get("data"), where, topic_defaults=topic_defaults
+        )
     except errors.ConfigError as exc:
         raise ConfigProblem(
-            "ConfigMapInvalid",
-            f"ConfigMap {where}/{config['name']}: {'; '.join(exc.problems)}",
+            "ConfigMapInvalid", f"ConfigMap {where}/{name}: {'; '.join(exc.problems)}"
         ) from exc
     auth = None
     if parsed.secret_name:
@@ -98,6 +112,25 @@ async def broker_config(
             ) from exc
     client = kafka.client_config(list(parsed.bootstrap_servers), auth)
     return parsed, client, elsewhere
+
+
+async def data_plane(
+    api: kubeapi.KubeApi, state: lifecycle.State, system_namespace: str, service_name: str
+) -> None:
+    """DataPlaneAvailable: the data plane Service has ready endpoints (Knative's words)."""
+    slices = await api.request(
+        "GET",
+        service.ENDPOINTSLICES.path(system_namespace),
+        query=[("labelSelector", f"kubernetes.io/service-name={service_name}")],
+    )
+    if service.endpoints_ready(list(slices.get("items") or [])):
+        state.mark_true(DATA_PLANE_AVAILABLE)
+    else:
+        state.mark_false(
+            DATA_PLANE_AVAILABLE,
+            "Data plane not available",
+            "Did you install the data plane for this component?",
+        )
 
 
 class Reconciler(lifecycle.Kind):
@@ -141,7 +174,7 @@ class Reconciler(lifecycle.Kind):
                 state.conditions, state.status, cast(kubeapi.Json | None, resolved)
             )
         # 4. Data plane.
-        await self._data_plane(state)
+        await data_plane(self.api, state, opts.system_namespace, opts.kafka_broker_ingress_service)
         # 2. Config.
         try:
             config, client, elsewhere = await broker_config(self.api, broker, opts.system_namespace)
@@ -170,27 +203,6 @@ class Reconciler(lifecycle.Kind):
         state.mark_true(TOPIC_READY, "TopicReady", f"Topic {topic} created")
         state.status["annotations"] = kafkabrokers.status_annotations(config, topic)
         return None
-
-    async def _data_plane(self, state: lifecycle.State) -> None:
-        opts = self.options
-        slices = await self.api.request(
-            "GET",
-            service.ENDPOINTSLICES.path(opts.system_namespace),
-            query=[
-                (
-                    "labelSelector",
-                    f"kubernetes.io/service-name={opts.kafka_broker_ingress_service}",
-                )
-            ],
-        )
-        if service.endpoints_ready(list(slices.get("items") or [])):
-            state.mark_true(DATA_PLANE_AVAILABLE)
-        else:
-            state.mark_false(
-                DATA_PLANE_AVAILABLE,
-                "Data plane not available",
-                "Did you install the data plane for this component?",
-            )
 
     async def finalize(self, broker: kubeapi.Json, state: lifecycle.State) -> None:
         meta = broker["metadata"]

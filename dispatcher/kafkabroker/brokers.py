@@ -1,4 +1,4 @@
-"""Kafka Broker and Trigger objects -> what the data plane serves (pure, no I/O).
+"""Kafka Broker, Trigger and KafkaChannel objects -> what the data plane serves (pure).
 
 A Broker is served once the controller published its topic and servers in
 `status.annotations` (`kevents.kafkabrokers.published`): to the ingress it is a
@@ -91,3 +91,20 @@ def target(trigger: dict[str, Any], broker: Broker, *, reply_url: str = "") -> c
         "delivery": delivery,
     }
     return channels.target(entry, {}, "")
+
+
+def channel_sink(obj: dict[str, Any]) -> sinks.Sink | None:
+    """A KafkaChannel as its ingress serves it, once the controller published its topic."""
+    published = kafkabrokers.published(obj)
+    if published is None:
+        return None
+    namespace, name = key_of(obj)
+    return sinks.Sink(
+        namespace=namespace,
+        name=name,
+        topic=published.topic,
+        bootstrap_servers=published.bootstrap_servers,
+        content_mode=sinks.BINARY,
+        secret=published.secret_name,
+        secret_namespace=published.secret_namespace,
+    )

@@ -1,28 +1,26 @@
-"""One consumer group member per Trigger of a Kafka Broker, delivering through the Courier.
+"""One consumer group member per Kafka Broker Trigger and per KafkaChannel subscriber,
+delivering through the Courier.
 
-Each servable Trigger (its Broker published, its subscriber resolved, its filter valid, its
-consumer group made by the controller: `SubscriptionReady` True) is a
-`kevents.consumergroup.Member` of the group `knative-trigger-<ns>-<name>` on the Broker's
-topic; every dispatcher replica runs one, so the group spreads the topic's partitions over
-the replicas (more replicas than partitions leaves the extra ones idle). A record is:
+What should run comes from the resolvers (`wanted`): each servable Trigger is a
+`kevents.consumergroup.Member` of `knative-trigger-<ns>-<name>` on its Broker's topic, each
+ready KafkaChannel subscriber one of `kafka.<ns>.<channel>.<uid>` on the channel's topic.
+Every data plane replica runs one member of each group, so Kafka spreads a topic's
+partitions over the replicas (replicas beyond the partition count stand by). A record is:
 
 1. decoded with the one CloudEvents Kafka binding (`kevents.kafka.decode_record`); a record
    that is not a CloudEvent (someone else wrote to the topic) is skipped, logged;
-2. handed to `dispatcher.dispatch.Courier.deliver` with the Trigger's target
-   (`brokers.target`): filter, retries per the delivery spec, reply back through the
-   Broker's ingress, dead letter sink with Knative's error extensions -- the channel
-   broker's one delivery path;
-3. finished (its offset committable) when the subscriber or the dead letter sink took it,
-   or when it failed with no dead letter sink (Knative drops it then; counted in
+2. handed to `dispatcher.dispatch.Courier.deliver` with its target (a Trigger's: filter,
+   then the subscriber, the reply back through the Broker's ingress; a channel subscriber's:
+   the subscriber, the reply to its `replyUri`), retries per the delivery spec, the dead
+   letter sink with Knative's error extensions: the in-memory channels' one delivery path;
+3. finished (its offset committable) when the subscriber (and reply) or the dead letter sink
+   took it, or when it failed with no dead letter sink (Knative drops it then; counted in
    `kevents_events_lost_total`). When the dead letter sink failed too, the record is held
    and tried again later (`kevents.consumergroup`): nothing is committed past it.
 
-`kafka.eventing.knative.dev/delivery.order: ordered` gives one event in flight per
-partition; unordered (Knative's default) `unordered_in_flight` per partition.
-
-A member whose group or topic or credentials change is stopped (its offsets committed,
-leaving the group) and a new one started; a change of filter, subscriber or delivery only
-changes the target the running member reads per record.
+A member whose group, topic, credentials or ordering change is stopped (its offsets
+committed, leaving the group) and a new one started; a change of filter, subscriber or
+delivery only changes the target the running member reads per record.
 """
 
 from __future__ import annotations
@@ -30,28 +28,39 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from dispatcher import channels, dispatch, headers, lane
-from dispatcher.broker import triggers
-from dispatcher.kafkabroker import brokers
-from dispatcher.kafkasink import producers
-from kevents import consumergroup, errors, kafka, kafkabrokers, tracing
+from kevents import consumergroup, errors, kafka, tracing
 
 logger = logging.getLogger(__name__)
 
-Key = tuple[str, str]
 RETRY_UNAVAILABLE = 5.0
 """Seconds before a Trigger whose Broker's credentials could not be read is tried again."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Want:
+    """A member to run: a change of any field replaces the running member."""
+
     group_id: str
     topic: str
     config: tuple[tuple[str, str], ...]
     ordered: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Desired:
+    want: Want
+    target: channels.Target
+    """How each record is delivered (read per record: a change needs no new member)."""
+    namespace: str
+
+
+GroupKey = tuple[str, ...]
+"""("trigger", ns, name) or ("channel", ns, name, subscription uid)."""
+Resolver = Callable[[], Awaitable[tuple[dict[GroupKey, Desired], bool]]]
+"""What should run now, and whether something must be tried again later."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -65,41 +74,23 @@ class Groups:
     def __init__(
         self,
         courier: dispatch.Courier,
-        table: producers.Table,
-        trigger_table: Mapping[Key, triggers.Trigger],
+        resolvers: list[Resolver],
         *,
         options: consumergroup.Options,
-        reply_url: str = "",
     ) -> None:
         self._courier = courier
-        self._table = table
-        self._served = trigger_table
+        self._resolvers = resolvers
         self._options = options
-        self.reply_url = reply_url
-        self.brokers: dict[Key, brokers.Broker] = {}
-        self.triggers: dict[Key, dict[str, Any]] = {}
-        self.targets: dict[Key, channels.Target] = {}
-        self.running: dict[Key, _Running] = {}
+        self.targets: dict[GroupKey, Desired] = {}
+        self.running: dict[GroupKey, _Running] = {}
         self._wake = asyncio.Event()
         self._group: asyncio.TaskGroup | None = None
 
-    # ------------------------------------------------------------- informer side
-
-    def set_broker(self, key: Key, broker: brokers.Broker | None) -> None:
-        if broker is None:
-            self.brokers.pop(key, None)
-        else:
-            self.brokers[key] = broker
+    def changed(self) -> None:
+        """Something the resolvers read changed: sync at the next turn."""
         self._wake.set()
 
-    def set_trigger(self, key: Key, obj: dict[str, Any] | None) -> None:
-        if obj is None:
-            self.triggers.pop(key, None)
-        else:
-            self.triggers[key] = obj
-        self._wake.set()
-
-    def members(self, key: Key) -> consumergroup.Member | None:
+    def member(self, key: GroupKey) -> consumergroup.Member | None:
         running = self.running.get(key)
         return running.member if running is not None else None
 
@@ -130,41 +121,25 @@ class Groups:
 
     async def _sync(self) -> bool:
         """Start, stop and retarget members; True when something must be tried again."""
-        wanted: dict[Key, Want] = {}
-        targets: dict[Key, channels.Target] = {}
+        desired: dict[GroupKey, Desired] = {}
         again = False
-        for key, obj in self.triggers.items():
-            broker = self.brokers.get(brokers.broker_of(obj))
-            served = self._served.get(key)
-            if broker is None or served is None or served.problem or not _subscribed(obj):
-                continue
-            try:
-                auth = await self._table.auth(broker.sink)
-                config = kafka.client_config(list(broker.sink.bootstrap_servers), auth)
-            except (producers.SinkUnavailableError, errors.ConfigError) as exc:
-                logger.warning("Trigger %s/%s waits: %s.", key[0], key[1], exc,
-                               extra={"namespace": key[0], "object_name": key[1]})  # fmt: skip
-                again = True
-                continue
-            targets[key] = brokers.target(obj, broker, reply_url=self.reply_url)
-            wanted[key] = Want(
-                group_id=kafkabrokers.group_id(*key),
-                topic=broker.sink.topic,
-                config=tuple(sorted((k, str(v)) for k, v in config.items())),
-                ordered=kafkabrokers.delivery_order(obj) == kafkabrokers.ORDERED,
-            )
-        self.targets = targets
+        for resolve in self._resolvers:
+            found, retry = await resolve()
+            desired.update(found)
+            again = again or retry
+        self.targets = desired
         for key, running in list(self.running.items()):
-            if wanted.get(key) != running.want:
+            wanted = desired.get(key)
+            if wanted is None or wanted.want != running.want:
                 running.member.stop()
                 await running.done.wait()
                 self.running.pop(key, None)
-        for key, want in wanted.items():
+        for key, wanted in desired.items():
             if key not in self.running:
-                self._start(key, want)
+                self._start(key, wanted.want)
         return again
 
-    def _start(self, key: Key, want: Want) -> None:
+    def _start(self, key: GroupKey, want: Want) -> None:
         options = dataclasses.replace(self._options, ordered=want.ordered)
         member = consumergroup.Member(
             dict(want.config), group_id=want.group_id, topics=[want.topic],
@@ -174,11 +149,11 @@ class Groups:
         self.running[key] = running
         assert self._group is not None
         self._group.create_task(self._run_member(key, running))
-        logger.info("Trigger %s/%s consumes %s as group %s (%s).", key[0], key[1], want.topic,
-                    want.group_id, "ordered" if want.ordered else "unordered",
-                    extra={"namespace": key[0], "object_name": key[1]})  # fmt: skip
+        logger.info("Consuming %s as group %s (%s).", want.topic, want.group_id,
+                    "ordered" if want.ordered else "unordered",
+                    extra={"consumer_group": want.group_id})  # fmt: skip
 
-    async def _run_member(self, key: Key, running: _Running) -> None:
+    async def _run_member(self, key: GroupKey, running: _Running) -> None:
         try:
             await running.member.run()
         except Exception:
@@ -193,13 +168,12 @@ class Groups:
 
     # ------------------------------------------------------------- delivery
 
-    def _deliverer(self, key: Key) -> consumergroup.Deliver:
-        namespace = key[0]
-
+    def _deliverer(self, key: GroupKey) -> consumergroup.Deliver:
         async def deliver(record: kafka.Record) -> bool:
-            target = self.targets.get(key)
-            if target is None:
-                return False  # being retargeted or stopped: held, then abandoned
+            desired = self.targets.get(key)
+            if desired is None:
+                return False  # being stopped: held, then abandoned
+            target, namespace = desired.target, desired.namespace
             try:
                 event = kafka.decode_record(record)
             except errors.InvalidEventError as exc:
@@ -233,13 +207,3 @@ class Groups:
 _TRACE_HEADERS = frozenset(
     {"traceparent", "tracestate", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "b3"}
 )
-
-
-def _subscribed(trigger: dict[str, Any]) -> bool:
-    """The controller made the Trigger's consumer group (`SubscriptionReady` True: its start
-    offsets are committed), so a member joining now neither replays the topic's history nor
-    misses what was sent since the Trigger became Ready."""
-    for cond in (trigger.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "SubscriptionReady":
-            return bool(cond.get("status") == "True")
-    return False

@@ -1,11 +1,17 @@
-"""The Kafka Broker data plane of one process, assembled: informers -> ingress + groups.
+"""The Kafka data plane of one process, assembled: informers -> ingresses + groups.
+
+Two ingresses of the one Kafka ingress class (`dispatcher.kafkasink.ingress`): Brokers of
+class Kafka at `/<ns>/<name>` (port `ingress_port`), KafkaChannels by Host (port
+`channel_port`), each with its own producer table; one set of consumer groups for both
+(`groups`, fed by `wanted`).
 
 `components()` hands the pieces to `kevents.runner.Runner` in start order: the sender, the
-producer table, the Broker and Trigger informers (started once listed, so no existing
-Broker answers 404 after a restart), the consumer groups, the ingress (its stop hook
-drains: 503 to new requests, events being produced finish), readiness. Stopping runs in
-reverse: the ingress drains, then the groups stop polling, finish deliveries in flight,
-commit and leave their groups (their partitions move to the other replicas at once).
+producer tables, the Broker, Trigger and KafkaChannel informers (started once listed, so no
+existing Broker answers 404 after a restart; KafkaChannels are waited for at most
+`LIST_WAIT` s, in case their CRD is not installed), the consumer groups, the ingresses (their
+stop hooks drain: 503 to new requests, events being produced finish), readiness. Stopping
+runs in reverse: the ingresses drain, then the groups stop polling, finish deliveries in
+flight, commit and leave their groups (their partitions move to the other replicas at once).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from prometheus_client import CollectorRegistry
 from dispatcher import dispatch
 from dispatcher import metrics as dispatcher_metrics
 from dispatcher.broker import triggers
-from dispatcher.kafkabroker import brokers, groups
+from dispatcher.kafkabroker import brokers, groups, wanted
 from dispatcher.kafkabroker import settings as broker_settings
 from dispatcher.kafkasink import ingress, producers
 from dispatcher.kafkasink import metrics as sink_metrics
@@ -31,6 +37,11 @@ logger = logging.getLogger(__name__)
 
 BROKERS = informer.Collection("eventing.knative.dev", "v1", "brokers", "Broker")
 TRIGGERS = informer.Collection("eventing.knative.dev", "v1", "triggers", "Trigger")
+KAFKACHANNELS = informer.Collection(
+    "messaging.knative.dev", "v1beta1", "kafkachannels", "KafkaChannel"
+)
+LIST_WAIT = 10.0
+"""Seconds start-up waits for the first KafkaChannel list (the CRD may not be installed)."""
 
 
 class KafkaBrokerDataPlane:
@@ -64,10 +75,17 @@ class KafkaBrokerDataPlane:
             trigger_table=self.triggers,
             filter_tracer=recording.get_tracer("kevents.broker.filter") if recording else None,
         )
-        self.groups = groups.Groups(
-            courier, self.table, self.triggers,
-            options=config.group_options, reply_url=config.reply_url,
+        self.channel_table = producers.Table(
+            api, self.metrics, produce_timeout=ing.produce_timeout,
+            secret_recheck=ing.secret_recheck,
         )  # fmt: skip
+        self.trigger_groups = wanted.TriggerGroups(
+            self.table, self.triggers, reply_url=config.reply_url
+        )
+        self.channel_groups = wanted.ChannelGroups(self.channel_table)
+        self.groups = groups.Groups(
+            courier, [self.trigger_groups, self.channel_groups], options=config.group_options
+        )
         self.ingress = ingress.Ingress(
             self.table,
             self.metrics,
@@ -83,11 +101,36 @@ class KafkaBrokerDataPlane:
             noun="Broker",
             span_name="broker.ingress",
         )
-        self.http = self.ingress.make_server(metrics=kevents_metrics.HTTPServerMetrics(registry))
+        server_metrics = kevents_metrics.HTTPServerMetrics(registry)
+        self.http = self.ingress.make_server(metrics=server_metrics)
         self.server = webserver.WebServer(
             self.http, host=ing.ingress_host, port=ing.ingress_port, name="ingress"
         )
+        self.channel_ingress = ingress.Ingress(
+            self.channel_table,
+            self.metrics,
+            max_body_size=ing.max_body_size,
+            produce_timeout=ing.produce_timeout,
+            retry_after=ing.retry_after,
+            tracer_provider=recording,
+            timeouts=httpserver.Timeouts(
+                header=ing.ingress_header_timeout,
+                idle=ing.ingress_idle_timeout,
+                body=ing.ingress_body_timeout,
+            ),
+            noun="KafkaChannel",
+            span_name="kafkachannel.produce",
+            by_host=True,
+        )
+        self.channel_http = self.channel_ingress.make_server(metrics=server_metrics)
+        self.channel_server = webserver.WebServer(
+            self.channel_http, host=ing.ingress_host, port=config.channel_port,
+            name="channel ingress",
+        )  # fmt: skip
         informer_metrics = informer.InformerMetrics(registry)
+        self.channel_informer = informer.Informer(
+            api, KAFKACHANNELS, self.on_channel, informer_metrics=informer_metrics, initial=True
+        )
         self.broker_informer = informer.Informer(
             api, BROKERS, self.on_broker, informer_metrics=informer_metrics, initial=True
         )
@@ -100,21 +143,46 @@ class KafkaBrokerDataPlane:
         served = None if change is informer.Change.DELETE else brokers.parse(obj)
         if served is None:
             self.table.remove(key)
+            self.trigger_groups.brokers.pop(key, None)
         else:
             self.table.update(served.sink)
-        self.groups.set_broker(key, served)
+            self.trigger_groups.brokers[key] = served
+        self.groups.changed()
 
     async def on_trigger(self, change: informer.Change, obj: dict[str, Any]) -> None:
         key = triggers.key_of(obj)
         if change is informer.Change.DELETE:
             self.triggers.pop(key, None)
-            self.groups.set_trigger(key, None)
-            return
-        self.triggers[key] = triggers.parse(obj)
-        self.groups.set_trigger(key, obj)
+            self.trigger_groups.triggers.pop(key, None)
+        else:
+            self.triggers[key] = triggers.parse(obj)
+            self.trigger_groups.triggers[key] = obj
+        self.groups.changed()
+
+    async def on_channel(self, change: informer.Change, obj: dict[str, Any]) -> None:
+        key = brokers.key_of(obj)
+        sink = None if change is informer.Change.DELETE else brokers.channel_sink(obj)
+        if sink is None:
+            self.channel_table.remove(key)
+            self.channel_groups.channels.pop(key, None)
+        else:
+            self.channel_table.update(sink)
+            self.channel_groups.channels[key] = obj
+        self.groups.changed()
+
+    async def _channels_listed(self) -> None:
+        try:
+            async with asyncio.timeout(LIST_WAIT):
+                await self.channel_informer.wait_started()
+        except TimeoutError:
+            logger.warning("KafkaChannels could not be listed within %.0f s (is the CRD "
+                           "installed?); serving Brokers meanwhile.", LIST_WAIT)  # fmt: skip
 
     async def _drain(self) -> None:
-        await self.ingress.drain(self.config.ingress.grace)
+        await asyncio.gather(
+            self.ingress.drain(self.config.ingress.grace),
+            self.channel_ingress.drain(self.config.ingress.grace),
+        )
 
     async def _ready(self) -> None:
         self._readiness.set_ready()
@@ -126,6 +194,7 @@ class KafkaBrokerDataPlane:
         return [
             self.sender,
             runner.Service(name="kafka producers", run=self.table.run),
+            runner.Service(name="kafka channel producers", run=self.channel_table.run),
             runner.Service(
                 name="broker informer",
                 run=self.broker_informer.run,
@@ -136,7 +205,17 @@ class KafkaBrokerDataPlane:
                 run=self.trigger_informer.run,
                 started=self.trigger_informer.wait_started,
             ),
-            runner.Service(name="trigger consumer groups", run=self.groups.run),
+            runner.Service(
+                name="kafkachannel informer",
+                run=self.channel_informer.run,
+                started=self._channels_listed,
+            ),
+            runner.Service(name="consumer groups", run=self.groups.run),
+            runner.Service(
+                name="channel ingress",
+                run=self.channel_server.run,
+                started=self.channel_server.wait_started,
+            ),
             runner.Service(
                 name="ingress",
                 run=self.server.run,
@@ -144,5 +223,6 @@ class KafkaBrokerDataPlane:
                 stop=self._drain,
             ),  # fmt: skip
             runner.Service(name="ingress log summaries", run=self.http.run),
+            runner.Service(name="channel ingress log summaries", run=self.channel_http.run),
             runner.Service(name="readiness", run=self._ready),
         ]

@@ -19,6 +19,9 @@ and `kafka-broker-dispatcher` in one process: see README)."""
 @dataclasses.dataclass(frozen=True, slots=True)
 class KafkaBrokerSettings:
     ingress: sink_settings.KafkaSinkSettings
+    channel_port: int = 8001
+    """KEVENTS_CHANNEL_INGRESS_PORT: where KafkaChannel events arrive (the
+    `kafka-channel-ingress` Service targets it; channels are told apart by Host)."""
     reply_url: str = ""
     """KEVENTS_KAFKA_BROKER_REPLY_URL: base URL replies are POSTed to (`<url>/<ns>/<broker>`);
     empty: the Broker's own address (`status.address.url`), the in-cluster default."""
@@ -47,6 +50,9 @@ class KafkaBrokerSettings:
         ingress = sink_settings.KafkaSinkSettings.from_env(environ)
         result = cls(
             ingress=ingress,
+            channel_port=reader.integer(
+                "KEVENTS_CHANNEL_INGRESS_PORT", 8001, minimum=0, maximum=65535
+            ),
             reply_url=reader.string("KEVENTS_KAFKA_BROKER_REPLY_URL", ""),
             unordered_in_flight=reader.integer(
                 "KEVENTS_UNORDERED_IN_FLIGHT", 32, minimum=1, maximum=10000

@@ -72,10 +72,14 @@ class Ingress:
         timeouts: httpserver.Timeouts | None = None,
         noun: str = "KafkaSink",
         span_name: str = "kafkasink.produce",
+        by_host: bool = False,
     ) -> None:
         """`noun`/`span_name`: what the answers and the PRODUCER span call the target (the
-        Kafka Broker class's ingress serves Brokers through this same class)."""
+        Kafka Broker class's ingress serves Brokers through this same class); `by_host`:
+        route as a channel ingress (the Host `<name>-kn-channel.<ns>...`, or `/<ns>/<name>`:
+        KafkaChannels)."""
         self._noun = noun
+        self._by_host = by_host
         self._span_name = span_name
         self._table = table
         self._metrics = metrics
@@ -121,12 +125,20 @@ class Ingress:
         if request.method != "POST":
             return self._answer("", 405, "only POST is allowed\n", Allow="POST")
         path = request.path
-        if path in ("", "/"):
+        if self._by_host:  # a channel: its Host, or /<ns>/<name> (dispatcher.routing)
+            try:
+                key = routing.resolve(request.host, path)
+            except routing.RoutingError as exc:
+                return self._answer("", exc.status, f"{exc.reason}\n")
+        elif path in ("", "/"):
             return self._answer("", 404, f"POST events to /<namespace>/<{self._noun.lower()}>\n")
-        try:
-            key = routing.from_path(path)
-        except routing.RoutingError:
-            return self._answer("", 400, f"path {path!r} names no {self._noun}: use /<ns>/<name>\n")
+        else:
+            try:
+                key = routing.from_path(path)
+            except routing.RoutingError:
+                return self._answer(
+                    "", 400, f"path {path!r} names no {self._noun}: use /<ns>/<name>\n"
+                )
         namespace = key[0]
         if key not in self._table.sinks:
             return self._answer(namespace, 404, f"{self._noun} {key[0]}/{key[1]} not found\n")

@@ -95,7 +95,12 @@ async def running_data_plane(
     its own ingress."""
     readiness = probes.Readiness()
     config = broker_settings.KafkaBrokerSettings.from_env(
-        {"KEVENTS_INGRESS_PORT": "0", "KEVENTS_INGRESS_HOST": "127.0.0.1", **env}
+        {
+            "KEVENTS_INGRESS_PORT": "0",
+            "KEVENTS_CHANNEL_INGRESS_PORT": "0",
+            "KEVENTS_INGRESS_HOST": "127.0.0.1",
+            **env,
+        }
     )
     plane = service.KafkaBrokerDataPlane(
         kubeapi.KubeApi(api_client), config, registry=CollectorRegistry(), readiness=readiness
@@ -105,7 +110,7 @@ async def running_data_plane(
     try:
         await waiting.until(lambda: readiness.ready or task.done())
         assert not task.done(), "the Kafka Broker data plane stopped while starting"
-        plane.groups.reply_url = f"http://127.0.0.1:{plane.server.port}"
+        plane.trigger_groups.reply_url = f"http://127.0.0.1:{plane.server.port}"
         yield plane
     finally:
         run.request_stop()
@@ -114,3 +119,53 @@ async def running_data_plane(
 
 def url(plane: service.KafkaBrokerDataPlane, namespace: str, name: str) -> str:
     return f"http://127.0.0.1:{plane.server.port}/{namespace}/{name}"
+
+
+KAFKACHANNELS = kubeapi.Resource("messaging.knative.dev", "v1beta1", "kafkachannels")
+SUBSCRIPTIONS = kubeapi.Resource("messaging.knative.dev", "v1", "subscriptions")
+CHANNEL_CRDS = [
+    cluster.REPO / "manifests" / f"300-{kind}.yaml" for kind in ("kafkachannel", "subscription")
+]
+
+
+def ensure_channel_crds(kube: cluster.Kube) -> None:
+    for crd in CHANNEL_CRDS:
+        kube.kubectl("apply", "-f", str(crd))
+    kube.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s",
+        "crd/kafkachannels.messaging.knative.dev",
+    )  # fmt: skip
+
+
+def channel_config(bootstrap: str) -> str:
+    return (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kafka-channel-config}\n"
+        f'data:\n  bootstrap.servers: "{bootstrap}"\n'
+    )
+
+
+def kafkachannel(name: str, partitions: int = 3, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "messaging.knative.dev/v1beta1",
+        "kind": "KafkaChannel",
+        "metadata": {"name": name},
+        "spec": {"numPartitions": partitions, "replicationFactor": 1, **spec},
+    }
+
+
+def subscription(name: str, channel: str, subscriber: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "messaging.knative.dev/v1",
+        "kind": "Subscription",
+        "metadata": {"name": name},
+        "spec": {
+            "channel": {"apiVersion": "messaging.knative.dev/v1beta1", "kind": "KafkaChannel",
+                        "name": channel},
+            "subscriber": {"uri": subscriber},
+            **spec,
+        },
+    }  # fmt: skip
+
+
+def channel_url(plane: service.KafkaBrokerDataPlane, namespace: str, name: str) -> str:
+    return f"http://127.0.0.1:{plane.channel_server.port}/{namespace}/{name}"

@@ -1,0 +1,1 @@
+"""KafkaChannel (`messaging.knative.dev/v1beta1`): a channel stored in a Kafka topic."""
