@@ -18,6 +18,7 @@ by the same repository's `latest`: the local node stands in for a pull it cannot
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import json
 import logging
@@ -32,6 +33,8 @@ from hack.agent import errors
 log = logging.getLogger(__name__)
 
 REF_NAME = "org.opencontainers.image.ref.name"
+KEEP = 4
+"""Unused root filesystems kept (most recently used first) for the next containers."""
 
 
 def cache_root() -> pathlib.Path:
@@ -50,8 +53,8 @@ def checkout_key(checkout: pathlib.Path) -> str:
 def default_layout(checkout: pathlib.Path) -> pathlib.Path | None:
     pointer = cache_root() / "checkouts" / checkout_key(checkout)
     try:
-        return pathlib.Path(pointer.read_text().strip()) / "layout"
-    except OSError:
+        return pathlib.Path(pointer.read_text().splitlines()[0]) / "layout"
+    except (OSError, IndexError):
         return None
 
 
@@ -115,6 +118,8 @@ class ImageStore:
         self._index: dict[str, str] = {}
         self._loaded: tuple[pathlib.Path, float] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
+        self.busy: collections.Counter[str] = collections.Counter()
+        """Root filesystems that containers run from now: never pruned."""
 
     def layout(self) -> pathlib.Path:
         layout = self.fixed or default_layout(self.checkout)
@@ -167,12 +172,37 @@ class ImageStore:
             chain=chain_id(diff_ids) if diff_ids else "empty",
         )
 
-    async def rootfs(self, image: Resolved) -> pathlib.Path:
+    async def acquire(self, image: Resolved) -> pathlib.Path:
         """The image's root filesystem, unpacked on first use (never written to afterwards:
-        containers see it read-only or through an overlay)."""
+        containers see it read-only or through an overlay), kept until `release`d."""
         name = image.chain.replace("sha256:", "")
+        self.busy[name] += 1
+        try:
+            return await self._rootfs(image, name)
+        except BaseException:
+            self.release(image)
+            raise
+
+    def release(self, image: Resolved) -> None:
+        name = image.chain.replace("sha256:", "")
+        self.busy[name] -= 1
+        if self.busy[name] <= 0:
+            del self.busy[name]
+
+    def prune(self) -> None:
+        """Remove root filesystems no container uses, but the KEEP most recently used (every
+        code change makes a new kevents chain of ~250 MB)."""
+        chains = [d for d in self.rootfs_dir.glob("*") if (d / ".done").exists()]
+        chains.sort(key=lambda d: (d / ".done").stat().st_mtime, reverse=True)
+        for old in chains[KEEP:]:
+            if old.name not in self.busy:
+                log.info("Removing the unused root filesystem %s.", old.name)
+                shutil.rmtree(old, ignore_errors=True)
+
+    async def _rootfs(self, image: Resolved, name: str) -> pathlib.Path:
         done = self.rootfs_dir / name
         if (done / ".done").exists():
+            (done / ".done").touch()
             return done / "rootfs"
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
@@ -187,6 +217,7 @@ class ImageStore:
             (tmp / ".done").touch()
             shutil.rmtree(done, ignore_errors=True)
             tmp.rename(done)
+        self.prune()
         return done / "rootfs"
 
 

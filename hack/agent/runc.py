@@ -31,7 +31,7 @@ import resource
 import shutil
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -268,7 +268,10 @@ class Container:
     """One run of a container under runc (the `containers.Runtime` of its Launch)."""
 
     def __init__(self, runc_root: pathlib.Path, bundle: pathlib.Path, cid: str, doc: Obj,
-                 lower: pathlib.Path, read_only: bool) -> None:  # fmt: skip
+                 lower: pathlib.Path, read_only: bool,
+                 release: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+        self.release = release
+        """Called once the container is gone: its image's rootfs may be pruned."""
         self.runc_root = runc_root
         self.bundle = bundle
         self.id = cid
@@ -336,6 +339,8 @@ class Container:
             await _umount(self.merged)
             self.merged = None
         shutil.rmtree(self.bundle, ignore_errors=True)
+        release, self.release = self.release, lambda: None
+        release()
 
 
 async def _umount(path: pathlib.Path) -> None:
@@ -366,20 +371,29 @@ class Runtime:
         if shutil.which("runc") is None:
             raise errors.ContainerConfigError("no runc here: hack/build-images installs it")
         image = self.store.resolve(str(spec_.get("image", "")))
-        rootfs = await self.store.rootfs(image)
+        rootfs = await self.store.acquire(image)
         uid = str(pod["metadata"]["uid"])
         name = str(spec_["name"])
         cid = _ID_SAFE.sub("-", f"kev-{uid[:13]}-{name}")
-        doc, read_only = spec(
-            Inputs(
-                pod=pod, container=spec_, image=image, rootfs=rootfs, env=env, mounts=mounts,
-                hostname=hostname, netns_path=netns_path, cgroup=f"/kevents/{cid}",
-            )
-        )  # fmt: skip
-        self.runc_root.mkdir(parents=True, exist_ok=True)
-        container = Container(self.runc_root, pod_dir / "runc" / name, cid, doc, rootfs, read_only)
+        try:
+            doc, read_only = spec(
+                Inputs(
+                    pod=pod, container=spec_, image=image, rootfs=rootfs, env=env,
+                    mounts=mounts, hostname=hostname, netns_path=netns_path,
+                    cgroup=f"/kevents/{cid}",
+                )
+            )  # fmt: skip
+            self.runc_root.mkdir(parents=True, exist_ok=True)
+            container = Container(
+                self.runc_root, pod_dir / "runc" / name, cid, doc, rootfs, read_only,
+                release=lambda: self.store.release(image),
+            )  # fmt: skip
+            argv = await container.prepare()
+        except BaseException:
+            self.store.release(image)
+            raise
         return containers.Launch(
-            argv=await container.prepare(),
+            argv=argv,
             env=dict(env),
             workdir=doc["process"]["cwd"],
             mounts=list(mounts),

@@ -54,10 +54,15 @@ def created() -> str:
 
 
 def in_use(root: pathlib.Path) -> set[pathlib.Path]:
-    """The builds that a checkout's node agent may be running containers from."""
+    """The builds that a checkout's node agent may be running containers from (a pointer
+    whose checkout is gone, a CI clone's, is dropped)."""
     used = set()
     for pointer in (root / "checkouts").glob("*"):
-        used.add(pathlib.Path(pointer.read_text().strip()))
+        lines = pointer.read_text().splitlines()
+        if len(lines) < 2 or not pathlib.Path(lines[1]).exists():
+            pointer.unlink(missing_ok=True)
+            continue
+        used.add(pathlib.Path(lines[0]))
     return used
 
 
@@ -228,7 +233,7 @@ def main() -> None:
         # The node agent's runc runtime finds this checkout's images here (hack/agent/imagestore).
         pointer = root / "checkouts" / imagestore.checkout_key(REPO)
         pointer.parent.mkdir(exist_ok=True)
-        pointer.write_text(f"{out}\n")
+        pointer.write_text(f"{out}\n{REPO}\n")
     report(out)
     print(f"built in {time.monotonic() - start:.1f}s: {out}", file=sys.stderr)
     print(out)

@@ -5,6 +5,7 @@ namespaces, mounts, command/args), the image's user from its passwd file."""
 from __future__ import annotations
 
 import hashlib
+import os
 import pathlib
 from typing import Any
 
@@ -195,3 +196,18 @@ def test_the_pod_annotation_chooses_the_runtime(
 ) -> None:
     pod = {"metadata": {"annotations": annotations}}
     assert runc.wanted(pod, default) is expected
+
+
+def test_unused_root_filesystems_beyond_the_newest_few_are_removed(
+    tmp_path: pathlib.Path,
+) -> None:
+    store = imagestore.ImageStore(None, tmp_path, tmp_path)
+    names = [f"chain{i}" for i in range(imagestore.KEEP + 3)]
+    for age, name in enumerate(names):
+        (tmp_path / name / "rootfs").mkdir(parents=True)
+        (tmp_path / name / ".done").touch()
+        os.utime(tmp_path / name / ".done", (1_000_000 - age, 1_000_000 - age))
+    store.busy["chain6"] += 1  # the oldest, but a container runs from it
+    store.prune()
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == [*names[: imagestore.KEEP], "chain6"]
