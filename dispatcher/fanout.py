@@ -9,6 +9,12 @@ cannot refuse events for the healthy ones of its channel. When the bounds are re
 subscriber has room, it raises `errors.QueueFullError` (429) or, while draining,
 `QueueClosedError` (503). `drain()` waits for everything accepted to finish at shutdown.
 
+An asynchronous channel also refuses (`errors.OverTargetError`, 429) while a wanted
+subscriber's lane is over its sojourn target (`dispatcher.lane`: its events have waited longer
+than the target for an interval), so latency under overload is bounded by admission, not by
+the backlog's count: the channel then admits at the pace of its slowest subscriber, as a
+synchronous channel does, and nothing it accepted waits for long or is skipped.
+
 Channels are synchronous by default, as Knative's InMemoryChannel: `submit()` returns the
 envelope, whose `done` future the ingress awaits to answer 202 only once every subscriber
 got the event (or its dead letter sink did). `messaging.knative.dev/async-handler: "true"`
@@ -61,8 +67,10 @@ class Fanout:
         queue_bytes: int,
         concurrency: int,
         backlog: int,
+        sojourn: lane.Sojourn = lane.UNBOUNDED,
     ) -> None:
         self._courier = courier
+        self._sojourn = sojourn
         self._metrics = metrics
         self._queue_size = queue_size
         self._queue_bytes = queue_bytes
@@ -107,6 +115,8 @@ class Fanout:
                     finish=self._finish,
                     spawn=self._spawn,
                     lost=self._lost,
+                    sojourn=self._sojourn,
+                    waited=self._metrics.sojourn.observe,
                 )
             found.target = target
             lanes.append(found)
@@ -183,6 +193,11 @@ class Fanout:
         open_lanes = [each for each in lanes if each.has_room()]
         if lanes and not open_lanes:
             raise errors.QueueFullError(lanes[0].limit)
+        if route.channel.async_handler and self._sojourn.target:
+            for each in open_lanes:
+                if each.over_target():
+                    self._metrics.refused_over_target.inc()
+                    raise errors.OverTargetError(self._sojourn.target)
         if attributes is not None and len(lanes) != len(route.lanes):
             self._metrics.filtered_unmatched.inc(len(route.lanes) - len(lanes))
         if not lanes:

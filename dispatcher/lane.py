@@ -10,6 +10,19 @@ limit and then keep taking from the backlog, so under load there is no task per 
 
 Each delivery reports whether the event reached the subscriber (or its dead letter sink);
 the envelope counts the failures, and a synchronous channel's ingress answers from them.
+
+A count bound alone lets events wait for seconds in an asynchronous channel: the producer got
+its 202 at once, runs ahead, and every backlog slot adds a subscriber round trip. So each lane
+also tracks the sojourn of its events (admission to the start of their delivery) the way
+CoDel tracks a packet queue (Nichols & Jacobson, RFC 8289): the oldest waiting event's age is
+sampled at each admission that would queue and at each dequeue; once the sojourn has stayed
+above `target` for a whole `interval` the lane is *over target* and an asynchronous channel
+refuses new events (429) at admission until a sample drops below `target` or the backlog
+empties. CoDel alone lets a producer much faster than the subscriber queue a whole
+interval's worth of arrivals before the state changes, so a new event is also refused when
+its estimated wait (events ahead of it x the recent time between dequeues) exceeds the
+interval. An event that starts at once (below the in-flight limit) never waits and is always
+taken. `kevents_dispatcher_sojourn_seconds` records what the waiting events waited.
 """
 
 from __future__ import annotations
@@ -18,6 +31,7 @@ import asyncio
 import collections
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
@@ -75,6 +89,23 @@ Deliver = Callable[[channels.Target, Envelope], Awaitable[bool]]
 Finish = Callable[[Envelope, bool], None]
 Spawn = Callable[[Coroutine[Any, Any, None]], object]
 Lost = Callable[[str, int], None]
+Waited = Callable[[float], None]
+"""Record the sojourn (seconds) of one event that waited in a backlog."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Sojourn:
+    """The sojourn bound of a lane (CoDel's two parameters); target 0 turns it off."""
+
+    target: float = 0.0
+    """Seconds an event may wait in a backlog before its delivery starts."""
+    interval: float = 0.1
+    """Seconds the sojourn must stay above `target` before admission refuses: a burst shorter
+    than this is absorbed by the backlog."""
+
+
+UNBOUNDED = Sojourn()
+"""No sojourn bound: only the count bounds refuse."""
 
 
 class Lane:
@@ -88,6 +119,9 @@ class Lane:
         finish: Finish,
         spawn: Spawn,
         lost: Lost,
+        sojourn: Sojourn = UNBOUNDED,
+        waited: Waited | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.target = target
         """Replaced in place when the subscriber's spec changes; queued events follow it."""
@@ -96,11 +130,24 @@ class Lane:
         self.in_flight = 0
         self.skipped = 0
         """Events not queued for this subscriber because its lane was full."""
-        self._backlog: collections.deque[Envelope] = collections.deque()
+        self._backlog: collections.deque[tuple[float, Envelope]] = collections.deque()
+        """(admission time, envelope), oldest first."""
         self._deliver = deliver
         self._finish = finish
         self._spawn = spawn
         self._lost = lost
+        self._target = sojourn.target
+        self._interval = sojourn.interval
+        self._waited = waited
+        self._clock = clock
+        self._above_since: float | None = None
+        """When the sampled sojourn went above target (None: at or below it)."""
+        self.over = False
+        """The sojourn stayed above target for a whole interval and has not dropped since."""
+        self._dequeued: float | None = None
+        """When the last event left the backlog while it stayed non-empty (else None)."""
+        self._gap = 0.0
+        """Moving average of the seconds between dequeues of a busy backlog."""
 
     @property
     def waiting(self) -> int:
@@ -109,13 +156,37 @@ class Lane:
     def has_room(self) -> bool:
         return self.in_flight < self.concurrency or len(self._backlog) < self.limit
 
+    def over_target(self) -> bool:
+        """Whether a new event would join a backlog whose sojourn has stayed above target for
+        an interval (the asynchronous channel then refuses it). Samples the oldest waiting
+        event's age; never true for an event that would start at once."""
+        if not self._target or self.in_flight < self.concurrency:
+            return False
+        backlog = self._backlog
+        if not backlog:
+            self._sample(0.0, 0.0)
+            return False
+        now = self._clock()
+        self._sample(now - backlog[0][0], now)
+        return self.over or len(backlog) * self._gap > self._interval
+
+    def _sample(self, sojourn: float, now: float) -> None:
+        """CoDel's state machine on one sojourn sample."""
+        if sojourn <= self._target:
+            self._above_since = None
+            self.over = False
+        elif self._above_since is None:
+            self._above_since = now
+        elif not self.over and now - self._above_since >= self._interval:
+            self.over = True
+
     def offer(self, envelope: Envelope) -> None:
         """Start delivering `envelope` now, or queue it (the caller checked `has_room()`)."""
         if self.in_flight < self.concurrency:
             self.in_flight += 1
             self._spawn(self._pump(envelope))
         else:
-            self._backlog.append(envelope)
+            self._backlog.append((self._clock(), envelope))
 
     async def _pump(self, envelope: Envelope) -> None:
         try:
@@ -134,8 +205,19 @@ class Lane:
                 finally:
                     self._finish(envelope, ok)
                 if not self._backlog:
+                    if self._target:
+                        self._sample(0.0, 0.0)  # drained: no standing queue
+                        self._dequeued = None
                     return
-                envelope = self._backlog.popleft()
+                admitted, envelope = self._backlog.popleft()
+                now = self._clock()
+                if self._target:
+                    self._sample(now - admitted, now)
+                    if self._dequeued is not None:
+                        self._gap += (now - self._dequeued - self._gap) * 0.125
+                    self._dequeued = now
+                if self._waited is not None:
+                    self._waited(now - admitted)
         except asyncio.CancelledError:
             self._drop_backlog()
             raise
@@ -152,4 +234,4 @@ class Lane:
         )  # fmt: skip
         self._lost("shutdown", dropped)
         while self._backlog:
-            self._finish(self._backlog.popleft(), False)
+            self._finish(self._backlog.popleft()[1], False)

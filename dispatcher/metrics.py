@@ -22,6 +22,9 @@ from kevents import delivery
 from kevents import metrics as kevents_metrics
 
 DESTINATIONS = ("subscriber", "reply", "dead_letter")
+SOJOURN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+"""Seconds an event waited in a subscriber's backlog: around the millisecond target, up to
+the count bound's tens of seconds."""
 KNATIVE_LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 """Knative's Buckets125(1, 10000) for `event_dispatch_latencies`, milliseconds."""
 
@@ -91,6 +94,21 @@ class DispatcherMetrics:
             ["reason"],
             registry=registry,
         )
+        self.sojourn = Histogram(
+            "kevents_dispatcher_sojourn_seconds",
+            "Seconds events waited in a subscriber's backlog (behind its in-flight limit) "
+            "before their delivery started; events that started at once are not observed",
+            buckets=SOJOURN_BUCKETS,
+            registry=registry,
+        )
+        self.refused = Counter(
+            "kevents_dispatcher_refused",
+            "Events an asynchronous channel refused (429) because a subscriber's events "
+            "already waited longer than the sojourn target (reason over_target)",
+            ["reason"],
+            registry=registry,
+        )
+        self.refused_over_target = self.refused.labels("over_target")
         self.broker_received = Counter(
             "kevents_broker_events_received",
             "Requests to the broker ingress, by result (accepted|rejected) and answered code",

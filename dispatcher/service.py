@@ -24,7 +24,7 @@ from typing import Any
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry
 
-from dispatcher import channels, dispatch, fanout, ingress, status
+from dispatcher import channels, dispatch, fanout, ingress, lane, status
 from dispatcher import metrics as dispatcher_metrics
 from dispatcher import settings as dispatcher_settings
 from dispatcher.broker import filterendpoint, triggers
@@ -84,6 +84,7 @@ class Dispatcher:
             queue_bytes=config.queue_bytes,
             concurrency=config.subscriber_concurrency,
             backlog=config.subscriber_backlog,
+            sojourn=lane.Sojourn(config.sojourn_target, config.sojourn_interval),
         )
         timeouts = httpserver.Timeouts(
             header=config.ingress_header_timeout,

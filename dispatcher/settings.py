@@ -77,6 +77,17 @@ class DispatcherSettings:
     queue from other channels. 500 is ~0.1 s of a fast subscriber and ~0.5 s at ten
     subscribers per event: producers get 429 (and retry) before latency reaches seconds,
     which 2,000 allowed under a closed-loop load (bench/dispatcher.py)."""
+    sojourn_target: float = 0.005
+    """KEVENTS_SOJOURN_TARGET seconds an event of an asynchronous channel may wait in a
+    subscriber's backlog: once the wait stays above it for `sojourn_interval`, the channel
+    answers 429 until it drops (CoDel, RFC 8289; `dispatcher.lane`). 5 ms is CoDel's
+    default: a few round trips to a loopback subscriber, so producers are pushed back long
+    before the count bound (`subscriber_backlog`) lets events wait for seconds. 0 turns it
+    off (only the count bounds refuse)."""
+    sojourn_interval: float = 0.05
+    """KEVENTS_SOJOURN_INTERVAL seconds the wait must stay above the target before admission
+    refuses: bursts shorter than this are absorbed by the backlog. 50 ms (CoDel's 100 ms is
+    sized for Internet round trips; a subscriber is a cluster hop away)."""
     drain_retry_after: int = 1
     """Seconds sent in Retry-After with 429 and with the 503 of a draining process: long
     enough for a retry to land on another replica, short enough to keep latency low."""
@@ -128,6 +139,12 @@ class DispatcherSettings:
                 "KEVENTS_SUBSCRIBER_CONCURRENCY", 64, minimum=1, maximum=10_000
             ),
             subscriber_backlog=reader.integer("KEVENTS_SUBSCRIBER_BACKLOG", 500, minimum=0),
+            sojourn_target=reader.number(
+                "KEVENTS_SOJOURN_TARGET", 0.005, minimum=0.0, maximum=60.0
+            ),
+            sojourn_interval=reader.number(
+                "KEVENTS_SOJOURN_INTERVAL", 0.05, minimum=0.001, maximum=60.0
+            ),
             grace=reader.number("KEVENTS_GRACE", 25.0, minimum=0.0, maximum=3600.0),
             tracing_config=reader.tracing_config(),
             log_format=reader.choice("KEVENTS_LOG_FORMAT", "json", settings.LOG_FORMATS),

@@ -14,6 +14,7 @@ KeventsError
  │    └── TerminalDeliveryError      the sink refused it for good (e.g. 400, 403, 3xx)
  ├── SendQueueError
  │    ├── QueueFullError         try_put on a full SendQueue (caller should push back: 429/503)
+ │    │    └── OverTargetError   events already wait longer than the lane's sojourn target (429)
  │    └── QueueClosedError       put after the queue started draining for shutdown
  └── KafkaError                  a Kafka operation failed (kevents.kafka); `reason` names the
       │                          kind for a condition, the message is the broker's
@@ -95,6 +96,18 @@ class QueueFullError(SendQueueError):
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
         super().__init__(f"send queue is full ({maxsize} events waiting)")
+
+
+class OverTargetError(QueueFullError):
+    """Events already wait longer than the target sojourn time (`dispatcher.lane`): push back
+    (429) before the count bound is reached."""
+
+    def __init__(self, target: float) -> None:
+        self.maxsize = 0
+        self.target = target
+        SendQueueError.__init__(
+            self, f"events wait longer than the {target * 1000:g} ms target before delivery"
+        )
 
 
 class QueueClosedError(SendQueueError):
