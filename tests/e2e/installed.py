@@ -33,7 +33,9 @@ class MainJob:
 
 
 def eventually(check: Callable[[], Any], within: float, what: str, step: float = 2.0) -> Any:
-    """Poll `check()` until it returns something true; fail naming `what`."""
+    """Poll `check()` every `step` seconds until it returns something true, and return that;
+    fail naming `what` and the last answer after `within` seconds. The one poll of the e2e
+    tests: "nothing else arrives" is a sentinel polled for, never a sleep."""
     deadline = time.monotonic() + within
     last: Any = None
     while time.monotonic() < deadline:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests import cluster
-from tests.e2e import installed
+from tests.e2e import installed, scenarios
 
 pytestmark = pytest.mark.cluster
 
@@ -151,48 +151,17 @@ type: Normal
 """
 
 
-def ready(kube: cluster.Kube, ns: str, what: str) -> bool:
-    proc = kube.kubectl("-n", ns, "get", what, "-o", "json", check=False)
-    if proc.returncode != 0:
-        return False
-    obj = json.loads(proc.stdout)
-    return any(
-        c["type"] == "Ready" and c["status"] == "True"
-        for c in (obj.get("status") or {}).get("conditions") or []
-    )
-
-
-def events_at(kube: cluster.Kube, ns: str, app: str) -> list[dict[str, Any]]:
-    pods = kube.get_json("pods", "-n", ns, "-l", f"app={app}")["items"]
-    assert isinstance(pods, list)
-    out: list[dict[str, Any]] = []
-    for pod in pods:
-        ip = pod["status"].get("podIP")
-        if not ip:
-            continue
-        out.extend(installed.recorded_events(ip))
-    return out
-
-
 @pytest.fixture(scope="module")
 def brokered(kube: cluster.Kube, main_job: installed.MainJob) -> Iterator[str]:
     """A namespace labelled for injection, with the scenario applied and Ready."""
-    ns = f"broker-e2e-{uuid.uuid4().hex[:6]}"
-    kube.kubectl("create", "namespace", ns)
-    kube.kubectl("label", "namespace", ns, "eventing.knative.dev/injection=enabled")
-    try:
-        installed.eventually(
-            lambda: ready(kube, ns, "broker/default"), 90, "the injected default Broker Ready", 1.0
-        )
+    with scenarios.namespace(kube, "broker-e2e", "eventing.knative.dev/injection=enabled") as ns:
+        scenarios.wait_ready(kube, ns, ["broker/default"], 90)
         kube.apply(scenario(ns))
-        for what in ("trigger/adds-only", "trigger/everything", "trigger/broken",
-                     "apiserversource/configmaps"):  # fmt: skip
-            installed.eventually(lambda w=what: ready(kube, ns, w), 120, f"{what} Ready", 1.0)  # type: ignore[misc]
+        chain = ["trigger/adds-only", "trigger/everything", "trigger/broken"]
+        scenarios.wait_ready(kube, ns, [*chain, "apiserversource/configmaps"])
         for app in ("display-adds", "display-all", "display-dls"):
             kube.kubectl("-n", ns, "rollout", "status", f"deployment/{app}", "--timeout=120s")
         yield ns
-    finally:
-        kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 def test_the_injected_default_broker_is_ready_at_the_ingress_address(
@@ -220,11 +189,8 @@ def test_triggers_deliver_only_the_events_their_filters_match(
     kube.kubectl("-n", brokered, "delete", "configmap", name)
 
     def about_it(app: str) -> list[str]:
-        return [
-            e["attributes"]["type"]
-            for e in events_at(kube, brokered, app)
-            if e["attributes"].get("subject", "").endswith(f"/configmaps/{name}")
-        ]
+        events = scenarios.received(kube, brokered, f"app={app}")
+        return [e["attributes"]["type"] for e in scenarios.about(events, f"/configmaps/{name}")]
 
     everything = installed.eventually(
         lambda: (t := about_it("display-all")) and t[-1].endswith(".delete") and t,
@@ -238,9 +204,8 @@ def test_triggers_deliver_only_the_events_their_filters_match(
     sentinel = f"{name}-sentinel"
     kube.apply(configmap(brokered, sentinel))
     installed.eventually(
-        lambda: any(
-            e["attributes"].get("subject", "").endswith(f"/configmaps/{sentinel}")
-            for e in events_at(kube, brokered, "display-adds")
+        lambda: scenarios.about(
+            scenarios.received(kube, brokered, "app=display-adds"), f"/configmaps/{sentinel}"
         ),
         90, "the sentinel's add at the filtered display", 1.0,
     )  # fmt: skip
@@ -257,11 +222,8 @@ def test_a_failing_trigger_subscriber_is_retried_then_dead_lettered(
     )
 
     def dead_letters() -> list[dict[str, Any]]:
-        return [
-            e
-            for e in events_at(kube, brokered, "display-dls")
-            if e["attributes"].get("subject", "").endswith(f"/configmaps/{name}")
-        ]
+        events = scenarios.received(kube, brokered, "app=display-dls")
+        return scenarios.about(events, f"/configmaps/{name}")
 
     found = installed.eventually(dead_letters, 90, "the update at the dead letter sink", 1.0)
     assert [e["attributes"]["type"] for e in found] == [UPDATE]
@@ -315,8 +277,9 @@ def test_the_broker_example_delivers_new_kubernetes_events_only(
     kube.kubectl("apply", "-f", str(example / "100-namespace.yaml"))
     kube.kubectl("apply", "-f", str(example))
     try:
-        for what in ("broker/default", "trigger/new-events", "apiserversource/k8s-events"):
-            installed.eventually(lambda w=what: ready(kube, ns, w), 120, f"{what} Ready", 1.0)  # type: ignore[misc]
+        scenarios.wait_ready(
+            kube, ns, ["broker/default", "trigger/new-events", "apiserversource/k8s-events"]
+        )
         kube.kubectl("-n", ns, "rollout", "status", "deployment/event-display", "--timeout=120s")
         name = f"probe-{uuid.uuid4().hex[:6]}"
         kube.kubectl("-n", ns, "run", name, "--image=busybox", "--restart=Never", "--", "true")
@@ -324,7 +287,7 @@ def test_the_broker_example_delivers_new_kubernetes_events_only(
         def about_it() -> list[dict[str, Any]]:
             return [
                 e
-                for e in events_at(kube, ns, "event-display")
+                for e in scenarios.received(kube, ns, "app=event-display")
                 if f"/events/{name}." in e["attributes"].get("subject", "")
             ]
 
@@ -334,12 +297,12 @@ def test_the_broker_example_delivers_new_kubernetes_events_only(
         sentinel = f"{name}-sentinel"
         kube.apply(sentinel_event(ns, sentinel, name))
         installed.eventually(
-            lambda: any(
-                e["attributes"].get("subject", "").endswith(f"/events/{sentinel}")
-                for e in events_at(kube, ns, "event-display")
+            lambda: scenarios.about(
+                scenarios.received(kube, ns, "app=event-display"), f"/events/{sentinel}"
             ),
             90, "the sentinel Event's add at event-display", 1.0,
         )  # fmt: skip
-        assert {e["attributes"]["type"] for e in events_at(kube, ns, "event-display")} == {ADD}
+        got = scenarios.received(kube, ns, "app=event-display")
+        assert {e["attributes"]["type"] for e in got} == {ADD}
     finally:
         kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)

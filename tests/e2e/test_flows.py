@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from tests import cluster
-from tests.e2e import installed
+from tests.e2e import installed, scenarios
 
 pytestmark = pytest.mark.cluster
 
@@ -144,24 +144,9 @@ spec:
 """
 
 
-def ready(kube: cluster.Kube, ns: str, what: str) -> bool:
-    proc = kube.kubectl("-n", ns, "get", what, "-o", "json", check=False)
-    if proc.returncode != 0:
-        return False
-    conditions = (json.loads(proc.stdout).get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
 def received(kube: cluster.Kube, ns: str, app: str) -> list[dict[str, Any]]:
-    """What the pods of `app` (a display or a step) kept, from GET /events on the pod IP."""
-    out: list[dict[str, Any]] = []
-    pods: list[dict[str, Any]] = kube.get_json("pods", "-n", ns, "-l", f"app={app}")["items"]  # type: ignore[assignment]
-    for pod in pods:
-        ip = pod["status"].get("podIP")
-        if not ip:
-            continue
-        out.extend(installed.recorded_events(ip))
-    return out
+    """What the pods of `app` (a display or a step) kept."""
+    return scenarios.received(kube, ns, f"app={app}")
 
 
 def ids_at(kube: cluster.Kube, ns: str, app: str) -> list[str]:
@@ -202,18 +187,15 @@ def post(url: str, event_id: str, extensions: dict[str, str], traceparent: str =
 
 @pytest.fixture(scope="module")
 def flows(kube: cluster.Kube, main_job: installed.MainJob) -> Iterator[str]:
-    ns = f"flows-e2e-{uuid.uuid4().hex[:6]}"
-    kube.kubectl("create", "namespace", ns)
-    try:
+    with scenarios.namespace(kube, "flows-e2e") as ns:
         kube.apply(scenario(ns), ns)
         for app in (*DISPLAYS, *STEPS):
             kube.kubectl("-n", ns, "rollout", "status", f"deployment/{app}", "--timeout=180s")
-        for what in ("broker/broker-1", "broker/broker-2", "sequence/build", "parallel/router",
-                     "trigger/build-pass", "trigger/build-fail", "trigger/tests-pass"):  # fmt: skip
-            installed.eventually(lambda w=what: ready(kube, ns, w), 120, f"{what} Ready", 1.0)  # type: ignore[misc]
+        scenarios.wait_ready(kube, ns, [
+            "broker/broker-1", "broker/broker-2", "sequence/build", "parallel/router",
+            "trigger/build-pass", "trigger/build-fail", "trigger/tests-pass",
+        ])  # fmt: skip
         yield ns
-    finally:
-        kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 def broker_1(kube: cluster.Kube, ns: str) -> str:

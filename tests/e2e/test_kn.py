@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests import cluster
-from tests.e2e import installed
+from tests.e2e import installed, scenarios
 
 pytestmark = pytest.mark.cluster
 
@@ -97,15 +97,7 @@ def spec(kn: Kn, resource: str, name: str) -> dict[str, Any]:
 
 
 def events_at_display(kube: cluster.Kube, ns: str) -> list[dict[str, Any]]:
-    pods = kube.get_json("pods", "-n", ns, "-l", "app=display")["items"]
-    assert isinstance(pods, list)
-    out: list[dict[str, Any]] = []
-    for pod in pods:
-        ip = pod["status"].get("podIP")
-        if not ip:
-            continue
-        out.extend(installed.recorded_events(ip))
-    return out
+    return scenarios.received(kube, ns, "app=display")
 
 
 SETUP = f"""

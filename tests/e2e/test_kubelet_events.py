@@ -5,40 +5,22 @@ loop, a failing liveness probe and a deleted pod (issue 19)."""
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from hack.localcluster import node as localnode
 from tests.cluster import Kube
+from tests.e2e import installed, scenarios
 
 pytestmark = pytest.mark.cluster
-
-T = TypeVar("T")
-
-
-def wait_for(what: str, check: Callable[[], T | None], seconds: float = 60) -> T:
-    deadline = time.monotonic() + seconds
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {seconds:.0f}s waiting for {what} (last: {last!r})")
 
 
 @pytest.fixture
 def ns(kube: Kube) -> Iterator[str]:
-    name = f"kevts-{uuid.uuid4().hex[:8]}"
-    kube.kubectl("create", "namespace", name)
-    try:
+    with scenarios.namespace(kube, "kevts") as name:
         yield name
-    finally:
-        kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def events(kube: Kube, ns: str, pod: str) -> list[dict[str, Any]]:
@@ -61,9 +43,11 @@ def test_kubectl_run_busybox_yields_scheduled_pulled_created_started(kube: Kube,
     kube.kubectl(
         "run", "busybox", "--image=busybox", "--restart=Never", "-n", ns, "--", "ls"
     )  # the tutorial's command, as written
-    found = wait_for(
-        "the busybox pod's events",
+    found = installed.eventually(
         having(kube, ns, "busybox", "Scheduled", "Pulled", "Created", "Started"),
+        60,
+        "the busybox pod's events",
+        0.5,
     )
     uid = json.loads(kube.kubectl("get", "pod", "busybox", "-n", ns, "-o", "json").stdout)[
         "metadata"
@@ -111,7 +95,7 @@ spec:
 
 def test_a_crash_looping_pod_shows_backoff_in_describe(kube: Kube, ns: str) -> None:
     kube.apply(CRASHER, ns)
-    found = wait_for("a BackOff event", having(kube, ns, "crasher", "BackOff"))
+    found = installed.eventually(having(kube, ns, "crasher", "BackOff"), 60, "a BackOff event", 0.5)
     uid = next(e for e in found if e["reason"] == "BackOff")["involvedObject"]["uid"]
     backoff = next(e for e in found if e["reason"] == "BackOff")
     assert backoff["type"] == "Warning"
@@ -123,11 +107,13 @@ def test_a_crash_looping_pod_shows_backoff_in_describe(kube: Kube, ns: str) -> N
     assert "BackOff" in events_section
     assert "Back-off restarting failed container app in pod" in events_section
     # Restarts are one Created/Started Event each whose count grows, not one Event per restart.
-    started = wait_for(
-        "a second start counted on the same Event",
+    started = installed.eventually(
         lambda: [
             e for e in events(kube, ns, "crasher") if e["reason"] == "Started" and e["count"] >= 2
         ],
+        60,
+        "a second start counted on the same Event",
+        0.5,
     )
     assert len(started) == 1
 
@@ -148,8 +134,8 @@ spec:
 
 def test_a_failing_liveness_probe_is_unhealthy_then_killing(kube: Kube, ns: str) -> None:
     kube.apply(PROBED, ns)
-    found = wait_for(
-        "Unhealthy and Killing", having(kube, ns, "probed", "Unhealthy", "Killing"), 90
+    found = installed.eventually(
+        having(kube, ns, "probed", "Unhealthy", "Killing"), 90, "Unhealthy and Killing", 0.5
     )
     unhealthy = next(e for e in found if e["reason"] == "Unhealthy")
     assert unhealthy["type"] == "Warning"
@@ -171,8 +157,8 @@ spec:
 
 def test_deleting_a_running_pod_records_stopping_container(kube: Kube, ns: str) -> None:
     kube.apply(SLEEPER, ns)
-    wait_for("the sleeper to start", having(kube, ns, "sleeper", "Started"))
+    installed.eventually(having(kube, ns, "sleeper", "Started"), 60, "the sleeper to start", 0.5)
     kube.kubectl("delete", "pod", "sleeper", "-n", ns, "--wait=false")
-    found = wait_for("a Killing event", having(kube, ns, "sleeper", "Killing"))
+    found = installed.eventually(having(kube, ns, "sleeper", "Killing"), 60, "a Killing event", 0.5)
     killing = next(e for e in found if e["reason"] == "Killing")
     assert (killing["type"], killing["message"]) == ("Normal", "Stopping container app")

@@ -8,7 +8,6 @@ written."""
 
 from __future__ import annotations
 
-import functools
 import json
 import uuid
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import pytest
 import yaml
 
 from tests import cluster
-from tests.e2e import installed
+from tests.e2e import installed, scenarios
 from tests.e2e import test_broker as broker
 
 pytestmark = pytest.mark.cluster
@@ -98,21 +97,16 @@ spec:
 
 @pytest.fixture(scope="module")
 def legacy(kube: cluster.Kube, main_job: installed.MainJob) -> Iterator[str]:
-    ns = f"legacy-eventing-e2e-{uuid.uuid4().hex[:6]}"
-    kube.kubectl("create", "namespace", ns)
-    kube.kubectl("label", "namespace", ns, "knative-eventing-injection=enabled")
-    try:
-        installed.eventually(lambda: broker.ready(kube, ns, f"{BROKERS}/default"), 120,
-                             "the injected default Broker Ready at v1alpha1", 1.0)  # fmt: skip
+    with scenarios.namespace(
+        kube, "legacy-eventing-e2e", "knative-eventing-injection=enabled"
+    ) as ns:
+        scenarios.wait_ready(kube, ns, [f"{BROKERS}/default"])
         kube.apply(scenario(ns))
-        for what in (f"{TRIGGERS}/testevents-trigger", "apiserversource/configmaps"):
-            installed.eventually(
-                functools.partial(broker.ready, kube, ns, what), 120, f"{what} Ready", 1.0
-            )
+        scenarios.wait_ready(
+            kube, ns, [f"{TRIGGERS}/testevents-trigger", "apiserversource/configmaps"]
+        )
         kube.kubectl("-n", ns, "rollout", "status", "deployment/event-display", "--timeout=120s")
         yield ns
-    finally:
-        kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 def test_v1alpha1_trigger_reads_back_as_written_and_is_stored_as_v1(
@@ -142,8 +136,8 @@ def test_only_the_adds_reach_the_display(kube: cluster.Kube, legacy: str) -> Non
     kube.apply(broker.configmap(legacy, sentinel))  # created after the update: its add is last
 
     def about(cm: str) -> list[dict[str, Any]]:
-        return [e for e in broker.events_at(kube, legacy, "event-display")
-                if e["attributes"].get("subject", "").endswith(f"/configmaps/{cm}")]  # fmt: skip
+        events = scenarios.received(kube, legacy, "app=event-display")
+        return scenarios.about(events, f"/configmaps/{cm}")
 
     installed.eventually(lambda: about(sentinel), 90, "the sentinel's add at event-display", 1.0)
     assert [e["attributes"]["type"] for e in about(name)] == [broker.ADD]

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests import cluster
-from tests.e2e import installed
+from tests.e2e import installed, scenarios
 from tests.integration import test_apiserver_source_crd as guitars
 from tests.integration import test_controller_legacysources as legacy_tests
 
@@ -82,27 +82,13 @@ def ns(kube: cluster.Kube, main_job: installed.MainJob) -> Iterator[str]:
         legacy_tests.uninstall(kube)
 
 
-def ready(kube: cluster.Kube, ns: str, resource: str, name: str, within: float = 120) -> None:
-    def check() -> bool:
-        obj = kube.get_json("-n", ns, f"{resource}.v1alpha1.sources.eventing.knative.dev", name)
-        conds = obj.get("status", {}).get("conditions", [])  # type: ignore[attr-defined]
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
-
-    installed.eventually(check, within, f"{resource} {name} Ready", 1.0)
+def ready(kube: cluster.Kube, ns: str, resource: str, name: str) -> None:
+    scenarios.wait_ready(kube, ns, [f"{resource}.v1alpha1.sources.eventing.knative.dev/{name}"])
 
 
 def received(kube: cluster.Kube, ns: str) -> list[dict[str, Any]]:
     """What the event-display Service's pods received (GET /events on each pod)."""
-    selector = "serving.knative.dev/service=event-display"
-    pods = kube.get_json("pods", "-n", ns, "-l", selector)["items"]
-    assert isinstance(pods, list)
-    out: list[dict[str, Any]] = []
-    for pod in pods:
-        ip = pod["status"].get("podIP")
-        if not ip:
-            continue
-        out.extend(installed.recorded_events(ip))
-    return out
+    return scenarios.received(kube, ns, "serving.knative.dev/service=event-display")
 
 
 def events(kube: cluster.Kube, ns: str, type_: str) -> list[dict[str, Any]]:

@@ -13,18 +13,17 @@ import pathlib
 import signal
 import subprocess
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from hack import processes
 from tests.cluster import Kube
+from tests.e2e import installed, scenarios
 
 pytestmark = pytest.mark.cluster
 
-T = TypeVar("T")
 
 WEB = """
 apiVersion: apps/v1
@@ -97,25 +96,10 @@ spec:
 """
 
 
-def wait_for(what: str, check: Callable[[], T | None], seconds: float = 60) -> T:
-    deadline = time.monotonic() + seconds
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {seconds:.0f}s waiting for {what} (last: {last!r})")
-
-
 @pytest.fixture
 def ns(kube: Kube) -> Iterator[str]:
-    name = f"agent-{uuid.uuid4().hex[:8]}"
-    kube.kubectl("create", "namespace", name)
-    try:
+    with scenarios.namespace(kube, "agent") as name:
         yield name
-    finally:
-        kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def pods(kube: Kube, ns: str, selector: str = "") -> list[dict[str, Any]]:
@@ -167,7 +151,7 @@ def test_deployment_service_dns_restart_and_scale_down(kube: Kube, ns: str) -> N
         found = pods(kube, ns, "app=web")
         return found if len(found) == 2 and all(map(ready, found)) else None
 
-    both = wait_for("2 ready web pods", two_ready, 90)
+    both = installed.eventually(two_ready, 90, "2 ready web pods", 0.5)
     for p in both:
         assert p["status"]["phase"] == "Running"
         assert p["status"]["podIP"].startswith("10.244.")
@@ -175,8 +159,11 @@ def test_deployment_service_dns_restart_and_scale_down(kube: Kube, ns: str) -> N
     names = {p["metadata"]["name"] for p in both}
 
     kube.apply(CLIENT.replace("NS", ns), ns)
-    wait_for(
-        "the client pod to finish", lambda: phase_of(kube, ns, "client", "Succeeded", "Failed")
+    installed.eventually(
+        lambda: phase_of(kube, ns, "client", "Succeeded", "Failed"),
+        60,
+        "the client pod to finish",
+        0.5,
     )
     out = logs(kube, ns, "client")
     lines = out.splitlines()
@@ -200,14 +187,14 @@ def test_deployment_service_dns_restart_and_scale_down(kube: Kube, ns: str) -> N
         status = p["status"]["containerStatuses"][0]
         return status if status["restartCount"] == 1 else None
 
-    status = wait_for("the killed container to restart", restarted, 60)
+    status = installed.eventually(restarted, 60, "the killed container to restart", 0.5)
     assert status["lastState"]["terminated"]["exitCode"] == 137
     assert "serving" in logs(kube, ns, name, "--previous")
 
     recs = [container_process(kube, p, "web") for p in pods(kube, ns, "app=web")]
     assert all(r is not None and processes.alive(r) for r in recs)
     kube.kubectl("scale", "-n", ns, "deployment/web", "--replicas=0")
-    wait_for("web pods to be gone", lambda: not pods(kube, ns, "app=web"), 60)
+    installed.eventually(lambda: not pods(kube, ns, "app=web"), 60, "web pods to be gone", 0.5)
     assert not any(r is not None and processes.alive(r) for r in recs)
 
 
@@ -277,7 +264,7 @@ def test_in_cluster_config_with_and_without_rbac(kube: Kube, ns: str) -> None:
         def finished(n: str = name) -> dict[str, Any] | None:
             return phase_of(kube, ns, n, "Succeeded", "Failed")
 
-        wait_for(f"pod {name} to finish", finished, 90)
+        installed.eventually(finished, 90, f"pod {name} to finish", 0.5)
     allowed = logs(kube, ns, "allowed").split()
     assert allowed[0] == "configmaps" and {"visible", "kube-root-ca.crt"} <= set(allowed[1:])
     assert logs(kube, ns, "denied").strip() == "status 403"
@@ -325,8 +312,11 @@ spec:
 
 def test_secret_configmap_and_downward_api(kube: Kube, ns: str) -> None:
     kube.apply(CONFIG, ns)
-    wait_for(
-        "the reader pod to finish", lambda: phase_of(kube, ns, "reader", "Succeeded", "Failed")
+    installed.eventually(
+        lambda: phase_of(kube, ns, "reader", "Succeeded", "Failed"),
+        60,
+        "the reader pod to finish",
+        0.5,
     )
     out = logs(kube, ns, "reader").splitlines()
     assert out == [
@@ -366,8 +356,10 @@ spec:
 
 def test_logs_follow_and_graceful_delete(kube: Kube, ns: str) -> None:
     kube.apply(TICKER, ns)
-    p = wait_for("ticker running", lambda: phase_of(kube, ns, "ticker", "Running"))
-    wait_for("a few ticks", lambda: "tick 2" in logs(kube, ns, "ticker"))
+    p = installed.eventually(
+        lambda: phase_of(kube, ns, "ticker", "Running"), 60, "ticker running", 0.5
+    )
+    installed.eventually(lambda: "tick 2" in logs(kube, ns, "ticker"), 60, "a few ticks", 0.5)
     assert logs(kube, ns, "ticker", "--tail=1").count("\n") == 1
 
     with subprocess.Popen(
@@ -407,7 +399,7 @@ def test_unknown_image_gives_a_readable_waiting_reason(kube: Kube, ns: str) -> N
         reason = statuses[0]["state"].get("waiting", {}).get("reason") if statuses else None
         return p if reason in ("ErrImagePull", "ImagePullBackOff") else None
 
-    p = wait_for("the pod to report its image problem", waiting)
+    p = installed.eventually(waiting, 60, "the pod to report its image problem", 0.5)
     state = p["status"]["containerStatuses"][0]["state"]["waiting"]
     assert 'image "registry.example/no/such:1" is not known' in state["message"]
     ready_cond = next(c for c in p["status"]["conditions"] if c["type"] == "Ready")
@@ -442,7 +434,7 @@ def test_init_containers_emptydir_and_exec_probe(kube: Kube, ns: str) -> None:
         p = pod(kube, ns, "staged")
         return p if p and ready(p) else None
 
-    p = wait_for("the staged pod to be ready", ready_pod)
+    p = installed.eventually(ready_pod, 60, "the staged pod to be ready", 0.5)
     (init,) = p["status"]["initContainerStatuses"]
     assert init["state"]["terminated"]["exitCode"] == 0
     assert logs(kube, ns, "staged", "-c", "main").splitlines() == ["prepared", "staged"]

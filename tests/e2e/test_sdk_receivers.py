@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from tests import cluster
-from tests.e2e import installed
+from tests.e2e import installed, scenarios
 
 pytestmark = pytest.mark.cluster
 
@@ -195,14 +195,6 @@ metadata: {{name: default}}
 {sources}"""
 
 
-def ready(kube: cluster.Kube, ns: str, what: str) -> bool:
-    proc = kube.kubectl("-n", ns, "get", what, "-o", "json", check=False)
-    if proc.returncode != 0:
-        return False
-    conditions = (json.loads(proc.stdout).get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
 def pod_ip(kube: cluster.Kube, ns: str, app: str) -> str | None:
     pods = kube.get_json("pods", "-n", ns, "-l", f"app={app}")["items"]
     assert isinstance(pods, list)
@@ -253,8 +245,7 @@ def scenario(
         for app in APPS:
             wanted += [f"containersource/beats-{app}", f"subscription/channel-{app}",
                        f"trigger/broker-{app}", f"trigger/dead-{app}"]  # fmt: skip
-        for what in wanted:
-            installed.eventually(lambda w=what: ready(kube, ns, w), 120, f"{what} Ready", 1.0)  # type: ignore[misc]
+        scenarios.wait_ready(kube, ns, wanted)
         yield ns
     finally:
         kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)

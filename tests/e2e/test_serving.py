@@ -16,9 +16,6 @@ from __future__ import annotations
 import datetime
 import json
 import threading
-import urllib.error
-import urllib.request
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +23,7 @@ import pytest
 
 from controller.serving import resources
 from tests import cluster
-from tests.e2e import installed
+from tests.e2e import installed, scenarios
 
 pytestmark = pytest.mark.cluster
 
@@ -111,18 +108,6 @@ metadata: {{name: {name}, namespace: {ns}, labels: {{e2e: serving}}}}
 """
 
 
-def get(kube: cluster.Kube, ns: str, what: str) -> dict[str, Any]:
-    proc = kube.kubectl("-n", ns, "get", what, "-o", "json", check=False)
-    return dict(json.loads(proc.stdout)) if proc.returncode == 0 else {}
-
-
-def is_ready(obj: dict[str, Any]) -> bool:
-    return any(
-        c["type"] == "Ready" and c["status"] == "True"
-        for c in (obj.get("status") or {}).get("conditions") or []
-    )
-
-
 class Received:
     """What each pod of the Knative Service has received, read while the pods run."""
 
@@ -140,14 +125,9 @@ class Received:
             ip = pod["status"].get("podIP")
             if not ip:
                 continue
-            try:
-                with urllib.request.urlopen(f"http://{ip}:8080/events", timeout=3) as response:
-                    events = list(json.load(response))
-            except urllib.error.HTTPError as answer:
-                answer.close()  # an error answer holds its connection until closed
-                continue
-            except OSError:
-                continue  # not listening yet, or stopping: polled again
+            events = installed.recorded_events(ip)
+            if not events:
+                continue  # not listening yet, or stopping: what it had is kept, polled again
             revision = pod["metadata"]["labels"][resources.REVISION_LABEL]
             with self.lock:
                 self.by_pod[pod["metadata"]["name"]] = (revision, events)
@@ -191,32 +171,21 @@ def background(
 
 @pytest.fixture(scope="module")
 def served(kube: cluster.Kube, main_job: installed.MainJob) -> Iterator[str]:
-    ns = f"serving-e2e-{uuid.uuid4().hex[:6]}"
-    kube.kubectl("create", "namespace", ns)
-    kube.kubectl("label", "namespace", ns, "eventing.knative.dev/injection=enabled")
-    try:
-        installed.eventually(
-            lambda: is_ready(get(kube, ns, "broker/default")), 90, "the default Broker", 1.0
-        )
+    with scenarios.namespace(kube, "serving-e2e", "eventing.knative.dev/injection=enabled") as ns:
+        scenarios.wait_ready(kube, ns, ["broker/default"], 90)
         kube.apply(scenario(ns, FIRST_IMAGE))
-        for what in ("ksvc/display", "trigger/to-display", "pingsource/ticks",
-                     "apiserversource/configmaps"):  # fmt: skip
-            installed.eventually(
-                lambda w=what: is_ready(get(kube, ns, w)),  # type: ignore[misc]
-                120, f"{what} Ready", 1.0,
-            )  # fmt: skip
+        scenarios.wait_ready(kube, ns, ["ksvc/display", "trigger/to-display", "pingsource/ticks",
+                                        "apiserversource/configmaps"])  # fmt: skip
         yield ns
-    finally:
-        kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 def test_ksvc_is_the_sink_of_a_pingsource_and_a_trigger(kube: cluster.Kube, served: str) -> None:
     url = f"http://display.{served}.svc.cluster.local"
-    ksvc = get(kube, served, "ksvc/display")
+    ksvc = scenarios.get(kube, served, "ksvc/display")
     assert ksvc["status"]["url"] == url and ksvc["status"]["address"]["url"] == url
     assert ksvc["status"]["latestReadyRevisionName"] == "display-00001"
-    assert get(kube, served, "pingsource/ticks")["status"]["sinkUri"] == url
-    assert get(kube, served, "trigger/to-display")["status"]["subscriberUri"] == url
+    assert scenarios.get(kube, served, "pingsource/ticks")["status"]["sinkUri"] == url
+    assert scenarios.get(kube, served, "trigger/to-display")["status"]["subscriberUri"] == url
     listing = kube.kubectl("-n", served, "get", "ksvc").stdout.splitlines()
     assert listing[0].split() == ["NAME", "URL", "LATESTCREATED", "LATESTREADY", "READY", "REASON"]
     assert listing[1].split() == ["display", url, "display-00001", "display-00001", "True"]
@@ -247,9 +216,9 @@ def test_a_new_image_makes_revision_2_and_no_event_is_lost(kube: cluster.Kube, s
                          "value": SECOND_IMAGE}]),
         )  # fmt: skip
         ksvc = installed.eventually(
-            lambda: (k := get(kube, ns, "ksvc/display"))
+            lambda: (k := scenarios.get(kube, ns, "ksvc/display"))
             and k["status"].get("latestReadyRevisionName") == "display-00002"
-            and is_ready(k) and k,
+            and scenarios.is_ready(k) and k,
             120, "revision display-00002 ready", 1.0,
         )  # fmt: skip
         assert ksvc["status"]["latestCreatedRevisionName"] == "display-00002"

@@ -19,7 +19,6 @@ selector kubectl prints only the last 10 lines per pod, fewer than one event's b
 
 from __future__ import annotations
 
-import functools
 import json
 import uuid
 from collections.abc import Iterator
@@ -29,8 +28,7 @@ from typing import Any
 import pytest
 
 from tests import cluster
-from tests.e2e import installed
-from tests.e2e import test_broker as broker
+from tests.e2e import installed, scenarios
 from tests.integration import test_controller_legacysources as legacy_tests
 
 pytestmark = pytest.mark.cluster
@@ -193,13 +191,12 @@ def tutorial(kube: cluster.Kube, main_job: installed.MainJob) -> Iterator[Tutori
         kube.kubectl("label", "namespace", it.ns, "knative-eventing-injection=enabled")
         for manifest in (SERVICEACCOUNT_YAML, K8S_EVENTS_YAML, TRIGGER_YAML):
             kube.apply(as_written(manifest, it))
-        for what in ("brokers.v1alpha1.eventing.knative.dev/default",
-                     "apiserversources.v1alpha1.sources.eventing.knative.dev/testevents",
-                     "services.v1alpha1.serving.knative.dev/event-display",
-                     "triggers.v1alpha1.eventing.knative.dev/testevents-trigger"):  # fmt: skip
-            installed.eventually(
-                functools.partial(broker.ready, kube, it.ns, what), 180, f"{what} Ready", 1.0
-            )
+        scenarios.wait_ready(kube, it.ns, [
+            "brokers.v1alpha1.eventing.knative.dev/default",
+            "apiserversources.v1alpha1.sources.eventing.knative.dev/testevents",
+            "services.v1alpha1.serving.knative.dev/event-display",
+            "triggers.v1alpha1.eventing.knative.dev/testevents-trigger",
+        ], 180)  # fmt: skip
         sent: list[str] = []
         installed.eventually(lambda: path_open(kube, it.ns, sent), 120,
                              "an Event object at event-display", 2.0)  # fmt: skip

@@ -1,0 +1,74 @@
+"""What the e2e scenarios on the installed system share: a namespace of their own (labelled
+for Broker injection when asked), objects waited Ready, and the events a sink's pods
+recorded. The one poll is `installed.eventually`.
+
+A scenario applies its chain (a source, a Broker, Triggers, sinks), waits for each object's
+Ready condition (`wait_ready`) and then reads what the sink's pods received (`received`,
+`GET :8080/events` on each pod, as event-display and the tutorials' receivers serve it).
+Whether something else could still arrive is decided by a sentinel sent last, never by time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from tests import cluster
+from tests.e2e import installed
+
+
+@contextlib.contextmanager
+def namespace(kube: cluster.Kube, prefix: str, *labels: str) -> Iterator[str]:
+    """A fresh namespace `<prefix>-<random>` with `labels` (`key=value`), deleted (not
+    awaited) afterwards."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    kube.kubectl("create", "namespace", name)
+    try:
+        if labels:
+            kube.kubectl("label", "namespace", name, *labels)
+        yield name
+    finally:
+        kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def get(kube: cluster.Kube, ns: str, what: str) -> dict[str, Any]:
+    """`kubectl get <what>` (`kind/name`) as JSON; empty while it does not exist."""
+    proc = kube.kubectl("-n", ns, "get", what, "-o", "json", check=False)
+    return dict(json.loads(proc.stdout)) if proc.returncode == 0 else {}
+
+
+def is_ready(obj: dict[str, Any]) -> bool:
+    return any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in (obj.get("status") or {}).get("conditions") or []
+    )
+
+
+def ready(kube: cluster.Kube, ns: str, what: str) -> bool:
+    return is_ready(get(kube, ns, what))
+
+
+def wait_ready(kube: cluster.Kube, ns: str, whats: Iterable[str], within: float = 120) -> None:
+    """Wait for each of `whats` (`kind/name`) to be Ready, one after the other."""
+    for what in whats:
+        installed.eventually(lambda w=what: ready(kube, ns, w), within, f"{what} Ready", 1.0)  # type: ignore[misc]
+
+
+def received(kube: cluster.Kube, ns: str, selector: str) -> list[dict[str, Any]]:
+    """What the sink pods matching the label `selector` recorded, all pods together."""
+    pods = kube.get_json("pods", "-n", ns, "-l", selector)["items"]
+    assert isinstance(pods, list)
+    out: list[dict[str, Any]] = []
+    for pod in pods:
+        ip = (pod.get("status") or {}).get("podIP")
+        if ip:
+            out.extend(installed.recorded_events(ip))
+    return out
+
+
+def about(events: list[dict[str, Any]], subject_suffix: str) -> list[dict[str, Any]]:
+    """The events whose subject ends with `subject_suffix` (`/configmaps/NAME`)."""
+    return [e for e in events if e["attributes"].get("subject", "").endswith(subject_suffix)]
