@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
 from controller import podsecurity
+from controller.framework import reconciling
 from kevents import kubeapi, names
 
 DEPLOYMENTS = kubeapi.Resource("apps", "v1", "deployments")
@@ -186,14 +187,11 @@ def deployment(inputs: Inputs, config: AdapterConfig) -> dict[str, Any]:
             "namespace": inputs.namespace,
             "labels": {**selector, **config.extra_labels},
             "ownerReferences": [
-                {
-                    "apiVersion": "sources.knative.dev/v1",
-                    "kind": "ApiServerSource",
-                    "name": inputs.name,
-                    "uid": inputs.uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
+                reconciling.owner_reference(
+                    {"metadata": {"name": inputs.name, "uid": inputs.uid}},
+                    "sources.knative.dev/v1",
+                    "ApiServerSource",
+                )
             ],
         },
         "spec": {

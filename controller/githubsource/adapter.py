@@ -32,7 +32,7 @@ from typing import Any
 
 from controller import podsecurity
 from controller.apiserversource import adapter as common
-from controller.framework import sinks
+from controller.framework import reconciling, sinks
 from controller.githubsource import secrets
 from kevents import kubeapi
 
@@ -89,14 +89,12 @@ class Inputs:
 
 
 def owner(inputs: Inputs) -> dict[str, Any]:
-    return {
-        "apiVersion": "sources.knative.dev/v1alpha1",
-        "kind": "GitHubSource",
-        "name": inputs.name,
-        "uid": inputs.uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    """The source as its adapter's controller (`reconciling.owner_reference`)."""
+    return reconciling.owner_reference(
+        {"metadata": {"name": inputs.name, "uid": inputs.uid}},
+        "sources.knative.dev/v1alpha1",
+        "GitHubSource",
+    )
 
 
 def env(inputs: Inputs, config: Config) -> list[dict[str, Any]]:

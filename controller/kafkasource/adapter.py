@@ -39,7 +39,7 @@ from typing import Any
 
 from controller import podsecurity
 from controller.apiserversource import adapter as common
-from controller.framework import sinks
+from controller.framework import reconciling, sinks
 from kevents import kafkasourcespec, kubeapi, names
 
 DEPLOYMENTS = kubeapi.Resource("apps", "v1", "deployments")
@@ -105,14 +105,12 @@ class Inputs:
 
 
 def owner(inputs: Inputs) -> dict[str, Any]:
-    return {
-        "apiVersion": "sources.knative.dev/v1beta1",
-        "kind": "KafkaSource",
-        "name": inputs.name,
-        "uid": inputs.uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    """The source as its adapter's controller (`reconciling.owner_reference`)."""
+    return reconciling.owner_reference(
+        {"metadata": {"name": inputs.name, "uid": inputs.uid}},
+        "sources.knative.dev/v1beta1",
+        "KafkaSource",
+    )
 
 
 def env(inputs: Inputs, config: Config) -> list[dict[str, Any]]:
