@@ -13,11 +13,91 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from tests import cluster
 from tests.e2e import installed
+
+DISPLAY_IMAGE = "gcr.io/knative-releases/knative.dev/eventing/cmd/event_display"
+
+
+def display(ns: str, name: str, env: Mapping[str, str] | None = None) -> str:
+    """An event-display Deployment and Service `name` (pods labelled `app=<name>`, ready once
+    they answer /health) that keeps what it receives for `received`."""
+    variables = json.dumps([{"name": k, "value": v} for k, v in (env or {}).items()])
+    return f"""
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+      - name: display
+        image: {DISPLAY_IMAGE}
+        env: {variables}
+        readinessProbe: {{httpGet: {{path: /health, port: 8080}}, periodSeconds: 1}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: 8080}}]
+"""
+
+
+def configmap_source(ns: str, label: str, broker: str = "eventing.knative.dev/v1") -> str:
+    """The head of a chain: an ApiServerSource `configmaps` sending the changes of the
+    ConfigMaps labelled `e2e=<label>` to the Broker `default` (at the `broker` apiVersion),
+    through a ServiceAccount `cm-watcher` allowed to watch them."""
+    return f"""
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: cm-watcher, namespace: {ns}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: cm-watcher, namespace: {ns}}}
+rules:
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: cm-watcher, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: cm-watcher}}
+subjects: [{{kind: ServiceAccount, name: cm-watcher, namespace: {ns}}}]
+---
+apiVersion: sources.knative.dev/v1
+kind: ApiServerSource
+metadata: {{name: configmaps, namespace: {ns}}}
+spec:
+  serviceAccountName: cm-watcher
+  mode: Resource
+  resources:
+  - apiVersion: v1
+    kind: ConfigMap
+    selector: {{matchLabels: {{e2e: {label}}}}}
+  sink:
+    ref: {{apiVersion: {broker}, kind: Broker, name: default}}
+"""
+
+
+def configmap(ns: str, name: str, label: str) -> str:
+    """A ConfigMap the `configmap_source` of `label` reports."""
+    return f"""
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: {name}, namespace: {ns}, labels: {{e2e: {label}}}}}
+data: {{k: v1}}
+"""
 
 
 @contextlib.contextmanager

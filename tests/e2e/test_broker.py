@@ -33,50 +33,12 @@ TRACING = (
 
 def scenario(ns: str) -> str:
     displays = "".join(
-        f"""
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}, namespace: {ns}}}
-spec:
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      containers:
-      - name: display
-        image: gcr.io/knative-releases/knative.dev/eventing/cmd/event_display
-        env: [{{name: K_TRACING_CONFIG, value: '{TRACING}'}}]
-        readinessProbe: {{httpGet: {{path: /health, port: 8080}}, periodSeconds: 1}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: {ns}}}
-spec:
-  selector: {{app: {name}}}
-  ports: [{{port: 80, targetPort: 8080}}]
-"""
+        scenarios.display(ns, name, {"K_TRACING_CONFIG": TRACING})
         for name in ("display-adds", "display-all", "display-dls")
     )
-    return f"""
-apiVersion: v1
-kind: ServiceAccount
-metadata: {{name: cm-watcher, namespace: {ns}}}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {{name: cm-watcher, namespace: {ns}}}
-rules:
-- apiGroups: [""]
-  resources: ["configmaps"]
-  verbs: ["get", "list", "watch"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {{name: cm-watcher, namespace: {ns}}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: cm-watcher}}
-subjects: [{{kind: ServiceAccount, name: cm-watcher, namespace: {ns}}}]
-{displays}
+    return (
+        displays
+        + f"""
 ---
 apiVersion: eventing.knative.dev/v1
 kind: Trigger
@@ -114,29 +76,13 @@ spec:
     backoffDelay: PT0.2S
     deadLetterSink:
       ref: {{apiVersion: v1, kind: Service, name: display-dls}}
----
-apiVersion: sources.knative.dev/v1
-kind: ApiServerSource
-metadata: {{name: configmaps, namespace: {ns}}}
-spec:
-  serviceAccountName: cm-watcher
-  mode: Resource
-  resources:
-  - apiVersion: v1
-    kind: ConfigMap
-    selector: {{matchLabels: {{e2e: broker}}}}
-  sink:
-    ref: {{apiVersion: eventing.knative.dev/v1, kind: Broker, name: default}}
 """
+        + scenarios.configmap_source(ns, "broker")
+    )
 
 
 def configmap(ns: str, name: str) -> str:
-    return f"""
-apiVersion: v1
-kind: ConfigMap
-metadata: {{name: {name}, namespace: {ns}, labels: {{e2e: broker}}}}
-data: {{k: v1}}
-"""
+    return scenarios.configmap(ns, name, "broker")
 
 
 def sentinel_event(ns: str, name: str, pod: str) -> str:

@@ -27,44 +27,9 @@ BROKERS = "brokers.v1alpha1.eventing.knative.dev"
 
 
 def scenario(ns: str) -> str:
-    return f"""
-apiVersion: v1
-kind: ServiceAccount
-metadata: {{name: cm-watcher, namespace: {ns}}}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {{name: cm-watcher, namespace: {ns}}}
-rules:
-- apiGroups: [""]
-  resources: ["configmaps"]
-  verbs: ["get", "list", "watch"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {{name: cm-watcher, namespace: {ns}}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: cm-watcher}}
-subjects: [{{kind: ServiceAccount, name: cm-watcher, namespace: {ns}}}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: event-display, namespace: {ns}}}
-spec:
-  selector: {{matchLabels: {{app: event-display}}}}
-  template:
-    metadata: {{labels: {{app: event-display}}}}
-    spec:
-      containers:
-      - name: display
-        image: gcr.io/knative-releases/knative.dev/eventing/cmd/event_display
-        readinessProbe: {{httpGet: {{path: /health, port: 8080}}, periodSeconds: 1}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: event-display, namespace: {ns}}}
-spec:
-  selector: {{app: event-display}}
-  ports: [{{port: 80, targetPort: 8080}}]
+    return (
+        scenarios.display(ns, "event-display")
+        + f"""
 ---
 apiVersion: eventing.knative.dev/v1alpha1
 kind: Trigger
@@ -79,20 +44,9 @@ spec:
       apiVersion: v1
       kind: Service
       name: event-display
----
-apiVersion: sources.knative.dev/v1
-kind: ApiServerSource
-metadata: {{name: configmaps, namespace: {ns}}}
-spec:
-  serviceAccountName: cm-watcher
-  mode: Resource
-  resources:
-  - apiVersion: v1
-    kind: ConfigMap
-    selector: {{matchLabels: {{e2e: broker}}}}
-  sink:
-    ref: {{apiVersion: eventing.knative.dev/v1alpha1, kind: Broker, name: default}}
 """
+        + scenarios.configmap_source(ns, "broker", "eventing.knative.dev/v1alpha1")
+    )
 
 
 @pytest.fixture(scope="module")

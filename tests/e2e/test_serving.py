@@ -66,46 +66,11 @@ spec:
       type: {ADD}
   subscriber:
     ref: {{apiVersion: serving.knative.dev/v1, kind: Service, name: display}}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {{name: cm-watcher, namespace: {ns}}}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {{name: cm-watcher, namespace: {ns}}}
-rules:
-- apiGroups: [""]
-  resources: ["configmaps"]
-  verbs: ["get", "list", "watch"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {{name: cm-watcher, namespace: {ns}}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: cm-watcher}}
-subjects: [{{kind: ServiceAccount, name: cm-watcher, namespace: {ns}}}]
----
-apiVersion: sources.knative.dev/v1
-kind: ApiServerSource
-metadata: {{name: configmaps, namespace: {ns}}}
-spec:
-  serviceAccountName: cm-watcher
-  mode: Resource
-  resources:
-  - apiVersion: v1
-    kind: ConfigMap
-    selector: {{matchLabels: {{e2e: serving}}}}
-  sink:
-    ref: {{apiVersion: eventing.knative.dev/v1, kind: Broker, name: default}}
-"""
+""" + scenarios.configmap_source(ns, "serving")
 
 
 def configmap(ns: str, name: str) -> str:
-    return f"""
-apiVersion: v1
-kind: ConfigMap
-metadata: {{name: {name}, namespace: {ns}, labels: {{e2e: serving}}}}
-"""
+    return scenarios.configmap(ns, name, "serving")
 
 
 class Received:
