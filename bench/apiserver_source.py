@@ -1,6 +1,7 @@
 """Benchmark the ApiServerSource adapter on the local cluster.
 
     hack/cluster up && .venv/bin/python -m bench.apiserver_source [--counts 1000 10000]
+        [--results [DIR]]   (JSON + SVG chart, see bench/results.py)
 
 For each count N: start `python -m sources.apiserver` (Resource mode, ConfigMaps of a fresh
 namespace) against a loopback sink, create N ConfigMaps as fast as the API server takes them
@@ -24,6 +25,7 @@ import uuid
 from aiohttp import web
 from kubernetes_asyncio import client, config
 
+from bench import results
 from hack import ports
 from hack.localcluster import cluster as localcluster
 from kevents import cloudevent
@@ -107,6 +109,11 @@ async def run_one(api: client.ApiClient, kubeconfig: str, count: int) -> None:
             f"mean {statistics.fmean(lags) * 1000:6.1f} ms | "
             f"adapter RSS {_rss_mib(proc.pid):5.1f} MiB"
         )
+        RESULTS.add(
+            "kevents ApiServerSource adapter", f"{count} objects",
+            events_per_s=count / delivered, changed_per_s=count / created, p50_ms=p50 * 1000,
+            p99_ms=p99 * 1000, max_ms=worst * 1000, rss_mib=_rss_mib(proc.pid),
+        )  # fmt: skip
     finally:
         proc.terminate()
         await proc.wait()
@@ -114,9 +121,18 @@ async def run_one(api: client.ApiClient, kubeconfig: str, count: int) -> None:
         await core.delete_namespace(namespace)
 
 
+RESULTS = results.Recorder(
+    "apiserver_source",
+    "ApiServerSource adapter: objects created -> events at the sink (local apiserver)",
+    rate=("events_per_s", "events delivered/s"),
+    latency=("p99_ms", "p99 lag create -> sink (ms)"),
+)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--counts", type=int, nargs="+", default=[1000, 10000])
+    results.add_argument(parser)
     args = parser.parse_args()
     kubeconfig = str(localcluster.state_dir() / "admin.kubeconfig")
     cfg = client.Configuration()
@@ -124,6 +140,7 @@ async def main() -> None:
     async with client.ApiClient(configuration=cfg) as api:
         for count in args.counts:
             await run_one(api, kubeconfig, count)
+    RESULTS.save(args)
 
 
 if __name__ == "__main__":

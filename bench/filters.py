@@ -1,6 +1,6 @@
 """Micro-benchmark: Trigger filter evaluations per second (each filter compiled once).
 
-    .venv/bin/python -m bench.filters [--seconds 1.0]
+    .venv/bin/python -m bench.filters [--seconds 1.0] [--results [DIR]]
 
 Prints one line per typical filter: evaluations/s and ns per evaluation, for a matching and a
 non-matching event.
@@ -12,6 +12,7 @@ import argparse
 import time
 from collections.abc import Mapping, Sequence
 
+from bench import results
 from kevents.eventfilter import dialects, trigger
 
 MATCHING: Mapping[str, object] = {
@@ -57,9 +58,17 @@ def rate(matcher: dialects.Filter, event: Mapping[str, object], seconds: float) 
             return count / (now - start)
 
 
+RESULTS = results.Recorder(
+    "filters",
+    "Trigger filter evaluations per second (one core, each filter compiled once)",
+    rate=("evals_per_s", "evaluations/s"),
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
+    results.add_argument(parser)
     args = parser.parse_args()
     print(f"{'filter':<22}{'match evals/s':>16}{'ns':>8}{'miss evals/s':>16}{'ns':>8}")
     for name, attributes, filters in FILTERS:
@@ -68,6 +77,9 @@ def main() -> None:
         hit = rate(matcher, MATCHING, args.seconds)
         miss = rate(matcher, OTHER, args.seconds)
         print(f"{name:<22}{hit:>16,.0f}{1e9 / hit:>8.0f}{miss:>16,.0f}{1e9 / miss:>8.0f}")
+        RESULTS.add("matching event", name, evals_per_s=hit, ns=1e9 / hit)
+        RESULTS.add("other event", name, evals_per_s=miss, ns=1e9 / miss)
+    RESULTS.save(args)
 
 
 if __name__ == "__main__":

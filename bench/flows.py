@@ -2,6 +2,7 @@
 one subscriber (the baseline) in the same run.
 
     hack/cluster up && .venv/bin/python -m bench.flows [--seconds 10] [--steps 3]
+        [--results [DIR]]   (JSON + SVG chart, see bench/results.py)
 
 A fresh namespace gets the channels a Sequence makes (`<seq>-kn-sequence-<i>`, the names of
 `controller.flows.resources`), with the subscriber entries its Subscriptions write: channel i
@@ -33,12 +34,19 @@ from aiohttp import web
 from kubernetes_asyncio import client, config
 
 from bench import dispatcher as base
+from bench import results
 from controller.flows import resources
 from hack import ports
 from hack.localcluster import cluster as localcluster
 
 HOST = base.HOST
 BENCH = ("-m", "bench.flows")
+RESULTS = results.Recorder(
+    "flows",
+    "A Sequence of steps vs one channel (the baseline), through the dispatcher (loopback)",
+    rate=("events_per_s", "accepted events/s at maximum load"),
+    latency=("p99_ms", "p99 send->final sink latency at the offered rate (ms)"),
+)
 SEQUENCE = "bench"
 
 
@@ -151,7 +159,7 @@ async def run_one(
             for rate in (0.0, args.rate):
                 await base._phase(
                     session, args, label, max(steps, 1), port, path, final_port, target.pid,
-                    servers.pid, rate,
+                    servers.pid, rate, RESULTS, f"kevents --workers {args.workers}", label,
                 )  # fmt: skip
     finally:
         for proc in (target, servers):
@@ -174,6 +182,7 @@ async def main(args: argparse.Namespace) -> None:
     async with client.ApiClient(configuration=cfg) as api:
         await run_one(api, kubeconfig, args, 0)
         await run_one(api, kubeconfig, args, args.steps)
+    RESULTS.save(args)
 
 
 def _arguments() -> argparse.Namespace:
@@ -186,6 +195,7 @@ def _arguments() -> argparse.Namespace:
         "--rate", type=float, default=500.0, help="offered events/s of the latency phase"
     )
     parser.add_argument("--serve", type=int, metavar="STEPS")
+    results.add_argument(parser)
     return parser.parse_args()
 
 

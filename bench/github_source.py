@@ -1,6 +1,7 @@
 """Benchmark the GitHub receive adapter: verified webhooks/s, latency, RSS.
 
     .venv/bin/python -m bench.github_source [--requests 20000] [--concurrency 64]
+        [--results [DIR]]   (JSON + SVG chart, see bench/results.py)
 
 Starts `python -m sources.github` with a fast loopback sink (in this process, answering 202
 at once), then an asyncio load generator POSTs real payloads from @octokit/webhooks-examples,
@@ -24,6 +25,7 @@ import aiohttp
 import uvloop
 from aiohttp import web
 
+from bench import results
 from hack import octokit, ports
 from sources.github import signature
 
@@ -144,6 +146,19 @@ async def run(requests: int, concurrency: int, warmup: int) -> None:
     )
     print(f"  statuses: {dict(sorted(statuses.items()))}; events at the sink: {delivered[0]}")
     print(f"  adapter RSS: {rss:.1f} MiB")
+    RESULTS.add(
+        "kevents GitHubSource adapter", f"concurrency {concurrency}",
+        webhooks_per_s=ok / elapsed, p50_ms=_pct(latencies, 0.5) * 1000,
+        p99_ms=_pct(latencies, 0.99) * 1000, rss_mib=rss,
+    )  # fmt: skip
+
+
+RESULTS = results.Recorder(
+    "github_source",
+    "GitHubSource adapter: verified webhooks/s and latency to answer (loopback)",
+    rate=("webhooks_per_s", "verified and delivered webhooks/s"),
+    latency=("p99_ms", "p99 latency to answer (ms)"),
+)
 
 
 def main() -> None:
@@ -151,8 +166,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=1_000)
+    results.add_argument(parser)
     args = parser.parse_args()
     uvloop.run(run(args.requests, args.concurrency, args.warmup))
+    RESULTS.save(args, short_run=args.requests < 20_000)
 
 
 if __name__ == "__main__":

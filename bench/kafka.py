@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench import results as recording
 from hack.localcluster import cluster
 from hack.localcluster import kafka as localkafka
 from kevents import kafka
@@ -58,6 +59,13 @@ class Result:
             f"{self.client:<22} {self.direction:<8} {rate:>10,.0f} records/s"
             f"   {cpu:>7.1f} µs CPU/record   ({self.records} in {self.seconds:.2f} s)"
         )
+
+
+RECORDED = recording.Recorder(
+    "kafka",
+    "Kafka clients on the local broker: Kafka's own tools, confluent-kafka, aiokafka",
+    rate=("records_per_s", "records/s"),
+)
 
 
 def _cpu(who: int) -> float:
@@ -219,6 +227,10 @@ async def main(args: argparse.Namespace, info: dict[str, str]) -> None:
         finally:
             await kafka.delete_topic(config, topic)
     reference = {r.direction: r for r in results if r.client.startswith("Kafka")}
+    for r in results:
+        RECORDED.add(r.client, r.direction, records_per_s=r.records / r.seconds,
+                     cpu_us_per_record=r.cpu_seconds / r.records * 1e6)  # fmt: skip
+    RECORDED.save(args)
     print("\nratio to Kafka's own tools (records/s):")
     for r in results:
         ref = reference[r.direction]
@@ -236,6 +248,7 @@ def _arguments() -> argparse.Namespace:
         default=str(localkafka.credentials_path(cluster.state_dir())),
         help="the broker's credentials.json (hack/cluster up --kafka writes it)",
     )
+    recording.add_argument(parser)
     return parser.parse_args()
 
 

@@ -1,7 +1,7 @@
 """Benchmark the KafkaSink ingress against the raw producer it is built on, on the local broker.
 
     hack/cluster up --kafka && .venv/bin/python -m bench.kafkasink [--seconds 10]
-        [--concurrency 1 64] [--size 512] [--partitions 3]
+        [--concurrency 1 64] [--size 512] [--partitions 3] [--results [DIR]]
 
 A fresh namespace gets a KafkaSink on a fresh topic (created here, so no controller is
 needed); `python -m dispatcher.kafkasink` runs as its own process against the real API server
@@ -33,6 +33,7 @@ import aiohttp
 import uvloop
 from kubernetes_asyncio import client, config
 
+from bench import results
 from hack import ports
 from hack.localcluster import cluster
 from hack.localcluster import kafka as localkafka
@@ -80,8 +81,19 @@ async def _closed_loop(
     return counts[0], counts[1], latencies
 
 
+RESULTS = results.Recorder(
+    "kafkasink",
+    "KafkaSink ingress vs the raw producer it is built on (local Kafka, acks=all)",
+    rate=("events_per_s", "events/s stored"),
+    latency=("p99_ms", "p99 latency (ms)"),
+)
+
+
 def _line(label: str, ok: int, failed: int, seconds: float, latencies: list[float]) -> str:
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    system, _, case = label.partition(", ")
+    RESULTS.add("kevents " + system if system.startswith("KafkaSink") else system, case,
+                events_per_s=ok / seconds, p50_ms=q[49] * 1000, p99_ms=q[98] * 1000)  # fmt: skip
     return (
         f"{label:<34} {ok / seconds:>8,.0f} events/s   p50 {q[49] * 1000:6.1f} ms"
         f"   p99 {q[98] * 1000:7.1f} ms" + (f"   ({failed} not 202)" if failed else "")
@@ -182,6 +194,7 @@ async def main(args: argparse.Namespace, info: dict[str, str]) -> None:
                 await proc.wait()
             await core.delete_namespace(namespace)
             await kafka.delete_topic(producer_config, topic)
+    RESULTS.save(args)
 
 
 def _arguments() -> argparse.Namespace:
@@ -195,6 +208,7 @@ def _arguments() -> argparse.Namespace:
         default=str(localkafka.credentials_path(cluster.state_dir())),
         help="the broker's credentials.json (hack/cluster up --kafka writes it)",
     )
+    results.add_argument(parser)
     return parser.parse_args()
 
 

@@ -1,6 +1,7 @@
 """Benchmark the PingSource adapter: N PingSources on one adapter, all ticking together.
 
     hack/cluster up && .venv/bin/python -m bench.ping_source [--count 10000] [--ticks 2]
+        [--results [DIR]]   (JSON + SVG chart, see bench/results.py)
 
 Creates N PingSources (`* * * * *`, every one firing at the same second: the worst burst) in a
 fresh namespace, concurrently, each with `status.sinkUri` patched to a loopback sink (what the
@@ -25,6 +26,7 @@ import aiohttp
 from aiohttp import web
 from kubernetes_asyncio import client, config
 
+from bench import results
 from hack import ports
 from hack.localcluster import cluster as localcluster
 from kevents import cloudevent
@@ -88,6 +90,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--ticks", type=int, default=2)
+    results.add_argument(parser)
     args = parser.parse_args()
     kubeconfig = str(localcluster.state_dir() / "admin.kubeconfig")
     cfg = client.Configuration()
@@ -141,6 +144,7 @@ async def main() -> None:
         finally:
             await core.delete_namespace(namespace)
             await app_runner.cleanup()
+    RESULTS.save(args)
 
 
 async def run_ticks(
@@ -188,6 +192,19 @@ async def run_ticks(
                 f"p99 <= {_histogram_quantile(text, 0.99) * 1000:.0f} ms; "
                 f"CPU {cpu:.2f} s for the burst; RSS {_rss_mib(pid):.0f} MiB"
             )  # fmt: skip
+            RESULTS.add(
+                "kevents PingSource adapter", f"{args.count} sources, tick {len(RESULTS.rows) + 1}",
+                delivered=len(lateness), p50_ms=_pct(lateness, 0.5) * 1000,
+                p99_ms=_pct(lateness, 0.99) * 1000, cpu_s=cpu, rss_mib=_rss_mib(pid),
+            )  # fmt: skip
+
+
+RESULTS = results.Recorder(
+    "ping_source",
+    "PingSource adapter: one tick of every source, lateness at the sink",
+    rate=("delivered", "events delivered in the tick"),
+    latency=("p99_ms", "p99 lateness at the sink (ms)"),
+)
 
 
 if __name__ == "__main__":

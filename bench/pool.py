@@ -1,6 +1,7 @@
 """Benchmark the sender's HTTP pool (`kevents.connections`): CPU per request.
 
     .venv/bin/python -m bench.pool [--requests 50000] [--concurrency 16] [--hosts 10 --sender]
+        [--results [DIR]]   (JSON + SVG chart, see bench/results.py)
 
 A raw HTTP/1.1 sink in its own process (uvloop, no parsing beyond the request framing)
 answers every POST at once, in one of three shapes: `empty` (202, Content-Length: 0),
@@ -24,6 +25,7 @@ import time
 
 import uvloop
 
+from bench import results
 from kevents import cloudevent, connections, retries, sender
 
 HOST = "127.0.0.1"
@@ -130,8 +132,16 @@ async def _run(
     return requests / wall, cpu / requests * 1e6, sink_cpu / requests * 1e6
 
 
+RESULTS = results.Recorder(
+    "pool",
+    "The sender's HTTP pool: requests/s by sink shape (loopback)",
+    rate=("requests_per_s", "requests/s"),
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    results.add_argument(parser)
     parser.add_argument("--requests", type=int, default=50_000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
@@ -169,6 +179,11 @@ def main() -> None:
             f"{shape:8} {rate:8.0f} req/s  client CPU {cpu:6.1f} us/req  "
             f"(sinks {sink_cpu:5.1f} us/req)"
         )
+        RESULTS.add(
+            f"kevents {'Sender' if args.sender else 'Pool'}, {args.hosts} sink(s)", shape,
+            requests_per_s=rate, client_cpu_us=cpu, sinks_cpu_us=sink_cpu,
+        )  # fmt: skip
+    RESULTS.save(args, short_run=args.requests < 50_000)
 
 
 if __name__ == "__main__":
