@@ -30,13 +30,14 @@ import subprocess
 import sys
 import time
 import uuid
+from typing import Any
 
 import aiohttp
 import uvloop
 from aiohttp import web
 from kubernetes_asyncio import client, config
 
-from bench import results
+from bench import knative, results
 from hack import ports
 from hack.localcluster import cluster as localcluster
 
@@ -75,6 +76,43 @@ def _cpu_seconds(pid: int) -> float:
         fields = pathlib.Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
         ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+ROWS: list[dict[str, Any]] = []
+"""Every phase of this run, for the ratio table."""
+
+
+def _peer(label: str) -> str:
+    """The Knative row a row is compared with: the same acknowledgement mode (the naive
+    forwarder answers after delivery, as a synchronous channel)."""
+    return "Knative IMC (async)" if "async" in label else "Knative IMC (sync)"
+
+
+def _print_ratios() -> None:
+    """A markdown table of the run with ratios to Knative's IMC dispatcher in the same mode
+    (x: events/s higher is better; p99, CPU/event and RSS lower is better)."""
+    peers = {(r["label"], r["subs"], r["load"]): r for r in ROWS if r["label"].startswith("Knat")}
+    if not peers:
+        return
+    print(
+        "\n| target | subs | load | ev/s | p50 ms | p99 ms | CPU us/ev | RSS MiB | 429s "
+        "| ev/s vs Knative | p99 vs Knative | CPU vs Knative | RSS vs Knative |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in ROWS:
+        peer = peers.get((_peer(r["label"]), r["subs"], r["load"]))
+
+        def ratio(key: str, row: dict[str, Any] = r, other: dict[str, Any] | None = peer) -> str:
+            if other is None or not other[key]:
+                return "-"
+            return f"{row[key] / other[key]:.2f}x"
+
+        print(
+            f"| {r['label']} | {r['subs']} | {r['load']} | {r['events_per_s']:.0f} "
+            f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['cpu_us']:.0f} | {r['rss_mib']:.0f} "
+            f"| {r['429s']} | {ratio('events_per_s')} | {ratio('p99_ms')} | {ratio('cpu_us')} "
+            f"| {ratio('rss_mib')} |"
+        )
 
 
 def _pct(values: list[int], q: float) -> float:
@@ -276,6 +314,19 @@ async def _phase(
         f" (load+subscribers {others * 1e6 / max(1, accepted):4.0f})",
         flush=True,
     )
+    ROWS.append(
+        {
+            "label": label,
+            "subs": subs,
+            "load": load_label,
+            "events_per_s": accepted / result["elapsed"],
+            "p50_ms": _pct(latencies, 0.5),
+            "p99_ms": _pct(latencies, 0.99),
+            "cpu_us": cpu * 1e6 / max(1, accepted),
+            "rss_mib": rss,
+            "429s": result["codes"].get("429", 0),
+        }
+    )
     recorder = recorder or RESULTS
     if system is None:
         theirs = label.startswith(("naive", "Knative"))
@@ -300,7 +351,10 @@ async def run_one(
     subs: int,
     workers: int,
     mode: str = "sync",
+    knative_system: str | None = None,
 ) -> None:
+    """One target: the naive forwarder (workers 0), Knative's IMC dispatcher
+    (`knative_system` given) or ours with `workers` processes, in `mode`."""
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
     core = client.CoreV1Api(api)
     await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
@@ -315,8 +369,13 @@ async def run_one(
             label, path = "naive forwarder", "/"
             target = await _spawn(*BENCH, "--naive", str(port), *urls)
         else:
-            label, path = f"dispatcher --workers {workers} ({mode})", f"/{namespace}/bench"
-            annotations = {"messaging.knative.dev/async-handler": "true"} if mode == "async" else {}
+            path = f"/{namespace}/bench"
+            annotations = {"messaging.knative.dev/async-handler": "true"} if "async" in mode else {}
+            if knative_system is not None:
+                label = f"Knative IMC ({mode})"
+                annotations.update(knative.SCOPE_ANNOTATION)
+            else:
+                label = f"dispatcher --workers {workers} ({mode})"
             body = {
                 "apiVersion": "messaging.knative.dev/v1",
                 "kind": "InMemoryChannel",
@@ -328,9 +387,19 @@ async def run_one(
                     ]
                 },
             }
-            await client.CustomObjectsApi(api).create_namespaced_custom_object(
+            custom = client.CustomObjectsApi(api)
+            await custom.create_namespaced_custom_object(
                 "messaging.knative.dev", "v1", namespace, "inmemorychannels", body
             )
+            if knative_system is not None:
+                await custom.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
+                    "messaging.knative.dev", "v1", namespace, "inmemorychannels", "bench",
+                    knative.ready_status(namespace, "bench"),
+                    _content_type="application/merge-patch+json",
+                )  # fmt: skip
+                port = knative.IMC_DISPATCHER_PORTS[0]
+                target = await knative.spawn_imc_dispatcher(kubeconfig, knative_system, namespace)
+        if target is None:
             env = {
                 **os.environ,
                 "KUBECONFIG": kubeconfig,
@@ -343,6 +412,8 @@ async def run_one(
                 "KEVENTS_LOG_LEVEL": "WARNING",
                 "KEVENTS_REPORT_STATUS": "false",
             }
+            if mode == "async-unbounded":  # admission by the count bounds only
+                env["KEVENTS_SOJOURN_TARGET"] = "0"
             target = await _spawn("-m", "dispatcher", "--workers", str(workers), env=env)
         async with aiohttp.ClientSession() as session:
             await _until_accepting(session, f"http://{HOST}:{port}{path}")
@@ -369,13 +440,21 @@ async def main(args: argparse.Namespace) -> None:
         "subscribers answer 202 at once (latency: producer send -> subscriber receipt)"
     )
     async with client.ApiClient(configuration=cfg) as api:
-        for subs in args.subscribers:
-            if args.baseline:
-                await run_one(api, kubeconfig, args, subs, 0)
-            for workers in args.workers:
-                for mode in args.mode:
-                    await run_one(api, kubeconfig, args, subs, workers, mode)
+        knative_system = (
+            knative.system_namespace(api) if args.knative else contextlib.nullcontext(None)
+        )
+        async with knative_system as system:
+            for subs in args.subscribers:
+                if args.baseline:
+                    await run_one(api, kubeconfig, args, subs, 0)
+                if system is not None:
+                    for mode in args.knative:
+                        await run_one(api, kubeconfig, args, subs, 1, mode, system)
+                for workers in args.workers:
+                    for mode in args.mode:
+                        await run_one(api, kubeconfig, args, subs, workers, mode)
     RESULTS.save(args)
+    _print_ratios()
 
 
 def _arguments() -> argparse.Namespace:
@@ -388,10 +467,18 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument(
         "--mode",
         nargs="+",
-        choices=("sync", "async"),
+        choices=("sync", "async", "async-unbounded"),
         default=["sync", "async"],
         help="channel acknowledgement: sync (Knative's default: 202 after delivery) and/or "
-        "async (messaging.knative.dev/async-handler: true)",
+        "async (messaging.knative.dev/async-handler: true; async-unbounded: without the "
+        "sojourn bound, KEVENTS_SOJOURN_TARGET=0)",
+    )
+    parser.add_argument(
+        "--knative",
+        nargs="*",
+        choices=("sync", "async"),
+        help="also run Knative's IMC dispatcher (hack/build-knative-peers) in these modes "
+        "(both when none given)",
     )
     parser.add_argument("--serve-subscribers", type=int, metavar="COUNT")
     parser.add_argument(
@@ -402,7 +489,10 @@ def _arguments() -> argparse.Namespace:
     )
     parser.add_argument("--naive", nargs="+", metavar="PORT_THEN_URLS")
     results.add_argument(parser)
-    return parser.parse_args()
+    parsed = parser.parse_args()
+    if parsed.knative == []:
+        parsed.knative = ["sync", "async"]
+    return parsed
 
 
 if __name__ == "__main__":
