@@ -15,6 +15,13 @@ deliveries/s at the subscribers, latency producer send -> subscriber receipt (p5
 the dispatcher's RSS and CPU per accepted event (and that of load generator + subscribers).
 `--dialect cesql` gives every Trigger the equivalent CESQL filter instead of
 `filter.attributes`. Everything listens on 127.0.0.1.
+
+`--class` picks the broker class: `MTChannelBasedBroker` (above), `Kafka` (the local
+cluster's Kafka, `hack/cluster up --kafka`: the bench plays the controller again -- the
+Broker's topic `knative-broker-<ns>-default` with `--partitions`, its `status.annotations`,
+each Trigger's consumer group with start offsets committed and `SubscriptionReady` True --
+and runs `python -m dispatcher.kafkabroker`; the same load, 1 and 10 matching Triggers), or
+`both` (the default: the Kafka rows next to the channel broker's, in one run).
 """
 
 from __future__ import annotations
@@ -35,12 +42,15 @@ from bench import dispatcher as channel_bench
 from bench import results
 from hack import ports
 from hack.localcluster import cluster as localcluster
+from hack.localcluster import kafka as localkafka
+from kevents import kafka
 
 HOST = channel_bench.HOST
 REPO = pathlib.Path(__file__).resolve().parents[1]
 EVENTING = ("eventing.knative.dev", "v1")
 FILTER = "http://broker-filter.kevents-system.svc.cluster.local/triggers"
 CASES = ((1, 1), (10, 10), (10, 1))
+KAFKA_CASES = ((1, 1), (10, 10))
 """(Triggers, of which matching every event)."""
 RESULTS = results.Recorder(
     "broker",
@@ -154,13 +164,103 @@ async def run_one(
         await core.delete_namespace(namespace)
 
 
+async def _setup_kafka(
+    api: client.ApiClient, namespace: str, urls: list[str], bootstrap: str, partitions: int
+) -> None:
+    """What the controller makes for a Kafka Broker `default` and its Triggers."""
+    objects = client.CustomObjectsApi(api)
+    topic = f"knative-broker-{namespace}-default"
+    conf = kafka.client_config(bootstrap)
+    await kafka.ensure_topic(conf, topic, partitions=partitions)
+    broker = {
+        "apiVersion": "eventing.knative.dev/v1",
+        "kind": "Broker",
+        "metadata": {"name": "default",
+                     "annotations": {"eventing.knative.dev/broker.class": "Kafka"}},
+        "spec": {"config": {"apiVersion": "v1", "kind": "ConfigMap", "name": "unused"}},
+    }  # fmt: skip
+    await objects.create_namespaced_custom_object(*EVENTING, namespace, "brokers", broker)
+    await objects.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
+        *EVENTING, namespace, "brokers", "default",
+        {"status": {"annotations": {"bootstrap.servers": bootstrap, "default.topic": topic}}},
+        _content_type="application/merge-patch+json",
+    )  # fmt: skip
+    ready = [{"type": "SubscriptionReady", "status": "True"}]
+    for index, url in enumerate(urls):
+        name = f"t{index}"
+        body = {
+            "apiVersion": "eventing.knative.dev/v1",
+            "kind": "Trigger",
+            "metadata": {"name": name},
+            "spec": {"broker": "default", "subscriber": {"uri": url},
+                     **_filter(True, index, "attributes")},
+        }  # fmt: skip
+        await objects.create_namespaced_custom_object(*EVENTING, namespace, "triggers", body)
+        await kafka.init_offsets(conf, f"knative-trigger-{namespace}-{name}", [topic], "latest")
+        await objects.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
+            *EVENTING, namespace, "triggers", name,
+            {"status": {"subscriberUri": url, "conditions": ready}},
+            _content_type="application/merge-patch+json",
+        )  # fmt: skip
+
+
+async def run_one_kafka(
+    api: client.ApiClient, kubeconfig: str, args: argparse.Namespace, count: int, bootstrap: str
+) -> None:
+    namespace = f"bench-{uuid.uuid4().hex[:6]}"
+    core = client.CoreV1Api(api)
+    await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    sub_proc = await channel_bench._spawn(*channel_bench.BENCH, "--serve-subscribers", str(count))
+    port = ports.free_port()
+    target = None
+    try:
+        assert sub_proc.stdout is not None
+        sub_ports = json.loads(await sub_proc.stdout.readline())
+        urls = [f"http://{HOST}:{p}/" for p in sub_ports]
+        path = f"/{namespace}/default"
+        await _setup_kafka(api, namespace, urls, bootstrap, args.partitions)
+        env = {
+            **os.environ,
+            "KUBECONFIG": kubeconfig,
+            "KEVENTS_INGRESS_HOST": HOST,
+            "KEVENTS_INGRESS_PORT": str(port),
+            "KEVENTS_CHANNEL_INGRESS_PORT": str(ports.free_port()),
+            "KEVENTS_PROBES_HOST": HOST,
+            "KEVENTS_PROBES_PORT": str(ports.free_port()),
+            "METRICS_PROMETHEUS_HOST": HOST,
+            "METRICS_PROMETHEUS_PORT": str(ports.free_port()),
+            "KEVENTS_LOG_LEVEL": "WARNING",
+            "KEVENTS_KAFKA_BROKER_REPLY_URL": f"http://{HOST}:{port}",
+        }
+        target = await channel_bench._spawn("-m", "dispatcher.kafkabroker", env=env)
+        label = f"kafka broker {count} trigger(s)"
+        async with aiohttp.ClientSession() as session:
+            await channel_bench._until_accepting(session, f"http://{HOST}:{port}{path}")
+            for rate in (0.0, args.rate):
+                await channel_bench._phase(
+                    session, args, label, count, port, path, sub_ports[0], target.pid,
+                    sub_proc.pid, rate, RESULTS, f"kevents Kafka broker ({args.partitions} "
+                    "partitions)", f"{count} trigger{'s' * (count > 1)}, {count} matching",
+                )  # fmt: skip
+    finally:
+        for proc in (target, sub_proc):
+            if proc is not None and proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.terminate()
+                await proc.wait()
+        await core.delete_namespace(namespace)
+        await kafka.delete_topic(
+            kafka.client_config(bootstrap), f"knative-broker-{namespace}-default"
+        )
+
+
 async def main(args: argparse.Namespace) -> None:
     directory = localcluster.state_dir()
     kubectl = localcluster.kubectl(directory)
     manifests = REPO / "manifests"
     kubectl(
         "apply", "-f", str(manifests / "300-inmemorychannel.yaml"),
-        "-f", str(manifests / "300-trigger.yaml"),
+        "-f", str(manifests / "300-trigger.yaml"), "-f", str(manifests / "300-broker.yaml"),
     )  # fmt: skip
     kubeconfig = str(directory / "admin.kubeconfig")
     cfg = client.Configuration()
@@ -171,9 +271,19 @@ async def main(args: argparse.Namespace) -> None:
         "(latency: producer send -> subscriber receipt)"
     )
     async with client.ApiClient(configuration=cfg) as api:
-        for count, matching in CASES:
-            await run_one(api, kubeconfig, args, count, matching)
+        if args.broker_class in ("both", "MTChannelBasedBroker"):
+            for count, matching in CASES:
+                await run_one(api, kubeconfig, args, count, matching)
+        if args.broker_class in ("both", "Kafka"):
+            bootstrap = _kafka_bootstrap(directory)
+            for count, _ in KAFKA_CASES:
+                await run_one_kafka(api, kubeconfig, args, count, bootstrap)
     RESULTS.save(args)
+
+
+def _kafka_bootstrap(directory: pathlib.Path) -> str:
+    info = json.loads(localkafka.credentials_path(directory).read_text())
+    return str(info["bootstrap"])
 
 
 def _arguments() -> argparse.Namespace:
@@ -182,6 +292,11 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rate", type=float, default=1000.0, help="offered events/s, 2nd phase")
     parser.add_argument("--dialect", choices=["attributes", "cesql"], default="attributes")
+    parser.add_argument(
+        "--class", dest="broker_class", default="both",
+        choices=["both", "MTChannelBasedBroker", "Kafka"],
+    )  # fmt: skip
+    parser.add_argument("--partitions", type=int, default=10, help="Kafka Broker topic")
     results.add_argument(parser)
     return parser.parse_args()
 

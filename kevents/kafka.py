@@ -959,9 +959,20 @@ class Consumer:
         """The worst client error seen since the last successful poll with records, or None."""
         return self._latch.worst()
 
+    def _fetch(self, max_records: int, wait: float) -> list[Any]:
+        """The first message within `wait`, then whatever else is already fetched: librdkafka's
+        `consume(n, timeout)` alone waits the whole timeout unless n messages arrive, which
+        made every record of a slow stream wait `wait` seconds."""
+        first = self._consumer.poll(wait)
+        if first is None:
+            return []
+        if max_records <= 1:
+            return [first]
+        return [first, *self._consumer.consume(max_records - 1, 0)]
+
     async def poll(self, max_records: int = 500, *, wait: float = 1.0) -> list[Record]:
         """Up to `max_records` records, waiting up to `wait` seconds for the first."""
-        messages = await self._call(self._consumer.consume, max_records, wait)
+        messages = await self._call(self._fetch, max_records, wait)
         records: list[Record] = []
         failure: ck.KafkaError | None = None
         for msg in messages:

@@ -10,8 +10,8 @@ Events are POSTed to the Broker's address (through the ingress Service's cluster
 would through its name). A subscriber answering 500 dead-letters after its retries with the
 error extensions; a misnamed ConfigMap makes the Broker Ready False naming it.
 
-Durability: 5,000 events accepted (202) by the ingress while the data plane's pod is deleted
-and recreated mid-stream all reach the subscriber (duplicates counted and printed, none
+Durability: 5,000 events accepted (202) by the ingress while the data plane's pod is killed
+(`--grace-period=0 --force`: SIGKILL, no drain) and recreated mid-stream all reach the subscriber (duplicates counted and printed, none
 lost); the same against an InMemoryChannel broker answering at acceptance
 (`messaging.knative.dev/async-handler: "true"`) loses what was accepted and not delivered.
 """
@@ -359,8 +359,9 @@ def test_a_misnamed_config_map_makes_the_broker_not_ready_naming_it(
 def _stream_with_a_pod_deleted(
     kube: cluster.Kube, url: str, run: str, selector: str, count: int
 ) -> None:
-    """POST `count` events (each retried until accepted) from 8 threads; delete the pods
-    matching `selector` in the system namespace once a third is accepted."""
+    """POST `count` events (each retried until accepted) from 8 threads; kill the pods
+    matching `selector` in the system namespace (SIGKILL: no graceful drain, as a crash or
+    a lost node) once a third is accepted."""
     accepted = Counter[str]()
     lock = threading.Lock()
     deleted = threading.Event()
@@ -371,7 +372,8 @@ def _stream_with_a_pod_deleted(
             accepted["n"] += 1
             if accepted["n"] == count // 3 and not deleted.is_set():
                 deleted.set()
-                kube.kubectl("-n", SYSTEM, "delete", "pod", "-l", selector, "--wait=false")
+                kube.kubectl("-n", SYSTEM, "delete", "pod", "-l", selector, "--wait=false",
+                             "--grace-period=0", "--force")  # fmt: skip
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         list(pool.map(one, range(count)))
