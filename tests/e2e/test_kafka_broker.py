@@ -11,9 +11,10 @@ would through its name). A subscriber answering 500 dead-letters after its retri
 error extensions; a misnamed ConfigMap makes the Broker Ready False naming it.
 
 Durability: 5,000 events accepted (202) by the ingress while the data plane's pod is killed
-(`--grace-period=0 --force`: SIGKILL, no drain) and recreated mid-stream all reach the subscriber (duplicates counted and printed, none
-lost); the same against an InMemoryChannel broker answering at acceptance
-(`messaging.knative.dev/async-handler: "true"`) loses what was accepted and not delivered.
+(`--grace-period=0 --force`: SIGKILL, no drain) and recreated mid-stream all reach the
+subscriber (duplicates counted and printed, none lost); the same against an InMemoryChannel
+broker answering at acceptance (`messaging.knative.dev/async-handler: "true"`) loses what was
+accepted and not delivered.
 """
 
 from __future__ import annotations
