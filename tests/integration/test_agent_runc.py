@@ -298,3 +298,29 @@ async def test_an_image_without_a_dependency_crash_loops_with_the_traceback(
     assert "ModuleNotFoundError: No module named 'aiohttp'" in text
     assert app.rt.restart_count >= 2
     assert runc_containers(tmp_path) == []
+
+
+async def test_an_exec_probe_runs_inside_the_container(
+    tmp_path: pathlib.Path, built: pathlib.Path, rootfs: pathlib.Path
+) -> None:
+    """The readiness probe reads a file the container wrote in its own root filesystem
+    (an exec probe entering runc's process would look at the node's instead)."""
+    pod = make_pod(tmp_path, built, rootfs, "uid-probe")
+    marker = f"/ready-{tmp_path.name}"
+    app = containers.Container(
+        pod, {"name": "app", "image": "busybox",
+              "command": ["sh", "-c", f"sleep 1; touch {marker}; while true; do sleep 1; done"],
+              "readinessProbe": {"exec": {"command": ["cat", marker]}, "periodSeconds": 1}},
+        init=False, restart_policy="Always", backoff=containers.Backoff(),
+    )  # fmt: skip
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(app.run())
+        for _ in range(600):
+            if app.rt.ready:
+                break
+            await asyncio.sleep(0.1)
+        ready = app.rt.ready
+        pod.stopping.set()
+        await asyncio.wait_for(task, 60)
+    assert ready
+    assert not await asyncio.to_thread(pathlib.Path(marker).exists)
