@@ -485,3 +485,108 @@ def test_durability_the_in_memory_broker_loses_accepted_events_when_its_pod_is_d
         assert lost > 0, "the in-memory broker lost nothing: the pod was deleted too late?"
     finally:
         kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def _assigned(kube: cluster.Kube, pod: str, group: str) -> list[str]:
+    """The partitions `pod` last logged as assigned to it for `group`."""
+    logs = kube.kubectl("-n", SYSTEM, "logs", pod, check=False).stdout
+    latest: list[str] = []
+    for line in logs.splitlines():
+        try:
+            message = str(json.loads(line).get("message", ""))
+        except ValueError:
+            continue
+        if message.startswith(f"Group {group}: assigned "):
+            shown = message.removeprefix(f"Group {group}: assigned ").rstrip(".")
+            latest = [] if shown == "no partitions" else shown.split(", ")
+        elif message.startswith(f"Group {group}: revoked "):
+            latest = []
+    return latest
+
+
+def _running_pods(kube: cluster.Kube) -> list[str]:
+    found = kube.get_json("pods", "-n", SYSTEM, "-l", "app.kubernetes.io/name=kafka-broker")
+    pods: list[dict[str, Any]] = found["items"]  # type: ignore[assignment]
+    return [
+        p["metadata"]["name"]
+        for p in pods
+        if not p["metadata"].get("deletionTimestamp")
+        and any(c["type"] == "Ready" and c["status"] == "True"
+                for c in (p.get("status") or {}).get("conditions") or [])
+    ]  # fmt: skip
+
+
+def _delivered_rate(kube: cluster.Kube, ns: str, url: str, run: str, count: int) -> float:
+    """Events/s from the first POST until the last event reached the subscriber."""
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(
+            lambda i: accept(url, f"{run}-{i}", "dev.example.order", "/e2e/kafka-broker"),
+            range(count),
+        ))  # fmt: skip
+
+    def complete() -> bool:
+        ids = {
+            e["attributes"]["id"]
+            for e in events_at(kube, ns, "serving.knative.dev/service=event-receiver")
+        }
+        return len({i for i in ids if i.startswith(f"{run}-")}) >= count
+
+    installed.eventually(complete, 300, f"{count} events of {run} delivered", 0.5)
+    return count / (time.monotonic() - started)
+
+
+def test_two_replicas_share_each_trigger_group_and_losing_one_loses_nothing(
+    kube: cluster.Kube, tutorial: str
+) -> None:
+    url = broker_url(kube, tutorial, "knative-kafka-broker")
+    group = f"knative-trigger-{tutorial}-order-trigger"
+    count = 2000
+    one = _delivered_rate(kube, tutorial, url, f"r1{uuid.uuid4().hex[:5]}", count)
+    kube.kubectl("-n", SYSTEM, "scale", "deployment/kafka-broker", "--replicas=2")
+    try:
+        kube.kubectl("-n", SYSTEM, "rollout", "status", "deployment/kafka-broker",
+                     "--timeout=180s")  # fmt: skip
+
+        def both_consume() -> dict[str, list[str]] | None:
+            pods = _running_pods(kube)
+            shares = {pod: _assigned(kube, pod, group) for pod in pods}
+            return shares if len(pods) == 2 and all(shares.values()) else None
+
+        shares = installed.eventually(both_consume, 120, "partitions on both replicas", 2.0)
+        two = _delivered_rate(kube, tutorial, url, f"r2{uuid.uuid4().hex[:5]}", count)
+        print(f"\nKafka Broker, 1 Trigger, {count} events end to end: "  # noqa: T201
+              f"1 replica {one:.0f} events/s, 2 replicas {two:.0f} events/s; "
+              f"partitions per replica {[len(v) for v in shares.values()]}")  # fmt: skip
+        assert sorted(p for v in shares.values() for p in v) == sorted(
+            f"knative-broker-{tutorial}-knative-kafka-broker-{i}" for i in range(10)
+        )
+        # losing one replica: its partitions move to the other, nothing is lost
+        run = f"k{uuid.uuid4().hex[:6]}"
+        victim = _running_pods(kube)[0]
+        accepted = Counter[str]()
+        lock = threading.Lock()
+
+        def one_event(i: int) -> None:
+            accept(url, f"{run}-{i}", "dev.example.order", "/e2e/kafka-broker")
+            with lock:
+                accepted["n"] += 1
+                if accepted["n"] == count // 3:
+                    kube.kubectl("-n", SYSTEM, "delete", "pod", victim, "--wait=false",
+                                 "--grace-period=0", "--force")  # fmt: skip
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(one_event, range(count)))
+
+        def delivered() -> list[str] | None:
+            ids = [
+                e["attributes"]["id"]
+                for e in events_at(kube, tutorial, "serving.knative.dev/service=event-receiver")
+            ]
+            return ids if len({i for i in ids if i.startswith(f"{run}-")}) >= count else None
+
+        ids = installed.eventually(delivered, 300, f"all {count} events delivered", 2.0)
+        lost, _ = _report("Kafka Broker, one of two replicas killed", ids, run, count)
+        assert lost == 0
+    finally:
+        kube.kubectl("-n", SYSTEM, "scale", "deployment/kafka-broker", "--replicas=1")
