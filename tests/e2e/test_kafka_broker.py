@@ -62,6 +62,33 @@ FAIL_500 = (
 )
 
 
+SLOW_RECORDER = (
+    "import http.server, json, time\n"
+    "ids = []\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    def do_POST(self):\n"
+    "        self.rfile.read(int(self.headers.get('content-length') or 0))\n"
+    "        time.sleep(0.01)\n"
+    "        ids.append(self.headers.get('ce-id'))\n"
+    "        self.send_response(202)\n"
+    "        self.send_header('content-length', '0')\n"
+    "        self.end_headers()\n"
+    "    def do_GET(self):\n"
+    "        rows = [{'attributes': {'id': i}} for i in ids] if self.path == '/events' else []\n"
+    "        body = json.dumps(rows).encode()\n"
+    "        self.send_response(200)\n"
+    "        self.send_header('content-length', str(len(body)))\n"
+    "        self.end_headers()\n"
+    "        self.wfile.write(body)\n"
+    "    def log_message(self, *args):\n"
+    "        pass\n"
+    "http.server.HTTPServer(('', 8080), H).serve_forever()\n"
+)
+"""A subscriber taking 10 ms per event, one at a time (~100 events/s), recording the ids it
+accepted at GET /events: the in-memory broker's backlog is then hundreds of accepted events
+when its pod is killed, so the loss does not depend on timing luck."""
+
+
 def tutorial_config(bootstrap: str) -> str:
     return f"""
 apiVersion: v1
@@ -433,10 +460,10 @@ spec:
     metadata: {{labels: {{app: receiver}}}}
     spec:
       containers:
-      - name: display
-        image: {DISPLAY}
-        env: [{{name: DISPLAY_HISTORY, value: "20000"}}]
-        readinessProbe: {{httpGet: {{path: /health, port: 8080}}, periodSeconds: 1}}
+      - name: recorder
+        image: python:3.11
+        command: ["python", "-c", {json.dumps(SLOW_RECORDER)}]
+        readinessProbe: {{httpGet: {{path: /, port: 8080}}, periodSeconds: 1}}
 ---
 apiVersion: v1
 kind: Service
