@@ -31,6 +31,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from dispatcher import channels, dispatch, headers, lane
+from dispatcher.kafkabroker import metrics as group_metrics
 from kevents import consumergroup, errors, kafka, tracing
 
 logger = logging.getLogger(__name__)
@@ -77,8 +78,10 @@ class Groups:
         resolvers: list[Resolver],
         *,
         options: consumergroup.Options,
+        metrics: group_metrics.GroupMetrics | None = None,
     ) -> None:
         self._courier = courier
+        self._metrics = metrics
         self._resolvers = resolvers
         self._options = options
         self.targets: dict[GroupKey, Desired] = {}
@@ -137,6 +140,8 @@ class Groups:
         for key, wanted in desired.items():
             if key not in self.running:
                 self._start(key, wanted.want)
+        if self._metrics is not None:
+            self._metrics.count_groups(list(self.running))
         return again
 
     def _start(self, key: GroupKey, want: Want) -> None:
@@ -144,6 +149,7 @@ class Groups:
         member = consumergroup.Member(
             dict(want.config), group_id=want.group_id, topics=[want.topic],
             deliver=self._deliverer(key), options=options,
+            observer=self._metrics.observer(key) if self._metrics is not None else None,
         )  # fmt: skip
         running = _Running(want, member, asyncio.Event())
         self.running[key] = running
@@ -165,6 +171,8 @@ class Groups:
                 self._group.create_task(self._wake_later(RETRY_UNAVAILABLE))
         finally:
             running.done.set()
+            if self._metrics is not None:
+                self._metrics.forget(key)
 
     # ------------------------------------------------------------- delivery
 

@@ -27,6 +27,7 @@ from dispatcher import dispatch
 from dispatcher import metrics as dispatcher_metrics
 from dispatcher.broker import triggers
 from dispatcher.kafkabroker import brokers, groups, wanted
+from dispatcher.kafkabroker import metrics as group_metrics
 from dispatcher.kafkabroker import settings as broker_settings
 from dispatcher.kafkasink import ingress, producers
 from dispatcher.kafkasink import metrics as sink_metrics
@@ -55,6 +56,7 @@ class KafkaBrokerDataPlane:
         tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
         self.config = config
+        self.registry = registry
         ing = config.ingress
         self._readiness = readiness
         self.metrics = sink_metrics.KafkaSinkMetrics(registry)
@@ -84,7 +86,10 @@ class KafkaBrokerDataPlane:
         )
         self.channel_groups = wanted.ChannelGroups(self.channel_table)
         self.groups = groups.Groups(
-            courier, [self.trigger_groups, self.channel_groups], options=config.group_options
+            courier,
+            [self.trigger_groups, self.channel_groups],
+            options=config.group_options,
+            metrics=group_metrics.GroupMetrics(registry),
         )
         self.ingress = ingress.Ingress(
             self.table,

@@ -41,6 +41,22 @@ async def _config(
     return tuple(sorted((k, str(v)) for k, v in config.items())), ""
 
 
+class _Waiting:
+    """Logs why an object waits once per distinct reason, not at every sync."""
+
+    def __init__(self) -> None:
+        self._said: dict[tuple[str, ...], str] = {}
+
+    def say(self, what: str, key: Key, problem: str) -> None:
+        if self._said.get((what, *key)) != problem:
+            self._said[(what, *key)] = problem
+            logger.warning("%s %s/%s waits: %s.", what, key[0], key[1], problem,
+                           extra={"namespace": key[0], "object_name": key[1]})  # fmt: skip
+
+    def clear(self, what: str, key: Key) -> None:
+        self._said.pop((what, *key), None)
+
+
 def _condition(obj: Mapping[str, Any], kind: str) -> str:
     for cond in (obj.get("status") or {}).get("conditions") or []:
         if cond.get("type") == kind:
@@ -61,6 +77,7 @@ class TriggerGroups:
         self.reply_url = reply_url
         self.brokers: dict[Key, brokers.Broker] = {}
         self.triggers: dict[Key, dict[str, Any]] = {}
+        self._waiting = _Waiting()
 
     async def __call__(self) -> tuple[dict[groups.GroupKey, groups.Desired], bool]:
         out: dict[groups.GroupKey, groups.Desired] = {}
@@ -74,10 +91,10 @@ class TriggerGroups:
                 continue
             config, problem = await _config(self._table, broker.sink)
             if config is None:
-                logger.warning("Trigger %s/%s waits: %s.", key[0], key[1], problem,
-                               extra={"namespace": key[0], "object_name": key[1]})  # fmt: skip
+                self._waiting.say("Trigger", key, problem)
                 again = True
                 continue
+            self._waiting.clear("Trigger", key)
             want = groups.Want(
                 group_id=kafkabrokers.group_id(*key),
                 topic=broker.sink.topic,
@@ -93,6 +110,7 @@ class ChannelGroups:
     def __init__(self, table: producers.Table) -> None:
         self._table = table
         self.channels: dict[Key, dict[str, Any]] = {}
+        self._waiting = _Waiting()
 
     async def __call__(self) -> tuple[dict[groups.GroupKey, groups.Desired], bool]:
         out: dict[groups.GroupKey, groups.Desired] = {}
@@ -103,10 +121,10 @@ class ChannelGroups:
                 continue
             config, problem = await _config(self._table, sink)
             if config is None:
-                logger.warning("KafkaChannel %s/%s waits: %s.", key[0], key[1], problem,
-                               extra={"namespace": key[0], "object_name": key[1]})  # fmt: skip
+                self._waiting.say("KafkaChannel", key, problem)
                 again = True
                 continue
+            self._waiting.clear("KafkaChannel", key)
             spec, status = obj.get("spec") or {}, obj.get("status") or {}
             ready = {
                 (str(s.get("uid")), s.get("observedGeneration"))

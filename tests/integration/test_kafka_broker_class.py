@@ -109,6 +109,10 @@ async def test_kafka_broker_filters_retries_dead_letters_replies_and_deletes_its
                 await c.eventually(functools.partial(api.get, h.TRIGGERS, namespace, name), ready)
             await waiting.until(lambda: len(plane.groups.running) == 5, within=30)
             assert await topic_partitions(kafka_broker, topic) == 3
+            assigned = "kevents_kafka_dispatcher_assigned_partitions"
+            await waiting.until(  # every Trigger's group owns the 3 partitions here
+                lambda: plane.registry.get_sample_value(assigned, {"kind": "trigger"}) == 15
+            )
             ingress = h.url(plane, namespace, "kb")
             for i in range(COUNT):
                 assert (await d.post(ingress, d.event(f"m-{i}")))[0] == 202
