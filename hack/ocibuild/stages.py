@@ -124,6 +124,9 @@ def base(root: pathlib.Path) -> pathlib.Path:
 
     def build(tmp: pathlib.Path) -> None:
         log.info("Building the Debian %s base with mmdebstrap (a few minutes).", SUITE)
+        # From a file: mmdebstrap first tries a hook as a path, and warns about a newline.
+        hook = tmp / "customize.sh"
+        hook.write_text(BASE_HOOK)
         exclude = ["doc/*", "man/*", "info/*", "locale/*", "lintian/*", "linda/*"]
         dpkgopts = [f"--dpkgopt=path-exclude=/usr/share/{p}" for p in exclude]
         dpkgopts.append("--dpkgopt=path-include=/usr/share/doc/*/copyright")
@@ -136,13 +139,14 @@ def base(root: pathlib.Path) -> pathlib.Path:
                 '--aptopt=APT::Install-Recommends "false"',
                 *dpkgopts,
                 f"--include={','.join(PACKAGES)}",
-                f"--customize-hook={BASE_HOOK}",
+                f'--customize-hook=sh {hook} "$1"',
                 SUITE,
                 str(tmp / "layer.tar"),
                 *sources,
             ],
             env={**os.environ, "SOURCE_DATE_EPOCH": str(layers.MTIME)},
         )
+        hook.unlink()
 
     return cached(root / f"base-{k}", build) / "layer.tar"
 
