@@ -230,7 +230,7 @@ async def main(args: argparse.Namespace, info: dict[str, str]) -> None:
     for r in results:
         RECORDED.add(r.client, r.direction, records_per_s=r.records / r.seconds,
                      cpu_us_per_record=r.cpu_seconds / r.records * 1e6)  # fmt: skip
-    RECORDED.save(args)
+    RECORDED.save(args, short_run=args.records < 50_000)
     print("\nratio to Kafka's own tools (records/s):")
     for r in results:
         ref = reference[r.direction]

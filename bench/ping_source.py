@@ -144,7 +144,7 @@ async def main() -> None:
         finally:
             await core.delete_namespace(namespace)
             await app_runner.cleanup()
-    RESULTS.save(args)
+    RESULTS.save(args, short_run=args.count < 10_000)
 
 
 async def run_ticks(

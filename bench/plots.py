@@ -25,11 +25,14 @@ import matplotlib.pyplot as plt  # (after choosing the backend)
 from bench import results
 
 BLUES = ("#0b5cad", "#4a90d9", "#8bbcef", "#1d3f73", "#6aa7e0", "#b9d6f5")
+BASELINES = ("naive", "baseline", "raw ", "kafka producerperf", "kafka consumerperf")
+"""Systems drawn grey: what kevents is compared with (naive forwarder, raw client, Kafka's
+own perf tools)."""
 
 
 def _color(system: str, kevents_index: int) -> str:
     name = system.lower()
-    if "naive" in name or "baseline" in name:
+    if any(word in name for word in BASELINES):
         return "#8c8c8c"
     if "knative" in name:
         return "#e67700"
