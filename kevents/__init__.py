@@ -20,4 +20,9 @@ Modules (import the module, not its names):
 - `tracing`: `TracingConfig`, `make_provider`, W3C + B3 `inject`/`extract`.
 - `logs`: JSON/text logging setup with context fields and trace ids.
 - `runner`: `Runner` (ordered start, reverse stop, drain on SIGTERM) and `main` (uvloop).
+- `lazykube`: kubernetes_asyncio without its generated classes until used (installed here).
 """
+
+from kevents import lazykube
+
+lazykube.install()
