@@ -1,14 +1,17 @@
-"""The Kafka Broker class's data plane (`python -m dispatcher.kafkabroker`).
+"""The Kafka data plane: Broker class `Kafka` and KafkaChannel (`python -m dispatcher.kafkabroker`).
 
 | module      | concept                                                                  |
 |-------------|--------------------------------------------------------------------------|
-| `brokers`   | Broker and Trigger objects -> what is served (pure)                      |
-| `groups`    | one consumer group member per Trigger, delivering through the Courier    |
+| `brokers`   | Broker, Trigger and KafkaChannel objects -> what is served (pure)        |
+| `wanted`    | which consumer group members should run (Triggers, channel subscribers)  |
+| `groups`    | runs those members, delivering each record through the Courier           |
+| `metrics`   | the consumer groups' metrics (bounded labels)                            |
 | `settings`  | the deployable's Settings                                                |
-| `service`   | informers -> ingress + groups, assembled for `kevents.runner`            |
+| `service`   | informers -> ingresses + groups, assembled for `kevents.runner`          |
 
 Nothing here is new machinery: the ingress is the KafkaSink ingress's (`POST /<ns>/<name>`,
-202 once Kafka acknowledged), the consumer lanes are `kevents.consumergroup`, and delivery
-(filter, retries, reply, dead letter) is the channel broker's `dispatcher.dispatch.Courier`
-with its Trigger table (`dispatcher.broker.triggers`).
+or a channel's Host; 202 once Kafka acknowledged), the consumer lanes are
+`kevents.consumergroup` (shared with the KafkaSource adapter), and delivery (filter,
+retries, reply, dead letter) is the in-memory channels' `dispatcher.dispatch.Courier` with
+the broker's Trigger table (`dispatcher.broker.triggers`).
 """
