@@ -82,7 +82,9 @@ SLOW_RECORDER = (
     "        self.wfile.write(body)\n"
     "    def log_message(self, *args):\n"
     "        pass\n"
-    "http.server.HTTPServer(('', 8080), H).serve_forever()\n"
+    "class S(http.server.HTTPServer):\n"
+    "    request_queue_size = 1024\n"
+    "S(('', 8080), H).serve_forever()\n"
 )
 """A subscriber taking 10 ms per event, one at a time (~100 events/s), recording the ids it
 accepted at GET /events: the in-memory broker's backlog is then hundreds of accepted events
