@@ -121,6 +121,27 @@ async def test_idle_keep_alive_connection_is_closed_after_the_idle_timeout() -> 
         assert _closed(registry, "idle_timeout") == 1
 
 
+async def test_a_connection_busy_for_longer_than_the_header_timeout_stays_open_until_idle() -> None:
+    """A connection's timer is set lazily, not per request: when it fires while requests keep
+    coming it finds the connection busy or its deadline moved on, and leaves it open; once
+    the client stops, the idle timeout closes it."""
+    timeouts = httpserver.Timeouts(header=0.2, idle=2.0, body=1.0)
+    async with serving(timeouts) as (port, recorder, registry):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 1.0  # five header timeouts
+        sent = 0
+        while loop.time() < until:
+            writer.write(REQUEST)
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 202")
+            sent += 1
+            await asyncio.sleep(0.01)
+        assert await _read_until_eof(reader) == b""  # closed once idle
+        writer.close()
+        assert len(recorder.bodies) == sent
+        assert (_closed(registry, "header_timeout"), _closed(registry, "idle_timeout")) == (0, 1)
+
+
 async def test_slow_body_gets_408() -> None:
     async with serving() as (port, recorder, _):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
