@@ -15,7 +15,7 @@ import sys
 from kubernetes_asyncio import client
 from prometheus_client import CollectorRegistry
 
-from dispatcher import service, workers
+from dispatcher import aggregation, service, workers
 from dispatcher import settings as dispatcher_settings
 from kevents import kubeapi, logs, metrics, probes, runner, settings, tracing, webserver
 
@@ -55,10 +55,20 @@ async def serve(config: dispatcher_settings.DispatcherSettings, index: int) -> i
                 broker_tracer_providers=broker_providers,
                 worker_index=index,
             )
+            # One endpoint for the pod: worker 0 serves every worker's metrics summed; the
+            # others serve theirs on loopback for it (dispatcher.aggregation).
+            if shared and index == 0:
+                peers = [
+                    f"http://127.0.0.1:{config.metrics_port + i}/metrics"
+                    for i in range(1, config.workers)
+                ]
+                metrics_app = aggregation.make_app(registry, peers)
+            else:
+                metrics_app = metrics.make_app(registry)
             servers: list[runner.Service | runner.Component] = [
                 webserver.WebServer(
-                    metrics.make_app(registry),
-                    host=config.metrics_host,
+                    metrics_app,
+                    host=config.metrics_host if index == 0 else "127.0.0.1",
                     port=config.metrics_port + index,
                     name="metrics",
                 ),

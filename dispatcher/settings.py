@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
+from dispatcher import workers as workers_module
 from kevents import settings, tracing
 
 COMPONENT = "imc-dispatcher"
@@ -49,8 +50,9 @@ class DispatcherSettings:
     """KEVENTS_PROBES_HOST; all interfaces so the kubelet reaches the pod IP."""
     workers: int = 1
     """KEVENTS_DISPATCHER_WORKERS: processes sharing the ingress port with SO_REUSEPORT, each
-    with its own channel informer. 1 by default (one core per pod replica); set it to the
-    pod's CPU count to use every core."""
+    with its own channel informer; worker 0 serves all their metrics summed on
+    `metrics_port` (`dispatcher.aggregation`). By default one per core of the pod's CPU limit
+    (`dispatcher.workers.default_count`: a Python process uses one core), 1 without a limit."""
     queue_size: int = 10_000
     """KEVENTS_QUEUE_SIZE: events accepted (202) but not yet delivered to every subscriber,
     per process. Beyond it the ingress answers 429: memory stays bounded (knative PR#2361).
@@ -131,7 +133,9 @@ class DispatcherSettings:
             probes_host=reader.string("KEVENTS_PROBES_HOST", "0.0.0.0"),
             workers=workers
             if workers is not None
-            else reader.integer("KEVENTS_DISPATCHER_WORKERS", 1, minimum=1, maximum=64),
+            else reader.integer(
+                "KEVENTS_DISPATCHER_WORKERS", workers_module.default_count(), minimum=1, maximum=64
+            ),
             queue_size=reader.integer("KEVENTS_QUEUE_SIZE", 10_000, minimum=1),
             queue_bytes=reader.integer("KEVENTS_QUEUE_BYTES", 128 * 1024 * 1024, minimum=1024),
             max_body_size=reader.integer("KEVENTS_MAX_BODY_SIZE", 4 * 1024 * 1024, minimum=1024),

@@ -11,7 +11,9 @@ so Kubernetes restarts the pod visibly instead of serving with fewer cores.
 from __future__ import annotations
 
 import logging
+import math
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -20,6 +22,32 @@ import types
 logger = logging.getLogger(__name__)
 
 INDEX_VARIABLE = "KEVENTS_DISPATCHER_WORKER_INDEX"
+CGROUP = pathlib.Path("/sys/fs/cgroup")
+
+
+def cpu_limit(cgroup: pathlib.Path = CGROUP) -> int | None:
+    """The container's CPU limit in whole cores, rounded up (cgroup v2 `cpu.max`, else v1
+    `cpu.cfs_quota_us`/`cpu.cfs_period_us`); None without a limit."""
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        try:
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    if quota in ("max", "-1") or not quota.lstrip("-").isdigit() or not period.isdigit():
+        return None
+    if int(quota) <= 0 or int(period) <= 0:
+        return None
+    return max(1, math.ceil(int(quota) / int(period)))
+
+
+def default_count() -> int:
+    """Worker processes when KEVENTS_DISPATCHER_WORKERS is not set: one per core of the pod's
+    CPU limit (a Python process uses one core), 1 without a limit (cores are then shared with
+    other pods and one process is the predictable choice)."""
+    return min(64, cpu_limit() or 1)
 
 
 def worker_index() -> int | None:
