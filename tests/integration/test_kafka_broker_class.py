@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
-import textwrap
 
 import confluent_kafka.admin as ck_admin
 import pytest
@@ -177,41 +176,3 @@ async def test_misnamed_config_map_makes_the_broker_not_ready_naming_it(
     assert parsed["reason"] == "ConfigMapNotFound"
     assert "kafka-broker-config" in parsed["message"]
     assert c.condition(broker, "Ready")["message"] == parsed["message"]
-
-
-async def test_config_br_defaults_make_a_bare_broker_a_kafka_broker(
-    kube: Kube, api_client: client.ApiClient, namespace: str, kafka_broker: KafkaBroker
-) -> None:
-    api = kubeapi.KubeApi(api_client)
-    kube.apply(h.config_map("kafka-broker-config", kafka_broker.bootstrap, 2), namespace)
-    kube.apply(h.DATA_PLANE, namespace)
-    defaults = (
-        "clusterDefault:\n  brokerClass: MTChannelBasedBroker\n"
-        "namespaceDefaults:\n"
-        f"  {namespace}:\n    brokerClass: Kafka\n    apiVersion: v1\n    kind: ConfigMap\n"
-        f"    name: kafka-broker-config\n    namespace: {namespace}\n"
-        "    delivery: {retry: 4, backoffPolicy: exponential, backoffDelay: PT0.2S}\n"
-    )
-    kube.apply(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config-br-defaults}\n"
-        f"data:\n  default-br-config: |\n{textwrap.indent(defaults, '    ')}",
-        namespace,
-    )
-    bare = {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
-            "metadata": {"name": "default"}}  # fmt: skip
-    await api.create(h.BROKERS, namespace, bare)
-    async with c.running(api_client, namespace, KINDS):
-        broker = await c.eventually(
-            lambda: api.get(h.BROKERS, namespace, "default"), ready, within=90
-        )
-        await api.delete(h.BROKERS, namespace, "default")
-        await c.eventually(
-            lambda: api.get_or_none(h.BROKERS, namespace, "default"), lambda o: o is None
-        )
-    assert broker["metadata"]["annotations"]["eventing.knative.dev/broker.class"] == "Kafka"
-    assert broker["spec"]["config"] == {
-        "apiVersion": "v1", "kind": "ConfigMap", "name": "kafka-broker-config",
-        "namespace": namespace,
-    }  # fmt: skip
-    assert broker["spec"]["delivery"]["retry"] == 4
-    assert broker["status"]["annotations"]["default.topic"] == f"knative-broker-{namespace}-default"
