@@ -21,6 +21,11 @@ loop's, written and tested once. On top it keeps the last seen state of every ob
   object) state of that moment), it resumes the watch there without listing, and a 410
   relist emits the difference against that state: a restart loses no change.
 
+What it remembers of each object is `keep(obj)`, the whole object by default (a cache); an
+adapter that only needs to tell add/update/delete apart keeps the identity (`identity()`),
+so its memory does not grow with the size of the watched objects; a delete found by a relist
+then carries that identity as the object's last known state.
+
 A 403 on list is logged once, naming the verb and resource; the informer retries slowly, so
 granting the permission later starts the flow without a restart.
 """
@@ -117,6 +122,22 @@ class _Seen:
     obj: dict[str, Any]
 
 
+def identity(obj: dict[str, Any], *extra: str) -> dict[str, Any]:
+    """An object's kind, apiVersion and metadata name/namespace/uid/resourceVersion (plus the
+    metadata fields named in `extra`, e.g. ownerReferences for an owner filter)."""
+    meta = obj.get("metadata") or {}
+    kept = {
+        key: meta[key]
+        for key in ("name", "namespace", "uid", "resourceVersion", *extra)
+        if key in meta
+    }
+    return {"kind": obj.get("kind"), "apiVersion": obj.get("apiVersion"), "metadata": kept}
+
+
+def _whole(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj
+
+
 def _never(kind: str, obj: kubeapi.Json) -> None:
     raise AssertionError("an Informer hands changes to its own handler")
 
@@ -139,6 +160,7 @@ class Informer(watching.Watcher):
         resource_version: str = "",
         known: Mapping[str, tuple[str, dict[str, Any]]] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        keep: Callable[[dict[str, Any]], dict[str, Any]] = _whole,
     ) -> None:
         """`watch_timeout` (300 s) asks the server to end each watch so connections renew;
         `inactivity` (90 s) is longer than the server's 60 s bookmark interval, so only a dead
@@ -165,6 +187,7 @@ class Informer(watching.Watcher):
         self._changes = handler
         self._metrics = informer_metrics
         self._initial = initial
+        self._keep = keep
         self._seen = {uid: _Seen(rv, obj) for uid, (rv, obj) in (known or {}).items()}
         self._listed_once = known is not None
         self.listed = self.synced
@@ -202,8 +225,9 @@ class Informer(watching.Watcher):
                     await self._changes(Change.UPDATE, obj)
             for uid in [uid for uid in self._seen if uid not in items]:
                 await self._changes(Change.DELETE, self._seen[uid].obj)
+        keep = self._keep
         self._seen = {
-            uid: _Seen(str(obj["metadata"].get("resourceVersion", "")), obj)
+            uid: _Seen(str(obj["metadata"].get("resourceVersion", "")), keep(obj))
             for uid, obj in items.items()
         }
         self._listed_once = True
@@ -221,5 +245,5 @@ class Informer(watching.Watcher):
         elif seen is not None and not _newer(rv, seen.resource_version):
             self._metrics.duplicates_suppressed.inc()
         else:
-            self._seen[uid] = _Seen(rv, obj)
+            self._seen[uid] = _Seen(rv, self._keep(obj))
             await self._changes(Change.ADD if seen is None else Change.UPDATE, obj)

@@ -155,8 +155,17 @@ class Adapter:
         informer_metrics: informer.InformerMetrics,
         saved: checkpoint.Saved | None,
     ) -> informer.Informer:
+        # Only what tells add/update/delete apart (and what the owner filter reads) is kept
+        # per watched object, not the object: memory does not grow with their size.
+        extra = ("ownerReferences",) if self._source.owner is not None else ()
+
+        def keep(obj: dict[str, Any]) -> dict[str, Any]:
+            return informer.identity(obj, *extra)
+
         if self.checkpoint is None:
-            return informer.Informer(api, collection, self.emit, informer_metrics=informer_metrics)
+            return informer.Informer(
+                api, collection, self.emit, informer_metrics=informer_metrics, keep=keep
+            )
         progress = checkpoint.Progress(collection, saved.known if saved else {})
         self.checkpoint.progress.append(progress)
         known = (
@@ -166,7 +175,7 @@ class Adapter:
         )
         watcher = informer.Informer(
             api, collection, self._tracked(progress), informer_metrics=informer_metrics,
-            resource_version=saved.resource_version if saved else "", known=known,
+            resource_version=saved.resource_version if saved else "", known=known, keep=keep,
         )  # fmt: skip
         resumed = saved is not None
 
