@@ -27,6 +27,7 @@ and runs `python -m dispatcher.kafkabroker`; the same load, 1 and 10 matching Tr
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -39,7 +40,7 @@ import uvloop
 from kubernetes_asyncio import client, config
 
 from bench import dispatcher as channel_bench
-from bench import results
+from bench import knative, results
 from hack import ports
 from hack.localcluster import cluster as localcluster
 from hack.localcluster import kafka as localkafka
@@ -50,6 +51,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 EVENTING = ("eventing.knative.dev", "v1")
 FILTER = "http://broker-filter.kevents-system.svc.cluster.local/triggers"
 CASES = ((1, 1), (10, 10), (10, 1))
+KNATIVE_CASES = ((1, 1), (10, 10))
 KAFKA_CASES = ((1, 1), (10, 10))
 """(Triggers, of which matching every event)."""
 RESULTS = results.Recorder(
@@ -75,7 +77,11 @@ async def _setup(
     matching: int,
     dialect: str,
     ingress: str,
+    filter_base: str = FILTER,
+    annotations: dict[str, str] | None = None,
 ) -> None:
+    """Triggers `t<i>` with their subscriber resolved, and the trigger channel subscribing
+    `filter_base` for each (annotated with `annotations`)."""
     objects = client.CustomObjectsApi(api)
     entries = []
     for index, url in enumerate(urls):
@@ -98,7 +104,7 @@ async def _setup(
         uid = made["metadata"]["uid"]
         entries.append(
             {"uid": f"s{index}", "generation": 1, "replyUri": ingress,
-             "subscriberUri": f"{FILTER}/{namespace}/{name}/{uid}"}
+             "subscriberUri": f"{filter_base}/{namespace}/{name}/{uid}"}
         )  # fmt: skip
     channel = {
         "apiVersion": "messaging.knative.dev/v1",
@@ -109,6 +115,7 @@ async def _setup(
                 "eventing.knative.dev/broker": "default",
                 "eventing.knative.dev/brokerEverything": "true",
             },
+            "annotations": annotations or {},
         },
         "spec": {"subscribers": entries},
     }
@@ -117,8 +124,91 @@ async def _setup(
     )
 
 
+ASYNC = {"messaging.knative.dev/async-handler": "true"}
+
+
+async def run_one_knative(
+    api: client.ApiClient,
+    kubeconfig: str,
+    args: argparse.Namespace,
+    count: int,
+    matching: int,
+    system: str,
+    mode: str,
+) -> None:
+    """Knative's MT broker: its ingress and filter, and its IMC dispatcher for the trigger
+    channel, with what its controller would write (Broker status, channel Ready)."""
+    namespace = f"bench-{uuid.uuid4().hex[:6]}"
+    core = client.CoreV1Api(api)
+    await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    sub_proc = await channel_bench._spawn(
+        *channel_bench.BENCH, "--serve-subscribers", str(count), pin="load"
+    )
+    port, filter_port = ports.free_port(), ports.free_port()
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        assert sub_proc.stdout is not None
+        sub_ports = json.loads(await sub_proc.stdout.readline())
+        urls = [f"http://{HOST}:{p}/" for p in sub_ports]
+        path = f"/{namespace}/default"
+        ingress_url = f"http://{HOST}:{port}{path}"
+        annotations = {**knative.SCOPE_ANNOTATION, **(ASYNC if mode == "async" else {})}
+        await _setup(
+            api, namespace, urls, matching, args.dialect, ingress_url,
+            f"http://{HOST}:{filter_port}/triggers", annotations,
+        )  # fmt: skip
+        objects = client.CustomObjectsApi(api)
+        channel = "default-kne-trigger"
+        await objects.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
+            "messaging.knative.dev", "v1", namespace, "inmemorychannels", channel,
+            knative.ready_status(namespace, channel),
+            _content_type="application/merge-patch+json",
+        )  # fmt: skip
+        broker = {
+            "apiVersion": "eventing.knative.dev/v1",
+            "kind": "Broker",
+            "metadata": {
+                "name": "default",
+                # a class no kevents controller serves: only Knative's binaries act on it
+                "annotations": {"eventing.knative.dev/broker.class": "KnativePeerBench"},
+            },
+        }
+        await objects.create_namespaced_custom_object(*EVENTING, namespace, "brokers", broker)
+        channel_url = f"http://{HOST}:{knative.IMC_DISPATCHER_PORTS[0]}/{namespace}/{channel}"
+        await objects.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
+            *EVENTING, namespace, "brokers", "default",
+            knative.broker_status(channel_url, ingress_url),
+            _content_type="application/merge-patch+json",
+        )  # fmt: skip
+        pin = channel_bench.PINS.get("target", "")
+        procs.append(await knative.spawn_imc_dispatcher(kubeconfig, system, namespace, pin))
+        procs.append(await knative.spawn_mt_broker(kubeconfig, system, port, filter_port, pin))
+        label = f"Knative MT broker ({mode}) {count} trigger(s), {matching} match"
+        async with aiohttp.ClientSession() as session:
+            await channel_bench._until_accepting(session, ingress_url)
+            for rate in (0.0, args.rate):
+                await channel_bench._phase(
+                    session, args, label, count, port, path, sub_ports[0],
+                    [each.pid for each in procs], sub_proc.pid, rate, RESULTS,
+                    f"Knative MT broker ({mode})",
+                    f"{count} trigger{'s' * (count > 1)}, {matching} matching",
+                )  # fmt: skip
+    finally:
+        for proc in (*procs, sub_proc):
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.terminate()
+                await proc.wait()
+        await core.delete_namespace(namespace)
+
+
 async def run_one(
-    api: client.ApiClient, kubeconfig: str, args: argparse.Namespace, count: int, matching: int
+    api: client.ApiClient,
+    kubeconfig: str,
+    args: argparse.Namespace,
+    count: int,
+    matching: int,
+    mode: str = "sync",
 ) -> None:
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
     core = client.CoreV1Api(api)
@@ -131,7 +221,10 @@ async def run_one(
         sub_ports = json.loads(await sub_proc.stdout.readline())
         urls = [f"http://{HOST}:{p}/" for p in sub_ports]
         path = f"/{namespace}/default"
-        await _setup(api, namespace, urls, matching, args.dialect, f"http://{HOST}:{port}{path}")
+        await _setup(
+            api, namespace, urls, matching, args.dialect, f"http://{HOST}:{port}{path}",
+            annotations=ASYNC if mode == "async" else None,
+        )  # fmt: skip
         env = {
             **os.environ,
             "KUBECONFIG": kubeconfig,
@@ -146,13 +239,13 @@ async def run_one(
             "KEVENTS_REPORT_STATUS": "false",
         }
         target = await channel_bench._spawn("-m", "dispatcher", env=env)
-        label = f"broker {count} trigger(s), {matching} match"
+        label = f"broker ({mode}) {count} trigger(s), {matching} match"
         async with aiohttp.ClientSession() as session:
             await channel_bench._until_accepting(session, f"http://{HOST}:{port}{path}")
             for rate in (0.0, args.rate):
                 await channel_bench._phase(
                     session, args, label, count, port, path, sub_ports[0], target.pid,
-                    sub_proc.pid, rate, RESULTS, f"kevents broker ({args.dialect})",
+                    sub_proc.pid, rate, RESULTS, f"kevents broker ({args.dialect}, {mode})",
                     f"{count} trigger{'s' * (count > 1)}, {matching} matching",
                 )  # fmt: skip
     finally:
@@ -273,12 +366,22 @@ async def main(args: argparse.Namespace) -> None:
     async with client.ApiClient(configuration=cfg) as api:
         if args.broker_class in ("both", "MTChannelBasedBroker"):
             for count, matching in CASES:
-                await run_one(api, kubeconfig, args, count, matching)
+                if args.knative and (count, matching) in KNATIVE_CASES:
+                    async with knative.system_namespace(api) as system:
+                        for mode in args.knative:
+                            await run_one_knative(
+                                api, kubeconfig, args, count, matching, system, mode
+                            )
+                for mode in args.mode:
+                    await run_one(api, kubeconfig, args, count, matching, mode)
         if args.broker_class in ("both", "Kafka"):
             bootstrap = _kafka_bootstrap(directory)
             for count, _ in KAFKA_CASES:
                 await run_one_kafka(api, kubeconfig, args, count, bootstrap)
     RESULTS.save(args)
+    channel_bench._print_ratios(
+        lambda label: label if label.startswith("Knative") else "Knative MT " + label
+    )
 
 
 def _kafka_bootstrap(directory: pathlib.Path) -> str:
@@ -297,8 +400,21 @@ def _arguments() -> argparse.Namespace:
         choices=["both", "MTChannelBasedBroker", "Kafka"],
     )  # fmt: skip
     parser.add_argument("--partitions", type=int, default=10, help="Kafka Broker topic")
+    parser.add_argument(
+        "--mode", nargs="+", choices=("sync", "async"), default=["sync"],
+        help="our trigger channel's acknowledgement (async: the async-handler annotation)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--knative", nargs="*", choices=("sync", "async"),
+        help="also run Knative's MT broker ingress + filter + IMC dispatcher "
+        "(hack/build-knative-peers) with 1 and 10 matching Triggers, in these modes "
+        "(both when none given)",
+    )  # fmt: skip
     results.add_argument(parser)
-    return parser.parse_args()
+    parsed = parser.parse_args()
+    if parsed.knative == []:
+        parsed.knative = ["sync", "async"]
+    return parsed
 
 
 if __name__ == "__main__":

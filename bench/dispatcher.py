@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -88,7 +89,7 @@ def _peer(label: str) -> str:
     return "Knative IMC (async)" if "async" in label else "Knative IMC (sync)"
 
 
-def _print_ratios() -> None:
+def _print_ratios(peer_of: Callable[[str], str] = _peer) -> None:
     """A markdown table of the run with ratios to Knative's IMC dispatcher in the same mode
     (x: events/s higher is better; p99, CPU/event and RSS lower is better)."""
     peers = {(r["label"], r["subs"], r["load"]): r for r in ROWS if r["label"].startswith("Knat")}
@@ -100,7 +101,7 @@ def _print_ratios() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in ROWS:
-        peer = peers.get((_peer(r["label"]), r["subs"], r["load"]))
+        peer = peers.get((peer_of(r["label"]), r["subs"], r["load"]))
 
         def ratio(key: str, row: dict[str, Any] = r, other: dict[str, Any] | None = peer) -> str:
             if other is None or not other[key]:
@@ -236,8 +237,17 @@ async def _naive(port: int, targets: list[str]) -> None:
 # -- orchestration ---------------------------------------------------------------------------
 
 
-async def _spawn(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+PINS: dict[str, str] = {}
+"""`--pin-target`/`--pin-load`: CPU lists (taskset -c) for the target and for the load
+generator with the subscribers, so they do not share cores."""
+
+
+async def _spawn(
+    *args: str, env: dict[str, str] | None = None, pin: str = ""
+) -> asyncio.subprocess.Process:
+    cpus = PINS.get(pin, "")
     return await asyncio.create_subprocess_exec(
+        *(("taskset", "-c", cpus) if cpus else ()),
         sys.executable,
         *args,
         env=env,
@@ -269,7 +279,7 @@ async def _phase(
     port: int,
     path: str,
     stats_port: int,
-    pid: int,
+    pid: int | list[int],
     sub_pid: int,
     rate: float,
     recorder: results.Recorder | None = None,
@@ -282,15 +292,17 @@ async def _phase(
     await asyncio.sleep(0.5)
     async with session.post(f"http://{HOST}:{stats_port}/reset"):
         pass
-    cpu_before = _cpu_seconds(pid)
+    pids = pid if isinstance(pid, list) else [pid]
+    cpu_before = sum(_cpu_seconds(each) for each in pids)
     sub_cpu_before = _cpu_seconds(sub_pid)
     load = await _spawn(
-        *BENCH, "--load", str(port), path, str(args.connections), str(args.seconds), str(rate)
-    )
+        *BENCH, "--load", str(port), path, str(args.connections), str(args.seconds), str(rate),
+        pin="load",
+    )  # fmt: skip
     out, _ = await load.communicate()
     result = json.loads(out)
-    rss = _rss_mib(pid)
-    cpu = _cpu_seconds(pid) - cpu_before
+    rss = sum(_rss_mib(each) for each in pids)
+    cpu = sum(_cpu_seconds(each) for each in pids) - cpu_before
     others = _cpu_seconds(sub_pid) - sub_cpu_before + result["cpu"]
     previous = -1
     stats: dict[str, list[int] | int] = {}
@@ -358,7 +370,7 @@ async def run_one(
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
     core = client.CoreV1Api(api)
     await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    sub_proc = await _spawn(*BENCH, "--serve-subscribers", str(subs))
+    sub_proc = await _spawn(*BENCH, "--serve-subscribers", str(subs), pin="load")
     port = ports.free_port(HOST)
     target: asyncio.subprocess.Process | None = None
     try:
@@ -367,7 +379,7 @@ async def run_one(
         urls = [f"http://{HOST}:{p}/" for p in sub_ports]
         if workers == 0:
             label, path = "naive forwarder", "/"
-            target = await _spawn(*BENCH, "--naive", str(port), *urls)
+            target = await _spawn(*BENCH, "--naive", str(port), *urls, pin="target")
         else:
             path = f"/{namespace}/bench"
             annotations = {"messaging.knative.dev/async-handler": "true"} if "async" in mode else {}
@@ -398,7 +410,9 @@ async def run_one(
                     _content_type="application/merge-patch+json",
                 )  # fmt: skip
                 port = knative.IMC_DISPATCHER_PORTS[0]
-                target = await knative.spawn_imc_dispatcher(kubeconfig, knative_system, namespace)
+                target = await knative.spawn_imc_dispatcher(
+                    kubeconfig, knative_system, namespace, PINS["target"]
+                )
         if target is None:
             env = {
                 **os.environ,
@@ -414,7 +428,9 @@ async def run_one(
             }
             if mode == "async-unbounded":  # admission by the count bounds only
                 env["KEVENTS_SOJOURN_TARGET"] = "0"
-            target = await _spawn("-m", "dispatcher", "--workers", str(workers), env=env)
+            target = await _spawn(
+                "-m", "dispatcher", "--workers", str(workers), env=env, pin="target"
+            )
         async with aiohttp.ClientSession() as session:
             await _until_accepting(session, f"http://{HOST}:{port}{path}")
             for rate in (0.0, args.rate):
@@ -480,6 +496,8 @@ def _arguments() -> argparse.Namespace:
         help="also run Knative's IMC dispatcher (hack/build-knative-peers) in these modes "
         "(both when none given)",
     )
+    parser.add_argument("--pin-target", default="", metavar="CPUS", help="taskset -c CPUS")
+    parser.add_argument("--pin-load", default="", metavar="CPUS", help="taskset -c CPUS")
     parser.add_argument("--serve-subscribers", type=int, metavar="COUNT")
     parser.add_argument(
         "--load", nargs=5, metavar=("PORT", "PATH", "CONNECTIONS", "SECONDS", "RATE")
@@ -490,6 +508,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--naive", nargs="+", metavar="PORT_THEN_URLS")
     results.add_argument(parser)
     parsed = parser.parse_args()
+    PINS.update(target=parsed.pin_target, load=parsed.pin_load)
     if parsed.knative == []:
         parsed.knative = ["sync", "async"]
     return parsed

@@ -123,7 +123,7 @@ def environment(kubeconfig: str, system: str, component: str) -> dict[str, str]:
 
 
 async def spawn_imc_dispatcher(
-    kubeconfig: str, system: str, namespace: str
+    kubeconfig: str, system: str, namespace: str, pin: str = ""
 ) -> asyncio.subprocess.Process:
     """Knative's IMC dispatcher serving the channels of `namespace` annotated with
     `SCOPE_ANNOTATION`, on 127.0.0.1:8080 (all interfaces: its listen address is fixed)."""
@@ -138,6 +138,7 @@ async def spawn_imc_dispatcher(
     if not env["GOMAXPROCS"]:
         del env["GOMAXPROCS"]
     return await asyncio.create_subprocess_exec(
+        *(("taskset", "-c", pin) if pin else ()),
         str(binaries() / "channel_dispatcher"),
         env=env,
         stdout=subprocess.DEVNULL,
@@ -153,5 +154,59 @@ def ready_status(namespace: str, name: str) -> dict[str, Any]:
             "observedGeneration": 1,
             "conditions": [{"type": "Ready", "status": "True"}],
             "address": {"url": f"http://{name}-kn-channel.{namespace}.svc.cluster.local"},
+        }
+    }
+
+
+async def spawn_mt_broker(
+    kubeconfig: str, system: str, ingress_port: int, filter_port: int, pin: str = ""
+) -> asyncio.subprocess.Process:
+    """Knative's MT broker ingress and filter as the children of one shell (so the bench
+    measures their CPU and RSS together, as it does for our one dispatcher process), on
+    loopback ports of their own; terminating the shell stops both."""
+    env = environment(kubeconfig, system, "broker")
+    if not env["GOMAXPROCS"]:
+        del env["GOMAXPROCS"]
+    env.update(
+        NAMESPACE=system,
+        INGRESS_PORT=str(ingress_port),
+        INGRESS_PORT_HTTPS=str(_free_port()),
+        FILTER_PORT=str(filter_port),
+        FILTER_PORT_HTTPS=str(_free_port()),
+        METRICS_DOMAIN="knative.dev/internal/eventing",
+    )
+    taskset = f"taskset -c {pin} " if pin else ""
+    directory = binaries()
+    script = (
+        'trap "kill 0" TERM; '
+        f"PROFILING_PORT={_free_port()} {taskset}{directory / 'ingress'} & "
+        f"PROFILING_PORT={_free_port()} {taskset}{directory / 'filter'} & wait"
+    )
+    return await asyncio.create_subprocess_exec(
+        "sh",
+        "-c",
+        script,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # `kill 0` stops this group only
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def broker_status(channel_url: str, ingress_url: str) -> dict[str, Any]:
+    """The status Knative's MT broker controller would write: Ready, its ingress address and
+    its trigger channel's address (where the ingress sends)."""
+    return {
+        "status": {
+            "observedGeneration": 1,
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "address": {"url": ingress_url},
+            "annotations": {"knative.dev/channelAddress": channel_url},
         }
     }
