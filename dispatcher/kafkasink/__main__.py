@@ -1,10 +1,18 @@
-"""`python -m dispatcher.kafkasink`: the KafkaSink ingress (Deployment `kafka-sink-ingress`)."""
+"""`python -m dispatcher.kafkasink`: the KafkaSink ingress (Deployment `kafka-sink-ingress`).
+
+`serve_plane` is the process around a Kafka data plane (API client, metrics and probe
+servers, tracing, the runner): the Kafka Broker's entry point (`dispatcher.kafkabroker`)
+uses it with its own plane.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Protocol
 
 from kubernetes_asyncio import client
+from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
 from dispatcher.kafkasink import service
@@ -14,19 +22,28 @@ from kevents import kubeapi, logs, metrics, probes, runner, settings, tracing, w
 logger = logging.getLogger("dispatcher.kafkasink")
 
 
-async def serve(config: sink_settings.KafkaSinkSettings) -> int:
-    provider = tracing.make_provider(config.tracing_config, service_name=sink_settings.COMPONENT)
+class Plane(Protocol):
+    """A Kafka data plane: what it runs besides the metrics and probe servers."""
+
+    def components(self) -> list[runner.Service | runner.Component]: ...
+
+
+PlaneFactory = Callable[
+    [kubeapi.KubeApi, CollectorRegistry, probes.Readiness, TracerProvider], Plane
+]
+"""Builds the plane from the process's API client, registry, readiness and tracer provider."""
+
+
+async def serve_plane(
+    config: sink_settings.KafkaSinkSettings, component: str, make: PlaneFactory
+) -> int:
+    """Run the plane `make` builds, with metrics, probes and tracing from `config`."""
+    provider = tracing.make_provider(config.tracing_config, service_name=component)
     registry = CollectorRegistry()
     readiness = probes.Readiness()
     try:
         async with client.ApiClient(configuration=await kubeapi.configuration()) as api_client:
-            ingress = service.KafkaSinkIngress(
-                kubeapi.KubeApi(api_client),
-                config,
-                registry=registry,
-                readiness=readiness,
-                tracer_provider=provider,
-            )
+            plane = make(kubeapi.KubeApi(api_client), registry, readiness, provider)
             run = runner.Runner(
                 [
                     webserver.WebServer(
@@ -41,7 +58,7 @@ async def serve(config: sink_settings.KafkaSinkSettings) -> int:
                         port=config.probes_port,
                         name="probes",
                     ),
-                    *ingress.components(),
+                    *plane.components(),
                 ],
                 readiness=readiness,
                 grace=config.grace + 5.0,
@@ -49,6 +66,20 @@ async def serve(config: sink_settings.KafkaSinkSettings) -> int:
             return await run.run()
     finally:
         provider.shutdown()
+
+
+async def serve(config: sink_settings.KafkaSinkSettings) -> int:
+    def make(
+        api: kubeapi.KubeApi,
+        registry: CollectorRegistry,
+        readiness: probes.Readiness,
+        provider: TracerProvider,
+    ) -> Plane:
+        return service.KafkaSinkIngress(
+            api, config, registry=registry, readiness=readiness, tracer_provider=provider
+        )
+
+    return await serve_plane(config, sink_settings.COMPONENT, make)
 
 
 def main() -> None:
