@@ -142,9 +142,13 @@ class KubeApi:
         content_type: str = "application/json",
         request_timeout: float = 30.0,
     ) -> Json:
-        response = await self._send(method, path, body, query, content_type, request_timeout)
-        async with response:
-            data = await _read(response, method, path)
+        try:
+            response = await self._send(method, path, body, query, content_type, request_timeout)
+            async with response:
+                data = await _read(response, method, path)
+        except TimeoutError as exc:  # a slow apiserver is transient, like a lost connection
+            message = f"no answer within {request_timeout:g} s"
+            raise Unreachable(0, "Timeout", message, method, path) from exc
         if not 200 <= response.status < 300:
             raise _error(response.status, data, method, path)
         return cast(Json, json.loads(data)) if data else {}

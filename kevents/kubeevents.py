@@ -344,9 +344,6 @@ class Recorder:
                 transient = isinstance(exc, kubeapi.Unreachable) or exc.status >= 500
                 if not transient or attempt == WRITE_ATTEMPTS:
                     raise
-            except TimeoutError as exc:
-                if attempt == WRITE_ATTEMPTS:
-                    raise kubeapi.Unreachable(0, "Timeout", str(exc), "POST", "events") from exc
             await asyncio.sleep(float(2 ** (attempt - 1)))
         raise AssertionError("unreachable")
 
