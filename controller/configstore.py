@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from controller import adapterpod
 from controller.apiserversource import adapter
 from kevents import kubeapi, watching
 
@@ -18,7 +19,7 @@ NAMES = ("config-logging", "config-observability", "config-tracing")
 
 def _data_json(data: dict[str, str] | None) -> str:
     """Go marshals maps with sorted keys."""
-    return adapter.go_json(dict(sorted((data or {}).items())))
+    return adapterpod.go_json(dict(sorted((data or {}).items())))
 
 
 class ConfigStore:
@@ -42,7 +43,7 @@ class ConfigStore:
         metrics = {
             "Domain": self.metrics_domain,
             "Component": "apiserversource",
-            "PrometheusPort": adapter.METRICS_PORT,
+            "PrometheusPort": adapterpod.METRICS_PORT,
             "PrometheusHost": "0.0.0.0",
             "ConfigMap": dict(sorted(self._data.get("config-observability", {}).items())),
         }
@@ -51,7 +52,16 @@ class ConfigStore:
             system_namespace=self.namespace,
             metrics_domain=self.metrics_domain,
             logging_config=_data_json(self._data.get("config-logging")),
-            metrics_config=adapter.go_json(metrics),
+            metrics_config=adapterpod.go_json(metrics),
+            tracing_config=_data_json(self._data.get("config-tracing")),
+        )
+
+    def adapter_settings(self, image: str) -> adapterpod.Config:
+        """The settings of a per-source adapter that runs `image` (GitHub, Kafka)."""
+        return adapterpod.Config(
+            image=image,
+            system_namespace=self.namespace,
+            logging_config=_data_json(self._data.get("config-logging")),
             tracing_config=_data_json(self._data.get("config-tracing")),
         )
 

@@ -7,20 +7,16 @@ Name, labels, env contract and `K_SOURCE_CONFIG` follow knative/eventing
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, TypedDict
 
-from controller import podsecurity
-from controller.framework import reconciling
+from controller import adapterpod
 from kevents import kubeapi, names
 
 DEPLOYMENTS = kubeapi.Resource("apps", "v1", "deployments")
 CONTROLLER_AGENT = "apiserver-source-controller"
-CONTAINER = "receive-adapter"
-METRICS_PORT = 9090
-PROBES_PORT = 8080
+METRICS_PORT = adapterpod.METRICS_PORT
 
 
 class LabelSelectorRequirementDict(TypedDict):
@@ -43,10 +39,7 @@ def deployment_name(source_name: str, uid: str) -> str:
 
 
 def labels(source_name: str) -> dict[str, str]:
-    return {
-        "eventing.knative.dev/source": CONTROLLER_AGENT,
-        "eventing.knative.dev/sourceName": source_name,
-    }
+    return adapterpod.labels(CONTROLLER_AGENT, source_name)
 
 
 def selector_string(selector: LabelSelectorDict | None) -> str:
@@ -70,15 +63,6 @@ def selector_string(selector: LabelSelectorDict | None) -> str:
         else:
             raise ValueError(f"{op!r} is not a valid label selector operator")
     return ",".join(text for _, text in sorted(parts, key=lambda p: p[0]))
-
-
-def go_json(value: object) -> str:
-    """Compact JSON escaped like Go's encoding/json (HTML-safe), so env values match."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):  # fmt: skip
-        text = text.replace(char, escaped)
-    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +104,7 @@ def source_config(
         config["owner"] = {k: owner[k] for k in ("apiVersion", "kind") if owner.get(k)}
     if mode:
         config["mode"] = mode
-    return go_json(config)
+    return adapterpod.go_json(config)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,17 +144,11 @@ def env(inputs: Inputs, config: AdapterConfig) -> list[dict[str, Any]]:
         {"name": "NAME", "value": inputs.name},
         {"name": "METRICS_DOMAIN", "value": config.metrics_domain},
     ]
-    if inputs.sink_ca_certs:
-        out.append({"name": "K_CA_CERTS", "value": inputs.sink_ca_certs})
-    if inputs.sink_audience:
-        out.append({"name": "K_AUDIENCE", "value": inputs.sink_audience})
-    out += [
-        {"name": "K_LOGGING_CONFIG", "value": config.logging_config},
-        {"name": "K_METRICS_CONFIG", "value": config.metrics_config},
-        {"name": "K_TRACING_CONFIG", "value": config.tracing_config},
-    ]
-    if inputs.ce_overrides is not None:
-        out.append({"name": "K_CE_OVERRIDES", "value": go_json(inputs.ce_overrides)})
+    out += adapterpod.Common(
+        logging_config=config.logging_config, tracing_config=config.tracing_config,
+        metrics_config=config.metrics_config, ca_certs=inputs.sink_ca_certs,
+        audience=inputs.sink_audience, ce_overrides=inputs.ce_overrides,
+    ).env()  # fmt: skip
     # Ours, after Knative's: owner of the adapter's checkpoint ConfigMap (sources.apiserver).
     out.append({"name": "K_SOURCE_UID", "value": inputs.uid})
     return out
@@ -178,64 +156,18 @@ def env(inputs: Inputs, config: AdapterConfig) -> list[dict[str, Any]]:
 
 def deployment(inputs: Inputs, config: AdapterConfig) -> dict[str, Any]:
     """The desired Deployment, as sent with server-side apply."""
-    selector = labels(inputs.name)
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": deployment_name(inputs.name, inputs.uid),
-            "namespace": inputs.namespace,
-            "labels": {**selector, **config.extra_labels},
-            "ownerReferences": [
-                reconciling.owner_reference(
-                    {"metadata": {"name": inputs.name, "uid": inputs.uid}},
-                    "sources.knative.dev/v1",
-                    "ApiServerSource",
-                )
-            ],
-        },
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": selector},
-            "template": {
-                "metadata": {
-                    "labels": selector,
-                    # scraped by Prometheus' pod discovery (hack/ or any annotation-based setup)
-                    "annotations": {
-                        "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(METRICS_PORT),
-                    },
-                },
-                "spec": {
-                    "serviceAccountName": inputs.service_account,
-                    "enableServiceLinks": False,
-                    "securityContext": podsecurity.pod(),
-                    "containers": [
-                        {
-                            "name": CONTAINER,
-                            "image": config.image,
-                            "env": env(inputs, config),
-                            "ports": [
-                                {"name": "metrics", "containerPort": METRICS_PORT},
-                                {"name": "probes", "containerPort": PROBES_PORT},
-                            ],
-                            "readinessProbe": {
-                                "httpGet": {"port": "probes", "path": "/readiness"},
-                                "periodSeconds": 10,
-                            },
-                            "livenessProbe": {
-                                "httpGet": {"port": "probes", "path": "/health"},
-                                "periodSeconds": 10,
-                                "initialDelaySeconds": 10,
-                            },
-                            "resources": {
-                                "requests": {"cpu": "50m", "memory": "64Mi"},
-                                "limits": {"memory": "256Mi"},
-                            },
-                            "securityContext": podsecurity.container(),
-                        }
-                    ],
-                },
-            },
-        },
-    }
+    return adapterpod.deployment(
+        adapterpod.Pod(
+            name=deployment_name(inputs.name, inputs.uid),
+            namespace=inputs.namespace,
+            labels=labels(inputs.name),
+            extra_labels=config.extra_labels,
+            owner=adapterpod.owner(
+                inputs.name, inputs.uid, "sources.knative.dev/v1", "ApiServerSource"
+            ),
+            image=config.image,
+            env=env(inputs, config),
+            memory_limit="256Mi",
+            service_account=inputs.service_account,
+        )
+    )

@@ -30,18 +30,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from controller import podsecurity
-from controller.apiserversource import adapter as common
-from controller.framework import reconciling, sinks
+from controller import adapterpod
+from controller.framework import sinks
 from controller.githubsource import secrets
-from kevents import kubeapi
+from kevents import kubeapi, names
 
 DEPLOYMENTS = kubeapi.Resource("apps", "v1", "deployments")
 SERVICES = kubeapi.Resource("", "v1", "services")
 CONTROLLER_AGENT = "github-source-controller"
-CONTAINER = "receive-adapter"
 HTTP_PORT = 8080
-METRICS_PORT = 9090
+METRICS_PORT = adapterpod.METRICS_PORT
 SECRET_VERSION = "sources.knative.dev/secret-token-version"
 """Pod template annotation: the secretToken Secret's resourceVersion, so editing the Secret
 rolls the pods (env from a Secret is read at container start only)."""
@@ -49,25 +47,14 @@ rolls the pods (env from a Secret is read at container start only)."""
 
 def name(source_name: str, uid: str) -> str:
     """Of the Deployment and the Service (a DNS-1035 label: it starts with a letter)."""
-    return common.child_name(f"githubsource-{source_name}-", uid)
+    return names.child_name(f"githubsource-{source_name}-", uid)
 
 
 def labels(source_name: str) -> dict[str, str]:
-    return {
-        "eventing.knative.dev/source": CONTROLLER_AGENT,
-        # a label value holds 63 characters; longer names get kmeta.ChildName's md5 form
-        "eventing.knative.dev/sourceName": common.child_name(source_name, ""),
-    }
+    return adapterpod.labels(CONTROLLER_AGENT, source_name)
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
-    """What the controller adds to every adapter."""
-
-    image: str
-    system_namespace: str
-    logging_config: str = "{}"
-    tracing_config: str = "{}"
+Config = adapterpod.Config
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +76,7 @@ class Inputs:
 
 
 def owner(inputs: Inputs) -> dict[str, Any]:
-    """The source as its adapter's controller (`reconciling.owner_reference`)."""
-    return reconciling.owner_reference(
-        {"metadata": {"name": inputs.name, "uid": inputs.uid}},
-        "sources.knative.dev/v1alpha1",
-        "GitHubSource",
-    )
+    return adapterpod.owner(inputs.name, inputs.uid, "sources.knative.dev/v1alpha1", "GitHubSource")
 
 
 def env(inputs: Inputs, config: Config) -> list[dict[str, Any]]:
@@ -113,17 +95,11 @@ def env(inputs: Inputs, config: Config) -> list[dict[str, Any]]:
     ]
     if inputs.api_url:
         out.append({"name": "GITHUB_API_URL", "value": inputs.api_url})
-    if inputs.sink.ca_certs:
-        out.append({"name": "K_CA_CERTS", "value": inputs.sink.ca_certs})
-    if inputs.sink.audience:
-        out.append({"name": "K_AUDIENCE", "value": inputs.sink.audience})
-    out += [
-        {"name": "K_LOGGING_CONFIG", "value": config.logging_config},
-        {"name": "K_TRACING_CONFIG", "value": config.tracing_config},
-    ]
-    if inputs.ce_overrides is not None:
-        out.append({"name": "K_CE_OVERRIDES", "value": common.go_json(inputs.ce_overrides)})
-    return out
+    return out + adapterpod.Common(
+        logging_config=config.logging_config, tracing_config=config.tracing_config,
+        ca_certs=inputs.sink.ca_certs, audience=inputs.sink.audience,
+        ce_overrides=inputs.ce_overrides,
+    ).env()  # fmt: skip
 
 
 def previous(deployment: kubeapi.Json | None) -> tuple[str, str] | None:
@@ -140,63 +116,23 @@ def previous(deployment: kubeapi.Json | None) -> tuple[str, str] | None:
 
 def deployment(inputs: Inputs, config: Config) -> dict[str, Any]:
     """The desired Deployment, as sent with server-side apply."""
-    selector = labels(inputs.name)
-    probe = {"httpGet": {"port": "http", "path": "/readiness"}, "periodSeconds": 10}
-    pod: dict[str, Any] = {
-        "enableServiceLinks": False,
-        "securityContext": podsecurity.pod(),
-        "containers": [
-            {
-                "name": CONTAINER,
-                "image": config.image,
-                "env": env(inputs, config),
-                "ports": [
-                    # webhooks and probes: /health and /readiness share the webhook port
-                    {"name": "http", "containerPort": HTTP_PORT},
-                    {"name": "metrics", "containerPort": METRICS_PORT},
-                ],
-                "readinessProbe": probe,
-                "livenessProbe": {
-                    **probe,
-                    "httpGet": {"port": "http", "path": "/health"},
-                    "initialDelaySeconds": 10,
-                },
-                "resources": {
-                    "requests": {"cpu": "50m", "memory": "64Mi"},
-                    # GitHub payloads reach 25 MB and up to 256 MiB may wait for the sink
-                    "limits": {"memory": "512Mi"},
-                },
-                "securityContext": podsecurity.container(),
-            }
-        ],
-    }
-    if inputs.service_account:
-        pod["serviceAccountName"] = inputs.service_account
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": name(inputs.name, inputs.uid),
-            "namespace": inputs.namespace,
-            "labels": selector,
-            "ownerReferences": [owner(inputs)],
-        },
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": selector},
-            "template": {
-                "metadata": {
-                    "labels": selector,
-                    "annotations": {
-                        "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(METRICS_PORT),
-                        SECRET_VERSION: inputs.secret_version,
-                    },
-                },
-                "spec": pod,
-            },
-        },
-    }
+    return adapterpod.deployment(
+        adapterpod.Pod(
+            name=name(inputs.name, inputs.uid),
+            namespace=inputs.namespace,
+            labels=labels(inputs.name),
+            owner=owner(inputs),
+            image=config.image,
+            env=env(inputs, config),
+            # webhooks and probes: /health and /readiness share the webhook port
+            ports=({"name": "http", "containerPort": HTTP_PORT}, *adapterpod.METRICS_PORTS),
+            probe_port="http",
+            # GitHub payloads reach 25 MB and up to 256 MiB may wait for the sink
+            memory_limit="512Mi",
+            service_account=inputs.service_account,
+            annotations={SECRET_VERSION: inputs.secret_version},
+        )
+    )
 
 
 def service(inputs: Inputs) -> dict[str, Any]:

@@ -37,16 +37,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller import podsecurity
-from controller.apiserversource import adapter as common
-from controller.framework import reconciling, sinks
+from controller import adapterpod
+from controller.framework import sinks
 from kevents import kafkasourcespec, kubeapi, names
 
 DEPLOYMENTS = kubeapi.Resource("apps", "v1", "deployments")
 CONTROLLER_AGENT = "kafka-source-controller"
-CONTAINER = "receive-adapter"
-METRICS_PORT = 9090
-PROBES_PORT = 8080
+METRICS_PORT = adapterpod.METRICS_PORT
 SECRETS_VERSION = "sources.knative.dev/net-secrets-version"
 """Pod template annotation: the resourceVersions of the Secrets `net` names, so editing one
 rolls the pods (env from a Secret is read at container start only)."""
@@ -58,11 +55,7 @@ def name(source_name: str, uid: str) -> str:
 
 
 def labels(source_name: str) -> dict[str, str]:
-    return {
-        "eventing.knative.dev/source": CONTROLLER_AGENT,
-        # a label value holds 63 characters; longer names get kmeta.ChildName's md5 form
-        "eventing.knative.dev/sourceName": names.child_name(source_name, ""),
-    }
+    return adapterpod.labels(CONTROLLER_AGENT, source_name)
 
 
 def selector(source_name: str) -> str:
@@ -70,14 +63,7 @@ def selector(source_name: str) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels(source_name).items()))
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
-    """What the controller adds to every adapter."""
-
-    image: str
-    system_namespace: str
-    logging_config: str = "{}"
-    tracing_config: str = "{}"
+Config = adapterpod.Config
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,12 +91,7 @@ class Inputs:
 
 
 def owner(inputs: Inputs) -> dict[str, Any]:
-    """The source as its adapter's controller (`reconciling.owner_reference`)."""
-    return reconciling.owner_reference(
-        {"metadata": {"name": inputs.name, "uid": inputs.uid}},
-        "sources.knative.dev/v1beta1",
-        "KafkaSource",
-    )
+    return adapterpod.owner(inputs.name, inputs.uid, "sources.knative.dev/v1beta1", "KafkaSource")
 
 
 def env(inputs: Inputs, config: Config) -> list[dict[str, Any]]:
@@ -135,74 +116,32 @@ def env(inputs: Inputs, config: Config) -> list[dict[str, Any]]:
         out.append({"name": kafkasourcespec.env_name(key), "valueFrom": {"secretKeyRef": ref}})
     if inputs.delivery:
         delivery = {k: v for k, v in inputs.delivery.items() if k != "deadLetterSink"}
-        out.append({"name": "K_DELIVERY", "value": common.go_json(delivery)})
+        out.append({"name": "K_DELIVERY", "value": adapterpod.go_json(delivery)})
     if inputs.dead_letter_sink:
         out.append({"name": "K_DEAD_LETTER_SINK", "value": inputs.dead_letter_sink})
-    if inputs.sink.ca_certs:
-        out.append({"name": "K_CA_CERTS", "value": inputs.sink.ca_certs})
-    if inputs.sink.audience:
-        out.append({"name": "K_AUDIENCE", "value": inputs.sink.audience})
-    out += [
-        {"name": "K_LOGGING_CONFIG", "value": config.logging_config},
-        {"name": "K_TRACING_CONFIG", "value": config.tracing_config},
-    ]
-    if inputs.ce_overrides is not None:
-        out.append({"name": "K_CE_OVERRIDES", "value": common.go_json(inputs.ce_overrides)})
-    return out
+    return out + adapterpod.Common(
+        logging_config=config.logging_config, tracing_config=config.tracing_config,
+        ca_certs=inputs.sink.ca_certs, audience=inputs.sink.audience,
+        ce_overrides=inputs.ce_overrides,
+    ).env()  # fmt: skip
 
 
 def deployment(inputs: Inputs, config: Config) -> dict[str, Any]:
     """The desired Deployment, as sent with server-side apply."""
-    pod_labels = labels(inputs.name)
-    annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(METRICS_PORT)}
-    if inputs.secrets_version:
-        annotations[SECRETS_VERSION] = inputs.secrets_version
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": name(inputs.name, inputs.uid),
-            "namespace": inputs.namespace,
-            "labels": pod_labels,
-            "ownerReferences": [owner(inputs)],
-        },
-        "spec": {
-            "replicas": inputs.replicas,
-            "selector": {"matchLabels": pod_labels},
-            "template": {
-                "metadata": {"labels": pod_labels, "annotations": annotations},
-                "spec": {
-                    "enableServiceLinks": False,
-                    "securityContext": podsecurity.pod(),
-                    # a consumer leaving the group hands its partitions over after committing
-                    "terminationGracePeriodSeconds": 30,
-                    "containers": [
-                        {
-                            "name": CONTAINER,
-                            "image": config.image,
-                            "env": env(inputs, config),
-                            "ports": [
-                                {"name": "metrics", "containerPort": METRICS_PORT},
-                                {"name": "probes", "containerPort": PROBES_PORT},
-                            ],
-                            "readinessProbe": {
-                                "httpGet": {"port": "probes", "path": "/readiness"},
-                                "periodSeconds": 10,
-                            },
-                            "livenessProbe": {
-                                "httpGet": {"port": "probes", "path": "/health"},
-                                "periodSeconds": 10,
-                                "initialDelaySeconds": 10,
-                            },
-                            "resources": {
-                                "requests": {"cpu": "50m", "memory": "64Mi"},
-                                # records wait in bounded per-partition lanes (sources.kafka)
-                                "limits": {"memory": "512Mi"},
-                            },
-                            "securityContext": podsecurity.container(),
-                        }
-                    ],
-                },
-            },
-        },
-    }
+    annotations = {SECRETS_VERSION: inputs.secrets_version} if inputs.secrets_version else {}
+    return adapterpod.deployment(
+        adapterpod.Pod(
+            name=name(inputs.name, inputs.uid),
+            namespace=inputs.namespace,
+            labels=labels(inputs.name),
+            owner=owner(inputs),
+            image=config.image,
+            env=env(inputs, config),
+            # records wait in bounded per-partition lanes (sources.kafka)
+            memory_limit="512Mi",
+            replicas=inputs.replicas,
+            annotations=annotations,
+            # a consumer leaving the group hands its partitions over after committing
+            grace_seconds=30,
+        )
+    )

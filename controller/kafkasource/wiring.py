@@ -17,11 +17,7 @@ def build(ctx: context.Context) -> loop.Controller:
     opts = ctx.options
 
     def config() -> adapter.Config:
-        common = ctx.config.adapter_config()
-        return adapter.Config(
-            image=opts.kafka_adapter_image, system_namespace=opts.system_namespace,
-            logging_config=common.logging_config, tracing_config=common.tracing_config,
-        )  # fmt: skip
+        return ctx.config.adapter_settings(opts.kafka_adapter_image)
 
     rec = lifecycle.GenericReconciler(ctx.api, ctx.kinds, reconciler.Reconciler(ctx, config), scope)
     selector = f"eventing.knative.dev/source={adapter.CONTROLLER_AGENT}"

@@ -47,6 +47,7 @@ def deployment(image: str, system_namespace: str) -> dict[str, Any]:
                 "spec": {
                     "serviceAccountName": SERVICE_ACCOUNT,
                     "enableServiceLinks": False,
+                    "securityContext": podsecurity.pod(),
                     "containers": [
                         {
                             "name": "dispatcher",
