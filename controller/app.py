@@ -27,7 +27,7 @@ from controller import context, manager, settings
 from controller.framework import metrics
 from controller.serving import ownership
 from controller.sinkbinding import selection, webhook
-from kevents import kubeapi, kubeevents, leadership, logs, probes, runner, webserver
+from kevents import endpoints, kubeapi, kubeevents, leadership, logs, probes, runner
 from kevents import metrics as kmetrics
 from kevents import settings as ksettings
 
@@ -91,10 +91,8 @@ async def main() -> int:
         controller = manager.Manager(api, observed, options, recorder=recorder)
         readiness.set_ready()
         components: list[runner.Service | runner.Component] = [
-            webserver.WebServer(kmetrics.make_app(registry), host="0.0.0.0",
-                                port=cfg.metrics_port, name="metrics"),
-            webserver.WebServer(probes.make_app(readiness), host="0.0.0.0",
-                                port=cfg.probes_port, name="probes"),
+            *endpoints.servers(registry, readiness, metrics_host="0.0.0.0",
+                               metrics_port=cfg.metrics_port, probes_port=cfg.probes_port),
             webhook.Webhook(api, webhook.Options(
                 cfg.system_namespace, port=cfg.webhook_port,
                 configuration=cfg.webhook_configuration,

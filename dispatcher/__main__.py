@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from dispatcher import aggregation, service, workers
 from dispatcher import settings as dispatcher_settings
-from kevents import kubeapi, logs, metrics, probes, runner, settings, tracing, webserver
+from kevents import endpoints, kubeapi, logs, metrics, probes, runner, settings, tracing
 
 logger = logging.getLogger("dispatcher")
 
@@ -65,21 +65,12 @@ async def serve(config: dispatcher_settings.DispatcherSettings, index: int) -> i
                 metrics_app = aggregation.make_app(registry, peers)
             else:
                 metrics_app = metrics.make_app(registry)
-            servers: list[runner.Service | runner.Component] = [
-                webserver.WebServer(
-                    metrics_app,
-                    host=config.metrics_host if index == 0 else "127.0.0.1",
-                    port=config.metrics_port + index,
-                    name="metrics",
-                ),
-                webserver.WebServer(
-                    probes.make_app(readiness),
-                    host=config.probes_host,
-                    port=config.probes_port,
-                    name="probes",
-                    reuse_port=shared,
-                ),
-            ]
+            servers = endpoints.servers(
+                registry, readiness, metrics_app=metrics_app,
+                metrics_host=config.metrics_host if index == 0 else "127.0.0.1",
+                metrics_port=config.metrics_port + index,
+                probes_host=config.probes_host, probes_port=config.probes_port, reuse_port=shared,
+            )  # fmt: skip
             run = runner.Runner(
                 [*servers, *dispatcher.components()],
                 readiness=readiness,

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from dispatcher.kafkasink import service
 from dispatcher.kafkasink import settings as sink_settings
-from kevents import kubeapi, logs, metrics, probes, runner, settings, tracing, webserver
+from kevents import endpoints, kubeapi, logs, probes, runner, settings, tracing
 
 logger = logging.getLogger("dispatcher.kafkasink")
 
@@ -46,18 +46,14 @@ async def serve_plane(
             plane = make(kubeapi.KubeApi(api_client), registry, readiness, provider)
             run = runner.Runner(
                 [
-                    webserver.WebServer(
-                        metrics.make_app(registry),
-                        host=config.metrics_host,
-                        port=config.metrics_port,
-                        name="metrics",
-                    ),
-                    webserver.WebServer(
-                        probes.make_app(readiness),
-                        host=config.probes_host,
-                        port=config.probes_port,
-                        name="probes",
-                    ),
+                    *endpoints.servers(
+                        registry,
+                        readiness,
+                        metrics_host=config.metrics_host,
+                        metrics_port=config.metrics_port,
+                        probes_host=config.probes_host,
+                        probes_port=config.probes_port,
+                    ),  # fmt: skip
                     *plane.components(),
                 ],
                 readiness=readiness,

@@ -7,7 +7,7 @@ import logging
 from kubernetes_asyncio import client
 from prometheus_client import CollectorRegistry
 
-from kevents import errors, kubeapi, logs, metrics, probes, runner, settings, tracing, webserver
+from kevents import endpoints, errors, kubeapi, logs, probes, runner, settings, tracing
 from sources.apiserver import adapter, checkpoint, config
 from sources.apiserver import metrics as source_metrics
 
@@ -44,20 +44,10 @@ async def main() -> int:
             registry=registry, readiness=readiness, tracer_provider=provider,
             saves=saves, saved=saved, source_metrics=counters,
         )  # fmt: skip
-        servers: list[runner.Service | runner.Component] = [
-            webserver.WebServer(
-                metrics.make_app(registry),
-                host=adapter_settings.metrics_host,
-                port=adapter_settings.metrics_port,
-                name="metrics",
-            ),
-            webserver.WebServer(
-                probes.make_app(readiness),
-                host="0.0.0.0",
-                port=adapter_settings.probes_port,
-                name="probes",
-            ),
-        ]
+        servers = endpoints.servers(
+            registry, readiness, metrics_host=adapter_settings.metrics_host,
+            metrics_port=adapter_settings.metrics_port, probes_port=adapter_settings.probes_port,
+        )  # fmt: skip
         try:
             return await runner.Runner([*servers, *receive.components()], readiness=readiness).run()
         finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from kevents import logs, metrics, probes, runner, settings, tracing, webserver
+from kevents import endpoints, logs, probes, runner, settings, tracing
 from sources.github import adapter, config
 
 
@@ -18,20 +18,10 @@ async def main() -> int:
     receive = adapter.Adapter(
         github, registry=registry, readiness=readiness, tracer_provider=provider
     )
-    servers: list[runner.Service | runner.Component] = [
-        webserver.WebServer(
-            metrics.make_app(registry),
-            host=common.metrics_host,
-            port=common.metrics_port,
-            name="metrics",
-        )
-    ]
-    if not github.probes_shared:
-        servers.append(
-            webserver.WebServer(
-                probes.make_app(readiness), host=github.host, port=common.probes_port, name="probes"
-            )
-        )
+    servers = endpoints.servers(
+        registry, readiness, metrics_host=common.metrics_host, metrics_port=common.metrics_port,
+        probes_host=github.host, probes_port=None if github.probes_shared else common.probes_port,
+    )  # fmt: skip
     try:
         return await runner.Runner([*servers, *receive.components()], readiness=readiness).run()
     finally:

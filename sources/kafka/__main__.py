@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from kevents import logs, metrics, probes, runner, settings, tracing, webserver
+from kevents import endpoints, logs, probes, runner, settings, tracing
 from sources.kafka import adapter, config
 
 SERVICE = "kafka-source"
@@ -22,20 +22,10 @@ async def main() -> int:
         adapter_settings, source, registry=registry, readiness=readiness,
         tracer_provider=provider,
     )  # fmt: skip
-    servers: list[runner.Service | runner.Component] = [
-        webserver.WebServer(
-            metrics.make_app(registry),
-            host=adapter_settings.metrics_host,
-            port=adapter_settings.metrics_port,
-            name="metrics",
-        ),
-        webserver.WebServer(
-            probes.make_app(readiness),
-            host="0.0.0.0",
-            port=adapter_settings.probes_port,
-            name="probes",
-        ),
-    ]
+    servers = endpoints.servers(
+        registry, readiness, metrics_host=adapter_settings.metrics_host,
+        metrics_port=adapter_settings.metrics_port, probes_port=adapter_settings.probes_port,
+    )  # fmt: skip
     try:
         return await runner.Runner([*servers, *receive.components()], readiness=readiness).run()
     finally:

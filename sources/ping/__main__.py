@@ -10,6 +10,7 @@ from kubernetes_asyncio import client
 from prometheus_client import CollectorRegistry
 
 from kevents import (
+    endpoints,
     informer,
     kubeapi,
     leadership,
@@ -20,7 +21,6 @@ from kevents import (
     runner,
     sender,
     tracing,
-    webserver,
 )
 from kevents import settings as kevents_settings
 from sources.ping import adapter, clock, settings
@@ -88,10 +88,8 @@ async def main() -> int:
             await asyncio.Event().wait()
 
         components: list[runner.Service | runner.Component] = [
-            webserver.WebServer(metrics.make_app(registry), host=config.metrics_host,
-                                port=config.metrics_port, name="metrics"),
-            webserver.WebServer(probes.make_app(readiness), host="0.0.0.0",
-                                port=config.probes_port, name="probes"),
+            *endpoints.servers(registry, readiness, metrics_host=config.metrics_host,
+                               metrics_port=config.metrics_port, probes_port=config.probes_port),
             event_sender,
             runner.Service(name="watch pingsources", run=watch.run, started=watch.wait_started),
             *([elector] if elector is not None else []),
