@@ -63,3 +63,22 @@ def test_without_results_nothing_is_written(tmp_path: pathlib.Path) -> None:
     assert parser.parse_args([]).results is None
     assert parser.parse_args(["--results"]).results == str(results.DEFAULT_DIR)
     assert _recorded().save(parser.parse_args([])) is None
+
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_the_readme_shows_every_stored_result_as_the_chart_its_json_draws(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Each bench/results/<bench>.json is embedded as its chart in README.md, and the stored
+    SVG is what `python -m bench.plots` draws from that JSON (no chart left stale)."""
+    stored = sorted(results.DEFAULT_DIR.glob("*.json"))
+    assert stored
+    readme = (REPO / "README.md").read_text()
+    embedded = set(re.findall(r"!\[[^\]]*\]\(bench/results/([\w-]+)\.svg\)", readme))
+    assert {path.stem for path in stored} <= embedded
+    for path in stored:
+        copy = tmp_path / path.name
+        copy.write_text(path.read_text())
+        assert plots.chart(copy).read_bytes() == path.with_suffix(".svg").read_bytes(), path.name
