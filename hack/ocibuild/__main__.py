@@ -1,7 +1,9 @@
 """`python -m hack.ocibuild` (`hack/build-images`): build every image; print the output folder.
 
 stdout: the folder holding `layout/` (one OCI image layout with every image), `archives/`
-(one oci-archive per image) and `images.json`. stderr: each image's size.
+(one oci-archive per image) and `images.json`. stderr: the build's progress (hack/progress:
+seven numbered steps, a moving line for mmdebstrap, pip, Go and the assembly, a cache hit
+noted "cached", each step's time at the end), then each image's size.
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ import tomllib
 
 from hack.agent import imagestore
 from hack.ocibuild import catalog, layers, layout, stages
+from hack.progress import render
 
 log = logging.getLogger("hack.ocibuild")
 REPO = pathlib.Path(__file__).resolve().parents[2]
 KEEP = 3
 """Finished builds kept per stage kind (older ones are removed at the end of a build)."""
+STEPS = 7
+"""The numbered steps of `build` (the progress counter's total)."""
 
 
 def git(*args: str) -> str:
@@ -108,40 +113,51 @@ def report(out: pathlib.Path) -> None:
     )
 
 
-def build(version: str) -> pathlib.Path:
+def build(version: str, steps: render.Steps) -> pathlib.Path:
     root = stages.cache_root()
     root.mkdir(parents=True, exist_ok=True)
     pyproject = REPO / "pyproject.toml"
     images = catalog.images(REPO, version, labels(version))
-    base = stages.base(root)
-    deps = stages.deps(root, pyproject)
-    go = stages.go_samples(root)
-    busybox = stages.busybox(root)
-    go_layers = {cmd: stages.go_layer(root, go, cmd) for cmd in ("event_display", "heartbeats")}
+    with steps.step(f"Debian {stages.SUITE} base (mmdebstrap; a few minutes fresh)") as step:
+        base = stages.base(root, step)
+    with steps.step("Python runtime dependencies (pip, wheels only)") as step:
+        deps = stages.deps(root, pyproject, step)
+    title = f"Knative's event_display and heartbeats (go build, eventing {catalog.EVENTING})"
+    with steps.step(title) as step:
+        go = stages.go_samples(root, step)
+        go_layers = {cmd: stages.go_layer(root, go, cmd) for cmd in ("event_display", "heartbeats")}
+    with steps.step("busybox (Debian's busybox-static)") as step:
+        busybox = stages.busybox(root, step)
     stage_tars = [base, deps, busybox, *go_layers.values()]
     fkey = stages.key("foundation/2", *(str(p) for p in stage_tars))
 
     def foundation_build(tmp: pathlib.Path) -> None:
-        log.info("Assembling the shared layers with umoci.")
+        log.debug("Assembling the shared layers with umoci.")
         lay = tmp / "layout"
         layout.init(lay)
         layout.new_image(
             lay, "debian", base,
             f"mmdebstrap --variant=minbase {stages.SUITE} (+ {', '.join(stages.PACKAGES)})",
         )  # fmt: skip
+        step.advance(1, 5, "debian", "layers")
         layout.add_layer(
             lay, "debian", deps, "pip install --only-binary=:all: (pyproject dependencies)",
             new_tag="runtime",
         )  # fmt: skip
+        step.advance(2, 5, "runtime", "layers")
         layout.new_image(lay, "busybox", busybox, "Debian busybox-static, applet links")
-        for cmd, tar in go_layers.items():
+        step.advance(3, 5, "busybox", "layers")
+        for done, (cmd, tar) in enumerate(go_layers.items(), start=4):
             layout.new_image(
                 lay, f"go-{cmd}", tar,
                 f"CGO_ENABLED=0 go build knative.dev/eventing/cmd/{cmd}@{catalog.EVENTING}",
             )  # fmt: skip
+            step.advance(done, 5, f"go-{cmd}", "layers")
 
-    foundation = stages.cached(root / f"foundation-{fkey}", foundation_build) / "layout"
-    code = stages.code(root, REPO)
+    with steps.step("the shared layers (umoci)") as step:
+        foundation = stages.cached(root / f"foundation-{fkey}", foundation_build, step) / "layout"
+    with steps.step("the project's code layer") as step:
+        code = stages.code(root, REPO, step)
     configs = [i.config() for i in images]
     final_key = stages.key("final/1", fkey, layers.sha256(code), created(), *configs)
     final = root / f"final-{final_key}"
@@ -174,10 +190,11 @@ def build(version: str) -> pathlib.Path:
         (tmp / "archives").mkdir()
         items = []
         blobs: dict[str, int] = {}
-        for image in images:
+        for done, image in enumerate(images, start=1):
             digest = digests[image.name]
             archive = tmp / "archives" / f"{image.name}.tar"
             layout.archive(lay, image.refs[0], archive)
+            step.advance(done, len(images), image.name, "archives")
             sz = layout.size(lay, digest, unpacked)
             m = layout.manifest(lay, digest)
             for d in [*m["layers"], m["config"]]:
@@ -199,7 +216,8 @@ def build(version: str) -> pathlib.Path:
         summary = {"images": items, "unique_compressed": sum(blobs.values())}
         (tmp / "images.json").write_text(json.dumps(summary, indent=1) + "\n")
 
-    stages.cached(final, final_build)
+    with steps.step(f"{len(images)} images and their archives (umoci config, skopeo)") as step:
+        stages.cached(final, final_build, step)
     (final / ".done").touch()  # the newest use, for pruning
     for prefix in ("final", "code", "foundation", "deps", "base", "go", "busybox"):
         current = {"final": final, "code": code.parent, "foundation": foundation.parent}.get(
@@ -226,16 +244,24 @@ def main() -> None:
     root = stages.cache_root()
     root.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    with (root / ".lock").open("w") as lock:
-        # Builds on one machine (CI beside a developer) take turns on the shared cache.
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        out = build(version)
-        # The node agent's runc runtime finds this checkout's images here (hack/agent/imagestore).
-        pointer = root / "checkouts" / imagestore.checkout_key(REPO)
-        pointer.parent.mkdir(exist_ok=True)
-        pointer.write_text(f"{out}\n{REPO}\n")
-    report(out)
-    print(f"built in {time.monotonic() - start:.1f}s: {out}", file=sys.stderr)
+    steps = render.Steps(total=STEPS, renderer=render.choose(sys.stderr))
+    try:
+        with (root / ".lock").open("w") as lock:
+            # Builds on one machine (CI beside a developer) take turns on the shared cache.
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("Waiting for another hack/build-images to finish with %s.", root)
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            out = build(version, steps)
+            # The node agent's runc runtime finds this checkout's images (hack/agent/imagestore).
+            pointer = root / "checkouts" / imagestore.checkout_key(REPO)
+            pointer.parent.mkdir(exist_ok=True)
+            pointer.write_text(f"{out}\n{REPO}\n")
+        report(out)
+    finally:
+        steps.finish()  # each step's time at the end, also when one failed
+    print(f"built in {time.monotonic() - start:.1f}s (lock wait included): {out}", file=sys.stderr)
     print(out)
 
 

@@ -7,7 +7,9 @@
     <cache>/images/busybox-<key>/layer.tar  Debian's busybox-static with its applet links
 
 A stage directory holds a `.done` file once complete; an interrupted build leaves none and is
-done again.
+done again. Each stage runs as a step of hack/progress (`__main__`): the long commands move
+its line (mmdebstrap's phases, pip's packages, Go's module downloads and packages compiled)
+and a cache hit is noted on the step.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import tomllib
 from collections.abc import Callable, Sequence
 
 from hack.ocibuild import catalog, layers
+from hack.progress import gobuild, loglines, render
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +77,14 @@ def run(argv: Sequence[str], **kwargs: object) -> None:
     subprocess.run(list(argv), check=True, **kwargs)  # type: ignore[call-overload]
 
 
-def cached(dir_: pathlib.Path, build: Callable[[pathlib.Path], None]) -> pathlib.Path:
-    """`dir_` once `build(tmp)` has filled a temporary sibling and it was renamed into place."""
+def cached(
+    dir_: pathlib.Path, build: Callable[[pathlib.Path], None], step: render.Step | None = None
+) -> pathlib.Path:
+    """`dir_` once `build(tmp)` has filled a temporary sibling and it was renamed into place;
+    when it was there already, `step` is noted "cached"."""
     if (dir_ / ".done").exists():
+        if step is not None:
+            step.note = "cached"
         return dir_
     dir_.parent.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{dir_.name}.", dir=dir_.parent))
@@ -90,6 +98,22 @@ def cached(dir_: pathlib.Path, build: Callable[[pathlib.Path], None]) -> pathlib
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return dir_
+
+
+def mmdebstrap_phase(line: str) -> str | None:
+    """mmdebstrap's phases (`I: downloading packages with apt...`)."""
+    return line[3:].strip() if line.startswith("I: ") else None
+
+
+def pip_package(line: str) -> str | None:
+    """pip's resolution, a line per package (`Collecting aiohttp>=3.9`)."""
+    return line.split(maxsplit=1)[1] if line.startswith("Collecting ") else None
+
+
+def go_download(line: str) -> str | None:
+    """`go get`'s module downloads (`go: downloading knative.dev/eventing v0.49.2`)."""
+    prefix = "go: downloading "
+    return line[len(prefix) :].strip() if line.startswith(prefix) else None
 
 
 def mirrors() -> tuple[str, str]:
@@ -112,7 +136,7 @@ def mirrors() -> tuple[str, str]:
     )
 
 
-def base(root: pathlib.Path) -> pathlib.Path:
+def base(root: pathlib.Path, step: render.Step) -> pathlib.Path:
     """The Debian root filesystem as a layer tar (mmdebstrap, minbase, merged /usr)."""
     mirror, security = mirrors()
     sources = [
@@ -123,32 +147,31 @@ def base(root: pathlib.Path) -> pathlib.Path:
     k = key("base/1", SUITE, *sources, *PACKAGES, BASE_HOOK)
 
     def build(tmp: pathlib.Path) -> None:
-        log.info("Building the Debian %s base with mmdebstrap (a few minutes).", SUITE)
+        log.debug("Building the Debian %s base with mmdebstrap.", SUITE)
         # From a file: mmdebstrap first tries a hook as a path, and warns about a newline.
         hook = tmp / "customize.sh"
         hook.write_text(BASE_HOOK)
         exclude = ["doc/*", "man/*", "info/*", "locale/*", "lintian/*", "linda/*"]
         dpkgopts = [f"--dpkgopt=path-exclude=/usr/share/{p}" for p in exclude]
         dpkgopts.append("--dpkgopt=path-include=/usr/share/doc/*/copyright")
-        run(
-            [
-                "mmdebstrap",
-                "--quiet",
-                "--variant=minbase",
-                "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
-                '--aptopt=APT::Install-Recommends "false"',
-                *dpkgopts,
-                f"--include={','.join(PACKAGES)}",
-                f'--customize-hook=sh {hook} "$1"',
-                SUITE,
-                str(tmp / "layer.tar"),
-                *sources,
-            ],
-            env={**os.environ, "SOURCE_DATE_EPOCH": str(layers.MTIME)},
-        )
+        argv = [
+            "mmdebstrap",
+            "--variant=minbase",
+            "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
+            '--aptopt=APT::Install-Recommends "false"',
+            *dpkgopts,
+            f"--include={','.join(PACKAGES)}",
+            f'--customize-hook=sh {hook} "$1"',
+            SUITE,
+            str(tmp / "layer.tar"),
+            *sources,
+        ]
+        log.debug("running %s", " ".join(argv))
+        env = {**os.environ, "SOURCE_DATE_EPOCH": str(layers.MTIME)}
+        loglines.run(argv, step, mmdebstrap_phase, "phases", env=env)
         hook.unlink()
 
-    return cached(root / f"base-{k}", build) / "layer.tar"
+    return cached(root / f"base-{k}", build, step) / "layer.tar"
 
 
 def requirements(pyproject: pathlib.Path) -> list[str]:
@@ -179,7 +202,7 @@ def compile_tree(top: pathlib.Path, prefix: str) -> None:
     )
 
 
-def deps(root: pathlib.Path, pyproject: pathlib.Path) -> pathlib.Path:
+def deps(root: pathlib.Path, pyproject: pathlib.Path, step: render.Step) -> pathlib.Path:
     """pyproject's runtime dependencies from PyPI (wheels only) under /usr/local."""
     reqs = requirements(pyproject)
     py = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -188,26 +211,25 @@ def deps(root: pathlib.Path, pyproject: pathlib.Path) -> pathlib.Path:
     k = key("deps/1", py, *reqs)
 
     def build(tmp: pathlib.Path) -> None:
-        log.info("Installing %d runtime dependencies from PyPI (wheels only).", len(reqs))
+        log.debug("Installing %d runtime dependencies from PyPI (wheels only).", len(reqs))
         tree = tmp / "tree"
         site = tree / SITE
-        run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--no-cache-dir",
-                "--disable-pip-version-check",
-                "--only-binary=:all:",
-                "--no-compile",
-                "--no-warn-script-location",
-                "--target",
-                str(site),
-                *reqs,
-            ]  # fmt: skip
-        )
+        argv = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--only-binary=:all:",
+            "--no-compile",
+            "--no-warn-script-location",
+            "--target",
+            str(site),
+            *reqs,
+        ]
+        log.debug("running %s", " ".join(argv))
+        loglines.run(argv, step, pip_package, "packages")
         # Console scripts carry this machine's interpreter path: the images run `python3 -m`.
         shutil.rmtree(site / "bin", ignore_errors=True)
         compile_tree(site, SITE)
@@ -219,7 +241,7 @@ def deps(root: pathlib.Path, pyproject: pathlib.Path) -> pathlib.Path:
         )  # fmt: skip
         (tmp / "requirements.lock").write_text(freeze.stdout)
 
-    return cached(root / f"deps-{k}", build) / "layer.tar"
+    return cached(root / f"deps-{k}", build, step) / "layer.tar"
 
 
 def code_files(repo: pathlib.Path) -> list[str]:
@@ -230,7 +252,7 @@ def code_files(repo: pathlib.Path) -> list[str]:
     return sorted(f for f in out.splitlines() if (repo / f).is_file() and "__pycache__" not in f)
 
 
-def code(root: pathlib.Path, repo: pathlib.Path) -> pathlib.Path:
+def code(root: pathlib.Path, repo: pathlib.Path, step: render.Step) -> pathlib.Path:
     """The project's packages (tracked and new files of the work tree) under /usr/local."""
     files = code_files(repo)
     k = key("code/1", layers.tree_hash(repo, files))
@@ -246,38 +268,34 @@ def code(root: pathlib.Path, repo: pathlib.Path) -> pathlib.Path:
         layers.write(tmp / "layer.tar", tree)
         shutil.rmtree(tree)
 
-    return cached(root / f"code-{k}", build) / "layer.tar"
+    return cached(root / f"code-{k}", build, step) / "layer.tar"
 
 
-def go_samples(root: pathlib.Path) -> pathlib.Path:
-    """knative.dev/eventing's cmd/event_display and cmd/heartbeats: CGO off, static."""
+def go_samples(root: pathlib.Path, step: render.Step) -> pathlib.Path:
+    """knative.dev/eventing's cmd/event_display and cmd/heartbeats: CGO off, static; one
+    `go build` of both (one moving line: packages compiled out of both programs' total)."""
     go = subprocess.run(["go", "version"], capture_output=True, text=True, check=True).stdout
     k = key("go/1", go, catalog.EVENTING)
 
     def build(tmp: pathlib.Path) -> None:
-        log.info("Building knative.dev/eventing@%s event_display and heartbeats.", catalog.EVENTING)
+        log.debug(
+            "Building knative.dev/eventing@%s event_display and heartbeats.", catalog.EVENTING
+        )
         work = tmp / "mod"
         work.mkdir()
         (work / "go.mod").write_text("module kevents.local/samples\n\ngo 1.25.0\n")
         env = {**os.environ, "GONOSUMDB": "knative.dev", "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
-        run(["go", "get", f"knative.dev/eventing@{catalog.EVENTING}"], cwd=work, env=env)
-        for cmd in ("event_display", "heartbeats"):
-            run(
-                [
-                    "go",
-                    "build",
-                    "-trimpath",
-                    "-ldflags=-s -w",
-                    "-o",
-                    str(tmp / cmd),
-                    f"knative.dev/eventing/cmd/{cmd}",
-                ],  # fmt: skip
-                cwd=work,
-                env=env,
-            )
+        get = ["go", "get", f"knative.dev/eventing@{catalog.EVENTING}"]
+        loglines.run(get, step, go_download, "modules", cwd=str(work), env=env)
+        programs = [f"knative.dev/eventing/cmd/{cmd}" for cmd in ("event_display", "heartbeats")]
+        # `-o DIR/`: each program is written into DIR under its own name
+        argv = ["go", "build", "-trimpath", "-ldflags=-s -w", "-o", f"{tmp}/", *programs]
+        status = gobuild.run(argv, step, cwd=str(work), env=env, messages=sys.stderr)
+        if status != 0:
+            raise subprocess.CalledProcessError(status, argv)
         shutil.rmtree(work)
 
-    return cached(root / f"go-{k}", build)
+    return cached(root / f"go-{k}", build, step)
 
 
 def go_layer(root: pathlib.Path, binaries: pathlib.Path, cmd: str) -> pathlib.Path:
@@ -311,13 +329,17 @@ def go_layer(root: pathlib.Path, binaries: pathlib.Path, cmd: str) -> pathlib.Pa
     return out
 
 
-def busybox(root: pathlib.Path) -> pathlib.Path:
+def busybox(root: pathlib.Path, step: render.Step) -> pathlib.Path:
     """Debian's busybox-static (this machine's apt candidate, the same suite as the base):
     /bin/busybox and a link per applet, /tmp, /etc/passwd."""
     k = key("busybox/1", SUITE)
 
     def build(tmp: pathlib.Path) -> None:
-        run(["apt-get", "download", "-q", "busybox-static"], cwd=tmp, stdout=subprocess.DEVNULL)
+        # as root into a folder apt's `_apt` user cannot enter: no sandbox (and no warning)
+        run(
+            ["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", "busybox-static"],
+            cwd=tmp, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
         deb = next(tmp.glob("busybox-static_*.deb"))
         unpacked = tmp / "deb"
         run(["dpkg-deb", "-x", str(deb), str(unpacked)])
@@ -346,4 +368,4 @@ def busybox(root: pathlib.Path) -> pathlib.Path:
         shutil.rmtree(unpacked)
         deb.unlink()
 
-    return cached(root / f"busybox-{k}", build) / "layer.tar"
+    return cached(root / f"busybox-{k}", build, step) / "layer.tar"

@@ -5,6 +5,8 @@
         step.advance(412, 1830, "k8s.io/api/core/v1")      # the moving line
     steps.finish()                                           # the per-step summary
 
+A step may carry a note (`step.note = "cached"`): its end line and the summary show it.
+
 Two renderers, chosen by `choose(stream)`:
 - `Rich` (a terminal): a styled step header, a live bar for the moving line, a table at the end;
 - `Plain` (CI logs, pipes): timestamped lines, the moving line at most every `every` seconds.
@@ -47,13 +49,15 @@ def duration(seconds: float | None) -> str:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StepRecord:
-    """One finished step: its number, title, time taken and whether it succeeded."""
+    """One finished step: its number, title, time taken, whether it succeeded, and its note
+    ("cached": nothing had to be done)."""
 
     number: int
     total: int
     title: str
     seconds: float
     ok: bool
+    note: str = ""
 
 
 class Renderer(Protocol):
@@ -74,9 +78,15 @@ def _number(number: int, total: int) -> str:
     return f"[{number}/{total}] " if total else ""
 
 
+def _verdict(record: StepRecord) -> str:
+    """`ok`, `FAILED`, or `ok (cached)` with the step's note."""
+    verdict = "ok" if record.ok else "FAILED"
+    return f"{verdict} ({record.note})" if record.note else verdict
+
+
 def _summary_rows(records: list[StepRecord]) -> list[tuple[str, str, str]]:
     rows = [
-        (f"{_number(r.number, r.total)}{r.title}", duration(r.seconds), "ok" if r.ok else "FAILED")
+        (f"{_number(r.number, r.total)}{r.title}", duration(r.seconds), _verdict(r))
         for r in records
     ]
     rows.append(("total", duration(sum(r.seconds for r in records)), ""))
@@ -119,8 +129,9 @@ class Plain:
 
     def finished(self, record: StepRecord) -> None:
         verdict = "done" if record.ok else "FAILED"
+        note = f" ({record.note})" if record.note else ""
         self._print(f"{_number(record.number, record.total)}{record.title}: {verdict} in "
-                    f"{duration(record.seconds)}")  # fmt: skip
+                    f"{duration(record.seconds)}{note}")  # fmt: skip
 
     def summary(self, records: list[StepRecord]) -> None:
         rows = _summary_rows(records)
@@ -172,9 +183,10 @@ class Rich:
             self._live = None
         mark = "[green]done[/]" if record.ok else "[bold red]FAILED[/]"
         number = rich.markup.escape(_number(record.number, record.total))
+        note = f" [dim]({rich.markup.escape(record.note)})[/]" if record.note else ""
         self._console.print(f"[cyan]{number}[/]"
                             f"{rich.markup.escape(record.title)}: {mark} in "
-                            f"{duration(record.seconds)}")  # fmt: skip
+                            f"{duration(record.seconds)}{note}")  # fmt: skip
 
     def summary(self, records: list[StepRecord]) -> None:
         table = rich.table.Table(title="time per step", title_justify="left")
@@ -201,11 +213,13 @@ def choose(stream: TextIO) -> Renderer:
 
 
 class Step:
-    """The running step: what it reports moves its line."""
+    """The running step: what it reports moves its line; `note` ("cached") is shown when it
+    ends."""
 
     def __init__(self, renderer: Renderer, unit: str = "") -> None:
         self._renderer = renderer
         self.unit = unit
+        self.note = ""
 
     def advance(self, done: int, total: int | None, detail: str = "", unit: str = "") -> None:
         self._renderer.advance(done, total, unit or self.unit, detail)
@@ -234,11 +248,13 @@ class Steps:
         self._renderer.started(number, self.total, title)
         began = self._monotonic()
         ok = False
+        current = Step(self._renderer)
         try:
-            yield Step(self._renderer)
+            yield current
             ok = True
         finally:
-            record = StepRecord(number, self.total, title, self._monotonic() - began, ok)
+            seconds = self._monotonic() - began
+            record = StepRecord(number, self.total, title, seconds, ok, current.note)
             self.records.append(record)
             self._renderer.finished(record)
 

@@ -242,3 +242,24 @@ def test_choose_is_plain_off_a_terminal_and_in_ci(monkeypatch: pytest.MonkeyPatc
     assert isinstance(render.choose(Tty()), render.Rich)
     monkeypatch.setenv("CI", "true")
     assert isinstance(render.choose(Tty()), render.Plain)
+
+
+def test_a_step_noted_cached_says_so_at_its_end_and_in_the_summary() -> None:
+    clock = FakeClock()
+    renderer, out = _plain(clock)
+    steps = render.Steps(total=2, renderer=renderer, monotonic=clock.monotonic)
+    with steps.step("Debian base") as step:
+        step.note = "cached"
+    with steps.step("code layer"):
+        clock.elapsed += 12
+    steps.finish()
+    assert out.getvalue().splitlines() == [
+        "08:00:00 [1/2] Debian base",
+        "08:00:00 [1/2] Debian base: done in 0.0s (cached)",
+        "08:00:00 [2/2] code layer",
+        "08:00:12 [2/2] code layer: done in 12s",
+        "time per step:",
+        "  [1/2] Debian base     0.0s  ok (cached)",
+        "  [2/2] code layer       12s  ok",
+        "  total                  12s",
+    ]
