@@ -438,3 +438,73 @@ def test_init_containers_emptydir_and_exec_probe(kube: Kube, ns: str) -> None:
     (init,) = p["status"]["initContainerStatuses"]
     assert init["state"]["terminated"]["exitCode"] == 0
     assert logs(kube, ns, "staged", "-c", "main").splitlines() == ["prepared", "staged"]
+
+
+SELF = """
+apiVersion: v1
+kind: Service
+metadata: {name: mirror}
+spec:
+  selector: {app: itself}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: itself, labels: {app: itself}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: python:3.11
+    command:
+    - python
+    - -c
+    - |
+      import http.server, os, socket, threading, time, urllib.request
+      class H(http.server.BaseHTTPRequestHandler):
+          def do_GET(self):
+              body = f"{os.environ['POD_NAME']} saw {self.client_address[0]}".encode()
+              self.send_response(200)
+              self.send_header("Content-Length", str(len(body)))
+              self.end_headers()
+              self.wfile.write(body)
+          def log_message(self, *args):
+              pass
+      server = http.server.HTTPServer(("", 8080), H)
+      threading.Thread(target=server.serve_forever, daemon=True).start()
+      # The Service has this pod as its only endpoint once the pod is Ready, and
+      # kube-proxy programs it a moment later: retry until then.
+      address = socket.gethostbyname("mirror")
+      for attempt in range(120):
+          try:
+              with urllib.request.urlopen(f"http://{address}/", timeout=3) as resp:
+                  print(address, resp.status, resp.read().decode(), flush=True)
+                  break
+          except OSError as err:
+              last = err
+              time.sleep(0.5)
+      else:
+          print(address, "failed", last, flush=True)
+    env:
+    - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+    readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+"""
+
+
+def test_a_pod_reaches_itself_through_its_service(kube: Kube, ns: str) -> None:
+    """Hairpin: a pod that is its own Service's only endpoint gets its own answer at the
+    Service's ClusterIP (kube-proxy masquerades the hairpinned connection, so the answer
+    goes back through the Service's address) -- as the dispatcher delivering to its own
+    channels and brokers does (a Trigger's reply to its broker, channel-to-channel chains)."""
+    kube.apply(SELF, ns)
+    installed.eventually(
+        lambda: phase_of(kube, ns, "itself", "Succeeded", "Failed"),
+        90,
+        "the pod to finish asking itself",
+        0.5,
+    )
+    service: dict[str, Any] = kube.get_json("service", "-n", ns, "mirror")
+    cluster_ip = service["spec"]["clusterIP"]
+    out = logs(kube, ns, "itself").split()
+    assert out[:2] == [cluster_ip, "200"], out
+    assert out[2:4] == ["itself", "saw"], out
