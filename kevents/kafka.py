@@ -472,13 +472,20 @@ async def _admin_wait(
 
 
 async def _admin_call(
-    config: Mapping[str, Any], call: str, topic: str, request_timeout: float, **new: int
+    config: Mapping[str, Any],
+    call: str,
+    topic: str,
+    request_timeout: float,
+    topic_config: Mapping[str, str] | None = None,
+    **new: int,
 ) -> bool:
     latch = _Latch()
     admin = ck_admin.AdminClient(_with_callbacks(config, latch))
     try:
         if call == "create":
-            spec = ck_cimpl.NewTopic(topic, new["partitions"], new["replication_factor"])
+            spec = ck_cimpl.NewTopic(
+                topic, new["partitions"], new["replication_factor"], config=dict(topic_config or {})
+            )
             futures = admin.create_topics(
                 [spec], request_timeout=request_timeout, operation_timeout=request_timeout
             )
@@ -515,13 +522,16 @@ async def ensure_topic(
     partitions: int = 1,
     replication_factor: int = 1,
     request_timeout: float = 30.0,
+    topic_config: Mapping[str, str] | None = None,
 ) -> bool:
-    """Create `topic` unless it exists; True when this call created it."""
+    """Create `topic` unless it exists; True when this call created it. `topic_config`:
+    topic-level settings at creation (`retention.ms` for a KafkaChannel's retentionDuration)."""
     created = await _admin_call(
         config,
         "create",
         topic,
         request_timeout,
+        topic_config,
         partitions=partitions,
         replication_factor=replication_factor,
     )

@@ -28,7 +28,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from kevents import errors, kafka
+from kevents import errors, kafka, retries
 
 CLASS = "Kafka"
 CLASS_ANNOTATION = "eventing.knative.dev/broker.class"
@@ -59,6 +59,17 @@ def channel_topic(namespace: str, name: str) -> str:
 def channel_group(namespace: str, channel: str, subscription_uid: str) -> str:
     """A KafkaChannel subscriber's consumer group (Knative's `kafka.<ns>.<channel>.<uid>`)."""
     return f"kafka.{namespace}.{channel}.{subscription_uid}"
+
+
+DEFAULT_RETENTION = "PT168H"
+"""Knative's KafkaChannel `retentionDuration` default (7 days)."""
+
+
+def retention_ms(duration: object) -> int:
+    """`retentionDuration` as the topic's `retention.ms`; raises
+    `errors.InvalidDurationError` (years and months have no fixed length)."""
+    text = duration if isinstance(duration, str) and duration else DEFAULT_RETENTION
+    return int(retries.parse_duration(text) * 1000)
 
 
 def topic_name(namespace: str, name: str) -> str:

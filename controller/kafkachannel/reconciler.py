@@ -18,8 +18,8 @@
    ChannelReady reads and the data plane waits for before joining the group.
 
 Deletion (finalizer `kafkachannels.messaging.knative.dev`): the topic is deleted, as Knative
-does; an unreachable Kafka leaves it in place (logged). `retentionDuration` is accepted and
-kept; the topic gets the broker's retention (see README).
+does; an unreachable Kafka leaves it in place (logged). `retentionDuration` (ISO 8601, Knative's
+default PT168H) becomes the topic's `retention.ms` when it is created.
 """
 
 from __future__ import annotations
@@ -128,10 +128,17 @@ class Reconciler(lifecycle.Kind):
         # 5. Topic.
         topic = kafkabrokers.channel_topic(namespace, name)
         try:
+            retention = kafkabrokers.retention_ms(spec.get("retentionDuration"))
+        except errors.InvalidDurationError as exc:
+            message = f"spec.retentionDuration: {exc}"
+            state.mark_false(brokers.TOPIC_READY, "InvalidRetentionDuration", message)
+            raise state.fail(message) from exc
+        try:
             await kafka.ensure_topic(
                 client, topic, partitions=int(spec.get("numPartitions") or 1),
                 replication_factor=int(spec.get("replicationFactor") or 1),
                 request_timeout=opts.kafka_timeout,
+                topic_config={"retention.ms": str(retention)},
             )  # fmt: skip
         except errors.KafkaError as exc:
             state.mark_false(brokers.TOPIC_READY, exc.reason, f"topic {topic!r}: {exc}")

@@ -4,8 +4,8 @@ Subscription kinds) and the Kafka data plane in this process.
 What a user notices: the channel Ready with its `<name>-kn-channel` address and its topic
 `knative-messaging-kafka.<ns>.<name>`; every Subscription gets every event POSTed to the
 channel (a consumer group each), a Subscription added later gets what is sent after it is
-Ready; a subscriber answering 500 is retried, then dead-lettered with the error extensions;
-the topic is deleted with the channel.
+Ready; `retentionDuration` is the topic's `retention.ms`; a subscriber answering 500 is
+retried, then dead-lettered with the error extensions; the topic is deleted with the channel.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 import functools
 
 import confluent_kafka.admin as ck_admin
+import confluent_kafka.admin._config as ck_config
+import confluent_kafka.admin._resource as ck_resource
 import pytest
 from aiohttp import web
 from kubernetes_asyncio import client
@@ -39,6 +41,13 @@ def ready(obj: dict[str, object]) -> bool:
     return c.condition(obj, "Ready").get("status") == "True"
 
 
+def retention(kafka_broker: KafkaBroker, topic: str) -> str:
+    admin = ck_admin.AdminClient({"bootstrap.servers": kafka_broker.bootstrap})
+    resource = ck_config.ConfigResource(ck_resource.ResourceType.TOPIC, topic)
+    found = admin.describe_configs([resource])[resource].result(timeout=10)
+    return str(found["retention.ms"].value)
+
+
 def topics(kafka_broker: KafkaBroker) -> set[str]:
     admin = ck_admin.AdminClient({"bootstrap.servers": kafka_broker.bootstrap})
     return set(admin.list_topics(timeout=10).topics)
@@ -62,7 +71,9 @@ async def test_every_subscription_gets_every_event_and_failures_are_dead_lettere
                 "deadLetterSink": {"uri": ""}}  # fmt: skip
     async with d.serving(first, second, broken, dls, late):
         delivery["deadLetterSink"] = {"uri": dls.url}
-        await api.create(h.KAFKACHANNELS, namespace, h.kafkachannel("orders"))
+        await api.create(
+            h.KAFKACHANNELS, namespace, h.kafkachannel("orders", retentionDuration="PT2H")
+        )
         for name, sub in (("first", first), ("second", second)):
             await api.create(h.SUBSCRIPTIONS, namespace, h.subscription(name, "orders", sub.url))
         await api.create(
@@ -97,6 +108,7 @@ async def test_every_subscription_gets_every_event_and_failures_are_dead_lettere
             await waiting.until(lambda: late.ids() == ["after"], within=60)
             await waiting.until(lambda: len(dls.events) == COUNT + 1, within=60)
             assert topic in topics(kafka_broker)
+            assert retention(kafka_broker, topic) == "7200000"
             await api.delete(h.KAFKACHANNELS, namespace, "orders")
             await c.eventually(
                 lambda: api.get_or_none(h.KAFKACHANNELS, namespace, "orders"),

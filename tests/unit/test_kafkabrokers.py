@@ -121,3 +121,17 @@ def test_a_trigger_target_filters_replies_through_the_ingress_and_inherits_deliv
         "http://127.0.0.1:9/ns/b"
     )
     assert brokers.target(own, served).policy.retry == 1
+
+
+@pytest.mark.parametrize(
+    ("duration", "ms"),
+    [(None, 604_800_000), ("PT2H", 7_200_000), ("P1D", 86_400_000), ("PT0.5S", 500)],
+    ids=["knative-default", "hours", "days", "fraction"],
+)
+def test_retention_duration_becomes_retention_ms(duration: str | None, ms: int) -> None:
+    assert kafkabrokers.retention_ms(duration) == ms
+
+
+def test_a_retention_in_months_is_refused() -> None:
+    with pytest.raises(errors.InvalidDurationError):
+        kafkabrokers.retention_ms("P1M")
