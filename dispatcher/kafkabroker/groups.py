@@ -88,6 +88,14 @@ class Groups:
         self.running: dict[GroupKey, _Running] = {}
         self._wake = asyncio.Event()
         self._group: asyncio.TaskGroup | None = None
+        self._stopping = False
+
+    async def stop(self) -> None:
+        """Graceful stop (the runner's hook, after the ingresses drained): every member stops
+        polling, finishes the deliveries in flight, commits and leaves its group, so its
+        partitions move to the other replicas at once and nothing finished is redelivered."""
+        self._stopping = True
+        await self._stop_all()
 
     def changed(self) -> None:
         """Something the resolvers read changed: sync at the next turn."""
@@ -116,10 +124,11 @@ class Groups:
         self._wake.set()
 
     async def _stop_all(self) -> None:
-        for running in self.running.values():
-            running.member.stop()
-        for running in list(self.running.values()):
-            await running.done.wait()
+        running = list(self.running.values())
+        for each in running:
+            each.member.stop()
+        for each in running:
+            await each.done.wait()
         self.running.clear()
 
     async def _sync(self) -> bool:
@@ -138,7 +147,7 @@ class Groups:
                 await running.done.wait()
                 self.running.pop(key, None)
         for key, wanted in desired.items():
-            if key not in self.running:
+            if key not in self.running and not self._stopping:
                 self._start(key, wanted.want)
         if self._metrics is not None:
             self._metrics.count_groups(list(self.running))

@@ -215,7 +215,7 @@ class KafkaBrokerDataPlane:
                 run=self.channel_informer.run,
                 started=self._channels_listed,
             ),
-            runner.Service(name="consumer groups", run=self.groups.run),
+            runner.Service(name="consumer groups", run=self.groups.run, stop=self.groups.stop),
             runner.Service(
                 name="channel ingress",
                 run=self.channel_server.run,
