@@ -18,6 +18,7 @@ from tests import cluster, waiting
 
 BROKERS = kubeapi.Resource("eventing.knative.dev", "v1", "brokers")
 TRIGGERS = kubeapi.Resource("eventing.knative.dev", "v1", "triggers")
+SECRETS = kubeapi.Resource("", "v1", "secrets")
 CRDS = [cluster.REPO / "manifests" / f"300-{kind}.yaml" for kind in ("broker", "trigger")]
 _crds: list[bool] = []
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import textwrap
 
 import confluent_kafka.admin as ck_admin
 import pytest
@@ -176,3 +177,93 @@ async def test_misnamed_config_map_makes_the_broker_not_ready_naming_it(
     assert parsed["reason"] == "ConfigMapNotFound"
     assert "kafka-broker-config" in parsed["message"]
     assert c.condition(broker, "Ready")["message"] == parsed["message"]
+
+
+async def test_config_br_defaults_make_a_bare_broker_a_kafka_broker(
+    kube: Kube, api_client: client.ApiClient, namespace: str, kafka_broker: KafkaBroker
+) -> None:
+    api = kubeapi.KubeApi(api_client)
+    kube.apply(h.config_map("kafka-broker-config", kafka_broker.bootstrap, 2), namespace)
+    kube.apply(h.DATA_PLANE, namespace)
+    defaults = (
+        "clusterDefault:\n  brokerClass: MTChannelBasedBroker\n"
+        "namespaceDefaults:\n"
+        f"  {namespace}:\n    brokerClass: Kafka\n    apiVersion: v1\n    kind: ConfigMap\n"
+        f"    name: kafka-broker-config\n    namespace: {namespace}\n"
+        "    delivery: {retry: 4, backoffPolicy: exponential, backoffDelay: PT0.2S}\n"
+    )
+    kube.apply(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config-br-defaults}\n"
+        f"data:\n  default-br-config: |\n{textwrap.indent(defaults, '    ')}",
+        namespace,
+    )
+    bare = {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+            "metadata": {"name": "default"}}  # fmt: skip
+    await api.create(h.BROKERS, namespace, bare)
+    async with c.running(api_client, namespace, KINDS):
+        broker = await c.eventually(
+            lambda: api.get(h.BROKERS, namespace, "default"), ready, within=90
+        )
+        await api.delete(h.BROKERS, namespace, "default")
+        await c.eventually(
+            lambda: api.get_or_none(h.BROKERS, namespace, "default"), lambda o: o is None
+        )
+    assert broker["metadata"]["annotations"]["eventing.knative.dev/broker.class"] == "Kafka"
+    assert broker["spec"]["config"] == {
+        "apiVersion": "v1", "kind": "ConfigMap", "name": "kafka-broker-config",
+        "namespace": namespace,
+    }  # fmt: skip
+    assert broker["spec"]["delivery"]["retry"] == 4
+    assert broker["status"]["annotations"]["default.topic"] == f"knative-broker-{namespace}-default"
+
+
+async def test_a_sasl_config_secret_authenticates_and_a_wrong_password_says_so(
+    kube: Kube, api_client: client.ApiClient, namespace: str, kafka_broker: KafkaBroker
+) -> None:
+    api = kubeapi.KubeApi(api_client)
+    subscriber = d.Subscriber()
+    good, bad = kafka_broker.secret_data(), {**kafka_broker.secret_data(), "password": "nope"}
+    for name, data in (("creds", good), ("wrong", bad)):
+        await api.create(
+            h.SECRETS, namespace,
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data},
+        )  # fmt: skip
+        kube.apply(
+            h.config_map(f"config-{name}", kafka_broker.sasl_bootstrap, 1,
+                         **{"auth.secret.ref.name": name}),
+            namespace,
+        )  # fmt: skip
+    kube.apply(h.DATA_PLANE, namespace)
+
+    def config(name: str) -> dict[str, str]:
+        return {"apiVersion": "v1", "kind": "ConfigMap", "name": f"config-{name}",
+                "namespace": namespace}  # fmt: skip
+
+    async with d.serving(subscriber):
+        await api.create(h.BROKERS, namespace, h.broker("sasl", config("creds")))
+        await api.create(h.BROKERS, namespace, h.broker("refused", config("wrong")))
+        await api.create(h.TRIGGERS, namespace, h.trigger("all", "sasl", subscriber.url))
+        async with (
+            c.running(api_client, namespace, KINDS),
+            h.running_data_plane(api_client) as plane,
+        ):
+            await c.eventually(lambda: api.get(h.BROKERS, namespace, "sasl"), ready, within=90)
+            await c.eventually(lambda: api.get(h.TRIGGERS, namespace, "all"), ready)
+            refused = await c.eventually(
+                lambda: api.get(h.BROKERS, namespace, "refused"),
+                lambda b: c.condition(b, "TopicReady").get("status") == "False",
+                within=90,
+            )
+            await waiting.until(lambda: len(plane.groups.running) == 1, within=30)
+            assert (await d.post(h.url(plane, namespace, "sasl"), d.event("s-1")))[0] == 202
+            await waiting.until(lambda: subscriber.ids() == ["s-1"], within=60)
+            for name in ("sasl", "refused"):
+                await api.delete(h.BROKERS, namespace, name)
+                await c.eventually(
+                    functools.partial(api.get_or_none, h.BROKERS, namespace, name),
+                    lambda o: o is None, within=60,
+                )  # fmt: skip
+    topic = c.condition(refused, "TopicReady")
+    assert topic["reason"] == "AuthenticationFailed"
+    assert "Authentication failed" in topic["message"]
+    assert "nope" not in topic["message"]
