@@ -82,7 +82,7 @@ async def _measure(
     return Result(client, direction, records, seconds, _cpu(resource.RUSAGE_SELF) - cpu)
 
 
-async def _windowed(count: int, window: int, send: Callable[[int], Awaitable[object]]) -> None:
+async def windowed(count: int, window: int, send: Callable[[int], Awaitable[object]]) -> None:
     for first in range(0, count, window):
         await asyncio.gather(*(send(i) for i in range(first, min(count, first + window))))
 
@@ -95,7 +95,7 @@ async def confluent(bootstrap: str, topic: str, args: argparse.Namespace) -> lis
         await producer.send(topic, b"warm-up")
 
         async def produce() -> None:
-            await _windowed(args.records, args.window, lambda i: producer.send(topic, value))
+            await windowed(args.records, args.window, lambda i: producer.send(topic, value))
 
         results.append(await _measure("confluent-kafka", "produce", args.records, produce))
     async with kafka.Consumer(config, group_id=f"{topic}-bench", topics=[topic]) as consumer:
@@ -129,7 +129,7 @@ async def aiokafka(bootstrap: str, topic: str, args: argparse.Namespace) -> list
         await producer.send_and_wait(topic, b"warm-up")
 
         async def produce() -> None:
-            await _windowed(
+            await windowed(
                 args.records, args.window, lambda i: producer.send_and_wait(topic, value)
             )
 
@@ -163,7 +163,7 @@ async def aiokafka(bootstrap: str, topic: str, args: argparse.Namespace) -> list
     return results
 
 
-def _java_tool(main_class: str, *tool_args: str) -> tuple[str, float]:
+def java_tool(main_class: str, *tool_args: str) -> tuple[str, float]:
     """The tool's output and the CPU seconds its JVM used."""
     before = _cpu(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(
@@ -175,7 +175,7 @@ def _java_tool(main_class: str, *tool_args: str) -> tuple[str, float]:
 
 def kafka_tools(bootstrap: str, topic: str, args: argparse.Namespace) -> list[Result]:
     start = time.perf_counter()
-    out, cpu = _java_tool(
+    out, cpu = java_tool(
         localkafka.PRODUCER_PERFORMANCE, "--topic", topic, "--num-records", str(args.records),
         "--record-size", str(args.size), "--throughput", "-1", "--producer-props",
         f"bootstrap.servers={bootstrap}", "acks=all", "enable.idempotence=true", "linger.ms=5",
@@ -187,7 +187,7 @@ def kafka_tools(bootstrap: str, topic: str, args: argparse.Namespace) -> list[Re
     results = [Result("Kafka ProducerPerf.", "produce", args.records, args.records / rate, cpu)]
     print(f"  (ProducerPerformance: {summary.strip()}; JVM wall {wall:.1f} s)")
     start = time.perf_counter()
-    out, cpu = _java_tool(
+    out, cpu = java_tool(
         localkafka.CONSUMER_PERFORMANCE, "--bootstrap-server", bootstrap, "--topic", topic,
         "--messages", str(args.records), "--group", f"{topic}-bench",
     )  # fmt: skip

@@ -43,17 +43,17 @@ HOST = "127.0.0.1"
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _own_cpu() -> float:
+def own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
 
-def _rss_mib(pid: int) -> float:
+def rss_mib(pid: int) -> float:
     for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
@@ -166,15 +166,15 @@ async def main(args: argparse.Namespace, info: dict[str, str]) -> None:
                         return response.status == 202
 
                 for concurrency in args.concurrency:
-                    cpu, own = _cpu_seconds(proc.pid), _own_cpu()
+                    cpu, own = cpu_seconds(proc.pid), own_cpu()
                     ok, failed, latencies = await _closed_loop(args.seconds, concurrency, post)
-                    used, loader = _cpu_seconds(proc.pid) - cpu, _own_cpu() - own
+                    used, loader = cpu_seconds(proc.pid) - cpu, own_cpu() - own
                     print(
                         _line(f"KafkaSink ingress, {concurrency} in flight", ok, failed,
                               args.seconds, latencies)
                         + f"   {used / max(ok, 1) * 1e6:6.0f} µs CPU/event"
                         f" (load generator {loader / max(ok, 1) * 1e6:.0f})"
-                        f"   RSS {_rss_mib(proc.pid):.0f} MiB",
+                        f"   RSS {rss_mib(proc.pid):.0f} MiB",
                         flush=True,
                     )  # fmt: skip
             async with kafka.Producer(producer_config) as producer:
