@@ -17,6 +17,10 @@ On one broker, in one run, each on a fresh topic:
 Printed per client and direction: records/s, and CPU time per record (user + system of this
 process, threads included; for the Java tools, of the child JVM, start-up included) in µs.
 The uvloop event loop runs the Python clients, as in the product.
+
+The other parts, each beside Kafka's own tools on the same broker: `bench/kafkasink.py` (the
+KafkaSink ingress against the producer it is built on) and `bench/kafkasource.py` (the
+KafkaSource adapter against `ConsumerPerformance` and `EndToEndLatency`).
 """
 
 from __future__ import annotations
