@@ -47,5 +47,6 @@ Modules
                         TLS admission webhook with its rotated certificates (`webhook.py` says
                         why it only sees opted-in objects and fails open)
     containersource/    SinkBinding + Deployment (pure), reconciler, wiring
+    eventtype/          EventType: ReferenceExists and Ready, reconciler, wiring
     configstore.py      config-logging / -observability / -tracing for the adapters' env
     settings.py         ControllerSettings from the environment"""

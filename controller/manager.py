@@ -19,6 +19,7 @@ from controller.broker import wiring as broker
 from controller.brokerinjection import wiring as brokerinjection
 from controller.channel import wiring as channel
 from controller.containersource import wiring as containersource
+from controller.eventtype import wiring as eventtype
 from controller.flows import wiring as flows
 from controller.framework import discovery, lifecycle, loop, metrics, tracking
 from controller.githubsource import wiring as githubsource
@@ -64,6 +65,7 @@ KINDS: dict[str, Builder] = {
     "KafkaSource": kafkasource.build,
     "KafkaBroker": kafkabroker.build,
     "KafkaChannel": kafkachannel.build,
+    "EventType": eventtype.build,
 }
 """Every kind this process reconciles, by kind name."""
 

@@ -1,4 +1,5 @@
-"""CRDs of `eventing.knative.dev`: Broker and Trigger (`v1`), KafkaSink (`v1alpha1`, from
+"""CRDs of `eventing.knative.dev`: Broker and Trigger (`v1`), EventType (`v1beta2`, the
+version Knative v0.49 stores), KafkaSink (`v1alpha1`, from
 knative-extensions/eventing-kafka-broker).
 
 What Knative's webhook validates and CEL can express is a rule here: Trigger attribute
@@ -336,9 +337,57 @@ def kafkasink() -> s.Schema:
     )
 
 
+def eventtype() -> s.Schema:
+    """Knative's EventType at `v1beta2`: the registry entry for events of one type (and
+    source) that a source sends or a broker or channel receives. Knative also serves
+    `v1beta1` and `v1beta3` through its conversion webhook; kevents serves `v1beta2` only."""
+    reference = s.kreference("The Broker, Channel or other Addressable the events reach.")
+    reference.pop("x-kubernetes-validations")  # a reference may name a group-less kind
+    spec = s.obj(
+        "Describes the events of one CloudEvents type.",
+        {
+            "type": s.string("CloudEvents type, e.g. dev.knative.apiserver.resource.add."),
+            "source": s.string("CloudEvents source of the events (a URI reference)."),
+            "schema": s.string("URI of the schema of the events' data (dataschema)."),
+            "schemaData": s.string("The schema itself, inline; not validated."),
+            "reference": reference,
+            "broker": s.string("Deprecated (v1beta1): the Broker's name; use reference."),
+            "description": s.string("What the events of this type are about."),
+        },
+    )
+    status = s.obj(
+        "Observed state of the EventType: Ready when its reference exists (or has none).",
+        s.duck_status_properties(),
+    )
+    column = {"type": "string"}
+    return s.crd(
+        group=GROUP,
+        kind="EventType",
+        plural="eventtypes",
+        singular="eventtype",
+        versions=["v1beta2"],
+        storage="v1beta2",
+        description="An entry of the event registry: events of one type a source, broker or "
+        "channel carries.",
+        spec=spec,
+        status=status,
+        columns=[
+            {"name": "Type", **column, "jsonPath": ".spec.type"},
+            {"name": "Source", **column, "jsonPath": ".spec.source"},
+            {"name": "Schema", **column, "jsonPath": ".spec.schema"},
+            {"name": "Reference Name", **column, "jsonPath": ".spec.reference.name"},
+            {"name": "Reference Kind", **column, "jsonPath": ".spec.reference.kind"},
+            {"name": "Description", **column, "jsonPath": ".spec.description"},
+            *s.ready_columns()[1:],
+        ],
+        categories=CATEGORIES,
+    )
+
+
 ALL = {
     "300-broker.yaml": lambda: v1alpha1.served(broker(), v1alpha1.broker()),
     "300-trigger.yaml": lambda: v1alpha1.served(trigger(), v1alpha1.trigger()),
+    "300-eventtype.yaml": eventtype,
     "300-kafkasink.yaml": kafkasink,
 }
 """Broker and Trigger are also served at the legacy v1alpha1 (`v1alpha1.py`)."""

@@ -3,7 +3,8 @@
 Order as in knative/eventing `pkg/reconciler/apiserversource`: resolve the sink
 (SinkProvided), resolve the namespaces, check the ServiceAccount's permissions
 (SufficientPermissions), apply the adapter Deployment, propagate its availability
-(Deployed), then publish `ceAttributes`. A failed step raises `ReconcileError`: the
+(Deployed), then publish `ceAttributes` and write one EventType per type
+(`framework.eventtypes`). A failed step raises `ReconcileError`: the
 generic reconciler (`lifecycle.py`) writes the status reached and requeues with backoff
 (and the tracker requeues it sooner when the sink appears). Deletion needs nothing: the
 Deployment carries an owner reference and is garbage-collected.
@@ -20,6 +21,7 @@ from controller.framework import (
     children,
     conditions,
     discovery,
+    eventtypes,
     lifecycle,
     sinks,
     statuses,
@@ -92,9 +94,10 @@ class Reconciler(lifecycle.Kind):
         # 4. Deployment.
         await self._deployment(source, address, namespaces, watches, state)
         # 5. Event types.
-        state.status["ceAttributes"] = ce_attributes(
-            spec.get("mode") or "Reference", self.ce_source
-        )
+        attributes = ce_attributes(spec.get("mode") or "Reference", self.ce_source)
+        state.status["ceAttributes"] = attributes
+        reference = eventtypes.sink_reference(spec.get("sink"), source["metadata"]["namespace"])
+        await eventtypes.sync(self.api, source, eventtypes.desired(source, attributes, reference))
 
     async def _namespaces(self, source: kubeapi.Json) -> list[str]:
         """The source's namespace, or those its `namespaceSelector` selects."""

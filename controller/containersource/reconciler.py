@@ -12,7 +12,8 @@
    of the template (image, args, env) is applied and rolls out (eventing-contrib#28).
    ReceiveAdapterReady follows the Deployment's Available; an apply the apiserver refuses
    makes it False with the apiserver's reason and message verbatim.
-3. `ceAttributes` from what the containers declare (`resources.ce_attributes`).
+3. `ceAttributes` from what the containers declare (`resources.ce_attributes`), and one
+   EventType per type (`framework.eventtypes`).
 
 Server-side apply owns exactly the fields we set, so `kubectl scale` and the binding's own
 patches are left alone. Deletion is garbage collection through the owner references.
@@ -24,7 +25,7 @@ import logging
 
 from controller import availability, context
 from controller.containersource import resources
-from controller.framework import children, conditions, lifecycle
+from controller.framework import children, conditions, eventtypes, lifecycle
 from controller.sinkbinding import reconciler as sinkbinding
 from kevents import kubeapi
 
@@ -83,7 +84,12 @@ class Reconciler(lifecycle.Kind):
         for field in SINK_FIELDS:
             if bstatus.get(field):
                 state.status[field] = bstatus[field]
-        state.status["ceAttributes"] = resources.ce_attributes(source)
+        attributes = resources.ce_attributes(source)
+        state.status["ceAttributes"] = attributes
+        reference = eventtypes.sink_reference(
+            (source.get("spec") or {}).get("sink"), meta["namespace"]
+        )
+        await eventtypes.sync(self.api, source, eventtypes.desired(source, attributes, reference))
 
         # 2. The Deployment, once there is a sink to give it.
         sink = sinkbinding.sink_of(binding)

@@ -12,6 +12,7 @@
     sinks.py        Destination -> URL (Service, any Addressable, uri, ref + relative uri)
     discovery.py    which kinds the API server serves (resource lookups by kind)
     metrics.py      the controller's Prometheus metrics
+    eventtypes.py   a source's EventTypes (one per declared type), written beside its status
 
 Kinds live beside this package (`controller/<kind>/`), with the helpers several kinds share
 (`availability`, `channelable`, `podsecurity`, `configstore`) and the process wiring (`app`,

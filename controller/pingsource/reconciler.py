@@ -7,7 +7,8 @@
    reads it from the status.
 3. Ensure the shared adapter Deployment exists (create from the configured image if
    missing) and propagate its availability (Deployed).
-4. OIDCIdentityCreated (True: OIDC is off) and `ceAttributes`.
+4. OIDCIdentityCreated (True: OIDC is off), `ceAttributes` and one EventType per type
+   (`framework.eventtypes`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 
 from controller import availability, context
-from controller.framework import conditions, lifecycle
+from controller.framework import conditions, eventtypes, lifecycle
 from controller.pingsource import adapter
 from kevents import kubeapi, pingspec
 
@@ -68,7 +69,10 @@ class Reconciler(lifecycle.Kind):
             state.mark_false(conditions.READY, *problem)
             return
         state.set_address("sink", address)
-        state.status["ceAttributes"] = ce_attributes(meta["namespace"], meta["name"])
+        attributes = ce_attributes(meta["namespace"], meta["name"])
+        state.status["ceAttributes"] = attributes
+        reference = eventtypes.sink_reference(spec.get("sink"), meta["namespace"])
+        await eventtypes.sync(self.api, source, eventtypes.desired(source, attributes, reference))
 
     async def _adapter(self) -> kubeapi.Json:
         """The shared adapter Deployment, created from the configured image when missing."""

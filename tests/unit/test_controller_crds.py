@@ -35,6 +35,20 @@ NAMES = {
     "300-broker.yaml": ("Broker", [], ["URL", "Class", "Age", "Ready", "Reason"]),
     "300-trigger.yaml": ("Trigger", [], ["Broker", "Subscriber_URI", "Age", "Ready", "Reason"]),
     "300-kafkasink.yaml": ("KafkaSink", [], ["URL", "Age", "Ready", "Reason"]),
+    "300-eventtype.yaml": (
+        "EventType",
+        [],
+        [
+            "Type",
+            "Source",
+            "Schema",
+            "Reference Name",
+            "Reference Kind",
+            "Description",
+            "Ready",
+            "Reason",
+        ],
+    ),
 }
 
 
