@@ -7,6 +7,8 @@
                              page places events on its chart), the kept events, then every
                              new one
     GET  /health             200 while running
+    GET  /healthz            204 while running (Knative's event_display health path, so one
+                             probe fits both programs)
 
 Memory is bounded: the last `history` events are kept, and a page that reads too slowly is
 disconnected (its browser reconnects and gets the history again) rather than buffered.
@@ -134,6 +136,9 @@ class Display:
     async def health(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
     def app(self) -> web.Application:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_post("/", self.receive)
@@ -141,6 +146,7 @@ class Display:
         app.router.add_get("/events", self.events)
         app.router.add_get("/events/stream", self.stream)
         app.router.add_get("/health", self.health)
+        app.router.add_get("/healthz", self.healthz)
         return app
 
 

@@ -14,6 +14,7 @@ answer with the event changed. This one is configured by environment:
     POST /          a CloudEvent: answered with the changed event (binary mode, 200)
     GET  /events    what was received (newest last) and how it was answered, bounded
     GET  /health    200 while running
+    GET  /healthz   204 while running (Knative's event_display path: one probe for both)
 
 Each request is a SERVER span in the caller's trace (service name `step`, or STEP_NAME).
 """
@@ -167,11 +168,15 @@ class Step:
     async def health(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
     def app(self) -> web.Application:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_post("/", self.receive)
         app.router.add_get("/events", self.events)
         app.router.add_get("/health", self.health)
+        app.router.add_get("/healthz", self.healthz)
         return app
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests import cluster
+from tests.e2e import eventlog
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,35 @@ def recorded_events(ip: str) -> list[dict[str, Any]]:
         return []
     except OSError:
         return []
+
+
+KNATIVE_DISPLAY = re.compile(r"/cmd/(event_display|message_dumper)$")
+"""Repositories of Knative's event_display images (releases, nightly, eventing-contrib and the
+2018-2019 eventing-sources names, message_dumper among them): the program keeps no list."""
+
+
+def _repository(image: str) -> str:
+    """`image` without its digest and tag."""
+    name = image.split("@", 1)[0]
+    head, _, tail = name.rpartition(":")
+    return head if head and "/" not in tail else name
+
+
+def pod_events(kube: cluster.Kube, pod: dict[str, Any]) -> list[dict[str, Any]]:
+    """What one sink pod received, in the shape of `recorded_events`: from the log of a
+    container running Knative's event_display (`eventlog`: it serves no list; kevents'
+    stand-in prints the same log), else from the pod's `GET :8080/events`. Empty while the
+    pod has not started (callers poll)."""
+    meta = pod["metadata"]
+    for container in pod["spec"]["containers"]:
+        if KNATIVE_DISPLAY.search(_repository(container["image"])):
+            proc = kube.kubectl(
+                "-n", meta["namespace"], "logs", meta["name"], "-c", container["name"],
+                check=False,
+            )  # fmt: skip
+            return eventlog.parse(proc.stdout) if proc.returncode == 0 else []
+    ip = (pod.get("status") or {}).get("podIP")
+    return recorded_events(ip) if ip else []
 
 
 @pytest.fixture(scope="session")

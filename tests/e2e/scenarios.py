@@ -3,8 +3,8 @@ for Broker injection when asked), objects waited Ready, and the events a sink's 
 recorded. The one poll is `installed.eventually`.
 
 A scenario applies its chain (a source, a Broker, Triggers, sinks), waits for each object's
-Ready condition (`wait_ready`) and then reads what the sink's pods received (`received`,
-`GET :8080/events` on each pod, as event-display and the tutorials' receivers serve it).
+Ready condition (`wait_ready`) and then reads what the sink's pods received (`received`:
+event_display's log, `GET :8080/events` of the tutorials' receivers; `installed.pod_events`).
 Whether something else could still arrive is decided by a sentinel sent last, never by time.
 """
 
@@ -20,11 +20,16 @@ from tests import cluster
 from tests.e2e import installed
 
 DISPLAY_IMAGE = "gcr.io/knative-releases/knative.dev/eventing/cmd/event_display"
+TRACED_DISPLAY_IMAGE = "docker.io/kevents/event-display"
+"""kevents' display: the same log, plus a span per event sent to Zipkin (K_TRACING_CONFIG).
+Knative's event_display v0.49 exports OTLP only, which the local Zipkin does not take."""
 
 
-def display(ns: str, name: str, env: Mapping[str, str] | None = None) -> str:
+def display(
+    ns: str, name: str, env: Mapping[str, str] | None = None, image: str = DISPLAY_IMAGE
+) -> str:
     """An event-display Deployment and Service `name` (pods labelled `app=<name>`, ready once
-    they answer /health) that keeps what it receives for `received`."""
+    they answer Knative's health path /healthz) whose events `received` reads."""
     variables = json.dumps([{"name": k, "value": v} for k, v in (env or {}).items()])
     return f"""
 ---
@@ -38,9 +43,9 @@ spec:
     spec:
       containers:
       - name: display
-        image: {DISPLAY_IMAGE}
+        image: {image}
         env: {variables}
-        readinessProbe: {{httpGet: {{path: /health, port: 8080}}, periodSeconds: 1}}
+        readinessProbe: {{httpGet: {{path: /healthz, port: 8080}}, periodSeconds: 1}}
 ---
 apiVersion: v1
 kind: Service
@@ -143,9 +148,7 @@ def received(kube: cluster.Kube, ns: str, selector: str) -> list[dict[str, Any]]
     assert isinstance(pods, list)
     out: list[dict[str, Any]] = []
     for pod in pods:
-        ip = (pod.get("status") or {}).get("podIP")
-        if ip:
-            out.extend(installed.recorded_events(ip))
+        out.extend(installed.pod_events(kube, pod))
     return out
 
 

@@ -33,7 +33,7 @@ TRACING = (
 
 def scenario(ns: str) -> str:
     displays = "".join(
-        scenarios.display(ns, name, {"K_TRACING_CONFIG": TRACING})
+        scenarios.display(ns, name, {"K_TRACING_CONFIG": TRACING}, scenarios.TRACED_DISPLAY_IMAGE)
         for name in ("display-adds", "display-all", "display-dls")
     )
     return (

@@ -62,7 +62,7 @@ spec:
       - name: main
         image: {image}
         env: {json.dumps(variables)}
-        readinessProbe: {{httpGet: {{path: /health, port: 8080}}, periodSeconds: 1}}
+        readinessProbe: {{httpGet: {{path: /healthz, port: 8080}}, periodSeconds: 1}}
 ---
 apiVersion: v1
 kind: Service

@@ -42,7 +42,7 @@ spec:
       - name: display
         image: {DISPLAY_IMAGE}
         env: [{{name: DISPLAY_HISTORY, value: "20000"}}]
-        readinessProbe: {{httpGet: {{path: /health, port: 8080}}, periodSeconds: 1}}
+        readinessProbe: {{httpGet: {{path: /healthz, port: 8080}}, periodSeconds: 1}}
 ---
 apiVersion: v1
 kind: Service
@@ -82,9 +82,8 @@ def events_at(kube: cluster.Kube, ns: str, app: str) -> list[dict[str, Any]]:
     assert isinstance(pods, list)
     out: list[dict[str, Any]] = []
     for pod in pods:
-        ip = pod["status"].get("podIP")
-        if ip and not pod["metadata"].get("deletionTimestamp"):
-            out.extend(installed.recorded_events(ip))
+        if not pod["metadata"].get("deletionTimestamp"):
+            out.extend(installed.pod_events(kube, pod))
     return out
 
 

@@ -208,7 +208,8 @@ def test_a_pod_posts_to_the_sink_address_as_knatives_docs_do(
     kube: cluster.Kube, sink_ns: str, kafka_broker: KafkaBroker,
     kafka_console_consumer: Reader,
 ) -> None:  # fmt: skip
-    """The docs' command (curl from a pod to `status.address.url`, through cluster DNS)."""
+    """The docs' command (curl from a pod to `status.address.url`, through cluster DNS; the
+    pod runs on the host's tools, whatever the agent's runtime: busybox has no curl)."""
     assert kafka_broker.pods_bootstrap, "the pods' Kafka address"
     topic = f"e2e-docs-{uuid.uuid4().hex[:8]}"
     kube.apply(
@@ -226,7 +227,8 @@ def test_a_pod_posts_to_the_sink_address_as_knatives_docs_do(
         f""" -d '{{"value":"Hello Knative"}}' {url}"""
     )
     kube.kubectl(
-        "-n", sink_ns, "run", "curl", "--image=busybox", "--restart=Never", "--",
+        "-n", sink_ns, "run", "curl", "--image=busybox", "--restart=Never",
+        "--annotations=agent.kevents.dev/runtime=process", "--",
         "sh", "-c", command,
     )  # fmt: skip
     installed.eventually(

@@ -30,7 +30,8 @@ pytestmark = pytest.mark.cluster
 ADD = "dev.knative.apiserver.resource.add"
 PING = "dev.knative.sources.ping"
 FIRST_IMAGE = "gcr.io/knative-releases/knative.dev/eventing/cmd/event_display"
-SECOND_IMAGE = "docker.io/kevents/event-display:v2"
+SECOND_IMAGE = "docker.io/kevents/event-display:latest"
+"""Another image (kevents' display: the same log), one hack/build-images builds."""
 
 
 def scenario(ns: str, image: str) -> str:
@@ -87,10 +88,7 @@ class Received:
         )["items"]
         assert isinstance(pods, list)
         for pod in pods:
-            ip = pod["status"].get("podIP")
-            if not ip:
-                continue
-            events = installed.recorded_events(ip)
+            events = installed.pod_events(self.kube, pod)
             if not events:
                 continue  # not listening yet, or stopping: what it had is kept, polled again
             revision = pod["metadata"]["labels"][resources.REVISION_LABEL]

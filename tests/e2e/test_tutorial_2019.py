@@ -28,15 +28,13 @@ from typing import Any
 import pytest
 
 from tests import cluster
-from tests.e2e import installed, scenarios
+from tests.e2e import eventlog, installed, scenarios
 from tests.integration import test_controller_legacysources as legacy_tests
 
 pytestmark = pytest.mark.cluster
 
 LEGACY = cluster.REPO / "manifests" / "legacy"
 ADD = "dev.knative.apiserver.resource.add"
-BANNER = "☁️  cloudevents.Event"
-"""The first line of each event in event_display's log (the CloudEvents Go SDK's layout)."""
 
 SERVICEACCOUNT_YAML = """\
 apiVersion: v1
@@ -142,21 +140,12 @@ def logs(kube: cluster.Kube, ns: str) -> str:
 def displayed(text: str) -> list[tuple[str, Any]]:
     """(type, data) of each event in event_display's log; other log lines are skipped."""
     out: list[tuple[str, Any]] = []
-    for block in text.split(BANNER)[1:]:
-        lines = block.splitlines()
-        type_ = next((ln.split(": ", 1)[1] for ln in lines if ln.startswith("  type: ")), "")
-        data: Any = None
-        if "Data," in lines:
-            body = []
-            for line in lines[lines.index("Data,") + 1 :]:
-                if not line.startswith("  "):
-                    break  # the next log line (not part of this event)
-                body.append(line[2:])
-            try:
-                data = json.loads("\n".join(body))
-            except ValueError:
-                data = "\n".join(body)
-        out.append((type_, data))
+    for shown in eventlog.parse(text):
+        try:
+            data = json.loads(shown["data"])
+        except ValueError:
+            data = shown["data"]
+        out.append((shown["attributes"].get("type", ""), data))
     return out
 
 

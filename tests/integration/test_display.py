@@ -129,3 +129,14 @@ async def test_invalid_event_is_rejected_with_reason(display: tuple[str, io.Stri
         assert resp.status == 400
         assert "not a CloudEvent" in await resp.text()
     assert out.getvalue() == ""
+
+
+async def test_health_answers_on_knatives_path_too(display: tuple[str, io.StringIO]) -> None:
+    """`/healthz` is Knative's event_display's probe path (204): a probe written for one
+    program fits the other."""
+    url, _ = display
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url + "/healthz") as resp:
+            assert resp.status == 204
+        async with http.get(url + "/health") as resp:
+            assert resp.status == 200

@@ -1,0 +1,85 @@
+"""Pods on the images hack/build-images built, run by the node agent through runc (issue 23).
+
+A pod annotated `agent.kevents.dev/runtime: runc` runs from its image on either runtime of
+the agent, so what the image and the pod's securityContext promise is checked on both: a
+read-only root filesystem refuses a write by root itself, while a volume stays writable and
+a sibling container without the setting writes its own root; both report the built digest
+as their imageID.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+
+import pytest
+
+from hack.agent import imagestore
+from tests import cluster
+from tests.e2e import installed, scenarios
+
+# The first run on a machine builds the images (`built`): minutes, more than the 300 s default.
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(2400)]
+
+
+@pytest.fixture(scope="module")
+def built() -> dict[str, str]:
+    """Every built reference (`docker.io/library/busybox:latest`) -> its manifest digest, from
+    hack/build-images' images.json (a cache hit once the images are built)."""
+    out = subprocess.run(
+        [str(cluster.REPO / "hack" / "build-images")], capture_output=True, text=True, check=True
+    ).stdout
+    folder = pathlib.Path(out.strip().splitlines()[-1])
+    images = json.loads((folder / "images.json").read_text())["images"]
+    return {ref: item["digest"] for item in images for ref in item["refs"]}
+
+
+def image_id(built: dict[str, str], reference: str) -> str:
+    """The imageID a container of `reference` reports when it runs the built image."""
+    repository, tag, _ = imagestore.normalise(reference)
+    return f"{repository}@{built[repository + ':' + (tag or 'latest')]}"
+
+
+READ_ONLY = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: read-only
+  annotations: {agent.kevents.dev/runtime: runc}
+spec:
+  restartPolicy: Never
+  volumes: [{name: scratch, emptyDir: {}}]
+  containers:
+  - name: read-only
+    image: busybox
+    command: [sh, -c, "touch /probe; echo root=$?; touch /scratch/probe; echo scratch=$?"]
+    securityContext: {runAsUser: 0, readOnlyRootFilesystem: true}
+    volumeMounts: [{name: scratch, mountPath: /scratch}]
+  - name: writable
+    image: busybox
+    command: [sh, -c, "touch /probe; echo root=$?"]
+    securityContext: {runAsUser: 0}
+"""
+
+
+def test_a_read_only_root_filesystem_refuses_writes_even_by_root(
+    kube: cluster.Kube, built: dict[str, str]
+) -> None:
+    with scenarios.namespace(kube, "images") as ns:
+        kube.apply(READ_ONLY, ns)
+        pod = installed.eventually(
+            lambda: (p := scenarios.get(kube, ns, "pod/read-only")).get("status", {}).get("phase")
+            in ("Succeeded", "Failed") and p,
+            120, "the read-only pod finished", 1.0,
+        )  # fmt: skip
+        logs = {
+            name: kube.kubectl("-n", ns, "logs", "read-only", "-c", name).stdout
+            for name in ("read-only", "writable")
+        }
+        assert "Read-only file system" in logs["read-only"], logs
+        assert "root=1" in logs["read-only"].splitlines(), logs
+        assert "scratch=0" in logs["read-only"].splitlines(), logs
+        assert logs["writable"].splitlines() == ["root=0"], logs
+        statuses = pod["status"]["containerStatuses"]
+        assert {s["imageID"] for s in statuses} == {image_id(built, "busybox")}
