@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import pathlib
+import statistics
 import subprocess
 import sys
 import time
@@ -89,18 +90,37 @@ def _peer(label: str) -> str:
     return "Knative IMC (async)" if "async" in label else "Knative IMC (sync)"
 
 
+def _medians() -> list[dict[str, Any]]:
+    """ROWS with the repetitions of one (target, subs, load) merged: the median of each
+    number, `runs` how many there were and `range` the events/s of the slowest and fastest."""
+    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for r in ROWS:
+        groups.setdefault((r["label"], r["subs"], r["load"]), []).append(r)
+    merged = []
+    for (label, subs, load), rows in groups.items():
+        row: dict[str, Any] = {"label": label, "subs": subs, "load": load, "runs": len(rows)}
+        for key in ("events_per_s", "p50_ms", "p99_ms", "cpu_us", "rss_mib", "429s"):
+            row[key] = statistics.median(r[key] for r in rows)
+        rates = [r["events_per_s"] for r in rows]
+        row["range"] = f"{min(rates):.0f}-{max(rates):.0f}"
+        merged.append(row)
+    return merged
+
+
 def _print_ratios(peer_of: Callable[[str], str] = _peer) -> None:
     """A markdown table of the run with ratios to Knative's IMC dispatcher in the same mode
-    (x: events/s higher is better; p99, CPU/event and RSS lower is better)."""
-    peers = {(r["label"], r["subs"], r["load"]): r for r in ROWS if r["label"].startswith("Knat")}
+    (x: events/s higher is better; p99, CPU/event and RSS lower is better); with repetitions,
+    the medians (and the events/s range)."""
+    rows = _medians()
+    peers = {(r["label"], r["subs"], r["load"]): r for r in rows if r["label"].startswith("Knat")}
     if not peers:
         return
     print(
-        "\n| target | subs | load | ev/s | p50 ms | p99 ms | CPU us/ev | RSS MiB | 429s "
-        "| ev/s vs Knative | p99 vs Knative | CPU vs Knative | RSS vs Knative |"
+        "\n| target | subs | load | ev/s | ev/s range | p50 ms | p99 ms | CPU us/ev | RSS MiB "
+        "| 429s | ev/s vs Knative | p99 vs Knative | CPU vs Knative | RSS vs Knative |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in ROWS:
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
         peer = peers.get((peer_of(r["label"]), r["subs"], r["load"]))
 
         def ratio(key: str, row: dict[str, Any] = r, other: dict[str, Any] | None = peer) -> str:
@@ -110,8 +130,9 @@ def _print_ratios(peer_of: Callable[[str], str] = _peer) -> None:
 
         print(
             f"| {r['label']} | {r['subs']} | {r['load']} | {r['events_per_s']:.0f} "
-            f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['cpu_us']:.0f} | {r['rss_mib']:.0f} "
-            f"| {r['429s']} | {ratio('events_per_s')} | {ratio('p99_ms')} | {ratio('cpu_us')} "
+            f"| {r['range']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['cpu_us']:.0f} "
+            f"| {r['rss_mib']:.0f} | {r['429s']:.0f} | {ratio('events_per_s')} "
+            f"| {ratio('p99_ms')} | {ratio('cpu_us')} "
             f"| {ratio('rss_mib')} |"
         )
 
@@ -240,6 +261,8 @@ async def _naive(port: int, targets: list[str]) -> None:
 PINS: dict[str, str] = {}
 """`--pin-target`/`--pin-load`: CPU lists (taskset -c) for the target and for the load
 generator with the subscribers, so they do not share cores."""
+PINS_ASKED: dict[str, str] = {}
+"""The pins as given (PINS is cleared while a target has more workers than pinned CPUs)."""
 
 
 async def _spawn(
@@ -367,6 +390,35 @@ async def run_one(
 ) -> None:
     """One target: the naive forwarder (workers 0), Knative's IMC dispatcher
     (`knative_system` given) or ours with `workers` processes, in `mode`."""
+    pinned = dict(PINS)
+    if workers > _cpus(PINS.get("target", "")):
+        PINS.clear()  # more workers than pinned cores: the target and the load share them all
+    try:
+        await _run_one(api, kubeconfig, args, subs, workers, mode, knative_system)
+    finally:
+        PINS.update(pinned)
+
+
+def _cpus(cpu_list: str) -> int:
+    """How many CPUs a taskset list names ("1", "0,2", "2-5"); unpinned: every CPU."""
+    if not cpu_list:
+        return os.cpu_count() or 1
+    count = 0
+    for part in cpu_list.split(","):
+        low, _, high = part.partition("-")
+        count += int(high or low) - int(low) + 1
+    return count
+
+
+async def _run_one(
+    api: client.ApiClient,
+    kubeconfig: str,
+    args: argparse.Namespace,
+    subs: int,
+    workers: int,
+    mode: str,
+    knative_system: str | None,
+) -> None:
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
     core = client.CoreV1Api(api)
     await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
@@ -388,6 +440,8 @@ async def run_one(
                 annotations.update(knative.SCOPE_ANNOTATION)
             else:
                 label = f"dispatcher --workers {workers} ({mode})"
+                if PINS_ASKED.get("target") and not PINS.get("target"):
+                    label = f"dispatcher --workers {workers} ({mode}, unpinned)"
             body = {
                 "apiVersion": "messaging.knative.dev/v1",
                 "kind": "InMemoryChannel",
@@ -411,7 +465,7 @@ async def run_one(
                 )  # fmt: skip
                 port = knative.IMC_DISPATCHER_PORTS[0]
                 target = await knative.spawn_imc_dispatcher(
-                    kubeconfig, knative_system, namespace, PINS["target"]
+                    kubeconfig, knative_system, namespace, PINS.get("target", "")
                 )
         if target is None:
             env = {
@@ -460,15 +514,16 @@ async def main(args: argparse.Namespace) -> None:
             knative.system_namespace(api) if args.knative else contextlib.nullcontext(None)
         )
         async with knative_system as system:
-            for subs in args.subscribers:
-                if args.baseline:
-                    await run_one(api, kubeconfig, args, subs, 0)
-                if system is not None:
-                    for mode in args.knative:
-                        await run_one(api, kubeconfig, args, subs, 1, mode, system)
-                for workers in args.workers:
-                    for mode in args.mode:
-                        await run_one(api, kubeconfig, args, subs, workers, mode)
+            for _ in range(args.repeat):
+                for subs in args.subscribers:
+                    if args.baseline:
+                        await run_one(api, kubeconfig, args, subs, 0)
+                    if system is not None:
+                        for mode in args.knative:
+                            await run_one(api, kubeconfig, args, subs, 1, mode, system)
+                    for workers in args.workers:
+                        for mode in args.mode:
+                            await run_one(api, kubeconfig, args, subs, workers, mode)
     RESULTS.save(args)
     _print_ratios()
 
@@ -496,7 +551,15 @@ def _arguments() -> argparse.Namespace:
         help="also run Knative's IMC dispatcher (hack/build-knative-peers) in these modes "
         "(both when none given)",
     )
-    parser.add_argument("--pin-target", default="", metavar="CPUS", help="taskset -c CPUS")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of the whole set (the table: medians)"
+    )
+    parser.add_argument(
+        "--pin-target",
+        default="",
+        metavar="CPUS",
+        help="taskset -c CPUS (a target with more workers than CPUS runs unpinned, as the load)",
+    )
     parser.add_argument("--pin-load", default="", metavar="CPUS", help="taskset -c CPUS")
     parser.add_argument("--serve-subscribers", type=int, metavar="COUNT")
     parser.add_argument(
@@ -509,6 +572,7 @@ def _arguments() -> argparse.Namespace:
     results.add_argument(parser)
     parsed = parser.parse_args()
     PINS.update(target=parsed.pin_target, load=parsed.pin_load)
+    PINS_ASKED.update(PINS)
     if parsed.knative == []:
         parsed.knative = ["sync", "async"]
     return parsed
