@@ -1,7 +1,7 @@
 """Benchmark the PingSource adapter: N PingSources on one adapter, all ticking together.
 
     hack/cluster up && .venv/bin/python -m bench.ping_source [--count 10000] [--ticks 2]
-        [--results [DIR]]   (JSON + SVG chart, see bench/results.py)
+        [--knative] [--results [DIR]]   (JSON + SVG chart, see bench/results.py)
 
 Creates N PingSources (`* * * * *`, every one firing at the same second: the worst burst) in a
 fresh namespace, concurrently, each with `status.sinkUri` patched to a loopback sink (what the
@@ -9,7 +9,12 @@ controller will do), and reports the creation rate separately. Then starts
 `python -m sources.ping` (leader election on, Lease in that namespace) and, for each of
 `--ticks` minute boundaries, prints: tick lateness at the sink (arrival minus the scheduled
 second) p50/p99/max, the adapter's own lateness p50/p99 (from its histogram), the adapter's
-CPU seconds for the burst, and its RSS. Traffic stays on 127.0.0.1.
+CPU seconds for the burst, and its RSS. `--knative` then stops ours and runs Knative's
+multi-tenant adapter (`cmd/mtping`, hack/build-knative-peers; the sources' status also
+carries the Ready condition it requires) over the same sources for as many ticks. Knative's
+adapter stamps `time` when it sends (after a random delay of up to 500 ms it adds on
+purpose), ours the scheduled second: lateness is measured from the minute boundary for both.
+Traffic stays on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -26,12 +31,15 @@ import aiohttp
 from aiohttp import web
 from kubernetes_asyncio import client, config
 
-from bench import results
+from bench import knative, results
 from hack import ports
 from hack.localcluster import cluster as localcluster
 from kevents import cloudevent
 
 GROUP, VERSION, PLURAL = "sources.knative.dev", "v1", "pingsources"
+READY = {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"}]}
+"""What Knative's mtping requires of a source's status before it schedules it."""
+KEVENTS, KNATIVE = "kevents PingSource adapter", "Knative mtping"
 
 
 def _rss_mib(pid: int) -> float:
@@ -77,7 +85,7 @@ async def create_sources(api: client.ApiClient, namespace: str, count: int, sink
             }  # fmt: skip
             await objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
             await objects.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
-                GROUP, VERSION, namespace, PLURAL, f"p{i}", {"status": {"sinkUri": sink}},
+                GROUP, VERSION, namespace, PLURAL, f"p{i}", {"status": READY | {"sinkUri": sink}},
                 _content_type="application/merge-patch+json",
             )  # fmt: skip
 
@@ -90,6 +98,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--ticks", type=int, default=2)
+    parser.add_argument(
+        "--knative", action="store_true", help="then Knative's mtping (hack/build-knative-peers)"
+    )
     results.add_argument(parser)
     args = parser.parse_args()
     kubeconfig = str(localcluster.state_dir() / "admin.kubeconfig")
@@ -101,10 +112,10 @@ async def main() -> None:
 
     async def sink(request: web.Request) -> web.Response:
         event = cloudevent.decode(dict(request.headers), await request.read())
+        now = time.time()
         stamp = event.get_time()
-        assert stamp is not None
-        tick = stamp.timestamp()
-        arrivals.setdefault(int(tick), []).append(time.time() - tick)
+        tick = (int(stamp.timestamp() if stamp is not None else now) // 60) * 60
+        arrivals.setdefault(tick, []).append(now - tick)
         got.set()
         return web.Response(status=202)
 
@@ -137,27 +148,69 @@ async def main() -> None:
                 sys.executable, "-m", "sources.ping", env=env
             )
             try:
-                await run_ticks(proc.pid, metrics_port, args, arrivals, got, started)
+                await run_ticks(proc.pid, metrics_port, args, arrivals, got, started, KEVENTS)
             finally:
-                proc.terminate()
-                await proc.wait()
+                await _stop(proc)
+            if args.knative:
+                await run_knative(api, kubeconfig, args, arrivals, got)
         finally:
             await core.delete_namespace(namespace)
             await app_runner.cleanup()
     RESULTS.save(args, short_run=args.count < 10_000)
 
 
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    proc.terminate()
+    try:  # mtping delays its exit past the minute's second 55 (its NoShutDownAfter)
+        await asyncio.wait_for(proc.wait(), 15)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
+async def run_knative(
+    api: client.ApiClient,
+    kubeconfig: str,
+    args: argparse.Namespace,
+    arrivals: dict[int, list[float]],
+    got: asyncio.Event,
+) -> None:
+    """Knative's mtping over the same sources, in a system namespace of its own (its Lease
+    and config maps)."""
+    others = await client.CustomObjectsApi(api).list_cluster_custom_object(GROUP, VERSION, PLURAL)
+    foreign = [o for o in others["items"] if not o["metadata"]["namespace"].startswith("bench-")]
+    if foreign:
+        print(f"note: mtping also sees {len(foreign)} PingSources of other namespaces")
+    async with knative.system_namespace(api) as system:
+        proc = await knative.spawn_adapter(
+            "mtping", kubeconfig, system, {"NAMESPACE": system, "K_SINK_TIMEOUT": "-1"}
+        )
+        try:
+            await run_ticks(proc.pid, None, args, arrivals, got, time.perf_counter(), KNATIVE)
+        finally:
+            await _stop(proc)
+
+
 async def run_ticks(
     pid: int,
-    metrics_port: int,
+    metrics_port: int | None,
     args: argparse.Namespace,
     arrivals: dict[int, list[float]],
     got: asyncio.Event,
     started: float,
+    system: str,
 ) -> None:
+    """`args.ticks` minute boundaries of the adapter `pid`; with `metrics_port` (ours), once
+    its metrics say every source is scheduled, else (Knative's, which has no such metric)
+    from the first boundary at least 20 s away (its informer lists 10,000 sources in a few)."""
     metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     async with aiohttp.ClientSession() as http:
-        while True:
+        while metrics_port is None:  # at least 10 s to list, and 20 s before the tick
+            ahead = (int(time.time()) // 60 + 1) * 60 - time.time()
+            if ahead > 20 and time.perf_counter() - started > 10:
+                break
+            await asyncio.sleep(1)
+        while metrics_port is not None:
             await asyncio.sleep(0.5)
             try:
                 async with http.get(metrics_url) as response:
@@ -166,8 +219,9 @@ async def run_ticks(
                 continue
             if f'kevents_ping_sources{{state="scheduled"}} {float(args.count)}' in text:
                 break
-        print(f"adapter scheduled all {args.count} in {time.perf_counter() - started:.1f} s; "
-              f"RSS {_rss_mib(pid):.0f} MiB")  # fmt: skip
+        done = "scheduled all" if metrics_port is not None else "started; waited"
+        print(f"{system}: {done} {args.count} in {time.perf_counter() - started:.1f} s; "
+              f"RSS {_rss_mib(pid):.0f} MiB", flush=True)  # fmt: skip
         for _ in range(args.ticks):
             boundary = (int(time.time()) // 60 + 1) * 60
             await asyncio.sleep(max(0.0, boundary - 2 - time.time()))
@@ -179,21 +233,29 @@ async def run_ticks(
                 except TimeoutError:
                     break
             cpu = _cpu_seconds(pid) - cpu_before
-            lateness = arrivals.get(boundary, [])
-            async with http.get(metrics_url) as response:
-                text = await response.text()
+            lateness = arrivals.pop(boundary, [])
+            text = ""
+            if metrics_port is not None:
+                async with http.get(metrics_url) as response:
+                    text = await response.text()
+            if not lateness:
+                print(f"{system}: tick {time.strftime('%H:%M:%S', time.gmtime(boundary))}: none")
+                continue
             print(
-                f"tick {time.strftime('%H:%M:%S', time.gmtime(boundary))}: "
+                f"{system}: tick {time.strftime('%H:%M:%S', time.gmtime(boundary))}: "
                 f"{len(lateness)}/{args.count} delivered; sink lateness "
                 f"p50 {_pct(lateness, 0.5) * 1000:.0f} ms, "
                 f"p99 {_pct(lateness, 0.99) * 1000:.0f} ms, "
-                f"max {max(lateness) * 1000:.0f} ms; adapter lateness (cumulative histogram) "
-                f"p50 <= {_histogram_quantile(text, 0.5) * 1000:.0f} ms, "
-                f"p99 <= {_histogram_quantile(text, 0.99) * 1000:.0f} ms; "
-                f"CPU {cpu:.2f} s for the burst; RSS {_rss_mib(pid):.0f} MiB"
+                f"max {max(lateness) * 1000:.0f} ms; " + (
+                    "adapter lateness (cumulative histogram) "
+                    f"p50 <= {_histogram_quantile(text, 0.5) * 1000:.0f} ms, "
+                    f"p99 <= {_histogram_quantile(text, 0.99) * 1000:.0f} ms; " if text else ""
+                ) + f"CPU {cpu:.2f} s for the burst; RSS {_rss_mib(pid):.0f} MiB",
+                flush=True,
             )  # fmt: skip
+            ticks = sum(r.system == system for r in RESULTS.rows)
             RESULTS.add(
-                "kevents PingSource adapter", f"{args.count} sources, tick {len(RESULTS.rows) + 1}",
+                system, f"{args.count} sources, tick {ticks + 1}",
                 delivered=len(lateness), p50_ms=_pct(lateness, 0.5) * 1000,
                 p99_ms=_pct(lateness, 0.99) * 1000, cpu_s=cpu, rss_mib=_rss_mib(pid),
             )  # fmt: skip
