@@ -112,7 +112,7 @@ spec:
       containers:
       - name: display
         image: {DISPLAY}
-        readinessProbe: {{httpGet: {{path: /health, port: 8080}}, periodSeconds: 1}}
+        readinessProbe: {{httpGet: {{path: /healthz, port: 8080}}, periodSeconds: 1}}
 ---
 apiVersion: v1
 kind: Service

@@ -3,7 +3,9 @@
 Two sinks run as pods on the installed system (`hack/up`): the Go SDK (sdk-go v2, each event
 checked with `event.Validate()`) and the npm `cloudevents` SDK in strict mode, both built by
 `hack/build-sdk-receivers` (cached outside the work tree) and started by the node agent with
-the generic `busybox` image and the built program as the container's command. Each records
+the generic `busybox` image and the built program as the container's command, as processes
+of the host (the annotation `agent.kevents.dev/runtime: process`: the programs and Node.js
+are the host's files, in no image) whatever the agent's runtime. Each records
 what it received, with the request path and whether its SDK accepted it (GET /events).
 
 Events reach each of them on every kevents path: a source (ContainerSource with Knative's
@@ -68,7 +70,9 @@ metadata: {{name: {name}}}
 spec:
   selector: {{matchLabels: {{app: {name}}}}}
   template:
-    metadata: {{labels: {{app: {name}}}}}
+    metadata:
+      labels: {{app: {name}}}
+      annotations: {{agent.kevents.dev/runtime: process}}
     spec:
       terminationGracePeriodSeconds: 2
       containers:
