@@ -44,7 +44,7 @@ from bench import knative, results
 from hack import ports
 from hack.localcluster import cluster as localcluster
 from hack.localcluster import kafka as localkafka
-from kevents import kafka
+from kevents import errors, kafka
 
 HOST = channel_bench.HOST
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -289,12 +289,26 @@ async def _setup_kafka(
                      **_filter(True, index, "attributes")},
         }  # fmt: skip
         await objects.create_namespaced_custom_object(*EVENTING, namespace, "triggers", body)
-        await kafka.init_offsets(conf, f"knative-trigger-{namespace}-{name}", [topic], "latest")
+        await _init_offsets(conf, f"knative-trigger-{namespace}-{name}", topic)
         await objects.patch_namespaced_custom_object_status(  # type: ignore[call-arg]
             *EVENTING, namespace, "triggers", name,
             {"status": {"subscriberUri": url, "conditions": ready}},
             _content_type="application/merge-patch+json",
         )  # fmt: skip
+
+
+async def _init_offsets(conf: dict[str, Any], group: str, topic: str) -> None:
+    """The group's start offsets at the topic's end, as the Trigger reconciler commits them;
+    tried again while the new topic's partitions have no leader yet (Kafka answers "Not
+    leader for partition" for a moment after creating it; the controller requeues)."""
+    for attempt in range(20):
+        try:
+            await kafka.init_offsets(conf, group, [topic], "latest")
+            return
+        except errors.KafkaError:
+            if attempt == 19:
+                raise
+            await asyncio.sleep(0.5)
 
 
 async def run_one_kafka(
