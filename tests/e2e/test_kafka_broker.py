@@ -12,7 +12,10 @@ error extensions; a misnamed ConfigMap makes the Broker Ready False naming it.
 
 Durability: 5,000 events accepted (202) by the ingress while the data plane's pod is killed
 (`--grace-period=0 --force`: SIGKILL, no drain) and recreated mid-stream all reach the
-subscriber (duplicates counted and printed, none lost).
+subscriber (duplicates counted and printed, none lost); the same against an InMemoryChannel
+broker answering at acceptance (`messaging.knative.dev/async-handler: "true"`) loses what was
+accepted and not delivered (with a subscriber failing each event's first attempt: the events
+waiting in memory for their retry).
 """
 
 from __future__ import annotations
@@ -58,6 +61,42 @@ FAIL_500 = (
     "        self.end_headers()\n"
     "http.server.ThreadingHTTPServer(('', 8080), H).serve_forever()\n"
 )
+
+
+FLAKY_RECORDER = (
+    "import http.server, json, time\n"
+    "ids, tried = [], set()\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    def do_POST(self):\n"
+    "        self.rfile.read(int(self.headers.get('content-length') or 0))\n"
+    "        id = self.headers.get('ce-id')\n"
+    "        first = id not in tried\n"
+    "        tried.add(id)\n"
+    "        if not first:\n"
+    "            time.sleep(0.005)\n"
+    "            ids.append(id)\n"
+    "        self.send_response(503 if first else 202)\n"
+    "        self.send_header('content-length', '0')\n"
+    "        self.end_headers()\n"
+    "    def do_GET(self):\n"
+    "        rows = [{'attributes': {'id': i}} for i in ids] if self.path == '/events' else []\n"
+    "        body = json.dumps(rows).encode()\n"
+    "        self.send_response(200)\n"
+    "        self.send_header('content-length', str(len(body)))\n"
+    "        self.end_headers()\n"
+    "        self.wfile.write(body)\n"
+    "    def log_message(self, *args):\n"
+    "        pass\n"
+    "class S(http.server.HTTPServer):\n"
+    "    request_queue_size = 1024\n"
+    "S(('', 8080), H).serve_forever()\n"
+)
+"""A subscriber that answers 503 to the first attempt of each event (a restarting or cold
+backend) and records the ids it accepted on a retry (GET /events). Every accepted event then
+waits in the dispatcher's memory for its retry (the Trigger's backoff, 1 s): when the pod
+is killed, those are lost. (A subscriber that is merely slow leaves little in memory: the
+dispatcher's CoDel admission answers 429 once events wait 5 ms, and requests already sent
+are in the subscriber's socket buffer.)"""
 
 
 def tutorial_config(bootstrap: str) -> str:
@@ -369,10 +408,12 @@ def _stream_with_a_pod_deleted(
         accept(url, f"{run}-{i}", "dev.example.order", "/e2e/kafka-broker")
         with lock:
             accepted["n"] += 1
-            if accepted["n"] == count // 3 and not deleted.is_set():
+            kill = accepted["n"] == count // 3 and not deleted.is_set()
+            if kill:
                 deleted.set()
-                kube.kubectl("-n", SYSTEM, "delete", "pod", "-l", selector, "--wait=false",
-                             "--grace-period=0", "--force")  # fmt: skip
+        if kill:  # outside the lock: the other threads keep sending while kubectl runs
+            kube.kubectl("-n", SYSTEM, "delete", "pod", "-l", selector, "--wait=false",
+                         "--grace-period=0", "--force")  # fmt: skip
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         list(pool.map(one, range(count)))
@@ -409,3 +450,186 @@ def test_durability_kafka_broker_loses_nothing_when_its_pod_is_deleted_mid_strea
     ids = installed.eventually(complete, 300, f"all {DURABLE_COUNT} events delivered", 3.0)
     lost, _ = _report("Kafka Broker", ids, run, DURABLE_COUNT)
     assert lost == 0
+
+
+def imc_scenario(ns: str) -> str:
+    return f"""
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata:
+  name: imc
+  namespace: {ns}
+  annotations:
+    eventing.knative.dev/broker.class: MTChannelBasedBroker
+    messaging.knative.dev/async-handler: "true"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: receiver, namespace: {ns}}}
+spec:
+  selector: {{matchLabels: {{app: receiver}}}}
+  template:
+    metadata: {{labels: {{app: receiver}}}}
+    spec:
+      containers:
+      - name: recorder
+        image: python:3.11
+        command: ["python", "-c", {json.dumps(FLAKY_RECORDER)}]
+        readinessProbe: {{httpGet: {{path: /, port: 8080}}, periodSeconds: 1}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: receiver, namespace: {ns}}}
+spec:
+  selector: {{app: receiver}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {{name: all, namespace: {ns}}}
+spec:
+  broker: imc
+  subscriber:
+    ref: {{apiVersion: v1, kind: Service, name: receiver}}
+  delivery: {{retry: 5, backoffPolicy: linear, backoffDelay: PT1S}}
+"""
+
+
+def test_durability_the_in_memory_broker_loses_accepted_events_when_its_pod_is_deleted(
+    kube: cluster.Kube, main_job: installed.MainJob
+) -> None:
+    ns = f"imc-durability-{uuid.uuid4().hex[:6]}"
+    kube.kubectl("create", "namespace", ns)
+    try:
+        kube.apply(imc_scenario(ns))
+        wait_ready(kube, ns, "broker/imc")
+        wait_ready(kube, ns, "trigger/all")
+        kube.kubectl("-n", ns, "rollout", "status", "deployment/receiver", "--timeout=180s")
+        url = f"http://{ingress_ip(kube, 'broker-ingress')}/{ns}/imc"
+        run = f"i{uuid.uuid4().hex[:6]}"
+        _stream_with_a_pod_deleted(
+            kube, url, run, "app.kubernetes.io/name=kevents-dispatcher", DURABLE_COUNT
+        )
+        kube.kubectl("-n", SYSTEM, "rollout", "status", "deployment/kevents-dispatcher",
+                     "--timeout=180s")  # fmt: skip
+        # Two sentinels, the second sent once the first arrived: every event accepted before
+        # them has had its retry by then (the backoff is the same for all, retried in order).
+        ids: list[str] = []
+        for sentinel in (f"{run}-sentinel-1", f"{run}-sentinel-2"):
+            accept(url, sentinel, "dev.example.order", "/e2e/kafka-broker")
+
+            def delivered(sentinel: str = sentinel) -> list[str] | None:
+                ids = [e["attributes"]["id"] for e in events_at(kube, ns, "app=receiver")]
+                return ids if sentinel in ids else None
+
+            ids = installed.eventually(delivered, 180, f"{sentinel} after the stream", 1.0)
+        ids = [i for i in ids if "-sentinel-" not in i]
+        lost, _ = _report("InMemoryChannel Broker (async-handler)", ids, run, DURABLE_COUNT)
+        assert lost > 0, "the in-memory broker lost nothing: the pod was deleted too late?"
+    finally:
+        kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def _assigned(kube: cluster.Kube, pod: str, group: str) -> list[str]:
+    """The partitions `pod` last logged as assigned to it for `group`."""
+    logs = kube.kubectl("-n", SYSTEM, "logs", pod, check=False).stdout
+    latest: list[str] = []
+    for line in logs.splitlines():
+        try:
+            message = str(json.loads(line).get("message", ""))
+        except ValueError:
+            continue
+        if message.startswith(f"Group {group}: assigned "):
+            shown = message.removeprefix(f"Group {group}: assigned ").rstrip(".")
+            latest = [] if shown == "no partitions" else shown.split(", ")
+        elif message.startswith(f"Group {group}: revoked "):
+            latest = []
+    return latest
+
+
+def _running_pods(kube: cluster.Kube) -> list[str]:
+    found = kube.get_json("pods", "-n", SYSTEM, "-l", "app.kubernetes.io/name=kafka-broker")
+    pods: list[dict[str, Any]] = found["items"]  # type: ignore[assignment]
+    return [
+        p["metadata"]["name"]
+        for p in pods
+        if not p["metadata"].get("deletionTimestamp")
+        and any(c["type"] == "Ready" and c["status"] == "True"
+                for c in (p.get("status") or {}).get("conditions") or [])
+    ]  # fmt: skip
+
+
+def _delivered_rate(kube: cluster.Kube, ns: str, url: str, run: str, count: int) -> float:
+    """Events/s from the first POST until the last event reached the subscriber."""
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(
+            lambda i: accept(url, f"{run}-{i}", "dev.example.order", "/e2e/kafka-broker"),
+            range(count),
+        ))  # fmt: skip
+
+    def complete() -> bool:
+        ids = {
+            e["attributes"]["id"]
+            for e in events_at(kube, ns, "serving.knative.dev/service=event-receiver")
+        }
+        return len({i for i in ids if i.startswith(f"{run}-")}) >= count
+
+    installed.eventually(complete, 300, f"{count} events of {run} delivered", 0.5)
+    return count / (time.monotonic() - started)
+
+
+def test_two_replicas_share_each_trigger_group_and_losing_one_loses_nothing(
+    kube: cluster.Kube, tutorial: str
+) -> None:
+    url = broker_url(kube, tutorial, "knative-kafka-broker")
+    group = f"knative-trigger-{tutorial}-order-trigger"
+    count = 2000
+    one = _delivered_rate(kube, tutorial, url, f"r1{uuid.uuid4().hex[:5]}", count)
+    kube.kubectl("-n", SYSTEM, "scale", "deployment/kafka-broker", "--replicas=2")
+    try:
+        kube.kubectl("-n", SYSTEM, "rollout", "status", "deployment/kafka-broker",
+                     "--timeout=180s")  # fmt: skip
+
+        def both_consume() -> dict[str, list[str]] | None:
+            pods = _running_pods(kube)
+            shares = {pod: _assigned(kube, pod, group) for pod in pods}
+            return shares if len(pods) == 2 and all(shares.values()) else None
+
+        shares = installed.eventually(both_consume, 120, "partitions on both replicas", 2.0)
+        two = _delivered_rate(kube, tutorial, url, f"r2{uuid.uuid4().hex[:5]}", count)
+        print(f"\nKafka Broker, 1 Trigger, {count} events end to end: "  # noqa: T201
+              f"1 replica {one:.0f} events/s, 2 replicas {two:.0f} events/s; "
+              f"partitions per replica {[len(v) for v in shares.values()]}")  # fmt: skip
+        assert sorted(p for v in shares.values() for p in v) == sorted(
+            f"knative-broker-{tutorial}-knative-kafka-broker-{i}" for i in range(10)
+        )
+        # losing one replica: its partitions move to the other, nothing is lost
+        run = f"k{uuid.uuid4().hex[:6]}"
+        victim = _running_pods(kube)[0]
+        accepted = Counter[str]()
+        lock = threading.Lock()
+
+        def one_event(i: int) -> None:
+            accept(url, f"{run}-{i}", "dev.example.order", "/e2e/kafka-broker")
+            with lock:
+                accepted["n"] += 1
+                if accepted["n"] == count // 3:
+                    kube.kubectl("-n", SYSTEM, "delete", "pod", victim, "--wait=false",
+                                 "--grace-period=0", "--force")  # fmt: skip
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(one_event, range(count)))
+
+        def delivered() -> list[str] | None:
+            ids = [
+                e["attributes"]["id"]
+                for e in events_at(kube, tutorial, "serving.knative.dev/service=event-receiver")
+            ]
+            return ids if len({i for i in ids if i.startswith(f"{run}-")}) >= count else None
+
+        ids = installed.eventually(delivered, 300, f"all {count} events delivered", 2.0)
+        lost, _ = _report("Kafka Broker, one of two replicas killed", ids, run, count)
+        assert lost == 0
+    finally:
+        kube.kubectl("-n", SYSTEM, "scale", "deployment/kafka-broker", "--replicas=1")
