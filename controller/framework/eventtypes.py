@@ -22,6 +22,7 @@ next reconcile.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Sequence
 
@@ -103,11 +104,26 @@ def _controlled_by(obj: kubeapi.Json, uid: str) -> bool:
     return any(r.get("uid") == uid and r.get("controller") for r in refs)
 
 
+_SYNCED: dict[str, str] = {}
+"""source uid -> the fingerprint of the EventTypes last written for it: a reconcile that
+wants the same ones makes no API call (thousands of PingSources resynced would otherwise
+cost a list and an apply each). Emptied past `_SYNCED_MAX` entries (deleted sources' uids
+stay until then), so it stays bounded; a restart forgets it too."""
+_SYNCED_MAX = 20_000
+
+
+def _fingerprint(wanted: Sequence[kubeapi.Json]) -> str:
+    return json.dumps([[w["metadata"]["name"], w["spec"]] for w in wanted], sort_keys=True)
+
+
 async def sync(api: kubeapi.KubeApi, source: kubeapi.Json, wanted: Sequence[kubeapi.Json]) -> None:
     """Make the source's EventTypes `wanted`: apply each, delete those it controls that are
     no longer wanted (its mode or sink changed). Failures are logged, never raised."""
     meta = source["metadata"]
     namespace, key = meta["namespace"], f"{meta['namespace']}/{meta['name']}"
+    fingerprint = _fingerprint(wanted)
+    if _SYNCED.get(meta["uid"]) == fingerprint:
+        return
     try:
         listed = await api.request(
             "GET",
@@ -128,7 +144,11 @@ async def sync(api: kubeapi.KubeApi, source: kubeapi.Json, wanted: Sequence[kube
                     "Created EventType %s (%s) of %s %s.",
                     eventtype["metadata"]["name"], eventtype["spec"]["type"], source["kind"], key,
                 )  # fmt: skip
+        if len(_SYNCED) >= _SYNCED_MAX:
+            _SYNCED.clear()
+        _SYNCED[meta["uid"]] = fingerprint
     except kubeapi.ApiError as exc:
+        _SYNCED.pop(meta["uid"], None)
         logger.warning(
             "The EventTypes of %s %s could not be written (retried at its next reconcile): %s",
             source["kind"], key, exc,
