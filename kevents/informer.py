@@ -22,9 +22,11 @@ loop's, written and tested once. On top it keeps the last seen state of every ob
   relist emits the difference against that state: a restart loses no change.
 
 What it remembers of each object is `keep(obj)`, the whole object by default (a cache); an
-adapter that only needs to tell add/update/delete apart keeps the identity (`identity()`),
-so its memory does not grow with the size of the watched objects; a delete found by a relist
-then carries that identity as the object's last known state.
+adapter that only needs to tell add/update/delete apart keeps the identity (`identity()`, or
+`Compact()`: the same identity as a small tuple, ~0.4 KB per object instead of ~1.2 KB for
+the dicts, with the namespace interned and kind/apiVersion taken from the collection), so its
+memory does not grow with the size of the watched objects; a delete found by a relist then
+carries that identity as the object's last known state.
 
 A 403 on list is logged once, naming the verb and resource; the informer retries slowly, so
 granting the permission later starts the flow without a restart.
@@ -36,6 +38,7 @@ import asyncio
 import dataclasses
 import enum
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -119,7 +122,8 @@ def _newer(rv: str, than: str) -> bool:
 @dataclasses.dataclass(slots=True)
 class _Seen:
     resource_version: str
-    obj: dict[str, Any]
+    obj: object
+    """What `keep` returned: a dict, or a `Compact` tuple."""
 
 
 def identity(obj: dict[str, Any], *extra: str) -> dict[str, Any]:
@@ -132,6 +136,36 @@ def identity(obj: dict[str, Any], *extra: str) -> dict[str, Any]:
         if key in meta
     }
     return {"kind": obj.get("kind"), "apiVersion": obj.get("apiVersion"), "metadata": kept}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Compact:
+    """A `keep` remembering `identity(obj, *extra)` as a tuple (name, namespace, *extra values):
+    the uid is the informer's key, the resourceVersion is kept next to it, and kind/apiVersion
+    are the collection's. `restore` gives back the `identity()` dict."""
+
+    extra: tuple[str, ...] = ()
+
+    def __call__(self, obj: dict[str, Any]) -> tuple[Any, ...]:
+        meta = obj.get("metadata") or {}
+        namespace = meta.get("namespace")
+        if isinstance(namespace, str):
+            namespace = sys.intern(namespace)  # a few namespaces shared by every object
+        return (meta.get("name"), namespace, *(meta.get(key) for key in self.extra))
+
+    def restore(
+        self, kept: tuple[Any, ...], uid: str, resource_version: str, collection: Collection
+    ) -> dict[str, Any]:
+        name, namespace, *values = kept
+        meta: dict[str, Any] = {}
+        if name is not None:
+            meta["name"] = name
+        if namespace is not None:
+            meta["namespace"] = namespace
+        meta["uid"] = uid
+        meta["resourceVersion"] = resource_version
+        meta.update((k, v) for k, v in zip(self.extra, values, strict=True) if v is not None)
+        return {"kind": collection.kind, "apiVersion": collection.api_version, "metadata": meta}
 
 
 def _whole(obj: dict[str, Any]) -> dict[str, Any]:
@@ -160,7 +194,7 @@ class Informer(watching.Watcher):
         resource_version: str = "",
         known: Mapping[str, tuple[str, dict[str, Any]]] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        keep: Callable[[dict[str, Any]], dict[str, Any]] = _whole,
+        keep: Callable[[dict[str, Any]], dict[str, Any]] | Compact = _whole,
     ) -> None:
         """`watch_timeout` (300 s) asks the server to end each watch so connections renew;
         `inactivity` (90 s) is longer than the server's 60 s bookmark interval, so only a dead
@@ -188,14 +222,21 @@ class Informer(watching.Watcher):
         self._metrics = informer_metrics
         self._initial = initial
         self._keep = keep
-        self._seen = {uid: _Seen(rv, obj) for uid, (rv, obj) in (known or {}).items()}
+        self._seen = {uid: _Seen(rv, keep(obj)) for uid, (rv, obj) in (known or {}).items()}
         self._listed_once = known is not None
         self.listed = self.synced
         """Set after the first successful list."""
 
     def objects(self) -> list[dict[str, Any]]:
         """The last known state of every object in the collection."""
-        return [seen.obj for seen in self._seen.values()]
+        return [self._state(uid, seen) for uid, seen in self._seen.items()]
+
+    def _state(self, uid: str, seen: _Seen) -> dict[str, Any]:
+        if isinstance(self._keep, Compact):
+            assert isinstance(seen.obj, tuple)
+            return self._keep.restore(seen.obj, uid, seen.resource_version, self.collection)
+        assert isinstance(seen.obj, dict)
+        return seen.obj
 
     async def run(self) -> None:
         self._metrics.watches_active.inc()
@@ -224,7 +265,7 @@ class Informer(watching.Watcher):
                 elif seen.resource_version != obj["metadata"].get("resourceVersion"):
                     await self._changes(Change.UPDATE, obj)
             for uid in [uid for uid in self._seen if uid not in items]:
-                await self._changes(Change.DELETE, self._seen[uid].obj)
+                await self._changes(Change.DELETE, self._state(uid, self._seen[uid]))
         keep = self._keep
         self._seen = {
             uid: _Seen(str(obj["metadata"].get("resourceVersion", "")), keep(obj))

@@ -156,11 +156,8 @@ class Adapter:
         saved: checkpoint.Saved | None,
     ) -> informer.Informer:
         # Only what tells add/update/delete apart (and what the owner filter reads) is kept
-        # per watched object, not the object: memory does not grow with their size.
-        extra = ("ownerReferences",) if self._source.owner is not None else ()
-
-        def keep(obj: dict[str, Any]) -> dict[str, Any]:
-            return informer.identity(obj, *extra)
+        # per watched object, as a tuple: memory does not grow with their size.
+        keep = informer.Compact(("ownerReferences",) if self._source.owner is not None else ())
 
         if self.checkpoint is None:
             return informer.Informer(

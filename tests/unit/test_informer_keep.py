@@ -3,8 +3,10 @@ and it still tells add, update and delete apart, a delete found by a relist incl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from kevents import informer, kubeapi
@@ -15,7 +17,14 @@ def _cm(name: str, rv: str, **extra: Any) -> dict[str, Any]:
     return {"metadata": {**meta, **extra}, "data": {"blob": "x" * 4096}}
 
 
-async def test_identity_is_enough_to_tell_changes_apart() -> None:
+@pytest.mark.parametrize(
+    "keep",
+    [lambda obj: informer.identity(obj, "ownerReferences"), informer.Compact(("ownerReferences",))],
+    ids=["identity", "compact"],
+)
+async def test_identity_is_enough_to_tell_changes_apart(
+    keep: Callable[[dict[str, Any]], dict[str, Any]] | informer.Compact,
+) -> None:
     seen: list[tuple[str, dict[str, Any]]] = []
 
     async def handler(change: informer.Change, obj: dict[str, Any]) -> None:
@@ -26,7 +35,7 @@ async def test_identity_is_enough_to_tell_changes_apart() -> None:
         informer.Collection("", "v1", "configmaps", "ConfigMap", "ns"),
         handler,
         informer_metrics=informer.InformerMetrics(CollectorRegistry()),
-        keep=lambda obj: informer.identity(obj, "ownerReferences"),
+        keep=keep,
     )
     owner = [{"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "u"}]
     await watcher._listed([_cm("a", "1"), _cm("b", "1", ownerReferences=owner), _cm("c", "1")])
