@@ -973,8 +973,14 @@ class Consumer:
             self._flow.append((False, list(partitions)))
 
     def _forget_paused(self, partitions: list[ck.TopicPartition]) -> None:
+        """(consumer thread, rebalance) Partitions assigned or taken away start unpaused: a
+        pause or resume queued for the previous assignment is dropped, so it cannot pause a
+        partition whose new lane never asked for it."""
+        gone = {(tp.topic, tp.partition) for tp in partitions}
         with self._lock:
-            self._paused.difference_update((tp.topic, tp.partition) for tp in partitions)
+            self._paused.difference_update(gone)
+            flow = [(pause, [tp for tp in tps if tp not in gone]) for pause, tps in self._flow]
+            self._flow = [(pause, tps) for pause, tps in flow if tps]
 
     def _apply_flow(self) -> bool:
         """On the consumer's thread: the pending pauses and resumes, in order; whether any
