@@ -278,7 +278,14 @@ def test_kn_sink_binding_injects_k_sink_into_its_subject(kn: Kn) -> None:
 def test_kn_channel_and_subscription_create_describe_list_update_delete(kn: Kn) -> None:
     kn("channel", "create", "pipe")
     kn("channel", "create", "imc-pipe", "--type=imc")
-    assert kn.kube.get_json("-n", kn.namespace, "inmemorychannel", "imc-pipe")["kind"] == (
+
+    def backing() -> str:
+        """The Channel's InMemoryChannel, made by the channel controller after kn's create."""
+        out = kn.kube.kubectl("get", "-n", kn.namespace, "inmemorychannel", "imc-pipe",
+                              "-o", "jsonpath={.kind}", check=False)  # fmt: skip
+        return out.stdout if out.returncode == 0 else ""
+
+    assert installed.eventually(backing, 60, "the InMemoryChannel behind imc-pipe", 0.5) == (
         "InMemoryChannel"
     )
     for name in ("pipe", "imc-pipe"):
