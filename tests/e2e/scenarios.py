@@ -56,6 +56,36 @@ spec:
 """
 
 
+def workload(ns: str, name: str, image: str, env: Mapping[str, str]) -> str:
+    """A Deployment and Service `name` of a flow's step or sink (pods labelled `app=<name>`,
+    `STEP_NAME` set, ready once they answer /healthz)."""
+    variables = json.dumps([{"name": "STEP_NAME", "value": name},
+                            *({"name": k, "value": v} for k, v in env.items())])  # fmt: skip
+    return f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+      - name: main
+        image: {image}
+        env: {variables}
+        readinessProbe: {{httpGet: {{path: /healthz, port: 8080}}, periodSeconds: 1}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+"""
+
+
 def configmap_source(ns: str, label: str, broker: str = "eventing.knative.dev/v1") -> str:
     """The head of a chain: an ApiServerSource `configmaps` sending the changes of the
     ConfigMaps labelled `e2e=<label>` to the Broker `default` (at the `broker` apiVersion),

@@ -15,7 +15,6 @@ displays' and steps' pod IPs.
 
 from __future__ import annotations
 
-import json
 import secrets
 import urllib.request
 import uuid
@@ -46,32 +45,7 @@ STEPS: dict[str, dict[str, str]] = {
 
 
 def workload(ns: str, name: str, image: str, env: dict[str, str]) -> str:
-    variables = [{"name": "K_TRACING_CONFIG", "value": TRACING},
-                 {"name": "STEP_NAME", "value": name},
-                 *({"name": k, "value": v} for k, v in env.items())]  # fmt: skip
-    return f"""
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}, namespace: {ns}}}
-spec:
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      containers:
-      - name: main
-        image: {image}
-        env: {json.dumps(variables)}
-        readinessProbe: {{httpGet: {{path: /healthz, port: 8080}}, periodSeconds: 1}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: {ns}}}
-spec:
-  selector: {{app: {name}}}
-  ports: [{{port: 80, targetPort: 8080}}]
----
-"""
+    return scenarios.workload(ns, name, image, {"K_TRACING_CONFIG": TRACING, **env})
 
 
 def service(name: str) -> str:

@@ -10,7 +10,6 @@ and read back with GET /events on the final display's pod IP.
 
 from __future__ import annotations
 
-import json
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -19,46 +18,17 @@ from typing import Any
 import pytest
 
 from tests import cluster
-from tests.e2e import installed
+from tests.e2e import installed, scenarios
 
 pytestmark = pytest.mark.cluster
 
 SYSTEM = installed.SYSTEM_NAMESPACE
-DISPLAY = "gcr.io/knative-releases/knative.dev/eventing/cmd/event_display"
-
-
-def workload(ns: str, name: str, image: str, env: dict[str, str]) -> str:
-    variables = [{"name": "STEP_NAME", "value": name},
-                 *({"name": k, "value": v} for k, v in env.items())]  # fmt: skip
-    return f"""
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}, namespace: {ns}}}
-spec:
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      containers:
-      - name: main
-        image: {image}
-        env: {json.dumps(variables)}
-        readinessProbe: {{httpGet: {{path: /health, port: 8080}}, periodSeconds: 1}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: {ns}}}
-spec:
-  selector: {{app: {name}}}
-  ports: [{{port: 80, targetPort: 8080}}]
----
-"""
 
 
 def scenario(ns: str) -> str:
-    pods = workload(ns, "final", DISPLAY, {})
-    pods += workload(ns, "step-1", "kevents/step", {"STEP_APPEND": " | built"})
-    pods += workload(ns, "step-2", "kevents/step", {"STEP_APPEND": " | tested"})
+    pods = scenarios.workload(ns, "final", scenarios.DISPLAY_IMAGE, {})
+    pods += scenarios.workload(ns, "step-1", "kevents/step", {"STEP_APPEND": " | built"})
+    pods += scenarios.workload(ns, "step-2", "kevents/step", {"STEP_APPEND": " | tested"})
     return f"""{pods}
 apiVersion: flows.knative.dev/v1
 kind: Sequence
@@ -76,24 +46,6 @@ spec:
 """
 
 
-def ready(kube: cluster.Kube, ns: str, what: str) -> bool:
-    proc = kube.kubectl("-n", ns, "get", what, "-o", "json", check=False)
-    if proc.returncode != 0:
-        return False
-    conditions = (json.loads(proc.stdout).get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
-def received(kube: cluster.Kube, ns: str, app: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    pods: list[dict[str, Any]] = kube.get_json("pods", "-n", ns, "-l", f"app={app}")["items"]  # type: ignore[assignment]
-    for pod in pods:
-        ip = pod["status"].get("podIP")
-        if ip:
-            out.extend(installed.recorded_events(ip))
-    return out
-
-
 @pytest.fixture(scope="module")
 def pipeline(kube: cluster.Kube, main_job: installed.MainJob) -> Iterator[str]:
     ns = f"kafkachannel-e2e-{uuid.uuid4().hex[:6]}"
@@ -103,7 +55,10 @@ def pipeline(kube: cluster.Kube, main_job: installed.MainJob) -> Iterator[str]:
         for app in ("final", "step-1", "step-2"):
             kube.kubectl("-n", ns, "rollout", "status", f"deployment/{app}", "--timeout=180s")
         installed.eventually(
-            lambda: ready(kube, ns, "sequence/pipeline"), 180, "sequence/pipeline Ready", 1.0
+            lambda: scenarios.ready(kube, ns, "sequence/pipeline"),
+            180,
+            "sequence/pipeline Ready",
+            1.0,
         )
         yield ns
     finally:
@@ -121,7 +76,9 @@ def test_a_sequence_over_kafka_channels_runs_its_steps_in_order(
         "pipeline-kn-sequence-0",
         "pipeline-kn-sequence-1",
     ]
-    assert all(ready(kube, pipeline, f"kafkachannel/{c['metadata']['name']}") for c in channels)
+    assert all(
+        scenarios.ready(kube, pipeline, f"kafkachannel/{c['metadata']['name']}") for c in channels
+    )
     svc = kube.get_json("-n", SYSTEM, "service", "kafka-channel-ingress")
     ip = svc["spec"]["clusterIP"]  # type: ignore[index]
     id = f"build-{uuid.uuid4().hex[:6]}"
@@ -135,7 +92,11 @@ def test_a_sequence_over_kafka_channels_runs_its_steps_in_order(
         assert response.status == 202
 
     def at_final() -> list[dict[str, Any]]:
-        return [e for e in received(kube, pipeline, "final") if e["attributes"]["id"] == id]
+        return [
+            e
+            for e in scenarios.received(kube, pipeline, "app=final")
+            if e["attributes"]["id"] == id
+        ]
 
     found = installed.eventually(at_final, 120, "the event at the end of the sequence", 1.0)
     assert len(found) == 1
