@@ -1,7 +1,10 @@
 """One HTTP attempt of the sender: a POST and its answer, over pooled keep-alive connections.
 
 Plain `http://` sinks go over `kevents.connections` (the lean pool); https (TLS with the
-system trust plus K_CA_CERTS) and URLs with credentials over one `aiohttp.ClientSession`.
+system trust plus K_CA_CERTS) and URLs with credentials over one `aiohttp.ClientSession`,
+made with its TLS context on the first such request: the system's CA bundle (144
+certificates here) costs 0.5-1.3 MiB of RSS in every process that loads it, and most sinks
+in a cluster are plain http (a bad K_CA_CERTS is still refused at construction).
 `post()` never raises for HTTP or network failures: the `Attempt` carries the status or the
 error in words.
 
@@ -29,9 +32,10 @@ LARGE_BODY = 1024 * 1024
 """Bytes from which a request body is streamed instead of handed to aiohttp whole."""
 
 
-def make_ssl_context(ca_certs: str | None) -> ssl.SSLContext:
-    """System trust plus the PEM bundle `ca_certs` (K_CA_CERTS)."""
-    context = ssl.create_default_context()
+def make_ssl_context(ca_certs: str | None, *, system: bool = True) -> ssl.SSLContext:
+    """System trust (unless `system` is false: only checking `ca_certs`) plus the PEM bundle
+    `ca_certs` (K_CA_CERTS)."""
+    context = ssl.create_default_context() if system else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if ca_certs:
         try:
             context.load_verify_locations(cadata=ca_certs)
@@ -60,7 +64,10 @@ class Transport:
         connect_timeout: float = connections.CONNECT_TIMEOUT,
     ) -> None:
         """`attempt_timeout` applies when `post()` is given none."""
-        self._ssl = make_ssl_context(ca_certs)
+        if ca_certs:
+            make_ssl_context(ca_certs, system=False)  # refused now, not at the first https send
+        self._ca_certs = ca_certs
+        self._opened = False
         self._limit_per_host = limit_per_host
         self._body_limit = body_limit
         self._attempt_timeout = attempt_timeout
@@ -70,19 +77,25 @@ class Transport:
             limit_per_host=limit_per_host, body_limit=body_limit, connect_timeout=connect_timeout
         )
 
-    def open(self) -> aiohttp.ClientSession:
+    def open(self) -> None:
+        """Ready to send (the https session is made on its first request)."""
+        self._opened = True
+
+    def _https(self) -> aiohttp.ClientSession:
+        self._opened = True
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
-                limit=0, limit_per_host=self._limit_per_host, ssl=self._ssl
+                limit=0, limit_per_host=self._limit_per_host, ssl=make_ssl_context(self._ca_certs)
             )
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
         return self._session
 
     @property
     def is_open(self) -> bool:
-        return self._session is not None and not self._session.closed
+        return self._opened
 
     async def close(self) -> None:
+        self._opened = False
         self._pool.close()
         if self._session is not None:
             await self._session.close()
@@ -105,7 +118,7 @@ class Transport:
                 outcome.body, outcome.truncated = answer.body, answer.truncated
             else:
                 skip = () if "content-type" in headers else ("Content-Type",)
-                async with self.open().post(
+                async with self._https().post(
                     url,
                     # aiohttp warns about (and copies) large bytes bodies; a fresh stream per
                     # attempt sends the same bytes without either.
