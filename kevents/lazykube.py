@@ -5,9 +5,11 @@ kubernetes_asyncio's `Configuration`, `ApiClient.call_api(..., _preload_content=
 `rest` and the config loaders. Importing the package, though, runs its `__init__`s, which
 import every generated `*Api` class and every model (~1,200 modules): 38 MiB of RSS in each
 deployable, a third of the dispatcher's (measured with `python -X importtime` and VmRSS after
-import; issue 24). `install()`, called by `kevents/__init__.py` before anything imports
-kubernetes_asyncio, puts light package modules in place of `kubernetes_asyncio`,
-`kubernetes_asyncio.client` and `kubernetes_asyncio.client.models`: their submodules import
+import; issue 24). Likewise `kubernetes_asyncio.config` imports the kubeconfig loader (YAML,
+exec and OIDC plugins: 1.0 MiB) that a pod, configured in-cluster, never uses.
+`install()`, called by `kevents/__init__.py` before anything imports kubernetes_asyncio,
+puts light package modules in place of `kubernetes_asyncio`, `kubernetes_asyncio.client`,
+`kubernetes_asyncio.client.models` and `kubernetes_asyncio.config`: their submodules import
 as usual, and the first use of a name a light package does not have (`client.V1Pod`,
 `client.CoreV1Api`, a model the ApiClient deserializes) runs the real `__init__` into it, so
 code using the generated classes works unchanged and pays for them only then.
@@ -20,7 +22,12 @@ import importlib.util
 import sys
 import types
 
-PACKAGES = ("kubernetes_asyncio", "kubernetes_asyncio.client", "kubernetes_asyncio.client.models")
+PACKAGES = (
+    "kubernetes_asyncio",
+    "kubernetes_asyncio.client",
+    "kubernetes_asyncio.client.models",
+    "kubernetes_asyncio.config",
+)
 _LIGHT = {
     ("kubernetes_asyncio.client", "Configuration"): "kubernetes_asyncio.client.configuration",
     ("kubernetes_asyncio.client", "ApiClient"): "kubernetes_asyncio.client.api_client",
@@ -29,6 +36,11 @@ _LIGHT = {
     ("kubernetes_asyncio.client", "ApiTypeError"): "kubernetes_asyncio.client.exceptions",
     ("kubernetes_asyncio.client", "ApiKeyError"): "kubernetes_asyncio.client.exceptions",
     ("kubernetes_asyncio.client", "OpenApiException"): "kubernetes_asyncio.client.exceptions",
+    ("kubernetes_asyncio.config", "ConfigException"): "kubernetes_asyncio.config.config_exception",
+    ("kubernetes_asyncio.config", "load_incluster_config"): (
+        "kubernetes_asyncio.config.incluster_config"
+    ),
+    ("kubernetes_asyncio.config", "load_kube_config"): "kubernetes_asyncio.config.kube_config",
 }
 """Names served from their own submodule, without the package's `__init__`."""
 

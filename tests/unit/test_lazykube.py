@@ -40,3 +40,26 @@ def test_generated_kubernetes_classes_load_only_when_used(deployable: str) -> No
     assert after_light < 50
     assert pod == "p"  # the generated classes work once used
     assert after_use > 500
+
+
+IN_CLUSTER = """
+import json, sys
+import sources.apiserver.__main__
+from kubernetes_asyncio import config
+loader = config.load_incluster_config.__module__
+kubeconfig_loaded = "kubernetes_asyncio.config.kube_config" in sys.modules
+whole = callable(config.load_config)  # a name only the package's own __init__ defines
+print(json.dumps([loader, kubeconfig_loaded, whole, config.load_kube_config.__module__]))
+"""
+
+
+def test_the_in_cluster_loader_does_not_load_the_kubeconfig_loader() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", IN_CLUSTER], check=True, capture_output=True, text=True
+    ).stdout
+    assert json.loads(out) == [
+        "kubernetes_asyncio.config.incluster_config",
+        False,
+        True,
+        "kubernetes_asyncio.config.kube_config",
+    ]
