@@ -34,6 +34,7 @@ import collections
 import dataclasses
 import json
 import logging
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -80,7 +81,17 @@ class Settings:
 
 
 Identity = tuple[str, str, str]
-"""(resourceVersion, namespace, name) of one object."""
+"""(resourceVersion, namespace, name) of one object; the namespace interned (a few shared by
+every object: each object's own copy would cost ~60 bytes)."""
+
+
+def identity(meta: Mapping[str, Any]) -> Identity:
+    """The `Identity` in an object's metadata."""
+    return (
+        str(meta.get("resourceVersion", "")),
+        sys.intern(str(meta.get("namespace", ""))),
+        str(meta.get("name", "")),
+    )
 
 
 def configmap_name(source_name: str) -> str:
@@ -112,15 +123,7 @@ class Progress:
         Returns a token for `finished` (when `event`)."""
         meta = obj.get("metadata") or {}
         uid = str(meta.get("uid", ""))
-        self._open.changes[uid] = (
-            None
-            if change is informer.Change.DELETE
-            else (
-                str(meta.get("resourceVersion", "")),
-                str(meta.get("namespace", "")),
-                str(meta.get("name", "")),
-            )
-        )
+        self._open.changes[uid] = None if change is informer.Change.DELETE else identity(meta)
         if event:
             self._open.outstanding += 1
         return self._open
@@ -156,11 +159,7 @@ def identities(objects: list[dict[str, Any]]) -> dict[str, Identity]:
     out: dict[str, Identity] = {}
     for obj in objects:
         meta = obj.get("metadata") or {}
-        out[str(meta.get("uid", ""))] = (
-            str(meta.get("resourceVersion", "")),
-            str(meta.get("namespace", "")),
-            str(meta.get("name", "")),
-        )
+        out[str(meta.get("uid", ""))] = identity(meta)
     return out
 
 
@@ -236,7 +235,9 @@ class Checkpoint:
                 if objects is None:  # too many objects were watched to save their state
                     self._metrics.unrecoverable.labels("too_large").inc()
                     continue
-                known = {uid: (str(v[0]), str(v[1]), str(v[2])) for uid, v in objects.items()}
+                known = {
+                    uid: (str(v[0]), sys.intern(str(v[1])), str(v[2])) for uid, v in objects.items()
+                }
                 out[str(where)] = Saved(str(entry["resourceVersion"]), known)
         except (ValueError, KeyError, TypeError, IndexError, AttributeError):
             logger.warning("Checkpoint %s is not readable; starting afresh.", self.name)
@@ -265,12 +266,14 @@ class Checkpoint:
             entry: dict[str, Any] = {"resourceVersion": progress.delivered_rv}
             if len(progress.delivered) <= budget:
                 budget -= len(progress.delivered)
-                entry["objects"] = {uid: list(v) for uid, v in progress.delivered.items()}
+                # as it is: its tuples are JSON arrays, and a copy of up to MAX_OBJECTS small
+                # objects every interval would stay in the process as heap fragmentation
+                entry["objects"] = progress.delivered
             else:
                 entry["objects"] = None
             collections_doc[progress.collection.describe()] = entry
         doc = {"sourceUID": self.source_uid, "collections": collections_doc}
-        return json.dumps(doc, separators=(",", ":"), sort_keys=True)
+        return json.dumps(doc, separators=(",", ":"))
 
     async def write(self) -> None:
         """Save the delivered positions if they moved since the last write."""
