@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn, Protocol, runtime_checkable
 
-from kevents import errors, probes
+from kevents import allocator, errors, probes
 
 logger = logging.getLogger(__name__)
 
@@ -194,8 +194,11 @@ class Runner:
 
 
 def main(entry: Callable[[], Coroutine[Any, Any, int]]) -> NoReturn:
-    """Process entry point: run `entry()` on uvloop and exit with the code it returns."""
+    """Process entry point: run `entry()` on uvloop and exit with the code it returns (the C
+    allocator tuned first: `kevents.allocator`)."""
     import uvloop
+
+    allocator.tune()
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as loop_runner:
         code = loop_runner.run(entry())
