@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
-
-import lark
+from typing import TYPE_CHECKING
 
 from kevents.cesql import errors, values
+
+if TYPE_CHECKING:
+    import lark  # imported when an expression is first parsed (grammar.py), not before
 
 _ATTRIBUTE_NAME = re.compile(r"[a-z0-9]+")
 _FUNCTION_NAME = re.compile(r"[A-Za-z][A-Za-z_]*")
@@ -125,6 +127,8 @@ class _Builder:
         return errors.ParseError(reason, self.text, position)
 
     def build(self, item: lark.Tree[lark.Token] | lark.Token) -> Node:
+        import lark  # loaded by grammar.parse() before any tree is built
+
         if isinstance(item, lark.Token):  # pragma: no cover - the grammar wraps every token
             raise self.fail(f"unexpected {str(item)!r}", item.start_pos or 0)
         kind = str(item.data)
@@ -134,10 +138,14 @@ class _Builder:
         return node
 
     def token(self, item: lark.Tree[lark.Token] | lark.Token | None) -> lark.Token:
+        import lark
+
         assert isinstance(item, lark.Token)
         return item
 
     def tree(self, item: lark.Tree[lark.Token] | lark.Token | None) -> lark.Tree[lark.Token]:
+        import lark
+
         assert isinstance(item, lark.Tree)
         return item
 
