@@ -212,19 +212,22 @@ spec:
     - python
     - -c
     - |
-      import asyncio
-      from kubernetes_asyncio import client, config
-      from kubernetes_asyncio.client.exceptions import ApiException
-      async def main():
-          config.load_incluster_config()
-          async with client.ApiClient() as api:
-              try:
-                  found = await client.CoreV1Api(api).list_namespaced_config_map("NS")
-              except ApiException as err:
-                  print("status", err.status)
-              else:
-                  print("configmaps", " ".join(sorted(c.metadata.name for c in found.items)))
-      asyncio.run(main())
+      # What a client's in-cluster config reads: the Service's env, the token, the CA.
+      import json, os, ssl, urllib.error, urllib.request
+      sa = "/var/run/secrets/kubernetes.io/serviceaccount/"
+      host = os.environ["KUBERNETES_SERVICE_HOST"]
+      port = os.environ["KUBERNETES_SERVICE_PORT"]
+      token = open(sa + "token").read().strip()
+      tls = ssl.create_default_context(cafile=sa + "ca.crt")
+      url = f"https://{host}:{port}/api/v1/namespaces/NS/configmaps"
+      request = urllib.request.Request(url, headers={"Authorization": "Bearer " + token})
+      try:
+          with urllib.request.urlopen(request, context=tls, timeout=30) as answer:
+              found = json.load(answer)
+      except urllib.error.HTTPError as err:
+          print("status", err.code)
+      else:
+          print("configmaps", " ".join(sorted(c["metadata"]["name"] for c in found["items"])))
 """
 
 RBAC = """
