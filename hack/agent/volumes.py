@@ -217,6 +217,10 @@ class Volumes:
                     target.mkdir(parents=True, exist_ok=True)
                 continue
             target.mkdir(parents=True, exist_ok=True)
+            if "emptyDir" in vol:
+                # world-writable like the kubelet's (0777): a non-root container writes its
+                # scratch space, e.g. /tmp under a read-only root filesystem
+                target.chmod(0o777)
             if files is not None:
                 write(target, files)
 
