@@ -152,8 +152,8 @@ class ImageStore:
             found = mine[0] if mine else refs.get(f"{repo}:latest")
         if found is None:
             raise errors.UnknownImage(
-                f'image "{reference}" is not among the images built by hack/build-images '
-                f"({layout.parent.name})"
+                f'image "{reference}" is not known to the kevents node agent: it is not among '
+                f"the images built by hack/build-images ({layout.parent.name})"
             )
 
         def blob(digest: str) -> pathlib.Path:

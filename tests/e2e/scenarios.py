@@ -173,12 +173,15 @@ def wait_ready(kube: cluster.Kube, ns: str, whats: Iterable[str], within: float 
 
 
 def received(kube: cluster.Kube, ns: str, selector: str) -> list[dict[str, Any]]:
-    """What the sink pods matching the label `selector` recorded, all pods together."""
+    """What the sink pods matching the label `selector` recorded, all running pods together
+    (Knative's event_display from its log, other sinks from `GET :8080/events`: a terminating
+    pod answers neither reliably)."""
     pods = kube.get_json("pods", "-n", ns, "-l", selector)["items"]
     assert isinstance(pods, list)
     out: list[dict[str, Any]] = []
     for pod in pods:
-        out.extend(installed.pod_events(kube, pod))
+        if not pod["metadata"].get("deletionTimestamp"):
+            out.extend(installed.pod_events(kube, pod))
     return out
 
 

@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 
 from tests import cluster
-from tests.e2e import installed
+from tests.e2e import installed, scenarios
 from tests.kafka import KafkaBroker
 
 pytestmark = pytest.mark.cluster
@@ -44,6 +44,9 @@ SYSTEM = installed.SYSTEM_NAMESPACE
 TUTORIAL_NS = "my-knative-services"
 DISPLAY = "gcr.io/knative-releases/knative.dev/eventing/cmd/event_display"
 DURABLE_COUNT = 5000
+# the tutorial's Knative Services (Knative's event_display: what they got is in their logs)
+RECEIVER = "serving.knative.dev/service=event-receiver"
+DLQ = "serving.knative.dev/service=knative-kafka-dlq"
 
 FAIL_500 = (
     "import http.server\n"
@@ -230,17 +233,6 @@ def wait_ready(kube: cluster.Kube, ns: str, what: str, within: float = 180) -> N
     installed.eventually(lambda: ready(kube, ns, what), within, f"{ns} {what} Ready", 1.0)
 
 
-def events_at(kube: cluster.Kube, ns: str, selector: str) -> list[dict[str, Any]]:
-    pods = kube.get_json("pods", "-n", ns, "-l", selector)["items"]
-    assert isinstance(pods, list)
-    out: list[dict[str, Any]] = []
-    for pod in pods:
-        ip = (pod.get("status") or {}).get("podIP")
-        if ip and not pod["metadata"].get("deletionTimestamp"):
-            out.extend(installed.recorded_events(ip))
-    return out
-
-
 def ingress_ip(kube: cluster.Kube, service: str) -> str:
     svc = kube.get_json("-n", SYSTEM, "service", service)
     return str(svc["spec"]["clusterIP"])  # type: ignore[index]
@@ -325,7 +317,7 @@ def test_the_tutorial_broker_delivers_matching_events_to_its_knative_service(
     def received() -> list[str]:
         return [
             e["attributes"]["id"]
-            for e in events_at(kube, tutorial, "serving.knative.dev/service=event-receiver")
+            for e in scenarios.received(kube, tutorial, RECEIVER)
             if e["attributes"]["id"].startswith(run)
         ]
 
@@ -343,11 +335,7 @@ def test_a_subscriber_answering_500_dead_letters_with_the_error_extensions(
     assert post(url, id, "dev.example.fail", "/e2e/kafka-broker") == 202
 
     def dead() -> list[dict[str, Any]]:
-        return [
-            e
-            for e in events_at(kube, tutorial, "serving.knative.dev/service=knative-kafka-dlq")
-            if e["attributes"]["id"] == id
-        ]
+        return [e for e in scenarios.received(kube, tutorial, DLQ) if e["attributes"]["id"] == id]
 
     found = installed.eventually(dead, 120, "the event at the dead letter sink", 1.0)
     assert len(found) == 1
@@ -438,10 +426,7 @@ def test_durability_kafka_broker_loses_nothing_when_its_pod_is_deleted_mid_strea
     kube.kubectl("-n", SYSTEM, "rollout", "status", "deployment/kafka-broker", "--timeout=180s")
 
     def delivered() -> list[str]:
-        return [
-            e["attributes"]["id"]
-            for e in events_at(kube, tutorial, "serving.knative.dev/service=event-receiver")
-        ]
+        return [e["attributes"]["id"] for e in scenarios.received(kube, tutorial, RECEIVER)]
 
     def complete() -> list[str] | None:
         ids = delivered()
@@ -519,7 +504,7 @@ def test_durability_the_in_memory_broker_loses_accepted_events_when_its_pod_is_d
             accept(url, sentinel, "dev.example.order", "/e2e/kafka-broker")
 
             def delivered(sentinel: str = sentinel) -> list[str] | None:
-                ids = [e["attributes"]["id"] for e in events_at(kube, ns, "app=receiver")]
+                ids = [e["attributes"]["id"] for e in scenarios.received(kube, ns, "app=receiver")]
                 return ids if sentinel in ids else None
 
             ids = installed.eventually(delivered, 180, f"{sentinel} after the stream", 1.0)
@@ -569,10 +554,7 @@ def _delivered_rate(kube: cluster.Kube, ns: str, url: str, run: str, count: int)
         ))  # fmt: skip
 
     def complete() -> bool:
-        ids = {
-            e["attributes"]["id"]
-            for e in events_at(kube, ns, "serving.knative.dev/service=event-receiver")
-        }
+        ids = {e["attributes"]["id"] for e in scenarios.received(kube, ns, RECEIVER)}
         return len({i for i in ids if i.startswith(f"{run}-")}) >= count
 
     installed.eventually(complete, 300, f"{count} events of {run} delivered", 0.5)
@@ -622,10 +604,7 @@ def test_two_replicas_share_each_trigger_group_and_losing_one_loses_nothing(
             list(pool.map(one_event, range(count)))
 
         def delivered() -> list[str] | None:
-            ids = [
-                e["attributes"]["id"]
-                for e in events_at(kube, tutorial, "serving.knative.dev/service=event-receiver")
-            ]
+            ids = [e["attributes"]["id"] for e in scenarios.received(kube, tutorial, RECEIVER)]
             return ids if len({i for i in ids if i.startswith(f"{run}-")}) >= count else None
 
         ids = installed.eventually(delivered, 300, f"all {count} events delivered", 2.0)

@@ -20,7 +20,7 @@ import yaml
 
 from kevents import cloudevent, kafka
 from tests import cluster
-from tests.e2e import installed
+from tests.e2e import installed, scenarios
 from tests.kafka import KafkaBroker
 
 pytestmark = pytest.mark.cluster
@@ -75,16 +75,6 @@ def conditions(kube: cluster.Kube, ns: str, what: str) -> dict[str, dict[str, An
 
 def ready(kube: cluster.Kube, ns: str, what: str) -> bool:
     return conditions(kube, ns, what).get("Ready", {}).get("status") == "True"
-
-
-def events_at(kube: cluster.Kube, ns: str, app: str) -> list[dict[str, Any]]:
-    pods = kube.get_json("pods", "-n", ns, "-l", f"app={app}")["items"]
-    assert isinstance(pods, list)
-    out: list[dict[str, Any]] = []
-    for pod in pods:
-        if not pod["metadata"].get("deletionTimestamp"):
-            out.extend(installed.pod_events(kube, pod))
-    return out
 
 
 def produce(broker: KafkaBroker, topic: str, values: list[tuple[int, bytes]]) -> None:
@@ -160,7 +150,7 @@ def test_earliest_delivers_every_pre_produced_record_once_in_order_per_partition
     # once the three are in, every record before them is too.
     produce(kafka_broker, topic, [(p, b"sentinel") for p in range(3)])
     events = installed.eventually(
-        lambda: (e := events_at(kube, ns, "display-ordered"))
+        lambda: (e := scenarios.received(kube, ns, "app=display-ordered"))
         and sum(x["data"] == "sentinel" for x in e) == 3 and e,
         240, "the three sentinels at event-display", 2.0,
     )  # fmt: skip
@@ -225,7 +215,7 @@ spec:
     # sentinel; the Trigger's deliveries may overtake each other, hence a set.
     wanted = {f"build-{i}" for i in range(30) if i % 3} | {"build-sentinel"}
     events = installed.eventually(
-        lambda: (e := events_at(kube, ns, "display-broker"))
+        lambda: (e := scenarios.received(kube, ns, "app=display-broker"))
         and wanted <= {x["attributes"]["id"] for x in e} and e,
         180, "the passed builds and the sentinel at the filtered display", 2.0,
     )  # fmt: skip
@@ -266,7 +256,9 @@ def test_sasl_through_a_secret_and_a_wrong_password_names_the_authentication_fai
                          "KafkaSource sasl Ready", 1.0)  # fmt: skip
     produce(kafka_broker, topic, [(0, b"over-sasl")])
     installed.eventually(
-        lambda: any(e["data"] == "over-sasl" for e in events_at(kube, ns, "display-sasl")),
+        lambda: any(
+            e["data"] == "over-sasl" for e in scenarios.received(kube, ns, "app=display-sasl")
+        ),
         120, "the record read over SASL at event-display", 2.0,
     )  # fmt: skip
 
@@ -287,7 +279,7 @@ def test_sink_down_for_ten_seconds_loses_nothing(
     time.sleep(10)  # the outage the issue asks for: the sink stays down 10 s with records in
     kube.kubectl("-n", ns, "scale", "deployment/display-down", "--replicas=1")
     events = installed.eventually(
-        lambda: (e := events_at(kube, ns, "display-down"))
+        lambda: (e := scenarios.received(kube, ns, "app=display-down"))
         and len({x["attributes"]["id"] for x in e}) >= 500 and e,
         240, "all 500 records at the recovered sink", 2.0,
     )  # fmt: skip
@@ -305,15 +297,15 @@ def test_adapter_killed_mid_stream_delivers_every_record(
     total = 3000
     records = [(i % 3, f'{{"n": {i}}}'.encode()) for i in range(total)]
     produce(kafka_broker, topic, records[: total // 2])
-    installed.eventually(lambda: len(events_at(kube, ns, "display-kill")) >= 300, 180,
+    installed.eventually(lambda: len(scenarios.received(kube, ns, "app=display-kill")) >= 300, 180,
                          "the first deliveries", 0.2)  # fmt: skip
     kube.kubectl("-n", ns, "delete", "pod", "-l", "eventing.knative.dev/sourceName=kill",
                  "--grace-period=0", "--force", "--wait=false")  # fmt: skip
-    killed_at = len(events_at(kube, ns, "display-kill"))
+    killed_at = len(scenarios.received(kube, ns, "app=display-kill"))
     # the second half arrives while the replacement pod starts and takes the partitions over
     produce(kafka_broker, topic, records[total // 2 :])
     events = installed.eventually(
-        lambda: (e := events_at(kube, ns, "display-kill"))
+        lambda: (e := scenarios.received(kube, ns, "app=display-kill"))
         and len({x["attributes"]["id"] for x in e}) >= total and e,
         300, f"all {total} records after the kill", 2.0,
     )  # fmt: skip

@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
+import confluent_kafka as ck
 from aiohttp import web
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry
@@ -100,6 +101,21 @@ async def produce(
                 for i in range(start, start + count)
             )
         )
+
+
+async def committed(conf: Mapping[str, object], group: str, topic: str, partitions: int) -> int:
+    """How many records of `topic` the consumer group `group` has committed, all partitions
+    together (a consumer that does not join the group: it only reads the group's offsets)."""
+
+    def read() -> int:
+        consumer = ck.Consumer({**conf, "group.id": group, "enable.auto.commit": False})
+        try:
+            wanted = [ck.TopicPartition(topic, p) for p in range(partitions)]
+            return sum(max(0, tp.offset) for tp in consumer.committed(wanted, timeout=10))
+        finally:
+            consumer.close()
+
+    return await asyncio.to_thread(read)
 
 
 def adapter_env(bootstrap: str, topic: str, group: str, sink: str, **extra: str) -> dict[str, str]:
