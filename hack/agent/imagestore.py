@@ -22,12 +22,12 @@ import collections
 import hashlib
 import json
 import logging
-import os
 import pathlib
 import shutil
 from dataclasses import dataclass
 from typing import Any
 
+from hack import cache
 from hack.agent import errors
 
 log = logging.getLogger(__name__)
@@ -38,11 +38,7 @@ KEEP = 4
 
 
 def cache_root() -> pathlib.Path:
-    env = os.environ.get("KEVENTS_CACHE")
-    if env:
-        return pathlib.Path(env) / "images"
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(pathlib.Path.home() / ".cache")
-    return pathlib.Path(xdg) / "kevents" / "images"
+    return cache.root() / "images"
 
 
 def checkout_key(checkout: pathlib.Path) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import pathlib
 import secrets
 import shutil
@@ -34,7 +33,7 @@ from collections.abc import Callable
 import confluent_kafka
 import confluent_kafka.admin
 
-from hack import processes
+from hack import cache, processes
 from hack.progress import maven
 
 VERSION = "4.2.2"
@@ -90,10 +89,7 @@ TOOLS_LOG4J2 = LOG4J2.replace("logger.server.level = INFO", "logger.server.level
 
 
 def cache_dir() -> pathlib.Path:
-    base = os.environ.get("KEVENTS_CACHE") or (
-        pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "kevents"
-    )
-    return pathlib.Path(base) / "kafka" / VERSION
+    return cache.root() / "kafka" / VERSION
 
 
 def libs() -> pathlib.Path:

@@ -34,7 +34,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from hack import ports, processes
+from hack import cache, ports, processes
 from hack.localcluster import pki
 
 NODE_NAME = "kevents-node-0"
@@ -69,12 +69,7 @@ def coredns_binary(*, build: bool) -> str | None:
     """CoreDNS from the cache (building it when `build`), or None when unavailable."""
     script = REPO / "hack" / "build-coredns"
     if not build:
-        cache = pathlib.Path(
-            os.environ.get("KEVENTS_CACHE")
-            or pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache")
-            / "kevents"
-        )
-        found = sorted(cache.glob("coredns/*/coredns"))
+        found = sorted(cache.root().glob("coredns/*/coredns"))
         return str(found[-1]) if found else None
     proc = subprocess.run([str(script)], stdout=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0 or not proc.stdout.strip():

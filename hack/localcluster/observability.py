@@ -21,7 +21,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from hack import processes
+from hack import cache, processes
 from hack.localcluster import pki
 from hack.progress import maven
 
@@ -30,10 +30,6 @@ ZIPKIN_VERSION = "3.5.1"
 ZIPKIN_PORT = 9411
 SYSTEM_NAMESPACE = "kevents-system"
 IDENTITY = pki.Identity("prometheus", "kevents:prometheus")
-ZIPKIN_JAR = (
-    pathlib.Path.home() / ".m2" / "repository" / "io" / "zipkin" / "zipkin-server"
-    / ZIPKIN_VERSION / f"zipkin-server-{ZIPKIN_VERSION}-exec.jar"
-)  # fmt: skip
 
 RBAC = {
     "apiVersion": "v1",
@@ -85,16 +81,24 @@ def bridge_address() -> str | None:
 
 
 def zipkin_jar() -> pathlib.Path:
-    """The exec jar from the local Maven repository, fetched from Maven Central when missing."""
-    if not ZIPKIN_JAR.exists():
+    """The exec jar, copied by Maven from Maven Central into the cache when missing (an
+    explicit output folder: Maven's own repository is where Java's `user.home` says, which
+    need not be `$HOME`)."""
+    folder = cache.root() / "zipkin" / ZIPKIN_VERSION
+    jar = folder / f"zipkin-server-{ZIPKIN_VERSION}-exec.jar"
+    if not jar.exists():
+        staging = folder / "partial"
+        shutil.rmtree(staging, ignore_errors=True)
         # Batch mode (no colour codes), a moving line on stderr (Maven's log if it fails):
         # stdout of `hack/cluster up` is the kubeconfig path that scripts read.
         maven.fetch(
-            ["mvn", "-B", "dependency:get", "-Dtransitive=false",
+            ["mvn", "-B", "dependency:copy", f"-DoutputDirectory={staging}",
              f"-Dartifact=io.zipkin:zipkin-server:{ZIPKIN_VERSION}:jar:exec"],
             f"fetching Zipkin {ZIPKIN_VERSION} from Maven Central (once)",
         )  # fmt: skip
-    return ZIPKIN_JAR
+        (staging / jar.name).rename(jar)
+        shutil.rmtree(staging, ignore_errors=True)
+    return jar
 
 
 def zipkin_service(bridge: str) -> dict[str, object]:

@@ -26,6 +26,7 @@ import tempfile
 import tomllib
 from collections.abc import Callable, Sequence
 
+from hack import cache
 from hack.ocibuild import catalog, layers
 from hack.progress import gobuild, loglines, render
 
@@ -61,11 +62,7 @@ find "$root/var/log" -type f -delete
 
 
 def cache_root() -> pathlib.Path:
-    env = os.environ.get("KEVENTS_CACHE")
-    if env:
-        return pathlib.Path(env) / "images"
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(pathlib.Path.home() / ".cache")
-    return pathlib.Path(xdg) / "kevents" / "images"
+    return cache.root() / "images"
 
 
 def key(*parts: str) -> str:
