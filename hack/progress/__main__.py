@@ -1,7 +1,9 @@
 """`python -m hack.progress`: progress for the bash scripts of hack/.
 
-    step [--of N] [--stderr] TITLE   end the open step of $KEVENTS_PROGRESS (if any), start
-                                     the next numbered one: `[3/7] TITLE`
+    step [--of N] [--status CODE] [--stderr] TITLE
+                                     end the open step of $KEVENTS_PROGRESS (if any; failed
+                                     when CODE is not 0), start the next numbered one:
+                                     `[3/7] TITLE`
     end [--status CODE] [--stderr]   end the open step (failed when CODE is not 0) and print
                                      each step's time
     go --title TITLE [-C DIR] -- go build|install ...
@@ -40,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     step = sub.add_parser("step", help="start the next numbered step")
     step.add_argument("--of", type=int, default=None, help="how many steps the run has")
+    step.add_argument("--status", type=int, default=0, help="the exit code of the step it ends")
     step.add_argument("--stderr", action="store_true")
     step.add_argument("title", nargs="+")
     end = sub.add_parser("end", help="end the open step and print each step's time")
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     renderer = render.choose(sys.stderr if args.stderr else sys.stdout)
     book = _journal()
     now = time.time()
-    ended = book.end(ok=args.command == "step" or args.status == 0, now=now)
+    ended = book.end(ok=args.status == 0, now=now)
     if ended is not None:
         renderer.finished(ended)
     if args.command == "step":

@@ -216,20 +216,27 @@ def test_a_passing_build_runs_the_three_steps_in_order_and_reaches_the_final_sin
     wanted = {"broker-ingress", "broker-filter", "step-1", "step-2", "step-3"}
     final_url = f"http://final.{flows}.svc.cluster.local"
 
+    seen = ["no answer from Zipkin yet"]  # what the last poll found, for the failure message
+
     def whole_trace() -> list[dict[str, Any]] | None:
         try:
             spans = installed.get_json(f"http://127.0.0.1:9411/api/v2/trace/{trace_id}")
-        except OSError:
+        except OSError as exc:
+            seen[0] = f"Zipkin: {exc}"
             return None
         services = {s.get("localEndpoint", {}).get("serviceName") for s in spans}
-        to_final = [
-            s for s in spans
-            if s.get("tags", {}).get("url.full", "").startswith(final_url)
-            and s["tags"].get("http.response.status_code", "").startswith("2")
-        ]  # fmt: skip
+        calls = sorted(
+            f"{s['tags']['url.full']} {s['tags'].get('http.response.status_code', '-')}"
+            for s in spans if "url.full" in s.get("tags", {})
+        )  # fmt: skip
+        seen[0] = f"{len(spans)} spans, services {sorted(map(str, services))}, calls {calls}"
+        to_final = [c for c in calls if c.startswith(final_url) and c.split()[-1][:1] == "2"]
         return list(spans) if wanted <= services and to_final else None
 
-    spans = installed.eventually(whole_trace, 90, "one trace from broker-1 to the sink", 2.0)
+    try:
+        spans = installed.eventually(whole_trace, 90, "one trace from broker-1 to the sink", 2.0)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the last poll found {seen[0]}") from None
     brokers = {s.get("tags", {}).get("kn.broker.name") for s in spans}
     assert {"broker-1", "broker-2"} <= brokers
     ids = {s["id"] for s in spans}

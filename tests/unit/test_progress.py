@@ -191,23 +191,28 @@ def test_command_line_steps_as_a_bash_script_calls_them(tmp_path: pathlib.Path) 
         )  # fmt: skip
         return proc.stdout
 
-    out = progress("step", "--of", "2", "building the control plane")
+    out = progress("step", "--of", "3", "building the control plane")
     out += progress("step", "starting the cluster")
+    # hack/test: a test tier failed, the run goes on; the next step ends that one failed
+    out += progress("step", "--status", "1", "the tests")
     out += progress("end", "--status", "1")
     stamp = r"\d\d:\d\d:\d\d "
     pattern = (
-        rf"{stamp}\[1/2\] building the control plane\n"
-        rf"{stamp}\[1/2\] building the control plane: done in \d+\.\ds\n"
-        rf"{stamp}\[2/2\] starting the cluster\n"
-        rf"{stamp}\[2/2\] starting the cluster: FAILED in \d+\.\ds\n"
+        rf"{stamp}\[1/3\] building the control plane\n"
+        rf"{stamp}\[1/3\] building the control plane: done in \d+\.\ds\n"
+        rf"{stamp}\[2/3\] starting the cluster\n"
+        rf"{stamp}\[2/3\] starting the cluster: FAILED in \d+\.\ds\n"
+        rf"{stamp}\[3/3\] the tests\n"
+        rf"{stamp}\[3/3\] the tests: FAILED in \d+\.\ds\n"
         r"time per step:\n"
-        r"  \[1/2\] building the control plane +\d+\.\ds  ok\n"
-        r"  \[2/2\] starting the cluster +\d+\.\ds  FAILED\n"
+        r"  \[1/3\] building the control plane +\d+\.\ds  ok\n"
+        r"  \[2/3\] starting the cluster +\d+\.\ds  FAILED\n"
+        r"  \[3/3\] the tests +\d+\.\ds  FAILED\n"
         r"  total +\d+\.\ds\n"
     )
     assert re.fullmatch(pattern, out), out
     assert [json.loads(line)["event"] for line in (tmp_path / "steps").read_text().splitlines()] \
-        == ["start", "end", "start", "end"]  # fmt: skip
+        == ["start", "end", "start", "end", "start", "end"]  # fmt: skip
 
 
 def test_rich_on_a_terminal_shows_the_steps_and_a_summary_table() -> None:
