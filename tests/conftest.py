@@ -2,6 +2,9 @@
 
 - `no_leaked_tasks` (autouse): an async test that leaves tasks running fails; TLS
   connections its code closed are let finish their goodbye before the loop ends.
+- After each integration test, a garbage collection: a socket or transport the test left
+  open is reported (ResourceWarning, an error) against that test, not against whichever later
+  test the collector happens to run in.
 - Cluster fixtures (real kube-apiserver from `hack/cluster`) live in `tests/cluster.py` and are
   registered here as a plugin so every tier can ask for them; the Kafka broker's fixtures
   (`kafka_broker`, `kafka_topic`, `kafka_console_consumer`) live in `tests/kafka.py`.
@@ -14,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from asyncio import sslproto
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,6 +29,14 @@ hypothesis.settings.register_profile("kevents", deadline=None)
 hypothesis.settings.load_profile("kevents")
 
 pytest_plugins = ["tests.cluster", "tests.kafka", "tests.tiers"]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Runs after the test's fixtures (its event loop included) are finalized, inside
+    pytest's unraisable-exception check of the teardown phase."""
+    if "integration" in item.path.parts:
+        gc.collect()
 
 
 @pytest.fixture(autouse=True)
