@@ -230,7 +230,11 @@ def test_a_passing_build_runs_the_three_steps_in_order_and_reaches_the_final_sin
             for s in spans if "url.full" in s.get("tags", {})
         )  # fmt: skip
         seen[0] = f"{len(spans)} spans, services {sorted(map(str, services))}, calls {calls}"
-        to_final = [c for c in calls if c.startswith(final_url) and c.split()[-1][:1] == "2"]
+        to_final = [
+            s for s in spans
+            if s.get("tags", {}).get("url.full", "").startswith(final_url)
+            and s["tags"].get("http.response.status_code", "").startswith("2")
+        ]  # fmt: skip
         return list(spans) if wanted <= services and to_final else None
 
     try:
