@@ -20,9 +20,13 @@ above `target` for a whole `interval` the lane is *over target* and an asynchron
 refuses new events (429) at admission until a sample drops below `target` or the backlog
 empties. CoDel alone lets a producer much faster than the subscriber queue a whole
 interval's worth of arrivals before the state changes, so a new event is also refused when
-its estimated wait (events ahead of it x the recent time between dequeues) exceeds the
-interval. An event that starts at once (below the in-flight limit) never waits and is always
-taken. `kevents_dispatcher_sojourn_seconds` records what the waiting events waited.
+its estimated wait exceeds the interval: the events ahead of it times the time one dequeue
+takes, which is the recent average time between dequeues or, when longer, the time since the
+last dequeue (or since the backlog formed). The second term makes the estimate honest before
+the average has any sample (a burst at start) and the moment a subscriber stalls, where the
+average alone would still admit a backlog sized for the old pace. An event that starts at
+once (below the in-flight limit) never waits and is always taken.
+`kevents_dispatcher_sojourn_seconds` records what the waiting events waited.
 """
 
 from __future__ import annotations
@@ -145,9 +149,10 @@ class Lane:
         self.over = False
         """The sojourn stayed above target for a whole interval and has not dropped since."""
         self._dequeued: float | None = None
-        """When the last event left the backlog while it stayed non-empty (else None)."""
+        """When the last event left the backlog, or the backlog formed, while the lane stayed
+        busy (None: the lane drained)."""
         self._gap = 0.0
-        """Moving average of the seconds between dequeues of a busy backlog."""
+        """Moving average of the seconds between dequeues of a busy backlog (0: no sample)."""
 
     @property
     def waiting(self) -> int:
@@ -168,7 +173,12 @@ class Lane:
             return False
         now = self._clock()
         self._sample(now - backlog[0][0], now)
-        return self.over or len(backlog) * self._gap > self._interval
+        if self.over:
+            return True
+        per_dequeue = self._gap
+        if self._dequeued is not None:
+            per_dequeue = max(per_dequeue, now - self._dequeued)
+        return len(backlog) * per_dequeue > self._interval
 
     def _sample(self, sojourn: float, now: float) -> None:
         """CoDel's state machine on one sojourn sample."""
@@ -186,7 +196,10 @@ class Lane:
             self.in_flight += 1
             self._spawn(self._pump(envelope))
         else:
-            self._backlog.append((self._clock(), envelope))
+            now = self._clock()
+            if self._target and self._dequeued is None:
+                self._dequeued = now  # the backlog forms: its first dequeue is timed from here
+            self._backlog.append((now, envelope))
 
     async def _pump(self, envelope: Envelope) -> None:
         try:
@@ -214,7 +227,8 @@ class Lane:
                 if self._target:
                     self._sample(now - admitted, now)
                     if self._dequeued is not None:
-                        self._gap += (now - self._dequeued - self._gap) * 0.125
+                        gap = now - self._dequeued
+                        self._gap = gap if not self._gap else self._gap + (gap - self._gap) * 0.125
                     self._dequeued = now
                 if self._waited is not None:
                     self._waited(now - admitted)

@@ -22,6 +22,11 @@ ACCEPTED = 200
 """Events the producers get accepted. Delivered one at a time at ~10 ms each, the count bound
 alone (backlog 500) would let the last of them wait ~2 s."""
 
+MOST_OUTSTANDING = 25
+"""Events accepted and not yet at the subscriber, at most, at any 202: a subscriber at ~10 ms
+per event drains ~5 in the 50 ms interval (7-10 seen); before admission counted the time since
+the last dequeue, a burst at start queued 58-74."""
+
 
 @pytest.fixture(autouse=True)
 def _crd(kube: cluster.Kube) -> None:
@@ -51,10 +56,11 @@ async def test_slow_subscriber_gets_429_early_and_accepted_events_wait_little(
         accepted: set[str] = set()
         refused: list[tuple[str, str]] = []
         sent = 0
+        outstanding = 0
 
         async def produce(session: aiohttp.ClientSession) -> None:
             # A closed-loop producer: the next event as soon as the last one is answered.
-            nonlocal sent
+            nonlocal sent, outstanding
             while len(accepted) < ACCEPTED:
                 sent += 1
                 event_id = f"e-{sent}"
@@ -62,6 +68,7 @@ async def test_slow_subscriber_gets_429_early_and_accepted_events_wait_little(
                 async with session.post(url, data=message.body, headers=message.headers) as r:
                     if r.status == 202:
                         accepted.add(event_id)
+                        outstanding = max(outstanding, len(accepted) - len(sub.events))
                     else:
                         refused.append((str(r.status), r.headers.get("Retry-After", "")))
 
@@ -85,11 +92,15 @@ async def test_slow_subscriber_gets_429_early_and_accepted_events_wait_little(
             None,
             0.0,
         )
-        # What the accepted events waited stays bounded: none waited a second (the count
-        # bound alone lets them queue for ~2 s here).
+        # Admission bounds the queue, not the count bound: at most a few events were ever
+        # accepted and not yet delivered (the count bound alone lets all 200 queue; a 50 ms
+        # interval at ~10 ms per event is ~5 events). A count: a loaded machine that stalls
+        # this process (producers, dispatcher and subscriber alike) does not change it.
+        assert outstanding <= MOST_OUTSTANDING, outstanding
+        # And what the accepted events waited stays small: at least half waited under 100 ms.
         waited = registry.get_sample_value("kevents_dispatcher_sojourn_seconds_count")
-        under_a_second = registry.get_sample_value(
-            "kevents_dispatcher_sojourn_seconds_bucket", {"le": "1.0"}
+        under_100ms = registry.get_sample_value(
+            "kevents_dispatcher_sojourn_seconds_bucket", {"le": "0.1"}
         )
         assert waited is not None and waited > 0
-        assert under_a_second == waited
+        assert under_100ms is not None and under_100ms >= waited / 2, (under_100ms, waited)
