@@ -12,16 +12,15 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from tests import cluster
+from tests import cluster, waiting
 from tests.e2e import eventlog
 
 
@@ -31,20 +30,6 @@ class MainJob:
     event_page: str
     prometheus: str
     zipkin: str
-
-
-def eventually(check: Callable[[], Any], within: float, what: str, step: float = 2.0) -> Any:
-    """Poll `check()` every `step` seconds until it returns something true, and return that;
-    fail naming `what` and the last answer after `within` seconds. The one poll of the e2e
-    tests: "nothing else arrives" is a sentinel polled for, never a sleep."""
-    deadline = time.monotonic() + within
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(step)
-    raise AssertionError(f"{what} not seen within {within:.0f} s (last: {last!r})")
 
 
 def get_json(url: str) -> Any:
@@ -226,10 +211,7 @@ def system_problems(kube: cluster.Kube) -> list[str]:
 
 def wait_system_healthy(kube: cluster.Kube, within: float) -> None:
     """Wait until `system_problems` finds nothing; fail listing what is still wrong."""
-    deadline = time.monotonic() + within
-    while problems := system_problems(kube):
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"the installed kevents not healthy within {within:.0f} s: " + "; ".join(problems)
-            )
-        time.sleep(2)
+    waiting.eventually(
+        lambda: system_problems(kube), within, "the installed kevents healthy",
+        ok=lambda problems: not problems,
+    )  # fmt: skip

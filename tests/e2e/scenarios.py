@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from tests import cluster
+from tests import cluster, waiting
 from tests.e2e import installed
 
 DISPLAY_IMAGE = "gcr.io/knative-releases/knative.dev/eventing/cmd/event_display"
@@ -169,7 +169,7 @@ def ready(kube: cluster.Kube, ns: str, what: str) -> bool:
 def wait_ready(kube: cluster.Kube, ns: str, whats: Iterable[str], within: float = 120) -> None:
     """Wait for each of `whats` (`kind/name`) to be Ready, one after the other."""
     for what in whats:
-        installed.eventually(lambda w=what: ready(kube, ns, w), within, f"{what} Ready", 1.0)  # type: ignore[misc]
+        waiting.eventually(lambda w=what: ready(kube, ns, w), within, f"{what} Ready", 1.0)  # type: ignore[misc]
 
 
 def received(kube: cluster.Kube, ns: str, selector: str) -> list[dict[str, Any]]:

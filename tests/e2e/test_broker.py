@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests import cluster
+from tests import cluster, waiting
 from tests.e2e import installed, scenarios
 
 pytestmark = pytest.mark.cluster
@@ -138,7 +138,7 @@ def test_triggers_deliver_only_the_events_their_filters_match(
         events = scenarios.received(kube, brokered, f"app={app}")
         return [e["attributes"]["type"] for e in scenarios.about(events, f"/configmaps/{name}")]
 
-    everything = installed.eventually(
+    everything = waiting.eventually(
         lambda: (t := about_it("display-all")) and t[-1].endswith(".delete") and t,
         90, "the delete at the catch-all Trigger's display", 1.0,
     )  # fmt: skip
@@ -149,7 +149,7 @@ def test_triggers_deliver_only_the_events_their_filters_match(
     # can follow, and the filtered display has exactly the add.
     sentinel = f"{name}-sentinel"
     kube.apply(configmap(brokered, sentinel))
-    installed.eventually(
+    waiting.eventually(
         lambda: scenarios.about(
             scenarios.received(kube, brokered, "app=display-adds"), f"/configmaps/{sentinel}"
         ),
@@ -171,7 +171,7 @@ def test_a_failing_trigger_subscriber_is_retried_then_dead_lettered(
         events = scenarios.received(kube, brokered, "app=display-dls")
         return scenarios.about(events, f"/configmaps/{name}")
 
-    found = installed.eventually(dead_letters, 90, "the update at the dead letter sink", 1.0)
+    found = waiting.eventually(dead_letters, 90, "the update at the dead letter sink", 1.0)
     assert [e["attributes"]["type"] for e in found] == [UPDATE]
     extensions = found[0]["extensions"]
     assert extensions["knativeerrordest"] == (
@@ -194,7 +194,7 @@ def test_zipkin_has_a_trace_through_source_broker_ingress_filter_and_subscriber(
                 return list(trace)
         return None
 
-    trace = installed.eventually(complete_trace, 90, "a trace through the broker", 2.0)
+    trace = waiting.eventually(complete_trace, 90, "a trace through the broker", 2.0)
     assert len({span["traceId"] for span in trace}) == 1
     by_service = {s["localEndpoint"]["serviceName"]: s for s in trace}
     ids = {s["id"] for s in trace}
@@ -210,9 +210,9 @@ def test_prometheus_scrapes_the_broker_ingress_and_filter(
         return sum(float(r["value"][1]) for r in installed.get_json(url)["data"]["result"])
 
     accepted = 'sum(kevents_broker_events_received_total{result="accepted"})'
-    installed.eventually(lambda: total(accepted) > 0, 90, "broker ingress counts", 2.0)
+    waiting.eventually(lambda: total(accepted) > 0, 90, "broker ingress counts", 2.0)
     matched = 'sum(kevents_broker_filter_events_total{result="matched"})'
-    installed.eventually(lambda: total(matched) > 0, 90, "broker filter counts", 2.0)
+    waiting.eventually(lambda: total(matched) > 0, 90, "broker filter counts", 2.0)
 
 
 def test_the_broker_example_delivers_new_kubernetes_events_only(
@@ -237,12 +237,12 @@ def test_the_broker_example_delivers_new_kubernetes_events_only(
                 if f"/events/{name}." in e["attributes"].get("subject", "")
             ]
 
-        installed.eventually(about_it, 90, f"an add event about pod {name}", 1.0)
+        waiting.eventually(about_it, 90, f"an add event about pod {name}", 1.0)
         # The pod's events are updated as it runs; only their adds pass the Trigger. A sentinel
         # Event created now reaches the display after whatever the broker admitted before it.
         sentinel = f"{name}-sentinel"
         kube.apply(sentinel_event(ns, sentinel, name))
-        installed.eventually(
+        waiting.eventually(
             lambda: scenarios.about(
                 scenarios.received(kube, ns, "app=event-display"), f"/events/{sentinel}"
             ),

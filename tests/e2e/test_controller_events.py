@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests import cluster
+from tests import cluster, waiting
 from tests.e2e import installed
 
 pytestmark = pytest.mark.cluster
@@ -46,7 +46,7 @@ def test_a_pingsource_without_its_sink_shows_sink_not_found_in_describe(
         items: list[dict[str, object]] = json.loads(out)["items"]
         return [e for e in items if e["reason"] == "SinkNotFound"]
 
-    (event,) = installed.eventually(warned, 60, "a SinkNotFound event", step=1.0)
+    (event,) = waiting.eventually(warned, 60, "a SinkNotFound event", step=1.0)
     assert event["type"] == "Warning"
     assert event["source"] == {"component": "pingsource-controller"}
     assert str(event["message"]).startswith('Sink not found: {"ref":{"kind":"Service"')

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests import cluster
+from tests import cluster, waiting
 from tests.e2e import installed, scenarios
 
 pytestmark = pytest.mark.cluster
@@ -143,7 +143,7 @@ def dispatcher_ip(kube: cluster.Kube) -> str:
                 return str(status["podIP"])
         return None
 
-    return str(installed.eventually(ready_ip, 120, "a ready dispatcher pod", 1.0))
+    return str(waiting.eventually(ready_ip, 120, "a ready dispatcher pod", 1.0))
 
 
 def post(url: str, event_id: str, extensions: dict[str, str], traceparent: str = "") -> int:
@@ -198,7 +198,7 @@ def test_a_passing_build_runs_the_three_steps_in_order_and_reaches_the_final_sin
     def at_final() -> list[dict[str, Any]]:
         return [e for e in received(kube, flows, "final") if e["attributes"]["id"] == passing]
 
-    found = installed.eventually(at_final, 90, "the passing build at the final sink", 1.0)
+    found = waiting.eventually(at_final, 90, "the passing build at the final sink", 1.0)
     assert found[0]["data"] == ("build 42 | testbed created | tests run | testbed cleaned")
     extensions = found[0]["extensions"]
     assert extensions["teststatus"] == "pass"
@@ -206,7 +206,7 @@ def test_a_passing_build_runs_the_three_steps_in_order_and_reaches_the_final_sin
     assert extensions["buildstatus"] == "pass"
     # The failing build went to the alert sink (posted first: it is there by now), never
     # through the steps.
-    installed.eventually(lambda: failing in ids_at(kube, flows, "alert"), 30, "the alert", 1.0)
+    waiting.eventually(lambda: failing in ids_at(kube, flows, "alert"), 30, "the alert", 1.0)
     assert passing not in ids_at(kube, flows, "alert")
     assert failing not in ids_at(kube, flows, "step-1")
     assert failing not in ids_at(kube, flows, "final")
@@ -238,7 +238,7 @@ def test_a_passing_build_runs_the_three_steps_in_order_and_reaches_the_final_sin
         return list(spans) if wanted <= services and to_final else None
 
     try:
-        spans = installed.eventually(whole_trace, 90, "one trace from broker-1 to the sink", 2.0)
+        spans = waiting.eventually(whole_trace, 90, "one trace from broker-1 to the sink", 2.0)
     except AssertionError as exc:
         raise AssertionError(f"{exc}; the last poll found {seen[0]}") from None
     brokers = {s.get("tags", {}).get("kn.broker.name") for s in spans}
@@ -257,7 +257,7 @@ def test_a_failing_middle_step_is_retried_then_dead_lettered_and_later_events_st
     def dead_letters() -> list[dict[str, Any]]:
         return [e for e in received(kube, flows, "dls") if e["attributes"]["id"] == crash]
 
-    found = installed.eventually(dead_letters, 90, "the crashing build at the DLS", 1.0)
+    found = waiting.eventually(dead_letters, 90, "the crashing build at the DLS", 1.0)
     extensions = found[0]["extensions"]
     assert extensions["knativeerrorcode"] == "500"
     assert extensions["knativeerrordest"] == f"http://step-2.{flows}.svc.cluster.local"
@@ -269,7 +269,7 @@ def test_a_failing_middle_step_is_retried_then_dead_lettered_and_later_events_st
     assert crash not in ids_at(kube, flows, "step-3")
 
     post(broker_1(kube, flows), later, {"buildstatus": "pass"})
-    installed.eventually(
+    waiting.eventually(
         lambda: later in ids_at(kube, flows, "final"), 90, "a later build at the final sink", 1.0
     )
     assert crash not in ids_at(kube, flows, "final")
@@ -296,7 +296,7 @@ def test_a_parallel_sends_each_event_to_exactly_the_matching_branches(
         def arrived(at: str = sink) -> bool:
             return sentinel in ids_at(kube, flows, at)
 
-        installed.eventually(arrived, 90, f"the sentinel at {sink}", 1.0)
+        waiting.eventually(arrived, 90, f"the sentinel at {sink}", 1.0)
 
     def mine(sink: str) -> list[str]:
         return sorted(i for i in ids_at(kube, flows, sink) if i.endswith(tag) and i != sentinel)

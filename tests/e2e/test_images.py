@@ -19,7 +19,7 @@ import subprocess
 import pytest
 
 from hack.agent import imagestore
-from tests import cluster
+from tests import cluster, waiting
 from tests.e2e import installed, scenarios
 
 # The first run on a machine builds the images (`built`): minutes, more than the 300 s default.
@@ -76,7 +76,7 @@ def test_a_read_only_root_filesystem_refuses_writes_even_by_root(
 ) -> None:
     with scenarios.namespace(kube, "images") as ns:
         kube.apply(READ_ONLY, ns)
-        pod = installed.eventually(
+        pod = waiting.eventually(
             lambda: (p := scenarios.get(kube, ns, "pod/read-only")).get("status", {}).get("phase")
             in ("Succeeded", "Failed") and p,
             120, "the read-only pod finished", 1.0,

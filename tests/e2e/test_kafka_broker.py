@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from tests import cluster
+from tests import cluster, waiting
 from tests.e2e import installed, scenarios
 from tests.kafka import KafkaBroker
 
@@ -230,7 +230,7 @@ def ready(kube: cluster.Kube, ns: str, what: str) -> bool:
 
 
 def wait_ready(kube: cluster.Kube, ns: str, what: str, within: float = 180) -> None:
-    installed.eventually(lambda: ready(kube, ns, what), within, f"{ns} {what} Ready", 1.0)
+    waiting.eventually(lambda: ready(kube, ns, what), within, f"{ns} {what} Ready", 1.0)
 
 
 def ingress_ip(kube: cluster.Kube, service: str) -> str:
@@ -321,7 +321,7 @@ def test_the_tutorial_broker_delivers_matching_events_to_its_knative_service(
             if e["attributes"]["id"].startswith(run)
         ]
 
-    installed.eventually(lambda: f"{run}-sentinel" in received(), 120, "the sentinel", 1.0)
+    waiting.eventually(lambda: f"{run}-sentinel" in received(), 120, "the sentinel", 1.0)
     assert sorted(received()) == sorted(
         [f"{run}-order-{i}" for i in range(20)] + [f"{run}-sentinel"]
     )
@@ -337,7 +337,7 @@ def test_a_subscriber_answering_500_dead_letters_with_the_error_extensions(
     def dead() -> list[dict[str, Any]]:
         return [e for e in scenarios.received(kube, tutorial, DLQ) if e["attributes"]["id"] == id]
 
-    found = installed.eventually(dead, 120, "the event at the dead letter sink", 1.0)
+    found = waiting.eventually(dead, 120, "the event at the dead letter sink", 1.0)
     assert len(found) == 1
     extensions = found[0]["extensions"]
     assert extensions["knativeerrordest"] == f"http://fail500.{tutorial}.svc.cluster.local"
@@ -374,7 +374,7 @@ def test_a_misnamed_config_map_makes_the_broker_not_ready_naming_it(
                     return dict(cond)
             return None
 
-        cond = installed.eventually(not_ready, 180, "Broker misnamed Ready False", 1.0)
+        cond = waiting.eventually(not_ready, 180, "Broker misnamed Ready False", 1.0)
         assert cond["reason"] == "ConfigMapNotFound"
         assert "kafka-broker-config" in cond["message"]
     finally:
@@ -432,7 +432,7 @@ def test_durability_kafka_broker_loses_nothing_when_its_pod_is_deleted_mid_strea
         ids = delivered()
         return ids if len({i for i in ids if i.startswith(f"{run}-")}) >= DURABLE_COUNT else None
 
-    ids = installed.eventually(complete, 300, f"all {DURABLE_COUNT} events delivered", 3.0)
+    ids = waiting.eventually(complete, 300, f"all {DURABLE_COUNT} events delivered", 3.0)
     lost, _ = _report("Kafka Broker", ids, run, DURABLE_COUNT)
     assert lost == 0
 
@@ -507,7 +507,7 @@ def test_durability_the_in_memory_broker_loses_accepted_events_when_its_pod_is_d
                 ids = [e["attributes"]["id"] for e in scenarios.received(kube, ns, "app=receiver")]
                 return ids if sentinel in ids else None
 
-            ids = installed.eventually(delivered, 180, f"{sentinel} after the stream", 1.0)
+            ids = waiting.eventually(delivered, 180, f"{sentinel} after the stream", 1.0)
         ids = [i for i in ids if "-sentinel-" not in i]
         lost, _ = _report("InMemoryChannel Broker (async-handler)", ids, run, DURABLE_COUNT)
         assert lost > 0, "the in-memory broker lost nothing: the pod was deleted too late?"
@@ -557,7 +557,7 @@ def _delivered_rate(kube: cluster.Kube, ns: str, url: str, run: str, count: int)
         ids = {e["attributes"]["id"] for e in scenarios.received(kube, ns, RECEIVER)}
         return len({i for i in ids if i.startswith(f"{run}-")}) >= count
 
-    installed.eventually(complete, 300, f"{count} events of {run} delivered", 0.5)
+    waiting.eventually(complete, 300, f"{count} events of {run} delivered", 0.5)
     return count / (time.monotonic() - started)
 
 
@@ -578,7 +578,7 @@ def test_two_replicas_share_each_trigger_group_and_losing_one_loses_nothing(
             shares = {pod: _assigned(kube, pod, group) for pod in pods}
             return shares if len(pods) == 2 and all(shares.values()) else None
 
-        shares = installed.eventually(both_consume, 120, "partitions on both replicas", 2.0)
+        shares = waiting.eventually(both_consume, 120, "partitions on both replicas", 2.0)
         two = _delivered_rate(kube, tutorial, url, f"r2{uuid.uuid4().hex[:5]}", count)
         print(f"\nKafka Broker, 1 Trigger, {count} events end to end: "  # noqa: T201
               f"1 replica {one:.0f} events/s, 2 replicas {two:.0f} events/s; "
@@ -607,7 +607,7 @@ def test_two_replicas_share_each_trigger_group_and_losing_one_loses_nothing(
             ids = [e["attributes"]["id"] for e in scenarios.received(kube, tutorial, RECEIVER)]
             return ids if len({i for i in ids if i.startswith(f"{run}-")}) >= count else None
 
-        ids = installed.eventually(delivered, 300, f"all {count} events delivered", 2.0)
+        ids = waiting.eventually(delivered, 300, f"all {count} events delivered", 2.0)
         lost, _ = _report("Kafka Broker, one of two replicas killed", ids, run, count)
         assert lost == 0
     finally:

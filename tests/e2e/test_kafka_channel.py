@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests import cluster
+from tests import cluster, waiting
 from tests.e2e import installed, scenarios
 
 pytestmark = pytest.mark.cluster
@@ -54,7 +54,7 @@ def pipeline(kube: cluster.Kube, main_job: installed.MainJob) -> Iterator[str]:
         kube.apply(scenario(ns), ns)
         for app in ("final", "step-1", "step-2"):
             kube.kubectl("-n", ns, "rollout", "status", f"deployment/{app}", "--timeout=180s")
-        installed.eventually(
+        waiting.eventually(
             lambda: scenarios.ready(kube, ns, "sequence/pipeline"),
             180,
             "sequence/pipeline Ready",
@@ -98,6 +98,6 @@ def test_a_sequence_over_kafka_channels_runs_its_steps_in_order(
             if e["attributes"]["id"] == id
         ]
 
-    found = installed.eventually(at_final, 120, "the event at the end of the sequence", 1.0)
+    found = waiting.eventually(at_final, 120, "the event at the end of the sequence", 1.0)
     assert len(found) == 1
     assert found[0]["data"] == "build 42 | built | tested"

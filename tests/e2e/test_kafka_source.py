@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from kevents import cloudevent, kafka
-from tests import cluster
+from tests import cluster, waiting
 from tests.e2e import installed, scenarios
 from tests.kafka import KafkaBroker
 
@@ -144,12 +144,12 @@ def test_earliest_delivers_every_pre_produced_record_once_in_order_per_partition
     produce(kafka_broker, topic, [(i % 3, f'{{"n": {i}}}'.encode()) for i in range(1000)])
     kube.apply(source(ns, "ordered", topic, pods_bootstrap(kafka_broker),
                       service("display-ordered"), initialOffset="earliest"))  # fmt: skip
-    installed.eventually(lambda: ready(kube, ns, "kafkasource/ordered"), 180,
+    waiting.eventually(lambda: ready(kube, ns, "kafkasource/ordered"), 180,
                          "KafkaSource ordered Ready", 1.0)  # fmt: skip
     # One sentinel per partition, after the 1,000: each partition is delivered in order, so
     # once the three are in, every record before them is too.
     produce(kafka_broker, topic, [(p, b"sentinel") for p in range(3)])
-    events = installed.eventually(
+    events = waiting.eventually(
         lambda: (e := scenarios.received(kube, ns, "app=display-ordered"))
         and sum(x["data"] == "sentinel" for x in e) == 3 and e,
         240, "the three sentinels at event-display", 2.0,
@@ -180,7 +180,7 @@ def test_into_a_broker_only_events_the_trigger_matches_reach_the_sink(
     kube: cluster.Kube, namespace: str, kafka_broker: KafkaBroker
 ) -> None:
     ns, topic = namespace, create_topic(kafka_broker, 1)
-    installed.eventually(lambda: ready(kube, ns, "broker/default"), 120,
+    waiting.eventually(lambda: ready(kube, ns, "broker/default"), 120,
                          "the injected default Broker Ready", 1.0)  # fmt: skip
     kube.apply(f"""
 apiVersion: eventing.knative.dev/v1
@@ -195,7 +195,7 @@ spec:
                           "name": "default"}}  # fmt: skip
     kube.apply(source(ns, "builds", topic, pods_bootstrap(kafka_broker), broker_ref))
     for what in ("trigger/passed-builds", "kafkasource/builds"):
-        installed.eventually(lambda w=what: ready(kube, ns, w), 180, f"{what} Ready", 1.0)  # type: ignore[misc]
+        waiting.eventually(lambda w=what: ready(kube, ns, w), 180, f"{what} Ready", 1.0)  # type: ignore[misc]
     builds = [
         cloudevent.build(
             "dev.knative.ci.build",
@@ -214,7 +214,7 @@ spec:
     # The source sends one event at a time, so the broker admitted every build before the
     # sentinel; the Trigger's deliveries may overtake each other, hence a set.
     wanted = {f"build-{i}" for i in range(30) if i % 3} | {"build-sentinel"}
-    events = installed.eventually(
+    events = waiting.eventually(
         lambda: (e := scenarios.received(kube, ns, "app=display-broker"))
         and wanted <= {x["attributes"]["id"] for x in e} and e,
         180, "the passed builds and the sentinel at the filtered display", 2.0,
@@ -240,7 +240,7 @@ def test_sasl_through_a_secret_and_a_wrong_password_names_the_authentication_fai
     }}  # fmt: skip
     kube.apply(source(ns, "sasl", topic, pods_bootstrap(kafka_broker, sasl=True),
                       service("display-sasl"), net=net, initialOffset="earliest"))  # fmt: skip
-    failed = installed.eventually(
+    failed = waiting.eventually(
         lambda: (c := conditions(kube, ns, "kafkasource/sasl").get("Ready"))
         and c["status"] == "False" and c,
         120, "Ready False", 1.0,
@@ -252,10 +252,10 @@ def test_sasl_through_a_secret_and_a_wrong_password_names_the_authentication_fai
     # The right password: Ready (the controller re-reads Secrets within 30 s) and events flow.
     secret["stringData"]["password"] = kafka_broker.password  # type: ignore[index]
     kube.apply(yaml.safe_dump(secret))
-    installed.eventually(lambda: ready(kube, ns, "kafkasource/sasl"), 180,
+    waiting.eventually(lambda: ready(kube, ns, "kafkasource/sasl"), 180,
                          "KafkaSource sasl Ready", 1.0)  # fmt: skip
     produce(kafka_broker, topic, [(0, b"over-sasl")])
-    installed.eventually(
+    waiting.eventually(
         lambda: any(
             e["data"] == "over-sasl" for e in scenarios.received(kube, ns, "app=display-sasl")
         ),
@@ -268,17 +268,17 @@ def test_sink_down_for_ten_seconds_loses_nothing(
 ) -> None:
     ns, topic = namespace, create_topic(kafka_broker, 2)
     kube.apply(source(ns, "down", topic, pods_bootstrap(kafka_broker), service("display-down")))
-    installed.eventually(lambda: ready(kube, ns, "kafkasource/down"), 180,
+    waiting.eventually(lambda: ready(kube, ns, "kafkasource/down"), 180,
                          "KafkaSource down Ready", 1.0)  # fmt: skip
     kube.kubectl("-n", ns, "scale", "deployment/display-down", "--replicas=0")
-    installed.eventually(
+    waiting.eventually(
         lambda: not kube.get_json("pods", "-n", ns, "-l", "app=display-down")["items"],
         90, "the sink's pod gone", 1.0,
     )  # fmt: skip
     produce(kafka_broker, topic, [(i % 2, f'{{"n": {i}}}'.encode()) for i in range(500)])
     time.sleep(10)  # the outage the issue asks for: the sink stays down 10 s with records in
     kube.kubectl("-n", ns, "scale", "deployment/display-down", "--replicas=1")
-    events = installed.eventually(
+    events = waiting.eventually(
         lambda: (e := scenarios.received(kube, ns, "app=display-down"))
         and len({x["attributes"]["id"] for x in e}) >= 500 and e,
         240, "all 500 records at the recovered sink", 2.0,
@@ -292,19 +292,19 @@ def test_adapter_killed_mid_stream_delivers_every_record(
 ) -> None:
     ns, topic = namespace, create_topic(kafka_broker, 3)
     kube.apply(source(ns, "kill", topic, pods_bootstrap(kafka_broker), service("display-kill")))
-    installed.eventually(lambda: ready(kube, ns, "kafkasource/kill"), 180,
+    waiting.eventually(lambda: ready(kube, ns, "kafkasource/kill"), 180,
                          "KafkaSource kill Ready", 1.0)  # fmt: skip
     total = 3000
     records = [(i % 3, f'{{"n": {i}}}'.encode()) for i in range(total)]
     produce(kafka_broker, topic, records[: total // 2])
-    installed.eventually(lambda: len(scenarios.received(kube, ns, "app=display-kill")) >= 300, 180,
+    waiting.eventually(lambda: len(scenarios.received(kube, ns, "app=display-kill")) >= 300, 180,
                          "the first deliveries", 0.2)  # fmt: skip
     kube.kubectl("-n", ns, "delete", "pod", "-l", "eventing.knative.dev/sourceName=kill",
                  "--grace-period=0", "--force", "--wait=false")  # fmt: skip
     killed_at = len(scenarios.received(kube, ns, "app=display-kill"))
     # the second half arrives while the replacement pod starts and takes the partitions over
     produce(kafka_broker, topic, records[total // 2 :])
-    events = installed.eventually(
+    events = waiting.eventually(
         lambda: (e := scenarios.received(kube, ns, "app=display-kill"))
         and len({x["attributes"]["id"] for x in e}) >= total and e,
         300, f"all {total} records after the kill", 2.0,

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests import cluster
+from tests import cluster, waiting
 from tests.e2e import installed
 from tests.kafka import ConsoleRecord, KafkaBroker
 
@@ -61,7 +61,7 @@ def condition(kube: cluster.Kube, ns: str, name: str, kind: str) -> dict[str, An
 def wait_condition(
     kube: cluster.Kube, ns: str, name: str, kind: str, status: str
 ) -> dict[str, Any]:
-    result: dict[str, Any] = installed.eventually(
+    result: dict[str, Any] = waiting.eventually(
         lambda: (c := condition(kube, ns, name, kind)) and c["status"] == status and c,
         120, f"KafkaSink {name} {kind}={status}", 1.0,
     )  # fmt: skip
@@ -231,7 +231,7 @@ def test_a_pod_posts_to_the_sink_address_as_knatives_docs_do(
         "--annotations=agent.kevents.dev/runtime=process", "--",
         "sh", "-c", command,
     )  # fmt: skip
-    installed.eventually(
+    waiting.eventually(
         lambda: kube.kubectl(
             "-n", sink_ns, "get", "pod", "curl", "-o", "jsonpath={.status.phase}", check=False
         ).stdout in ("Succeeded", "Failed"),

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests import cluster
+from tests import cluster, waiting
 from tests.e2e import installed, scenarios
 
 pytestmark = pytest.mark.cluster
@@ -73,7 +73,7 @@ def ready_in_kn(kn: Kn, noun: list[str], name: str, within: float = 120) -> None
         return proc.returncode == 0 and describes_ready(proc.stdout)
 
     try:
-        installed.eventually(ready, within, f"kn {' '.join(noun)} describe {name}: ++ Ready", 1.0)
+        waiting.eventually(ready, within, f"kn {' '.join(noun)} describe {name}: ++ Ready", 1.0)
     except AssertionError as exc:
         last = kn(*noun, "describe", name, check=False)
         raise AssertionError(f"{exc}\n{last.stdout}{last.stderr}") from None
@@ -186,7 +186,7 @@ def test_kn_container_source_with_the_heartbeats_image_is_ready_and_beats_reach_
     assert "ContainerSource 'beats' created" in created.stdout
     ready_in_kn(kn, noun, "beats")
     source = f"https://knative.dev/eventing-contrib/cmd/heartbeats/#{kn.namespace}/beats"
-    installed.eventually(
+    waiting.eventually(
         lambda: [e for e in events_at_display(kn.kube, kn.namespace)
                  if e["attributes"].get("source") == source],
         120, "a heartbeat from the kn-made ContainerSource at event-display", 1.0,
@@ -220,7 +220,7 @@ def ready_in_kn_source_list(kn: Kn, name: str, within: float = 120) -> None:
         proc = kn("source", "list", check=False)
         return proc.returncode == 0 and row(proc.stdout, name)["READY"] == "True"
 
-    installed.eventually(ready, within, f"kn source list: {name} READY True", 1.0)
+    waiting.eventually(ready, within, f"kn source list: {name} READY True", 1.0)
 
 
 def test_kn_apiserver_source_sends_configmap_events_and_updates(kn: Kn) -> None:
@@ -240,7 +240,7 @@ def test_kn_apiserver_source_sends_configmap_events_and_updates(kn: Kn) -> None:
     name = f"cm-{uuid.uuid4().hex[:6]}"
     kn.kube.kubectl("-n", kn.namespace, "create", "configmap", name, "--from-literal=k=v")
     kn.kube.kubectl("-n", kn.namespace, "label", "configmap", name, "e2e=kn")
-    installed.eventually(
+    waiting.eventually(
         lambda: [e for e in events_at_display(kn.kube, kn.namespace)
                  if e["attributes"].get("subject", "").endswith(f"/configmaps/{name}")],
         120, f"an event about ConfigMap {name} at event-display", 1.0,
@@ -267,7 +267,7 @@ def test_kn_sink_binding_injects_k_sink_into_its_subject(kn: Kn) -> None:
         env = {e["name"]: e.get("value") for e in containers[0].get("env", [])}
         return env.get("K_SINK")
 
-    url = installed.eventually(k_sink, 60, "K_SINK in the bound Deployment", 1.0)
+    url = waiting.eventually(k_sink, 60, "K_SINK in the bound Deployment", 1.0)
     assert url == f"http://display.{kn.namespace}.svc.cluster.local"
     kn(*noun, "update", "bind", "--ce-override=team=kn")
     assert spec(kn, "sinkbinding", "bind")["ceOverrides"]["extensions"] == {"team": "kn"}
@@ -285,7 +285,7 @@ def test_kn_channel_and_subscription_create_describe_list_update_delete(kn: Kn) 
                               "-o", "jsonpath={.kind}", check=False)  # fmt: skip
         return out.stdout if out.returncode == 0 else ""
 
-    assert installed.eventually(backing, 60, "the InMemoryChannel behind imc-pipe", 0.5) == (
+    assert waiting.eventually(backing, 60, "the InMemoryChannel behind imc-pipe", 0.5) == (
         "InMemoryChannel"
     )
     for name in ("pipe", "imc-pipe"):

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from hack.localcluster import node as localnode
+from tests import waiting
 from tests.cluster import Kube
-from tests.e2e import installed, scenarios
+from tests.e2e import scenarios
 
 pytestmark = pytest.mark.cluster
 
@@ -43,7 +44,7 @@ def test_kubectl_run_busybox_yields_scheduled_pulled_created_started(kube: Kube,
     kube.kubectl(
         "run", "busybox", "--image=busybox", "--restart=Never", "-n", ns, "--", "ls"
     )  # the tutorial's command, as written
-    found = installed.eventually(
+    found = waiting.eventually(
         having(kube, ns, "busybox", "Scheduled", "Pulled", "Created", "Started"),
         60,
         "the busybox pod's events",
@@ -95,7 +96,7 @@ spec:
 
 def test_a_crash_looping_pod_shows_backoff_in_describe(kube: Kube, ns: str) -> None:
     kube.apply(CRASHER, ns)
-    found = installed.eventually(having(kube, ns, "crasher", "BackOff"), 60, "a BackOff event", 0.5)
+    found = waiting.eventually(having(kube, ns, "crasher", "BackOff"), 60, "a BackOff event", 0.5)
     uid = next(e for e in found if e["reason"] == "BackOff")["involvedObject"]["uid"]
     backoff = next(e for e in found if e["reason"] == "BackOff")
     assert backoff["type"] == "Warning"
@@ -107,7 +108,7 @@ def test_a_crash_looping_pod_shows_backoff_in_describe(kube: Kube, ns: str) -> N
     assert "BackOff" in events_section
     assert "Back-off restarting failed container app in pod" in events_section
     # Restarts are one Created/Started Event each whose count grows, not one Event per restart.
-    started = installed.eventually(
+    started = waiting.eventually(
         lambda: [
             e for e in events(kube, ns, "crasher") if e["reason"] == "Started" and e["count"] >= 2
         ],
@@ -134,7 +135,7 @@ spec:
 
 def test_a_failing_liveness_probe_is_unhealthy_then_killing(kube: Kube, ns: str) -> None:
     kube.apply(PROBED, ns)
-    found = installed.eventually(
+    found = waiting.eventually(
         having(kube, ns, "probed", "Unhealthy", "Killing"), 90, "Unhealthy and Killing", 0.5
     )
     unhealthy = next(e for e in found if e["reason"] == "Unhealthy")
@@ -157,8 +158,8 @@ spec:
 
 def test_deleting_a_running_pod_records_stopping_container(kube: Kube, ns: str) -> None:
     kube.apply(SLEEPER, ns)
-    installed.eventually(having(kube, ns, "sleeper", "Started"), 60, "the sleeper to start", 0.5)
+    waiting.eventually(having(kube, ns, "sleeper", "Started"), 60, "the sleeper to start", 0.5)
     kube.kubectl("delete", "pod", "sleeper", "-n", ns, "--wait=false")
-    found = installed.eventually(having(kube, ns, "sleeper", "Killing"), 60, "a Killing event", 0.5)
+    found = waiting.eventually(having(kube, ns, "sleeper", "Killing"), 60, "a Killing event", 0.5)
     killing = next(e for e in found if e["reason"] == "Killing")
     assert (killing["type"], killing["message"]) == ("Normal", "Stopping container app")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests import cluster
+from tests import cluster, waiting
 from tests.e2e import installed, scenarios
 from tests.e2e import test_broker as broker
 
@@ -97,5 +97,5 @@ def test_only_the_adds_reach_the_display(kube: cluster.Kube, legacy: str) -> Non
         events = scenarios.received(kube, legacy, "app=event-display")
         return scenarios.about(events, f"/configmaps/{cm}")
 
-    installed.eventually(lambda: about(sentinel), 90, "the sentinel's add at event-display", 1.0)
+    waiting.eventually(lambda: about(sentinel), 90, "the sentinel's add at event-display", 1.0)
     assert [e["attributes"]["type"] for e in about(name)] == [broker.ADD]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests import cluster
+from tests import cluster, waiting
 from tests.e2e import installed, scenarios
 from tests.integration import test_apiserver_source_crd as guitars
 from tests.integration import test_controller_legacysources as legacy_tests
@@ -114,7 +114,7 @@ def test_kubernetes_event_source_of_the_2018_docs_delivers_events(
         found = events(kube, ns, "dev.knative.apiserver.resource.add")
         return [e for e in found if json.loads(e["data"]).get("message") == marker]
 
-    (event,) = installed.eventually(arrived, 120, "the Kubernetes Event at event-display", 1.0)
+    (event,) = waiting.eventually(arrived, 120, "the Kubernetes Event at event-display", 1.0)
     assert json.loads(event["data"])["reason"] == "Tested"
 
 
@@ -131,7 +131,7 @@ def test_v1alpha1_container_source_with_the_heartbeats_image_and_sink_argument(
     pods = kube.get_json("pods", "-n", ns)["items"]
     args = [p["spec"]["containers"][0].get("args") for p in pods]  # type: ignore[attr-defined]
     assert ["--label=<3", "--period=1", f"--sink={url}"] in args
-    beats = installed.eventually(
+    beats = waiting.eventually(
         lambda: events(kube, ns, "dev.knative.eventing.samples.heartbeat"),
         120, "heartbeats at event-display", 1.0,
     )  # fmt: skip
@@ -168,7 +168,7 @@ def test_guitar_tutorial_add_update_delete_and_kubectl_get_at_the_old_group(
             and json.loads(e["data"]).get("kind") == "Guitar"
         ]
 
-    verbs = installed.eventually(
+    verbs = waiting.eventually(
         lambda: (s := seen()) and len(s) >= 3 and s, 120, "Guitar add/update/delete", 1.0
     )
     assert verbs == ["add", "update", "delete"]

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests import cluster
+from tests import cluster, waiting
 from tests.e2e import browser, eventlog, installed
 from tests.e2e.installed import MainJob
 
@@ -56,7 +56,7 @@ def _not_ready(kube: cluster.Kube) -> list[str]:
 def test_installed_objects_and_components_are_ready(kube: cluster.Kube, main_job: MainJob) -> None:
     # Steady state: right after install the controller may still be re-rolling an adapter
     # for the new tracing config, which makes its source briefly not Ready.
-    installed.eventually(lambda: not _not_ready(kube), 60, "everything Ready", step=1.0)
+    waiting.eventually(lambda: not _not_ready(kube), 60, "everything Ready", step=1.0)
     assert _not_ready(kube) == []
 
 
@@ -93,7 +93,7 @@ def test_a_new_pod_yields_add_events_in_event_display_logs(
         mine = [b for b in blocks if "type: dev.knative.apiserver.resource.add" in b and name in b]
         return mine[0] if mine else None
 
-    block = installed.eventually(logged, 60, f"an add event about pod {name}")
+    block = waiting.eventually(logged, 60, f"an add event about pod {name}")
     lines = block.splitlines()
     assert lines[0] == "Context Attributes,"
     assert lines[1] == "  specversion: 1.0"
@@ -120,11 +120,11 @@ def _query(prometheus: str, expr: str) -> float:
 
 def test_prometheus_scrapes_adapter_and_dispatcher(main_job: MainJob) -> None:
     sent = 'sum(kevents_events_sent_total{namespace="kevents-demo",result="delivered"})'
-    installed.eventually(
+    waiting.eventually(
         lambda: _query(main_job.prometheus, sent) > 0, 90, "adapter events in Prometheus"
     )
     dispatched = 'sum(kevents_dispatcher_events_dispatched_total{namespace="kevents-system"})'
-    installed.eventually(
+    waiting.eventually(
         lambda: _query(main_job.prometheus, dispatched) > 0, 90, "dispatched events in Prometheus"
     )
 
@@ -142,7 +142,7 @@ def test_zipkin_has_one_trace_through_adapter_dispatcher_and_display(main_job: M
                 return list(trace)
         return None
 
-    trace = installed.eventually(
+    trace = waiting.eventually(
         complete_trace, 90, "a trace spanning adapter, dispatcher, event-display"
     )
     assert len({span["traceId"] for span in trace}) == 1

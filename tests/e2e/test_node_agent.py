@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from hack import processes
+from tests import waiting
 from tests.cluster import Kube
-from tests.e2e import installed, scenarios
+from tests.e2e import scenarios
 
 pytestmark = pytest.mark.cluster
 
@@ -151,7 +152,7 @@ def test_deployment_service_dns_restart_and_scale_down(kube: Kube, ns: str) -> N
         found = pods(kube, ns, "app=web")
         return found if len(found) == 2 and all(map(ready, found)) else None
 
-    both = installed.eventually(two_ready, 90, "2 ready web pods", 0.5)
+    both = waiting.eventually(two_ready, 90, "2 ready web pods", 0.5)
     for p in both:
         assert p["status"]["phase"] == "Running"
         assert p["status"]["podIP"].startswith("10.244.")
@@ -159,7 +160,7 @@ def test_deployment_service_dns_restart_and_scale_down(kube: Kube, ns: str) -> N
     names = {p["metadata"]["name"] for p in both}
 
     kube.apply(CLIENT.replace("NS", ns), ns)
-    installed.eventually(
+    waiting.eventually(
         lambda: phase_of(kube, ns, "client", "Succeeded", "Failed"),
         60,
         "the client pod to finish",
@@ -187,14 +188,14 @@ def test_deployment_service_dns_restart_and_scale_down(kube: Kube, ns: str) -> N
         status = p["status"]["containerStatuses"][0]
         return status if status["restartCount"] == 1 else None
 
-    status = installed.eventually(restarted, 60, "the killed container to restart", 0.5)
+    status = waiting.eventually(restarted, 60, "the killed container to restart", 0.5)
     assert status["lastState"]["terminated"]["exitCode"] == 137
     assert "serving" in logs(kube, ns, name, "--previous")
 
     recs = [container_process(kube, p, "web") for p in pods(kube, ns, "app=web")]
     assert all(r is not None and processes.alive(r) for r in recs)
     kube.kubectl("scale", "-n", ns, "deployment/web", "--replicas=0")
-    installed.eventually(lambda: not pods(kube, ns, "app=web"), 60, "web pods to be gone", 0.5)
+    waiting.eventually(lambda: not pods(kube, ns, "app=web"), 60, "web pods to be gone", 0.5)
     assert not any(r is not None and processes.alive(r) for r in recs)
 
 
@@ -267,7 +268,7 @@ def test_in_cluster_config_with_and_without_rbac(kube: Kube, ns: str) -> None:
         def finished(n: str = name) -> dict[str, Any] | None:
             return phase_of(kube, ns, n, "Succeeded", "Failed")
 
-        installed.eventually(finished, 90, f"pod {name} to finish", 0.5)
+        waiting.eventually(finished, 90, f"pod {name} to finish", 0.5)
     allowed = logs(kube, ns, "allowed").split()
     assert allowed[0] == "configmaps" and {"visible", "kube-root-ca.crt"} <= set(allowed[1:])
     assert logs(kube, ns, "denied").strip() == "status 403"
@@ -315,7 +316,7 @@ spec:
 
 def test_secret_configmap_and_downward_api(kube: Kube, ns: str) -> None:
     kube.apply(CONFIG, ns)
-    installed.eventually(
+    waiting.eventually(
         lambda: phase_of(kube, ns, "reader", "Succeeded", "Failed"),
         60,
         "the reader pod to finish",
@@ -359,10 +360,10 @@ spec:
 
 def test_logs_follow_and_graceful_delete(kube: Kube, ns: str) -> None:
     kube.apply(TICKER, ns)
-    p = installed.eventually(
+    p = waiting.eventually(
         lambda: phase_of(kube, ns, "ticker", "Running"), 60, "ticker running", 0.5
     )
-    installed.eventually(lambda: "tick 2" in logs(kube, ns, "ticker"), 60, "a few ticks", 0.5)
+    waiting.eventually(lambda: "tick 2" in logs(kube, ns, "ticker"), 60, "a few ticks", 0.5)
     assert logs(kube, ns, "ticker", "--tail=1").count("\n") == 1
 
     with subprocess.Popen(
@@ -396,13 +397,13 @@ def test_unknown_image_gives_a_readable_waiting_reason(kube: Kube, ns: str) -> N
         ns,
     )
 
-    def waiting() -> dict[str, Any] | None:
+    def image_problem() -> dict[str, Any] | None:
         p = pod(kube, ns, "nope")
         statuses = (p or {}).get("status", {}).get("containerStatuses") or []
         reason = statuses[0]["state"].get("waiting", {}).get("reason") if statuses else None
         return p if reason in ("ErrImagePull", "ImagePullBackOff") else None
 
-    p = installed.eventually(waiting, 60, "the pod to report its image problem", 0.5)
+    p = waiting.eventually(image_problem, 60, "the pod to report its image problem", 0.5)
     state = p["status"]["containerStatuses"][0]["state"]["waiting"]
     assert 'image "registry.example/no/such:1" is not known' in state["message"]
     ready_cond = next(c for c in p["status"]["conditions"] if c["type"] == "Ready")
@@ -437,7 +438,7 @@ def test_init_containers_emptydir_and_exec_probe(kube: Kube, ns: str) -> None:
         p = pod(kube, ns, "staged")
         return p if p and ready(p) else None
 
-    p = installed.eventually(ready_pod, 60, "the staged pod to be ready", 0.5)
+    p = waiting.eventually(ready_pod, 60, "the staged pod to be ready", 0.5)
     (init,) = p["status"]["initContainerStatuses"]
     assert init["state"]["terminated"]["exitCode"] == 0
     assert logs(kube, ns, "staged", "-c", "main").splitlines() == ["prepared", "staged"]
@@ -500,7 +501,7 @@ def test_a_pod_reaches_itself_through_its_service(kube: Kube, ns: str) -> None:
     goes back through the Service's address) -- as the dispatcher delivering to its own
     channels and brokers does (a Trigger's reply to its broker, channel-to-channel chains)."""
     kube.apply(SELF, ns)
-    installed.eventually(
+    waiting.eventually(
         lambda: phase_of(kube, ns, "itself", "Succeeded", "Failed"),
         90,
         "the pod to finish asking itself",

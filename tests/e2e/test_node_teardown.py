@@ -18,6 +18,7 @@ import pytest
 
 from hack import processes
 from hack.agent import network
+from tests import waiting
 from tests.cluster import REPO, Kube
 from tests.e2e import installed
 
@@ -43,16 +44,12 @@ def test_down_leaves_nothing_behind(kube: Kube, main_job: installed.MainJob) -> 
     ns = f"teardown-{int(time.time())}"
     kube.kubectl("create", "namespace", ns)
     kube.apply(SLEEPER, ns)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        phase = kube.kubectl(
+    waiting.eventually(
+        lambda: kube.kubectl(
             "get", "pod", "-n", ns, "sleeper", "-o", "jsonpath={.status.phase}", check=False
-        ).stdout
-        if phase == "Running":
-            break
-        time.sleep(0.5)
-    else:
-        raise AssertionError("the sleeper pod did not start")
+        ).stdout,
+        60, "the sleeper pod running", 0.5, ok=lambda phase: phase == "Running",
+    )  # fmt: skip
     running = recorded(kube.state_dir)
     names = {p.name for p in running}
     assert {"kevents-agent", "kube-proxy", "coredns"} <= names

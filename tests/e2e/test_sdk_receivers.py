@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests import cluster
+from tests import cluster, waiting
 from tests.e2e import installed, scenarios
 
 pytestmark = pytest.mark.cluster
@@ -258,7 +258,7 @@ def scenario(
 def test_the_receivers_refuse_an_invalid_event(kube: cluster.Kube, scenario: str) -> None:
     """The control: an attribute name with an underscore is refused by both SDKs."""
     for app in APPS:
-        ip = installed.eventually(lambda a=app: pod_ip(kube, scenario, a), 60, f"{app} pod IP")  # type: ignore[misc]
+        ip = waiting.eventually(lambda a=app: pod_ip(kube, scenario, a), 60, f"{app} pod IP")  # type: ignore[misc]
         request = urllib.request.Request(
             f"http://{ip}:8080/control",
             data=b"{}",
@@ -295,7 +295,7 @@ data: {{k: v1}}
         return None
 
     for app in APPS:
-        seen = installed.eventually(
+        seen = waiting.eventually(
             lambda a=app: complete(a),  # type: ignore[misc]
             120, f"events about {name} on every path and heartbeats at {app}", 1.0,
         )  # fmt: skip

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from controller.serving import resources
-from tests import cluster
+from tests import cluster, waiting
 from tests.e2e import installed, scenarios
 
 pytestmark = pytest.mark.cluster
@@ -169,7 +169,7 @@ def test_a_new_image_makes_revision_2_and_no_event_is_lost(kube: cluster.Kube, s
     collector = background(stop, 0.3, received.poll, errors)
     producer = background(stop, 0.0, produce, errors)
     try:
-        installed.eventually(
+        waiting.eventually(
             lambda: received.pings("display-00001") and received.configmaps("display-00001"),
             60, "a tick and a ConfigMap at revision 00001", 1.0,
         )  # fmt: skip
@@ -178,7 +178,7 @@ def test_a_new_image_makes_revision_2_and_no_event_is_lost(kube: cluster.Kube, s
             json.dumps([{"op": "replace", "path": "/spec/template/spec/containers/0/image",
                          "value": SECOND_IMAGE}]),
         )  # fmt: skip
-        ksvc = installed.eventually(
+        ksvc = waiting.eventually(
             lambda: (k := scenarios.get(kube, ns, "ksvc/display"))
             and k["status"].get("latestReadyRevisionName") == "display-00002"
             and scenarios.is_ready(k) and k,
@@ -187,13 +187,13 @@ def test_a_new_image_makes_revision_2_and_no_event_is_lost(kube: cluster.Kube, s
         assert ksvc["status"]["latestCreatedRevisionName"] == "display-00002"
         # The old revision's pod stops RESERVE_GRACE after the switch; until it is gone
         # both are polled, and events keep coming (ticks and ConfigMaps at 00002).
-        installed.eventually(
+        waiting.eventually(
             lambda: not kube.get_json(
                 "pods", "-n", ns, "-l", f"{resources.REVISION_LABEL}=display-00001"
             )["items"],
             120, "revision 00001's pod gone", 1.0,
         )  # fmt: skip
-        installed.eventually(
+        waiting.eventually(
             lambda: received.pings("display-00002") and received.configmaps("display-00002"),
             60, "a tick and a ConfigMap at revision 00002", 1.0,
         )  # fmt: skip
@@ -211,7 +211,7 @@ def test_a_new_image_makes_revision_2_and_no_event_is_lost(kube: cluster.Kube, s
         received.poll()
         return "sentinel" in received.configmaps("display-00002")
 
-    installed.eventually(sentinel_arrived, 90, "the sentinel at revision 00002", 1.0)
+    waiting.eventually(sentinel_arrived, 90, "the sentinel at revision 00002", 1.0)
     received.poll()  # once more: anything delivered alongside the sentinel
     got = received.configmaps()
     missing = [name for name in created if name not in got]

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests import cluster
+from tests import cluster, waiting
 from tests.e2e import eventlog, installed, scenarios
 from tests.integration import test_controller_legacysources as legacy_tests
 
@@ -187,7 +187,7 @@ def tutorial(kube: cluster.Kube, main_job: installed.MainJob) -> Iterator[Tutori
             "triggers.v1alpha1.eventing.knative.dev/testevents-trigger",
         ], 180)  # fmt: skip
         sent: list[str] = []
-        installed.eventually(lambda: path_open(kube, it.ns, sent), 120,
+        waiting.eventually(lambda: path_open(kube, it.ns, sent), 120,
                              "an Event object at event-display", 2.0)  # fmt: skip
         yield it
     finally:
@@ -214,7 +214,7 @@ def test_busybox_pod_events_reach_event_display_through_the_v1alpha1_broker(
         }  # fmt: skip
         return found if {"Scheduled", "Created", "Started"} <= found.keys() else {}
 
-    found = installed.eventually(
+    found = waiting.eventually(
         busybox_reasons, 120, "Scheduled, Created and Started of busybox in the display's log", 1.0
     )
     for reason in ("Scheduled", "Created", "Started"):

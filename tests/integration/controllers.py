@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
@@ -14,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from controller import context, manager
 from controller.framework import metrics
 from kevents import kubeapi, kubeevents
+from tests import waiting
 
 PING_IMAGE = "kevents/ping-source:test"
 
@@ -48,18 +48,10 @@ async def running(
 async def eventually(
     fetch: Callable[[], Any], check: Callable[[Any], bool], within: float = 30.0
 ) -> Any:
-    """Poll `fetch()` (async) until `check(value)`; fail with the last value seen."""
-    value: Any = None
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while loop.time() < deadline:
-        with contextlib.suppress(kubeapi.NotFound):
-            value = await fetch()
-            if check(value):
-                return value
-        await asyncio.sleep(0.1)
-    raise AssertionError(
-        f"not reached within {within} s; last value:\n{json.dumps(value, indent=1)}"
+    """Poll `fetch()` (async, an object of the API: missing counts as not yet) until
+    `check(value)`; fail with the last value seen."""
+    return await waiting.fetched(
+        fetch, check, within, "the expected state", ignore=(kubeapi.NotFound,)
     )
 
 

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from kubernetes_asyncio import client
 
-from tests import cluster
+from tests import cluster, waiting
 
 pytestmark = pytest.mark.cluster
 
@@ -87,18 +87,21 @@ async def test_deployment_gets_replicaset_and_pods_bound_to_the_node(
     await _make_ready_node(core, node)
     try:
         kube.apply(DEPLOYMENT.replace("NODE", node), namespace=namespace)
-        pods: list[client.V1Pod] = []
-        for _ in range(120):
+
+        async def observed() -> tuple[list[tuple[str, str]], list[str | None]]:
+            """The ReplicaSets' owners and the web pods' nodes."""
             rs = await apps.list_namespaced_replica_set(namespace)
-            pods = (await core.list_namespaced_pod(namespace, label_selector="app=web")).items
-            if rs.items and len(pods) == 2 and all(p.spec.node_name for p in pods):
-                break
-            await asyncio.sleep(0.5)
-        assert len(rs.items) == 1, "the deployment controller made no ReplicaSet"
-        owner = rs.items[0].metadata.owner_references[0]
-        assert (owner.kind, owner.name) == ("Deployment", "web")
-        assert len(pods) == 2, "the replicaset controller made no pods"
-        assert {p.spec.node_name for p in pods} == {node}, "the scheduler did not bind the pods"
+            pods = await core.list_namespaced_pod(namespace, label_selector="app=web")
+            owners = [(o.kind, o.name) for r in rs.items for o in r.metadata.owner_references]
+            return owners, [p.spec.node_name for p in pods.items]
+
+        owners, nodes = await waiting.fetched(
+            observed, lambda got: bool(got[0]) and len(got[1]) == 2 and all(got[1]), 60,
+            "a ReplicaSet (deployment controller), two pods (replicaset controller), bound "
+            "(scheduler)", step=0.5,
+        )  # fmt: skip
+        assert owners == [("Deployment", "web")]
+        assert set(nodes) == {node}, "the scheduler bound the pods elsewhere"
     finally:
         await core.delete_node(node)
 

@@ -22,6 +22,7 @@ from controller import context, manager
 from controller.apiserversource import adapter, reconciler
 from controller.framework import metrics
 from kevents import kubeapi
+from tests import waiting
 from tests.cluster import REPO, Kube
 from tests.integration import controllers
 
@@ -316,17 +317,17 @@ async def policy_in_force(kube: Kube, namespace: str) -> None:
     as_kcm = "--as=system:serviceaccount:kube-system:deployment-controller"
     as_group = "--as-group=system:masters"
     patch = '{"status": {"observedGeneration": 1}}'
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while loop.time() < deadline:
-        proc = kube.kubectl("-n", namespace, "patch", "deployment", "frozen-probe",
+
+    async def refusal() -> str:
+        return kube.kubectl("-n", namespace, "patch", "deployment", "frozen-probe",
                             as_kcm, as_group, "--subresource=status", "--type=merge",
-                            "-p", patch, check=False)  # fmt: skip
-        if "frozen by a kevents test" in proc.stderr:
-            kube.kubectl("-n", namespace, "delete", "deployment", "frozen-probe", "--wait=true")
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("the status-freezing admission policy was not enforced within 30 s")
+                            "-p", patch, check=False).stderr  # fmt: skip
+
+    await waiting.fetched(
+        refusal, lambda stderr: "frozen by a kevents test" in stderr, 30,
+        "the status-freezing admission policy enforced",
+    )  # fmt: skip
+    kube.kubectl("-n", namespace, "delete", "deployment", "frozen-probe", "--wait=true")
 
 
 def freeze_policy(namespace: str) -> str:

@@ -7,10 +7,10 @@ the cluster's built-in discovery rules), so a role that grows or shrinks fails h
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
+from tests import waiting
 from tests.cluster import REPO, Kube
 
 pytestmark = pytest.mark.cluster
@@ -63,12 +63,11 @@ def test_service_account_permissions_match_expectation(
     serving = folder / f"{account}.serving.txt"
     rows = (folder / f"{account}.txt").read_text()
     expected = normalized(rows + (serving.read_text() if serving.exists() else ""))
-    deadline = time.monotonic() + 30  # aggregated ClusterRoles fill in asynchronously
-    actual = normalized(can_i(kube, account))
-    while actual != expected and time.monotonic() < deadline:
-        time.sleep(0.5)
-        actual = normalized(can_i(kube, account))
-    assert actual == expected
+    # aggregated ClusterRoles fill in asynchronously
+    waiting.eventually(
+        lambda: normalized(can_i(kube, account)), 30, f"{account}'s expected permissions", 0.5,
+        ok=lambda actual: actual == expected,
+    )  # fmt: skip
 
 
 def test_apiserver_source_adapter_gets_nothing_from_us(kube: Kube, installed: None) -> None:
@@ -207,12 +206,14 @@ def test_the_aggregated_channel_roles_grant_what_the_channel_spec_requires(
     try:
         manipulator = ["get", "list", "watch", "update", "patch", "delete"]
         resolver = ["get", "list", "watch"]
-        deadline = time.monotonic() + 30  # aggregated ClusterRoles fill in asynchronously
-        got = answers("manipulator", manipulator), answers("resolver", resolver)
-        while time.monotonic() < deadline and any("no" in a.values() for a in got):
-            time.sleep(0.5)
-            got = answers("manipulator", manipulator), answers("resolver", resolver)
-        assert {k: v for k, v in got[0].items() if v != "yes"} == {}
-        assert {k: v for k, v in got[1].items() if v != "yes"} == {}
+        # aggregated ClusterRoles fill in asynchronously; the last answers name what is refused
+        waiting.eventually(
+            lambda: {
+                f"{account} {verb} {resource}": answer
+                for account, verbs in (("manipulator", manipulator), ("resolver", resolver))
+                for (verb, resource), answer in answers(account, verbs).items()
+            },
+            30, "every verb allowed", 0.5, ok=lambda got: set(got.values()) == {"yes"},
+        )  # fmt: skip
     finally:
         kube.kubectl("delete", "--filename=-", "--wait=false", input=DUCKS, check=False)

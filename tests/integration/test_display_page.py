@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from display import server
 from kevents import cloudevent
+from tests import waiting
 from tests.e2e import browser
 
 ORDERS, PAYMENTS = "com.example.order.created", "com.example.payment.settled"
@@ -60,21 +61,13 @@ def _totals(chart: dict[str, Any]) -> dict[str, int]:
 async def _until(
     page: browser.Page, ok: Callable[[dict[str, Any]], bool], within: float, what: str
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    chart = await _chart(page)
-    while not ok(chart):
-        assert time.monotonic() < deadline, f"{what} not seen within {within} s: {chart}"
-        await asyncio.sleep(0.2)
-        chart = await _chart(page)
-    return chart
+    return await waiting.fetched(lambda: _chart(page), ok, within, what, step=0.2)
 
 
 async def _connected(page: browser.Page) -> None:
-    for _ in range(150):
-        if "live:" in await page.text():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"the page never connected its event stream: {await page.text()!r}")
+    await waiting.fetched(
+        page.text, lambda text: "live:" in text, 30, "the page's event stream connected", step=0.2
+    )
 
 
 async def test_chart_shows_rate_by_type_and_counts_by_source(
