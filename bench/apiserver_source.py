@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import json
 import os
-import pathlib
 import statistics
 import sys
 import time
@@ -30,27 +29,9 @@ from aiohttp import web
 from kubernetes_asyncio import client, config
 
 from bench import knative, results
-from hack import ports
+from hack import ports, processes
 from hack.localcluster import cluster as localcluster
 from kevents import cloudevent
-
-
-def _rss_mib(pid: int) -> float:
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
 
 KEVENTS, KNATIVE = "kevents ApiServerSource adapter", "Knative apiserver_receive_adapter"
 
@@ -136,15 +117,15 @@ async def run_one(
                 )
                 await core.create_namespaced_config_map(namespace, body)
 
-        cpu_before = _cpu_seconds(proc.pid)
+        cpu_before = processes.cpu_seconds(proc.pid)
         start = time.time()
         await asyncio.gather(*(create(i) for i in range(count)))
         created = time.time() - start
         await asyncio.wait_for(done.wait(), timeout=120 + count / 50)
         delivered = max(arrivals) - start
-        cpu_us = (_cpu_seconds(proc.pid) - cpu_before) * 1e6 / count
-        rss = _rss_mib(proc.pid)
-        p50, p99, worst = (_pct(lags, 0.5), _pct(lags, 0.99), max(lags))
+        cpu_us = (processes.cpu_seconds(proc.pid) - cpu_before) * 1e6 / count
+        rss = processes.rss_mib(proc.pid)
+        p50, p99, worst = (results.percentile(lags, 0.5), results.percentile(lags, 0.99), max(lags))
         print(
             f"{label:34} {count:>6} objects | changed {count / created:6.0f}/s | "
             f"delivered {count / delivered:6.0f} events/s | lag p50 {p50 * 1000:6.1f} ms "

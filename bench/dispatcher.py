@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import json
 import os
-import pathlib
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from aiohttp import web
 from kubernetes_asyncio import client, config
 
 from bench import knative, results
-from hack import ports
+from hack import ports, processes
 from hack.localcluster import cluster as localcluster
 
 HOST = "127.0.0.1"
@@ -52,32 +51,6 @@ RESULTS = results.Recorder(
     rate=("events_per_s", "accepted events/s at maximum load"),
     latency=("p99_ms", "p99 send->subscriber latency at the offered rate (ms)"),
 )
-
-
-def _rss_mib(pid: int) -> float:
-    total = 0.0
-    pids = [pid]
-    children = pathlib.Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
-    for each in pids:
-        for line in pathlib.Path(f"/proc/{each}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) / 1024
-    return total
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User+system CPU seconds of `pid` and its children (worker processes)."""
-    pids = [pid]
-    children = pathlib.Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
-    ticks = 0
-    for each in pids:
-        fields = pathlib.Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 ROWS: list[dict[str, Any]] = []
@@ -135,13 +108,6 @@ def _print_ratios(peer_of: Callable[[str], str] = _peer) -> None:
             f"| {ratio('p99_ms')} | {ratio('cpu_us')} "
             f"| {ratio('rss_mib')} |"
         )
-
-
-def _pct(values: list[int], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6
 
 
 # -- subscribers (own process) ------------------------------------------------------------
@@ -320,17 +286,17 @@ async def _phase(
     async with session.post(f"http://{HOST}:{stats_port}/reset"):
         pass
     pids = pid if isinstance(pid, list) else [pid]
-    cpu_before = sum(_cpu_seconds(each) for each in pids)
-    sub_cpu_before = _cpu_seconds(sub_pid)
+    cpu_before = sum(processes.cpu_seconds(each, children=True) for each in pids)
+    sub_cpu_before = processes.cpu_seconds(sub_pid, children=True)
     load = await _spawn(
         *BENCH, "--load", str(port), path, str(args.connections), str(args.seconds), str(rate),
         pin="load",
     )  # fmt: skip
     out, _ = await load.communicate()
     result = json.loads(out)
-    rss = sum(_rss_mib(each) for each in pids)
-    cpu = sum(_cpu_seconds(each) for each in pids) - cpu_before
-    others = _cpu_seconds(sub_pid) - sub_cpu_before + result["cpu"]
+    rss = sum(processes.rss_mib(each, children=True) for each in pids)
+    cpu = sum(processes.cpu_seconds(each, children=True) for each in pids) - cpu_before
+    others = processes.cpu_seconds(sub_pid, children=True) - sub_cpu_before + result["cpu"]
     previous = -1
     stats: dict[str, list[int] | int] = {}
     while True:  # wait for the deliveries still in flight
@@ -347,7 +313,8 @@ async def _phase(
     print(
         f"{label:22} subs={subs:2} load={load_label:7} accepted {accepted / result['elapsed']:6.0f}"
         f" ev/s  deliveries {len(latencies) / result['elapsed']:6.0f}/s"
-        f"  latency p50 {_pct(latencies, 0.5):7.2f} ms p99 {_pct(latencies, 0.99):7.2f} ms"
+        f"  latency p50 {results.percentile(latencies, 0.5):7.2f} ms"
+        f" p99 {results.percentile(latencies, 0.99):7.2f} ms"
         f"  429s {result['codes'].get('429', 0):5}  RSS {rss:4.0f} MiB"
         f"  CPU {cpu * 1e6 / max(1, accepted):4.0f} us/ev"
         f" (load+subscribers {others * 1e6 / max(1, accepted):4.0f})",
@@ -359,8 +326,8 @@ async def _phase(
             "subs": subs,
             "load": load_label,
             "events_per_s": accepted / result["elapsed"],
-            "p50_ms": _pct(latencies, 0.5),
-            "p99_ms": _pct(latencies, 0.99),
+            "p50_ms": results.percentile(latencies, 0.5),
+            "p99_ms": results.percentile(latencies, 0.99),
             "cpu_us": cpu * 1e6 / max(1, accepted),
             "rss_mib": rss,
             "429s": result["codes"].get("429", 0),
@@ -373,14 +340,16 @@ async def _phase(
     case = case or f"{subs} subscriber{'s' * (subs > 1)}"
     numbers = {
         "deliveries_per_s": len(latencies) / result["elapsed"],
-        "p50_ms": _pct(latencies, 0.5),
+        "p50_ms": results.percentile(latencies, 0.5),
         "rss_mib": rss,
         "cpu_us_per_event": cpu * 1e6 / max(1, accepted),
     }
     if rate == 0:  # the throughput phase
         recorder.add(system, case, events_per_s=accepted / result["elapsed"], **numbers)
     else:  # the latency phase at an offered rate
-        recorder.add(system, case, p99_ms=_pct(latencies, 0.99), offered_per_s=rate, **numbers)
+        recorder.add(
+            system, case, p99_ms=results.percentile(latencies, 0.99), offered_per_s=rate, **numbers
+        )
 
 
 async def run_one(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import pathlib
 import sys
 import time
 import uuid
@@ -26,23 +25,11 @@ import uvloop
 from aiohttp import web
 
 from bench import results
-from hack import octokit, ports
+from hack import octokit, ports, processes
 from sources.github import signature
 
 SECRET = "bench-webhook-secret-9e2d"
 """The adapter's GITHUB_SECRET_TOKEN; every request is signed with it."""
-
-
-def _rss_mib(pid: int) -> float:
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def _start_sink(port: int, counter: list[int]) -> web.AppRunner:
@@ -128,7 +115,7 @@ async def run(requests: int, concurrency: int, warmup: int) -> None:
 
             await drive(warmup, record=False)
             elapsed = await drive(requests, record=True)
-        rss = _rss_mib(proc.pid)
+        rss = processes.rss_mib(proc.pid)
     finally:
         proc.terminate()
         await proc.wait()
@@ -141,15 +128,16 @@ async def run(requests: int, concurrency: int, warmup: int) -> None:
     )
     print(f"  verified and delivered: {ok / elapsed:,.0f} webhooks/s ({ok} answered 202)")
     print(
-        f"  latency to answer: p50 {_pct(latencies, 0.5) * 1000:.2f} ms, "
-        f"p99 {_pct(latencies, 0.99) * 1000:.2f} ms, max {max(latencies) * 1000:.2f} ms"
+        f"  latency to answer: p50 {results.percentile(latencies, 0.5) * 1000:.2f} ms, "
+        f"p99 {results.percentile(latencies, 0.99) * 1000:.2f} ms, "
+        f"max {max(latencies) * 1000:.2f} ms"
     )
     print(f"  statuses: {dict(sorted(statuses.items()))}; events at the sink: {delivered[0]}")
     print(f"  adapter RSS: {rss:.1f} MiB")
     RESULTS.add(
         "kevents GitHubSource adapter", f"concurrency {concurrency}",
-        webhooks_per_s=ok / elapsed, p50_ms=_pct(latencies, 0.5) * 1000,
-        p99_ms=_pct(latencies, 0.99) * 1000, rss_mib=rss,
+        webhooks_per_s=ok / elapsed, p50_ms=results.percentile(latencies, 0.5) * 1000,
+        p99_ms=results.percentile(latencies, 0.99) * 1000, rss_mib=rss,
     )  # fmt: skip
 
 

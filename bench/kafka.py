@@ -41,6 +41,7 @@ import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench import results as recording
+from hack import processes
 from hack.localcluster import cluster
 from hack.localcluster import kafka as localkafka
 from kevents import kafka
@@ -72,18 +73,19 @@ RECORDED = recording.Recorder(
 )
 
 
-def _cpu(who: int) -> float:
-    usage = resource.getrusage(who)
-    return usage.ru_utime + usage.ru_stime
-
-
 async def _measure(
     client: str, direction: str, records: int, work: Callable[[], Awaitable[None]]
 ) -> Result:
-    cpu, start = _cpu(resource.RUSAGE_SELF), time.perf_counter()
+    cpu, start = processes.rusage_cpu_seconds(resource.RUSAGE_SELF), time.perf_counter()
     await work()
     seconds = time.perf_counter() - start
-    return Result(client, direction, records, seconds, _cpu(resource.RUSAGE_SELF) - cpu)
+    return Result(
+        client,
+        direction,
+        records,
+        seconds,
+        processes.rusage_cpu_seconds(resource.RUSAGE_SELF) - cpu,
+    )
 
 
 async def windowed(count: int, window: int, send: Callable[[int], Awaitable[object]]) -> None:
@@ -169,12 +171,12 @@ async def aiokafka(bootstrap: str, topic: str, args: argparse.Namespace) -> list
 
 def java_tool(main_class: str, *tool_args: str) -> tuple[str, float]:
     """The tool's output and the CPU seconds its JVM used."""
-    before = _cpu(resource.RUSAGE_CHILDREN)
+    before = processes.rusage_cpu_seconds(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(
         localkafka.java_argv(main_class, *tool_args, heap=["-Xmx512m"]),
         capture_output=True, text=True, check=True,
     )  # fmt: skip
-    return proc.stdout, _cpu(resource.RUSAGE_CHILDREN) - before
+    return proc.stdout, processes.rusage_cpu_seconds(resource.RUSAGE_CHILDREN) - before
 
 
 def kafka_tools(bootstrap: str, topic: str, args: argparse.Namespace) -> list[Result]:

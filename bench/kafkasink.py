@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import pathlib
-import resource
 import statistics
 import sys
 import time
@@ -34,30 +33,13 @@ import uvloop
 from kubernetes_asyncio import client, config
 
 from bench import results
-from hack import ports
+from hack import ports, processes
 from hack.localcluster import cluster
 from hack.localcluster import kafka as localkafka
 from kevents import kafka
 
 HOST = "127.0.0.1"
 REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def rss_mib(pid: int) -> float:
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def _closed_loop(
@@ -166,15 +148,18 @@ async def main(args: argparse.Namespace, info: dict[str, str]) -> None:
                         return response.status == 202
 
                 for concurrency in args.concurrency:
-                    cpu, own = cpu_seconds(proc.pid), own_cpu()
+                    cpu, own = processes.cpu_seconds(proc.pid), processes.rusage_cpu_seconds()
                     ok, failed, latencies = await _closed_loop(args.seconds, concurrency, post)
-                    used, loader = cpu_seconds(proc.pid) - cpu, own_cpu() - own
+                    used, loader = (
+                        processes.cpu_seconds(proc.pid) - cpu,
+                        processes.rusage_cpu_seconds() - own,
+                    )
                     print(
                         _line(f"KafkaSink ingress, {concurrency} in flight", ok, failed,
                               args.seconds, latencies)
                         + f"   {used / max(ok, 1) * 1e6:6.0f} µs CPU/event"
                         f" (load generator {loader / max(ok, 1) * 1e6:.0f})"
-                        f"   RSS {rss_mib(proc.pid):.0f} MiB",
+                        f"   RSS {processes.rss_mib(proc.pid):.0f} MiB",
                         flush=True,
                     )  # fmt: skip
             async with kafka.Producer(producer_config) as producer:

@@ -46,7 +46,7 @@ from aiohttp import web
 
 from bench import kafka as kafkabench
 from bench import kafkasink, results
-from hack import ports
+from hack import ports, processes
 from hack.localcluster import cluster
 from hack.localcluster import kafka as localkafka
 from kevents import kafka
@@ -93,11 +93,6 @@ class Sink:
         if self.count >= self.target:
             self.reached.set()
         return web.Response(status=202)
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 async def _produce(config: dict[str, Any], topic: str, count: int, size: int) -> None:
@@ -207,12 +202,15 @@ async def main(args: argparse.Namespace, info: dict[str, str]) -> None:
             try:
                 await asyncio.wait_for(sink.began.wait(), timeout=60)
                 # start-up and group join excluded
-                cpu_before, sink_before = kafkasink.cpu_seconds(proc.pid), kafkasink.own_cpu()
+                cpu_before, sink_before = (
+                    processes.cpu_seconds(proc.pid),
+                    processes.rusage_cpu_seconds(),
+                )
                 await asyncio.wait_for(sink.reached.wait(), timeout=60 + in_topic / 200)
                 rate = (in_topic - 1) / (sink.last - sink.first)
-                cpu = (kafkasink.cpu_seconds(proc.pid) - cpu_before) / (in_topic - 1) * 1e6
-                sink_cpu = (kafkasink.own_cpu() - sink_before) / (in_topic - 1) * 1e6
-                rss = kafkasink.rss_mib(proc.pid)
+                cpu = (processes.cpu_seconds(proc.pid) - cpu_before) / (in_topic - 1) * 1e6
+                sink_cpu = (processes.rusage_cpu_seconds() - sink_before) / (in_topic - 1) * 1e6
+                rss = processes.rss_mib(proc.pid)
                 print(f"{label:<34} backlog {rate:>10,.0f} events/s   {cpu:5.0f} µs CPU/event "
                       f"(sink {sink_cpu:.0f})   RSS {rss:.0f} MiB   ({in_topic} records; "
                       f"load average {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
@@ -220,7 +218,10 @@ async def main(args: argparse.Namespace, info: dict[str, str]) -> None:
                 sent = await _produce_at(config, topic, args.rate, args.seconds, args.size)
                 in_topic += sent
                 await asyncio.wait_for(sink.reached.wait(), timeout=60)
-                lp50, lp99 = _pct(sink.latencies, 0.5), _pct(sink.latencies, 0.99)
+                lp50, lp99 = (
+                    results.percentile(sink.latencies, 0.5),
+                    results.percentile(sink.latencies, 0.99),
+                )
                 print(f"{label:<34} live    p50 {lp50:6.1f} ms   p99 {lp99:6.1f} ms "
                       f"({sent} records at {args.rate:g}/s)", flush=True)  # fmt: skip
             finally:

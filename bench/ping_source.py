@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import pathlib
 import sys
 import time
 import uuid
@@ -32,7 +31,7 @@ from aiohttp import web
 from kubernetes_asyncio import client, config
 
 from bench import knative, results
-from hack import ports
+from hack import ports, processes
 from hack.localcluster import cluster as localcluster
 from kevents import cloudevent
 
@@ -40,23 +39,6 @@ GROUP, VERSION, PLURAL = "sources.knative.dev", "v1", "pingsources"
 READY = {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"}]}
 """What Knative's mtping requires of a source's status before it schedules it."""
 KEVENTS, KNATIVE = "kevents PingSource adapter", "Knative mtping"
-
-
-def _rss_mib(pid: int) -> float:
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _histogram_quantile(text: str, q: float) -> float:
@@ -221,18 +203,18 @@ async def run_ticks(
                 break
         done = "scheduled all" if metrics_port is not None else "started; waited"
         print(f"{system}: {done} {args.count} in {time.perf_counter() - started:.1f} s; "
-              f"RSS {_rss_mib(pid):.0f} MiB", flush=True)  # fmt: skip
+              f"RSS {processes.rss_mib(pid):.0f} MiB", flush=True)  # fmt: skip
         for _ in range(args.ticks):
             boundary = (int(time.time()) // 60 + 1) * 60
             await asyncio.sleep(max(0.0, boundary - 2 - time.time()))
-            cpu_before = _cpu_seconds(pid)
+            cpu_before = processes.cpu_seconds(pid)
             while len(arrivals.get(boundary, [])) < args.count:
                 got.clear()
                 try:
                     await asyncio.wait_for(got.wait(), 30)
                 except TimeoutError:
                     break
-            cpu = _cpu_seconds(pid) - cpu_before
+            cpu = processes.cpu_seconds(pid) - cpu_before
             lateness = arrivals.pop(boundary, [])
             text = ""
             if metrics_port is not None:
@@ -244,20 +226,21 @@ async def run_ticks(
             print(
                 f"{system}: tick {time.strftime('%H:%M:%S', time.gmtime(boundary))}: "
                 f"{len(lateness)}/{args.count} delivered; sink lateness "
-                f"p50 {_pct(lateness, 0.5) * 1000:.0f} ms, "
-                f"p99 {_pct(lateness, 0.99) * 1000:.0f} ms, "
+                f"p50 {results.percentile(lateness, 0.5) * 1000:.0f} ms, "
+                f"p99 {results.percentile(lateness, 0.99) * 1000:.0f} ms, "
                 f"max {max(lateness) * 1000:.0f} ms; " + (
                     "adapter lateness (cumulative histogram) "
                     f"p50 <= {_histogram_quantile(text, 0.5) * 1000:.0f} ms, "
                     f"p99 <= {_histogram_quantile(text, 0.99) * 1000:.0f} ms; " if text else ""
-                ) + f"CPU {cpu:.2f} s for the burst; RSS {_rss_mib(pid):.0f} MiB",
+                ) + f"CPU {cpu:.2f} s for the burst; RSS {processes.rss_mib(pid):.0f} MiB",
                 flush=True,
             )  # fmt: skip
             ticks = sum(r.system == system for r in RESULTS.rows)
             RESULTS.add(
                 system, f"{args.count} sources, tick {ticks + 1}",
-                delivered=len(lateness), p50_ms=_pct(lateness, 0.5) * 1000,
-                p99_ms=_pct(lateness, 0.99) * 1000, cpu_s=cpu, rss_mib=_rss_mib(pid),
+                delivered=len(lateness), p50_ms=results.percentile(lateness, 0.5) * 1000,
+                p99_ms=results.percentile(lateness, 0.99) * 1000, cpu_s=cpu,
+                rss_mib=processes.rss_mib(pid),
             )  # fmt: skip
 
 

@@ -26,6 +26,7 @@ import time
 import uvloop
 
 from bench import results
+from hack import processes
 from kevents import cloudevent, connections, retries, sender
 
 HOST = "127.0.0.1"
@@ -85,12 +86,6 @@ async def _serve(shape: str) -> None:
     await asyncio.Event().wait()
 
 
-def _cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def _run(
     ports: list[int], requests: int, concurrency: int, sinks: list[int], through_sender: bool
 ) -> tuple[float, ...]:
@@ -120,12 +115,12 @@ async def _run(
         left = concurrency * 50  # warm up: connections open, caches filled
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         left = requests
-        cpu, sink_cpu = time.process_time(), sum(_cpu(pid) for pid in sinks)
+        cpu, sink_cpu = time.process_time(), sum(processes.cpu_seconds(pid) for pid in sinks)
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - start
         cpu = time.process_time() - cpu
-        sink_cpu = sum(_cpu(pid) for pid in sinks) - sink_cpu
+        sink_cpu = sum(processes.cpu_seconds(pid) for pid in sinks) - sink_cpu
     finally:
         pool.close()
         await send.close()

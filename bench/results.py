@@ -28,6 +28,7 @@ import datetime
 import json
 import os
 import pathlib
+from collections.abc import Sequence
 from typing import Any
 
 DEFAULT_DIR = pathlib.Path(__file__).resolve().parent / "results"
@@ -87,6 +88,12 @@ class Recorder:
         plots.chart(path)
         print(f"results: {path} and {path.with_suffix('.svg')}")
         return path
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The `q` quantile (0..1) of `values`, nearest rank below (no interpolation)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def add_argument(parser: argparse.ArgumentParser) -> None:

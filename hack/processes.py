@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import resource
 import signal
 import subprocess
 import time
@@ -29,15 +30,58 @@ class Recorded:
 def start_ticks(pid: int) -> int | None:
     """Kernel start time of `pid` in clock ticks, or None when no such process exists."""
     try:
-        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+        fields = _stat_fields(pid)
     except (FileNotFoundError, ProcessLookupError):
         return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = stat[stat.rindex(")") + 2 :].split()
     state = fields[0]
     if state == "Z":
         return None
     return int(fields[19])
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command name (which may hold spaces and ')')."""
+    stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def family(pid: int, *, children: bool) -> list[int]:
+    """`pid`, and with `children` its direct children too (a deployable's worker processes)."""
+    pids = [pid]
+    listed = pathlib.Path(f"/proc/{pid}/task/{pid}/children")
+    if children and listed.exists():
+        pids += [int(p) for p in listed.read_text().split()]
+    return pids
+
+
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User + system CPU seconds `pid` used so far (with `children`: its direct children's
+    added, which `getrusage` would count only once they are reaped)."""
+    ticks = 0
+    for each in family(pid, children=children):
+        fields = _stat_fields(each)
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def rusage_cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
+    """User + system CPU seconds of this process (`RUSAGE_SELF`) or of its reaped children
+    (`RUSAGE_CHILDREN`)."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def rss_mib(pid: int, *, children: bool = False) -> float:
+    """Resident memory of `pid` in MiB (VmRSS; with `children`: summed with its children's)."""
+    total = 0.0
+    for each in family(pid, children=children):
+        for line in pathlib.Path(f"/proc/{each}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+                break
+        else:
+            raise ValueError(f"no VmRSS for pid {each} (a zombie or a kernel thread)")
+    return total
 
 
 def uptime(rec: Recorded) -> float | None:

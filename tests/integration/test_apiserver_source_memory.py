@@ -6,13 +6,13 @@ included."""
 from __future__ import annotations
 
 import asyncio
-import pathlib
 import sys
 
 import aiohttp
 import pytest
 from kubernetes_asyncio import client
 
+from hack import processes
 from tests import cluster
 from tests.integration import test_apiserver_source as base
 from tests.integration import test_apiserver_source_process as process
@@ -22,13 +22,6 @@ pytestmark = pytest.mark.cluster
 OBJECTS = 128
 BLOB = 256 * 1024
 """128 ConfigMaps of 256 KiB: 32 MiB of data that an adapter caching whole objects holds."""
-
-
-def _rss_mib(pid: int) -> float:
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 async def test_adapter_memory_does_not_grow_with_the_size_of_watched_objects(
@@ -60,7 +53,7 @@ async def test_adapter_memory_does_not_grow_with_the_size_of_watched_objects(
                 else:
                     raise AssertionError("the adapter never became ready")
             await base._sentinel(core, sink, namespace)
-            idle = _rss_mib(proc.pid)
+            idle = processes.rss_mib(proc.pid)
             # one at a time, each delivered before the next: only the cache can hold them
             for i in range(OBJECTS):
                 body = client.V1ConfigMap(
@@ -68,7 +61,7 @@ async def test_adapter_memory_does_not_grow_with_the_size_of_watched_objects(
                 )
                 await core.create_namespaced_config_map(namespace, body)
                 await sink.wait_for(lambda i=i: bool(sink.of(f"big-{i}")))  # type: ignore[misc]
-            grown = _rss_mib(proc.pid) - idle
+            grown = processes.rss_mib(proc.pid) - idle
         finally:
             proc.terminate()
             await proc.wait()
