@@ -61,6 +61,15 @@ class Kube:
         ns = [f"--namespace={namespace}"] if namespace else []
         self.kubectl("apply", *ns, "-f", "-", input=manifest)
 
+    def install_crds(self, *crds: str, folder: str = "manifests") -> None:
+        """Apply every CRD of `folder` (its `300-*.yaml`) and wait until the named ones
+        (`plural.group`) are served."""
+        files = sorted((REPO / folder).glob("300-*.yaml"))
+        self.kubectl("apply", *(f"--filename={f}" for f in files))
+        if crds:
+            self.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                         *(f"crd/{crd}" for crd in crds))  # fmt: skip
+
     def get_json(self, *args: str) -> dict[str, object]:
         out = self.kubectl("get", *args, "-o", "json").stdout
         result: dict[str, object] = json.loads(out)

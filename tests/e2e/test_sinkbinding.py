@@ -24,7 +24,7 @@ from controller.containersource import reconciler as containersource
 from controller.framework import metrics
 from controller.sinkbinding import reconciler, selection, webhook
 from kevents import kubeapi
-from tests.cluster import REPO, Kube
+from tests.cluster import Kube
 from tests.integration import controllers as c
 from tests.integration import sinkbindinghooks as hooks
 from tests.integration import test_controller_sinkbinding_selection as selected
@@ -95,15 +95,7 @@ def binding(sink: str) -> str:
 
 @pytest.fixture(scope="module")
 def crds(kube: Kube) -> None:
-    files = sorted((REPO / "manifests").glob("300-*.yaml"))
-    kube.kubectl("apply", *(f"--filename={f}" for f in files))
-    kube.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/sinkbindings.sources.knative.dev",
-        "crd/containersources.sources.knative.dev",
-    )
+    kube.install_crds("sinkbindings.sources.knative.dev", "containersources.sources.knative.dev")
 
 
 @pytest.fixture

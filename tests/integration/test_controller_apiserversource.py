@@ -35,10 +35,7 @@ SOURCES = reconciler.APISERVERSOURCES
 
 @pytest.fixture(scope="module")
 def crds(kube: Kube) -> None:
-    files = sorted((REPO / "manifests").glob("300-*.yaml"))
-    kube.kubectl("apply", *(f"--filename={f}" for f in files))
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                 "crd/apiserversources.sources.knative.dev")  # fmt: skip
+    kube.install_crds("apiserversources.sources.knative.dev")
 
 
 @contextlib.asynccontextmanager

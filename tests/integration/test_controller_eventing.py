@@ -105,12 +105,12 @@ spec:
 
 @pytest.fixture(scope="module")
 def crds(kube: Kube) -> None:
-    files = sorted((REPO / "manifests").glob("300-*.yaml"))
-    kube.kubectl("apply", *(f"--filename={f}" for f in files))
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                 "crd/brokers.eventing.knative.dev", "crd/triggers.eventing.knative.dev",
-                 "crd/subscriptions.messaging.knative.dev",
-                 "crd/inmemorychannels.messaging.knative.dev")  # fmt: skip
+    kube.install_crds(
+        "brokers.eventing.knative.dev",
+        "triggers.eventing.knative.dev",
+        "subscriptions.messaging.knative.dev",
+        "inmemorychannels.messaging.knative.dev",
+    )
 
 
 def dispatcher_side(kube: Kube, namespace: str) -> None:

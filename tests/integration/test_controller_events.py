@@ -13,7 +13,7 @@ from kubernetes_asyncio import client
 from prometheus_client import CollectorRegistry
 
 from kevents import kubeapi, kubeevents, metrics
-from tests.cluster import REPO, Kube
+from tests.cluster import Kube
 from tests.integration import controllers as c
 
 pytestmark = pytest.mark.cluster
@@ -42,10 +42,7 @@ PING = yaml.safe_dump({
 
 @pytest.fixture(scope="module")
 def crds(kube: Kube) -> None:
-    files = sorted((REPO / "manifests").glob("300-*.yaml"))
-    kube.kubectl("apply", *(f"--filename={f}" for f in files))
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                 "crd/pingsources.sources.knative.dev")  # fmt: skip
+    kube.install_crds("pingsources.sources.knative.dev")
 
 
 async def events_of(api: kubeapi.KubeApi, namespace: str, name: str) -> list[dict[str, Any]]:

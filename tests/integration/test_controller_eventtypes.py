@@ -14,7 +14,7 @@ from controller.apiserversource import reconciler as apiserversource
 from controller.eventtype import reconciler
 from controller.framework import eventtypes
 from kevents import kubeapi
-from tests.cluster import REPO, Kube
+from tests.cluster import Kube
 from tests.integration import controllers
 
 pytestmark = pytest.mark.cluster
@@ -52,11 +52,7 @@ spec:
 
 @pytest.fixture(scope="module")
 def crds(kube: Kube) -> None:
-    files = sorted((REPO / "manifests").glob("300-*.yaml"))
-    kube.kubectl("apply", *(f"--filename={f}" for f in files))
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                 "crd/apiserversources.sources.knative.dev",
-                 "crd/eventtypes.eventing.knative.dev")  # fmt: skip
+    kube.install_crds("apiserversources.sources.knative.dev", "eventtypes.eventing.knative.dev")
 
 
 def source(name: str, sink: dict[str, Any], mode: str) -> str:

@@ -17,7 +17,7 @@ from kubernetes_asyncio import client
 from controller.flows import resources
 from controller.inmemorychannel import service
 from kevents import kubeapi
-from tests.cluster import REPO, Kube
+from tests.cluster import Kube
 from tests.integration import controllers as c
 
 pytestmark = pytest.mark.cluster
@@ -69,12 +69,12 @@ spec:
 
 @pytest.fixture(scope="module")
 def crds(kube: Kube) -> None:
-    files = sorted((REPO / "manifests").glob("300-*.yaml"))
-    kube.kubectl("apply", *(f"--filename={f}" for f in files))
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                 "crd/sequences.flows.knative.dev", "crd/parallels.flows.knative.dev",
-                 "crd/subscriptions.messaging.knative.dev",
-                 "crd/inmemorychannels.messaging.knative.dev")  # fmt: skip
+    kube.install_crds(
+        "sequences.flows.knative.dev",
+        "parallels.flows.knative.dev",
+        "subscriptions.messaging.knative.dev",
+        "inmemorychannels.messaging.knative.dev",
+    )
 
 
 def report_ready(kube: Kube, namespace: str, imc: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from kubernetes_asyncio import client
 
 from controller.githubsource import adapter, reconciler
 from kevents import kubeapi
-from tests.cluster import REPO, Kube
+from tests.cluster import Kube
 from tests.githubhooks import FakeGitHub
 from tests.integration import controllers as c
 
@@ -34,10 +34,7 @@ COLLECTION = "/repos/octo-org/hello-world/hooks"
 
 @pytest.fixture(scope="module")
 def crds(kube: Kube) -> None:
-    files = sorted((REPO / "manifests").glob("300-*.yaml"))
-    kube.kubectl("apply", *(f"--filename={f}" for f in files))
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                 "crd/githubsources.sources.knative.dev")  # fmt: skip
+    kube.install_crds("githubsources.sources.knative.dev")
 
 
 @pytest.fixture

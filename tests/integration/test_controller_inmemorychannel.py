@@ -7,7 +7,7 @@ from kubernetes_asyncio import client
 
 from controller.inmemorychannel import service
 from kevents import kubeapi
-from tests.cluster import REPO, Kube
+from tests.cluster import Kube
 from tests.integration import controllers as c
 
 pytestmark = pytest.mark.cluster
@@ -26,10 +26,7 @@ spec:
 
 @pytest.fixture(scope="module")
 def crds(kube: Kube) -> None:
-    files = sorted((REPO / "manifests").glob("300-*.yaml"))
-    kube.kubectl("apply", *(f"--filename={f}" for f in files))
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                 "crd/inmemorychannels.messaging.knative.dev")  # fmt: skip
+    kube.install_crds("inmemorychannels.messaging.knative.dev")
 
 
 async def test_channel_gets_service_address_and_ready_once_dispatcher_is_up(

@@ -13,7 +13,7 @@ from controller import availability
 from controller.pingsource import adapter, reconciler
 from kevents import kubeapi
 from tests import manualclock, waiting
-from tests.cluster import REPO, Kube
+from tests.cluster import Kube
 from tests.integration import controllers as c
 from tests.integration import pingsupport
 
@@ -48,10 +48,7 @@ def ping_yaml(name: str = "every-minute", **spec: object) -> str:
 
 @pytest.fixture(scope="module")
 def crds(kube: Kube) -> None:
-    files = sorted((REPO / "manifests").glob("300-*.yaml"))
-    kube.kubectl("apply", *(f"--filename={f}" for f in files))
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                 "crd/pingsources.sources.knative.dev")  # fmt: skip
+    kube.install_crds("pingsources.sources.knative.dev")
 
 
 async def test_valid_source_is_ready_with_sink_uri_and_ce_attributes(

@@ -15,7 +15,7 @@ from controller import availability
 from controller.framework import discovery, sinks
 from controller.serving import ownership, resources
 from kevents import kubeapi
-from tests.cluster import REPO, Kube
+from tests.cluster import Kube
 from tests.integration import controllers as c
 
 pytestmark = pytest.mark.cluster
@@ -26,11 +26,12 @@ DISPLAY = "gcr.io/knative-releases/knative.dev/eventing/cmd/event_display"
 
 @pytest.fixture(scope="module")
 def crds(kube: Kube) -> None:
-    files = sorted((REPO / "manifests" / "serving").glob("300-*.yaml"))
-    kube.kubectl("apply", *(f"--filename={f}" for f in files))
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                 "crd/services.serving.knative.dev", "crd/configurations.serving.knative.dev",
-                 "crd/revisions.serving.knative.dev")  # fmt: skip
+    kube.install_crds(
+        "services.serving.knative.dev",
+        "configurations.serving.knative.dev",
+        "revisions.serving.knative.dev",
+        folder="manifests/serving",
+    )
 
 
 def ksvc(name: str, env: str = "one", version: str = "v1") -> str:

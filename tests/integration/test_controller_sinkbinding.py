@@ -13,7 +13,7 @@ from kubernetes_asyncio import client
 from controller import availability
 from controller.sinkbinding import binder, reconciler
 from kevents import kubeapi
-from tests.cluster import REPO, Kube
+from tests.cluster import Kube
 from tests.integration import controllers as c
 
 pytestmark = pytest.mark.cluster
@@ -64,10 +64,7 @@ def names_of(obj: dict[str, Any]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def crds(kube: Kube) -> None:
-    files = sorted((REPO / "manifests").glob("300-*.yaml"))
-    kube.kubectl("apply", *(f"--filename={f}" for f in files))
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                 "crd/sinkbindings.sources.knative.dev")  # fmt: skip
+    kube.install_crds("sinkbindings.sources.knative.dev")
 
 
 def second_sink() -> str:

@@ -16,7 +16,7 @@ from controller.channel import backing
 from controller.inmemorychannel import service
 from controller.subscription import entry
 from kevents import kubeapi
-from tests.cluster import REPO, Kube
+from tests.cluster import Kube
 from tests.integration import controllers as c
 
 pytestmark = pytest.mark.cluster
@@ -56,11 +56,11 @@ spec:
 
 @pytest.fixture(scope="module")
 def crds(kube: Kube) -> None:
-    files = sorted((REPO / "manifests").glob("300-*.yaml"))
-    kube.kubectl("apply", *(f"--filename={f}" for f in files))
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                 "crd/subscriptions.messaging.knative.dev", "crd/channels.messaging.knative.dev",
-                 "crd/inmemorychannels.messaging.knative.dev")  # fmt: skip
+    kube.install_crds(
+        "subscriptions.messaging.knative.dev",
+        "channels.messaging.knative.dev",
+        "inmemorychannels.messaging.knative.dev",
+    )
 
 
 def report_ready(kube: Kube, namespace: str, imc: dict[str, Any]) -> None:
