@@ -53,6 +53,11 @@ RESULTS = results.Recorder(
 )
 
 
+def _ms(latencies_ns: list[int], q: float) -> float:
+    """The `q` quantile of latencies measured in nanoseconds, in milliseconds."""
+    return results.percentile(latencies_ns, q) / 1e6
+
+
 ROWS: list[dict[str, Any]] = []
 """Every phase of this run, for the ratio table."""
 
@@ -313,8 +318,8 @@ async def _phase(
     print(
         f"{label:22} subs={subs:2} load={load_label:7} accepted {accepted / result['elapsed']:6.0f}"
         f" ev/s  deliveries {len(latencies) / result['elapsed']:6.0f}/s"
-        f"  latency p50 {results.percentile(latencies, 0.5):7.2f} ms"
-        f" p99 {results.percentile(latencies, 0.99):7.2f} ms"
+        f"  latency p50 {_ms(latencies, 0.5):7.2f} ms"
+        f" p99 {_ms(latencies, 0.99):7.2f} ms"
         f"  429s {result['codes'].get('429', 0):5}  RSS {rss:4.0f} MiB"
         f"  CPU {cpu * 1e6 / max(1, accepted):4.0f} us/ev"
         f" (load+subscribers {others * 1e6 / max(1, accepted):4.0f})",
@@ -326,8 +331,8 @@ async def _phase(
             "subs": subs,
             "load": load_label,
             "events_per_s": accepted / result["elapsed"],
-            "p50_ms": results.percentile(latencies, 0.5),
-            "p99_ms": results.percentile(latencies, 0.99),
+            "p50_ms": _ms(latencies, 0.5),
+            "p99_ms": _ms(latencies, 0.99),
             "cpu_us": cpu * 1e6 / max(1, accepted),
             "rss_mib": rss,
             "429s": result["codes"].get("429", 0),
@@ -340,16 +345,14 @@ async def _phase(
     case = case or f"{subs} subscriber{'s' * (subs > 1)}"
     numbers = {
         "deliveries_per_s": len(latencies) / result["elapsed"],
-        "p50_ms": results.percentile(latencies, 0.5),
+        "p50_ms": _ms(latencies, 0.5),
         "rss_mib": rss,
         "cpu_us_per_event": cpu * 1e6 / max(1, accepted),
     }
     if rate == 0:  # the throughput phase
         recorder.add(system, case, events_per_s=accepted / result["elapsed"], **numbers)
     else:  # the latency phase at an offered rate
-        recorder.add(
-            system, case, p99_ms=results.percentile(latencies, 0.99), offered_per_s=rate, **numbers
-        )
+        recorder.add(system, case, p99_ms=_ms(latencies, 0.99), offered_per_s=rate, **numbers)
 
 
 async def run_one(

@@ -91,9 +91,12 @@ class Recorder:
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """The `q` quantile (0..1) of `values`, nearest rank below (no interpolation)."""
+    """The `q` quantile (0..1) of `values`, nearest rank below (no interpolation); NaN when
+    there are none."""
+    if not values:
+        return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
 
 
 def add_argument(parser: argparse.ArgumentParser) -> None:
