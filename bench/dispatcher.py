@@ -28,10 +28,11 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 import aiohttp
 import uvloop
@@ -237,8 +238,9 @@ PINS_ASKED: dict[str, str] = {}
 
 
 async def _spawn(
-    *args: str, env: dict[str, str] | None = None, pin: str = ""
+    *args: str, env: dict[str, str] | None = None, pin: str = "", stderr: IO[bytes] | None = None
 ) -> asyncio.subprocess.Process:
+    """`stderr`: where the process's log goes (by default nowhere)."""
     cpus = PINS.get(pin, "")
     return await asyncio.create_subprocess_exec(
         *(("taskset", "-c", cpus) if cpus else ()),
@@ -246,7 +248,7 @@ async def _spawn(
         *args,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr if stderr is not None else subprocess.DEVNULL,
     )
 
 
@@ -403,6 +405,7 @@ async def _run_one(
     sub_proc = await _spawn(*BENCH, "--serve-subscribers", str(subs), pin="load")
     port = ports.free_port(HOST)
     target: asyncio.subprocess.Process | None = None
+    log = tempfile.TemporaryFile()  # our dispatcher's log, shown when it never serves
     try:
         assert sub_proc.stdout is not None
         sub_ports = json.loads(await sub_proc.stdout.readline())
@@ -451,6 +454,9 @@ async def _run_one(
                 "KUBECONFIG": kubeconfig,
                 "KEVENTS_INGRESS_HOST": HOST,
                 "KEVENTS_INGRESS_PORT": str(port),
+                # its broker ingress too: the default 8001 is taken by any other dispatcher
+                # on this host (a developer's, an earlier run's still stopping)
+                "KEVENTS_BROKER_INGRESS_PORT": str(ports.free_port(HOST)),
                 "KEVENTS_PROBES_HOST": HOST,
                 "KEVENTS_PROBES_PORT": str(ports.free_port(HOST)),
                 "METRICS_PROMETHEUS_HOST": HOST,
@@ -461,10 +467,16 @@ async def _run_one(
             if mode == "async-unbounded":  # admission by the count bounds only
                 env["KEVENTS_SOJOURN_TARGET"] = "0"
             target = await _spawn(
-                "-m", "dispatcher", "--workers", str(workers), env=env, pin="target"
-            )
+                "-m", "dispatcher", "--workers", str(workers), env=env, pin="target",
+                stderr=log,
+            )  # fmt: skip
         async with aiohttp.ClientSession() as session:
-            await _until_accepting(session, f"http://{HOST}:{port}{path}")
+            try:
+                await _until_accepting(session, f"http://{HOST}:{port}{path}")
+            except NeverReady as exc:  # say why: the target's exit code and last log lines
+                log.seek(0)
+                tail = b"".join(log.readlines()[-5:]).decode("utf-8", "replace")
+                raise NeverReady(f"{exc} (exit code {target.returncode}):\n{tail}") from None
             for rate in (0.0, args.rate):
                 await _phase(
                     session, args, label, subs, port, path, sub_ports[0], target.pid,
@@ -477,6 +489,7 @@ async def _run_one(
                     proc.terminate()
                 await proc.wait()
         await core.delete_namespace(namespace)
+        log.close()
 
 
 async def main(args: argparse.Namespace) -> None:
