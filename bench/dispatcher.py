@@ -403,7 +403,9 @@ async def _run_one(
     core = client.CoreV1Api(api)
     await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     sub_proc = await _spawn(*BENCH, "--serve-subscribers", str(subs), pin="load")
-    port = ports.free_port(HOST)
+    # worker i of our dispatcher serves its metrics on metrics_port + i: none of those may
+    # be another of its ports (a collision made the 2-worker target exit in earlier runs)
+    port, broker_port, probes_port, metrics_port = ports.free_ports(1, 1, 1, max(1, workers))
     target: asyncio.subprocess.Process | None = None
     log = tempfile.TemporaryFile()  # our dispatcher's log, shown when it never serves
     try:
@@ -456,11 +458,11 @@ async def _run_one(
                 "KEVENTS_INGRESS_PORT": str(port),
                 # its broker ingress too: the default 8001 is taken by any other dispatcher
                 # on this host (a developer's, an earlier run's still stopping)
-                "KEVENTS_BROKER_INGRESS_PORT": str(ports.free_port(HOST)),
+                "KEVENTS_BROKER_INGRESS_PORT": str(broker_port),
                 "KEVENTS_PROBES_HOST": HOST,
-                "KEVENTS_PROBES_PORT": str(ports.free_port(HOST)),
+                "KEVENTS_PROBES_PORT": str(probes_port),
                 "METRICS_PROMETHEUS_HOST": HOST,
-                "METRICS_PROMETHEUS_PORT": str(ports.free_port(HOST)),
+                "METRICS_PROMETHEUS_PORT": str(metrics_port),
                 "KEVENTS_LOG_LEVEL": "WARNING",
                 "KEVENTS_REPORT_STATUS": "false",
             }
