@@ -202,7 +202,8 @@ class KubeEventMetrics:
         self.events = Counter(
             "kevents_kubernetes_events",
             "Kubernetes Events by outcome: created, updated (count patched), filtered (spam "
-            "filter), dropped (queue full), failed (the apiserver refused or was unreachable)",
+            "filter), dropped (queue full), namespace_terminating (its namespace is being "
+            "deleted), failed (the apiserver refused or was unreachable)",
             ["outcome"],
             registry=registry,
         )

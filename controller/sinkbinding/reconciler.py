@@ -133,6 +133,12 @@ class Reconciler(lifecycle.Kind):
             return
         try:
             outcome = await self.binder.bind(subject, name, sink)
+        except kubeapi.Conflict as exc:
+            # Another writer (the deployment controller, a user) changed the subject between
+            # our read and our patch: retried at once on its new version. The binding is not
+            # failing, so SinkBindingAvailable stays as it was (Ready went False for ~100 ms
+            # on every such race before, which `kn` and users saw).
+            raise state.fail(str(exc)) from exc
         except kubeapi.ApiError as exc:
             state.mark_false(AVAILABLE, "BindingFailed", exc.message or str(exc))
             raise state.fail(str(exc)) from exc

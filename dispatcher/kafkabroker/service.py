@@ -96,6 +96,7 @@ class KafkaBrokerDataPlane:
             self.metrics,
             max_body_size=ing.max_body_size,
             produce_timeout=ing.produce_timeout,
+            produce_target=ing.produce_target,
             retry_after=ing.retry_after,
             tracer_provider=recording,
             timeouts=httpserver.Timeouts(
@@ -116,6 +117,7 @@ class KafkaBrokerDataPlane:
             self.metrics,
             max_body_size=ing.max_body_size,
             produce_timeout=ing.produce_timeout,
+            produce_target=ing.produce_target,
             retry_after=ing.retry_after,
             tracer_provider=recording,
             timeouts=httpserver.Timeouts(

@@ -14,6 +14,8 @@ Knative's KafkaSink receiver contract (eventing-kafka-broker `receiver`), ours:
 | the sink's Secret missing or invalid            | 503 with the reason (fix it, retry)    |
 | Kafka unreachable, credentials refused, topic   | 503 + Retry-After with Kafka's words:  |
 | missing, no acknowledgement in time             | nothing was stored                     |
+| Kafka not keeping up: an event of this target   | 429 + Retry-After at once: nothing was |
+| waits beyond `produce_target`, acks are slow    | queued (Knative's receiver queues)     |
 | stored: every in-sync replica has it (`acks=all`)| 202                                   |
 
 The event is decoded with the shared decoder (`kevents.cloudevent.decode`, so the same events
@@ -23,6 +25,13 @@ headers and the data as the value, `structured` the JSON envelope as the value. 
 `partitionkey` extension is the record key. The trace context (W3C `traceparent`, B3) goes
 into the record's headers, so a consumer continues the producer's trace.
 
+Latency under overload is bounded by admission (`Admission`), as in the channel dispatcher:
+once the oldest event of a target still waiting for Kafka has waited longer than
+`produce_target` (1 s by default) and acknowledgements are not coming fast either (none
+within that time, or the latest one waited longer too), new events for that target get 429
+at once instead of joining a wait that would end at `produce_timeout` (15 s) with a 503. A
+single stuck record while the rest of the topic is acknowledged quickly refuses nothing.
+
 Nothing is accepted that was not stored: a 202 is sent only after Kafka's acknowledgement,
 and a client that went away before its answer could be written gets no record (a producer
 that gets no answer retries, and the record would be there twice).
@@ -31,7 +40,9 @@ that gets no answer retries, and the record would be there twice).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import math
 import time
 
 from aiohttp import web
@@ -48,6 +59,40 @@ logger = logging.getLogger(__name__)
 
 _TRACE_HEADERS = ("traceparent", "X-B3-TraceId")
 _TOO_LARGE = frozenset({"MSG_SIZE_TOO_LARGE", "RECORD_LIST_TOO_LARGE", "_MSG_SIZE_TOO_LARGE"})
+
+
+@dataclasses.dataclass(slots=True)
+class Admission:
+    """The events of one target waiting for Kafka's acknowledgement, and how the latest
+    acknowledgement went: whether a new event should be refused (see the module docstring)."""
+
+    target: float
+    """Seconds (`produce_target`); 0: never refuse."""
+    waiting: dict[int, float] = dataclasses.field(default_factory=dict)
+    """Token -> when its event was handed to the producer; insertion order is age order."""
+    last_done: float = -math.inf
+    """When the latest acknowledgement (or failure) came."""
+    last_wait: float = 0.0
+    """How long that event had waited."""
+    _next: int = 0
+
+    def over_target(self, now: float) -> bool:
+        if not self.target or not self.waiting:
+            return False
+        oldest = next(iter(self.waiting.values()))
+        if now - oldest <= self.target:
+            return False
+        return now - self.last_done > self.target or self.last_wait > self.target
+
+    def started(self, now: float) -> int:
+        token = self._next
+        self._next += 1
+        self.waiting[token] = now
+        return token
+
+    def finished(self, token: int, now: float) -> None:
+        began = self.waiting.pop(token)
+        self.last_done, self.last_wait = now, now - began
 
 
 def _result(exc: errors.KafkaError) -> str:
@@ -68,6 +113,7 @@ class Ingress:
         max_body_size: int,
         produce_timeout: float,
         retry_after: int,
+        produce_target: float = 0.0,
         tracer_provider: trace.TracerProvider | None = None,
         timeouts: httpserver.Timeouts | None = None,
         noun: str = "KafkaSink",
@@ -85,6 +131,9 @@ class Ingress:
         self._metrics = metrics
         self._max_body = max_body_size
         self._produce_timeout = produce_timeout
+        self._produce_target = produce_target
+        self._admissions: dict[tuple[str, str], Admission] = {}
+        """Per target with events waiting for Kafka (forgotten when none are)."""
         self._retry_after = {"Retry-After": str(retry_after)}
         self.timeouts = timeouts if timeouts is not None else httpserver.Timeouts()
         self._tracer = (
@@ -94,6 +143,14 @@ class Ingress:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+
+    def longest_wait(self, key: tuple[str, str]) -> float:
+        """Seconds the oldest event of target `key` still waiting for Kafka has waited (0 when
+        none waits)."""
+        admission = self._admissions.get(key)
+        if admission is None or not admission.waiting:
+            return 0.0
+        return time.monotonic() - next(iter(admission.waiting.values()))
 
     def make_server(self, *, metrics: kevents_metrics.HTTPServerMetrics) -> httpserver.Server:
         return httpserver.Server(
@@ -191,6 +248,16 @@ class Ingress:
         if target is None:  # deleted while its Secret was read
             return self._answer(namespace, 404, f"{self._noun} {key[0]}/{key[1]} not found\n")
         sink = target.sink
+        admission = self._admissions.get(key)
+        now = time.monotonic()
+        if admission is not None and admission.over_target(now):
+            oldest = now - next(iter(admission.waiting.values()))
+            return self._answer(
+                namespace, 429,
+                f"Kafka is not keeping up: an event has waited {oldest:.1f} s for its "
+                "acknowledgement; retry later\n",
+                **self._retry_after,
+            )  # fmt: skip
         span = (
             self._tracer.start_span(self._span_name, context=parent, kind=trace.SpanKind.PRODUCER)
             if self._tracer is not None
@@ -220,6 +287,10 @@ class Ingress:
             if not httpserver.answerable(request):
                 return web.Response(status=400)  # see the module docstring
             started = time.monotonic()
+            admission = self._admissions.get(key)
+            if admission is None:
+                admission = self._admissions[key] = Admission(self._produce_target)
+            token = admission.started(started)
             try:
                 async with asyncio.timeout(self._produce_timeout + 5.0):
                     await target.producer.send(
@@ -244,6 +315,10 @@ class Ingress:
                     f"Kafka did not acknowledge the event within {self._produce_timeout:g} s\n",
                     **self._retry_after,
                 )  # fmt: skip
+            finally:
+                admission.finished(token, time.monotonic())
+                if not admission.waiting and self._admissions.get(key) is admission:
+                    del self._admissions[key]
             self._metrics.produced("stored", time.monotonic() - started, len(message.value or b""))
             return self._answer(namespace, 202)
         finally:

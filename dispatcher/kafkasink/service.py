@@ -51,6 +51,7 @@ class KafkaSinkIngress:
             self.metrics,
             max_body_size=config.max_body_size,
             produce_timeout=config.produce_timeout,
+            produce_target=config.produce_target,
             retry_after=config.retry_after,
             tracer_provider=tracer_provider if tracing.records(tracer_provider) else None,
             timeouts=httpserver.Timeouts(

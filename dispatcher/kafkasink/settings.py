@@ -36,6 +36,12 @@ class KafkaSinkSettings:
     (`acks=all`, librdkafka's retries included) before the answer is 503: a producer
     retries elsewhere or later. 15 s rides out a leader election (seconds) and stays under
     the 30 s request timeouts senders commonly use."""
+    produce_target: float = 1.0
+    """KEVENTS_PRODUCE_TARGET seconds an accepted event may wait for Kafka's acknowledgement
+    before new events for the same target are refused (429 + Retry-After) instead of queued:
+    while the oldest event in flight has waited longer and acknowledgements are not coming
+    fast (none within this time, or the latest one also waited longer). Latency under overload
+    is then bounded by admission, not by `produce_timeout`. 0 turns it off."""
     secret_recheck: float = 60.0
     """KEVENTS_SECRET_RECHECK seconds between reads of a sink's auth Secret while the sink
     is used: the ingress may only `get` Secrets (no watch), so a rotated password is picked
@@ -77,6 +83,9 @@ class KafkaSinkSettings:
             max_body_size=reader.integer("KEVENTS_MAX_BODY_SIZE", 4 * 1024 * 1024, minimum=1024),
             produce_timeout=reader.number(
                 "KEVENTS_PRODUCE_TIMEOUT", 15.0, minimum=0.1, maximum=3600.0
+            ),
+            produce_target=reader.number(
+                "KEVENTS_PRODUCE_TARGET", 1.0, minimum=0.0, maximum=3600.0
             ),
             secret_recheck=reader.number(
                 "KEVENTS_SECRET_RECHECK", 60.0, minimum=1.0, maximum=86400.0

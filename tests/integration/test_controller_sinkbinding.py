@@ -4,6 +4,7 @@ changes, unbound when the binding goes; bystanders are never touched."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -310,3 +311,58 @@ async def test_the_first_binding_keeps_a_shared_subject_until_it_goes(
             lambda d: env_of(d).get("K_SINK") == c.service_url("other-display", ns),
         )
     assert taken["metadata"]["annotations"][binder.ANNOTATION] == "second"
+
+
+async def test_a_subject_changed_under_the_patch_keeps_the_binding_ready(
+    kube: Kube, api_client: client.ApiClient, crds: None, namespace: str
+) -> None:
+    """Another writer changing the Deployment between the reconciler's read and its patch is
+    a 409 Conflict: retried on the new version, never shown as Ready False (it flickered
+    False for ~100 ms before, which `kn source binding list` showed a user)."""
+    ns = namespace
+    api = kubeapi.KubeApi(api_client)
+    kube.apply(c.SINK_SERVICE, ns)
+    kube.apply(workload("busy", {"role": "busy"}), ns)
+    subject = {"selector": {"matchLabels": {"role": "busy"}}}
+    kube.apply(binding(subject), ns)
+    seen: list[str] = []
+
+    async def watch_ready() -> None:
+        query = [("fieldSelector", "metadata.name=bind")]
+        async for _, obj in api.watch(BINDINGS.path(ns), query, read_timeout=60):
+            seen.append(c.condition(obj, "Ready").get("status", ""))
+
+    async def keep_changing(stop: asyncio.Event) -> int:
+        """Another writer: an annotation of the Deployment changed as fast as it goes."""
+        changes = 0
+        while not stop.is_set():
+            body = {"metadata": {"annotations": {"example.com/tick": str(changes)}}}
+            await api.merge_patch(DEPLOYMENTS, ns, "busy", body)
+            changes += 1
+        return changes
+
+    async with c.running(api_client, ns, ["SinkBinding"]):
+        await c.eventually(
+            lambda: api.get(BINDINGS, ns, "bind"),
+            lambda b: c.condition(b, "Ready").get("status") == "True",
+        )
+        watcher = asyncio.create_task(watch_ready())
+        stop = asyncio.Event()
+        writer = asyncio.create_task(keep_changing(stop))
+        try:
+            for round_ in range(5):  # each rebinds the Deployment while it keeps changing
+                overrides = {"extensions": {"round": str(round_)}}
+                kube.apply(binding(subject, ceOverrides=overrides), ns)
+                wanted = f'"round":"{round_}"'
+
+                def rebound(d: dict[str, Any], wanted: str = wanted) -> bool:
+                    return wanted in env_of(d).get("K_CE_OVERRIDES", "")
+
+                await c.eventually(lambda: api.get(DEPLOYMENTS, ns, "busy"), rebound)
+        finally:
+            stop.set()
+            changes = await writer
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+    assert changes > 5, "the other writer did not run"
+    assert seen and "False" not in seen, seen

@@ -5,6 +5,8 @@ show, and the correlation that keeps a crash loop from flooding (an injected clo
 from __future__ import annotations
 
 import asyncio
+import logging
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from hack.agent import kubeconfig
 from hack.localcluster import node as localnode
 from kevents import kubeapi, kubeevents, metrics
+from tests import waiting
 from tests.cluster import Kube
 
 pytestmark = pytest.mark.cluster
@@ -142,3 +145,48 @@ async def test_the_spam_filter_lets_25_through_then_one_per_five_minutes(
     assert event["count"] == 26
     assert recorder.metrics is not None
     assert recorder.metrics.events.labels("filtered")._value.get() == 5
+
+
+async def test_an_event_in_a_namespace_being_deleted_is_counted_not_warned(
+    node_api: kubeapi.KubeApi, api_client: client.ApiClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The apiserver refuses every create in a namespace being deleted: such an Event is
+    counted (`namespace_terminating`) and logged at debug, not one warning each."""
+    admin = kubeapi.KubeApi(api_client)
+    namespaces = kubeapi.Resource("", "v1", "namespaces", namespaced=False)
+    configmaps = kubeapi.Resource("", "v1", "configmaps")
+    ns = f"terminating-{uuid.uuid4().hex[:6]}"
+    await admin.create(namespaces, None, {"metadata": {"name": ns}})
+    hold = {"name": "held", "finalizers": ["kevents.dev/test-hold"]}
+    await admin.create(configmaps, ns, {"metadata": hold})
+    try:
+        await admin.delete(namespaces, None, ns)
+        # it stays Terminating while the ConfigMap's finalizer holds it
+        await waiting.fetched(
+            lambda: admin.get(namespaces, None, ns),
+            lambda got: got.get("status", {}).get("phase") == "Terminating",
+            30, f"namespace {ns} terminating",
+        )  # fmt: skip
+        registry = CollectorRegistry()
+        recorder = kubeevents.Recorder(
+            node_api, event_metrics=metrics.KubeEventMetrics(registry), clock=Clock()
+        )
+        with caplog.at_level(logging.DEBUG, logger="kevents.kubeevents"):
+            async with asyncio.TaskGroup() as tg:
+                task = tg.create_task(recorder.run())
+                recorder.event(KUBELET, pod_ref(ns), "Warning", "BackOff", "Back-off restarting")
+                await recorder.flush()
+                task.cancel()
+
+        def counted(outcome: str) -> float | None:
+            return registry.get_sample_value(
+                "kevents_kubernetes_events_total", {"outcome": outcome}
+            )
+
+        assert counted("namespace_terminating") == 1.0
+        assert counted("failed") is None
+        logged = [r for r in caplog.records if r.name == "kevents.kubeevents"]
+        assert logged and all(r.levelno == logging.DEBUG for r in logged), logged
+        assert "being terminated" in logged[-1].getMessage()
+    finally:
+        await admin.merge_patch(configmaps, ns, "held", {"metadata": {"finalizers": None}})

@@ -64,15 +64,21 @@ def test_address_is_knatives_path_on_the_shared_ingress() -> None:
 def test_settings_report_every_bad_variable_by_name() -> None:
     with pytest.raises(errors.ConfigError) as caught:
         settings.KafkaSinkSettings.from_env(
-            {"KEVENTS_PRODUCE_TIMEOUT": "soon", "KEVENTS_INGRESS_PORT": "70000"}
+            {
+                "KEVENTS_PRODUCE_TIMEOUT": "soon",
+                "KEVENTS_INGRESS_PORT": "70000",
+                "KEVENTS_PRODUCE_TARGET": "-1",
+            }
         )
     text = "; ".join(caught.value.problems)
     assert "KEVENTS_PRODUCE_TIMEOUT" in text and "KEVENTS_INGRESS_PORT" in text
+    assert "KEVENTS_PRODUCE_TARGET" in text
 
 
 def test_settings_defaults() -> None:
     config = settings.KafkaSinkSettings.from_env({})
     assert (config.ingress_port, config.probes_port, config.metrics_port) == (8000, 8080, 9090)
+    assert config.produce_target == 1.0
     assert config.produce_timeout == 15.0
 
 
