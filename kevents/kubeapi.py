@@ -15,6 +15,7 @@ Errors (all `errors.KeventsError`; library errors chained with `raise ... from`)
 ApiError            a non-2xx answer: status, reason, apiserver message, method, path
  ├── NotFound       404
  ├── Forbidden      403 (a missing RBAC permission: the message names verb and resource)
+ │    └── NamespaceTerminating  a create in a namespace being deleted
  ├── Conflict       409 (stale resourceVersion, or already exists)
  ├── Gone           410 (resourceVersion too old: a watch must list again)
  └── Unreachable    no HTTP answer at all (refused, reset, TLS failure); status 0
@@ -64,6 +65,11 @@ class NotFound(ApiError):
 
 class Forbidden(ApiError):
     """403: the caller lacks a permission (RBAC)."""
+
+
+class NamespaceTerminating(Forbidden):
+    """403 from the apiserver's NamespaceLifecycle admission: nothing new can be created in a
+    namespace being deleted (its Status carries `details.causes[].reason: NamespaceTerminating`)."""
 
 
 class Conflict(ApiError):
@@ -297,18 +303,30 @@ async def _read(response: aiohttp.ClientResponse, method: str, path: str) -> byt
 
 
 def _status_error(status: Mapping[str, Any], method: str, path: str) -> ApiError:
-    """The error a `Status` object (a watch's ERROR event) describes."""
+    """The error a `Status` object (an error answer's body, a watch's ERROR event) describes."""
     code = int(status.get("code") or 500)
     reason, message = str(status.get("reason", "")), str(status.get("message", ""))
-    return _BY_STATUS.get(code, ApiError)(code, reason, message, method, path)
+    return _error_class(code, status)(code, reason, message, method, path)
+
+
+def _error_class(code: int, status: Mapping[str, Any]) -> type[ApiError]:
+    details = status.get("details")
+    causes = (details.get("causes") if isinstance(details, Mapping) else None) or []
+    if code == 403 and any(
+        isinstance(c, Mapping) and c.get("reason") == "NamespaceTerminating" for c in causes
+    ):
+        return NamespaceTerminating
+    return _BY_STATUS.get(code, ApiError)
 
 
 def _error(status: int, data: bytes, method: str, path: str) -> ApiError:
     reason, message = "", data.decode("utf-8", "replace")[:500]
+    payload: Any = None
     try:
         payload = json.loads(data)
         reason = str(payload.get("reason", ""))
         message = str(payload.get("message", message))
     except ValueError:
         pass
-    return _BY_STATUS.get(status, ApiError)(status, reason, message, method, path)
+    kind = _error_class(status, payload if isinstance(payload, Mapping) else {})
+    return kind(status, reason, message, method, path)

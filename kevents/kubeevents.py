@@ -47,10 +47,6 @@ EVENTS = kubeapi.Resource("", "v1", "events")
 NORMAL = "Normal"
 WARNING = "Warning"
 
-TERMINATING = "because it is being terminated"
-"""What the apiserver says when it refuses a create in a namespace being deleted (its
-NamespaceLifecycle admission)."""
-
 QUEUE_SIZE = 1000
 """Events waiting to be written (client-go's maxQueuedEvents); more are dropped."""
 CACHE_SIZE = 4096
@@ -284,14 +280,13 @@ class Recorder:
             return
         try:
             await self._send(pending, decision.key, decision.message, now)
+        except kubeapi.NamespaceTerminating as exc:
+            # nothing can be written there any more (a warning per Event flooded the logs of
+            # every namespace's deletion)
+            self._count("namespace_terminating")
+            logger.debug("Event %s about %s/%s not recorded: %s", pending.reason,
+                         ref.get("namespace", ""), ref.get("name", ""), exc)  # fmt: skip
         except kubeapi.ApiError as exc:
-            if isinstance(exc, kubeapi.Forbidden) and TERMINATING in exc.message:
-                # the object's namespace is being deleted: nothing can be written there any
-                # more (a warning per Event flooded the logs of every namespace's deletion)
-                self._count("namespace_terminating")
-                logger.debug("Event %s about %s/%s not recorded: %s", pending.reason,
-                             ref.get("namespace", ""), ref.get("name", ""), exc)  # fmt: skip
-                return
             self._count("failed")
             logger.warning(
                 "Could not record event %s %s about %s %s/%s: %s", pending.type, pending.reason,

@@ -147,6 +147,9 @@ async def sync(api: kubeapi.KubeApi, source: kubeapi.Json, wanted: Sequence[kube
         if len(_SYNCED) >= _SYNCED_MAX:
             _SYNCED.clear()
         _SYNCED[meta["uid"]] = fingerprint
+    except kubeapi.NamespaceTerminating as exc:
+        _SYNCED.pop(meta["uid"], None)  # the source goes with its namespace
+        logger.debug("The EventTypes of %s %s were not written: %s", source["kind"], key, exc)
     except kubeapi.ApiError as exc:
         _SYNCED.pop(meta["uid"], None)
         logger.warning(

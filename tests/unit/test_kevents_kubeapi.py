@@ -43,3 +43,21 @@ async def test_a_request_without_an_answer_ends_as_unreachable(silent_apiserver:
         with pytest.raises(kubeapi.Unreachable, match=r"no answer within 0\.3 s") as raised:
             await api.request("GET", "/api/v1/namespaces/default/secrets/x", request_timeout=0.3)
         assert isinstance(raised.value, kubeapi.ApiError)
+
+
+def test_a_create_in_a_namespace_being_deleted_is_its_own_forbidden() -> None:
+    # the apiserver's answer, as the local cluster's kube-apiserver sent it
+    body = (
+        b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":'
+        b'"configmaps \\"x\\" is forbidden: unable to create new content in namespace tt-w '
+        b'because it is being terminated","reason":"Forbidden","details":{"name":"x",'
+        b'"kind":"configmaps","causes":[{"reason":"NamespaceTerminating","message":'
+        b'"namespace tt-w is being terminated","field":"metadata.namespace"}]},"code":403}'
+    )
+    error = kubeapi._error(403, body, "POST", "/api/v1/namespaces/tt-w/configmaps")
+    assert isinstance(error, kubeapi.NamespaceTerminating)
+    assert isinstance(error, kubeapi.Forbidden)
+    assert "being terminated" in error.message
+    rbac = b'{"kind":"Status","reason":"Forbidden","message":"cannot create","code":403}'
+    assert type(kubeapi._error(403, rbac, "POST", "/x")) is kubeapi.Forbidden
+    assert type(kubeapi._error(403, b"not json", "POST", "/x")) is kubeapi.Forbidden
