@@ -76,11 +76,12 @@ class Admission:
     """How long that event had waited."""
     _next: int = 0
 
+    def longest_wait(self, now: float) -> float:
+        """Seconds the oldest event still waiting has waited (0 when none waits)."""
+        return now - next(iter(self.waiting.values())) if self.waiting else 0.0
+
     def over_target(self, now: float) -> bool:
-        if not self.target or not self.waiting:
-            return False
-        oldest = next(iter(self.waiting.values()))
-        if now - oldest <= self.target:
+        if not self.target or self.longest_wait(now) <= self.target:
             return False
         return now - self.last_done > self.target or self.last_wait > self.target
 
@@ -148,9 +149,7 @@ class Ingress:
         """Seconds the oldest event of target `key` still waiting for Kafka has waited (0 when
         none waits)."""
         admission = self._admissions.get(key)
-        if admission is None or not admission.waiting:
-            return 0.0
-        return time.monotonic() - next(iter(admission.waiting.values()))
+        return admission.longest_wait(time.monotonic()) if admission is not None else 0.0
 
     def make_server(self, *, metrics: kevents_metrics.HTTPServerMetrics) -> httpserver.Server:
         return httpserver.Server(
@@ -251,11 +250,10 @@ class Ingress:
         admission = self._admissions.get(key)
         now = time.monotonic()
         if admission is not None and admission.over_target(now):
-            oldest = now - next(iter(admission.waiting.values()))
             return self._answer(
                 namespace, 429,
-                f"Kafka is not keeping up: an event has waited {oldest:.1f} s for its "
-                "acknowledgement; retry later\n",
+                f"Kafka is not keeping up: an event has waited {admission.longest_wait(now):.1f} s "
+                "for its acknowledgement; retry later\n",
                 **self._retry_after,
             )  # fmt: skip
         span = (
