@@ -273,15 +273,29 @@ async def test_sink_down_for_ten_seconds_loses_nothing(
     core = client.CoreV1Api(api_client)
     sink = Sink()
     sink.url = f"http://127.0.0.1:{unused_tcp_port}/"
-    async with running_adapter(api_client, sink.url, _config(namespace), namespace):
+    # The sink stays down until the first event has been retried with backoffs adding up to
+    # more than 10 s: the adapter's own policy, one event in flight at a time (shards=1).
+    policy = adapter.RETRY
+    retried = next(
+        n for n in range(1, policy.retry + 1) if sum(map(policy.backoff, range(n))) >= 10.0
+    )
+    async with running_adapter(api_client, sink.url, _config(namespace), namespace) as receive:
         names = [f"down-{i}" for i in range(20)]
         for name in names:
             await core.create_namespaced_config_map(
                 namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name))
             )
-        # The behaviour under test, not a wait for something: the sink stays down 10 s
-        # while the adapter holds the 20 events and retries.
-        await asyncio.sleep(10)
+
+        def retries() -> float:
+            return sum(
+                sample.value
+                for family in receive.registry.collect()
+                if family.name == "kevents_send_retries"
+                for sample in family.samples
+                if sample.name == "kevents_send_retries_total"
+            )
+
+        await waiting.until(lambda: retries() >= retried, within=60)
         async with serve_sink(sink, port=unused_tcp_port):
             await sink.wait_for(lambda: all(sink.of(n) for n in names), within=30)
             got = [str(e.get_extension("name")) for e in sink.events]
