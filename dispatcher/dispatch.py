@@ -49,18 +49,25 @@ class Courier:
         *,
         trigger_table: Mapping[tuple[str, str], triggers.Trigger] | None = None,
         filter_tracer: trace.Tracer | None = None,
+        trigger_sender: sender.EventForwarder | None = None,
         trigger_wait: float = 10.0,
     ) -> None:
         """`trigger_table` is the dispatcher's live (namespace, name) -> Trigger table;
+        `trigger_sender` (default: `event_sender`) sends a Trigger's deliveries, replies
+        and dead letters, so their spans carry the broker filter's name;
         `trigger_wait` (10 s) how long a delivery waits for a Trigger the table does not
         know yet: its informer may lag the channel's by a moment after the Trigger is made."""
         self._sender = event_sender
+        self._trigger_sender = trigger_sender if trigger_sender is not None else event_sender
         self._metrics = metrics
         self._triggers: Mapping[tuple[str, str], triggers.Trigger] = (
             trigger_table if trigger_table is not None else {}
         )
         self._filter_tracer = filter_tracer
         self._trigger_wait = trigger_wait
+
+    def _sender_for(self, target: channels.Target) -> sender.EventForwarder:
+        return self._trigger_sender if target.trigger is not None else self._sender
 
     def wants(self, target: channels.Target, attributes: Mapping[str, object]) -> bool:
         """False only for a known Trigger whose filter does not match (decided at admission,
@@ -92,7 +99,7 @@ class Courier:
     ) -> bool:
         """Steps 1-3 towards `url`: the subscriber's, or a Trigger's subscriber (which gets
         the event without the broker's internal TTL, as from Knative's filter)."""
-        result = await self._sender.send(
+        result = await self._sender_for(target).send(
             ttl.without(envelope.event) if trigger is not None else envelope.event,
             url,
             policy=target.policy,
@@ -194,7 +201,7 @@ class Courier:
         envelope: lane.Envelope,
         reply: cloudevent.CloudEvent | rawevent.RawEvent,
     ) -> bool:
-        result = await self._sender.send(
+        result = await self._sender_for(target).send(
             reply,
             target.reply_uri,
             policy=target.policy,
@@ -231,7 +238,7 @@ class Courier:
         dead = cloudevent.apply_overrides(
             original, delivery.dead_letter_extensions(result, destination)
         )
-        outcome = await self._sender.send(
+        outcome = await self._sender_for(target).send(
             dead,
             target.dead_letter_uri,
             policy=target.policy,

@@ -78,6 +78,9 @@ class Dispatcher:
                 filter_tracer=filter_provider.get_tracer("kevents.broker.filter")
                 if filter_provider is not None and tracing.records(filter_provider)
                 else None,
+                trigger_sender=self.sender.traced_by(filter_provider)
+                if broker_tracer_providers is not None
+                else None,
             ),
             self.metrics,
             queue_size=config.queue_size,

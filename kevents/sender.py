@@ -13,6 +13,7 @@ tests assert exact waits.
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import logging
 import random
@@ -127,10 +128,7 @@ class Sender:
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._jitter = jitter if jitter is not None else random.Random().random
         self._metrics = sender_metrics
-        provider = tracer_provider if tracer_provider is not None else trace.NoOpTracerProvider()
-        self._tracer = provider.get_tracer("kevents.sender")
-        self._spans = tracing.records(tracer_provider)
-        self._inject = tracer_provider is not None
+        self._set_tracer(tracer_provider)
         self._transport = transport.Transport(
             ca_certs=ca_certs,
             limit_per_host=limit_per_host,
@@ -154,6 +152,20 @@ class Sender:
             ca_certs=adapter.ca_certs,
             **kwargs,  # type: ignore[arg-type]
         )
+
+    def traced_by(self, tracer_provider: trace.TracerProvider | None) -> Sender:
+        """This sender with its spans from `tracer_provider`: the same session, policy and
+        counters, for a second hop of one process that names itself differently in traces
+        (the broker filter's deliveries, beside the channel dispatcher's)."""
+        view = copy.copy(self)
+        view._set_tracer(tracer_provider)
+        return view
+
+    def _set_tracer(self, tracer_provider: trace.TracerProvider | None) -> None:
+        provider = tracer_provider if tracer_provider is not None else trace.NoOpTracerProvider()
+        self._tracer = provider.get_tracer("kevents.sender")
+        self._spans = tracing.records(tracer_provider)
+        self._inject = tracer_provider is not None
 
     @property
     def is_open(self) -> bool:

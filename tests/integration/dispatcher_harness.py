@@ -173,6 +173,7 @@ async def running_dispatcher(
     *,
     event_sender: sender.Sender | None = None,
     tracer_provider: trace.TracerProvider | None = None,
+    broker_tracer_providers: tuple[trace.TracerProvider, trace.TracerProvider] | None = None,
     registry: CollectorRegistry | None = None,
     **env: str,
 ) -> AsyncIterator[service.Dispatcher]:
@@ -184,6 +185,7 @@ async def running_dispatcher(
         registry=registry if registry is not None else CollectorRegistry(),
         readiness=readiness,
         tracer_provider=tracer_provider,
+        broker_tracer_providers=broker_tracer_providers,
         event_sender=event_sender,
     )
     run = runner.Runner(

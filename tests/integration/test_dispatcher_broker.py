@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from kubernetes_asyncio import client
+from opentelemetry.sdk import resources
 from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -279,12 +280,22 @@ async def test_a_trace_spans_ingress_filter_and_subscriber(
     api_client: client.ApiClient, namespace: str
 ) -> None:
     exporter = InMemorySpanExporter()
-    provider = sdk_trace.TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+
+    def named(service_name: str) -> sdk_trace.TracerProvider:
+        """A provider whose spans carry `service_name`, as `python -m dispatcher` makes them."""
+        resource = resources.Resource.create({resources.SERVICE_NAME: service_name})
+        provider = sdk_trace.TracerProvider(resource=resource)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        return provider
+
     display = h.Subscriber()
     async with (
         h.serving(display),
-        h.running_dispatcher(api_client, tracer_provider=provider) as dispatcher,
+        h.running_dispatcher(
+            api_client,
+            tracer_provider=named("imc-dispatcher"),
+            broker_tracer_providers=(named("broker-ingress"), named("broker-filter")),
+        ) as dispatcher,
     ):
         ingress = ingress_url(dispatcher, namespace)
         uid = await make_trigger(api_client, namespace, "all", display)
@@ -304,6 +315,12 @@ async def test_a_trace_spans_ingress_filter_and_subscriber(
     assert spans["broker.filter"].parent.span_id == spans["broker.ingress"].context.span_id
     assert spans["POST"].parent is not None
     assert spans["POST"].parent.span_id == spans["broker.filter"].context.span_id
+    # the delivery to the Trigger's subscriber is the filter's hop, named so in Zipkin
+    service = {name: s.resource.attributes[resources.SERVICE_NAME] for name, s in spans.items()}
+    assert service == {
+        "broker.ingress": "broker-ingress", "broker.filter": "broker-filter",
+        "POST": "broker-filter",
+    }  # fmt: skip
     assert display.headers[0]["traceparent"].split("-")[1] == trace_id
 
 
