@@ -108,7 +108,7 @@ async def _run(
             else:
                 where = connections.endpoint(url)
                 assert where is not None
-                response = await pool.post(where, HEADERS, body)
+                response = await pool.send(where, HEADERS, body)
                 assert 200 <= response.status < 300
 
     try:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from kubernetes_asyncio import client
 from prometheus_client import CollectorRegistry
 
 from controller import context, manager, settings
@@ -70,8 +69,7 @@ async def main() -> int:
     registry = CollectorRegistry()
     readiness = probes.Readiness()
     observed = metrics.ControllerMetrics(registry)
-    async with client.ApiClient(configuration=await kubeapi.configuration()) as raw:
-        api = kubeapi.KubeApi(raw)
+    async with kubeapi.KubeApi(await kubeapi.configuration()) as api:
         elector = leadership.LeaderElector(
             api, namespace=cfg.system_namespace, name=cfg.lease_name, identity=cfg.identity,
             rejoin=False,

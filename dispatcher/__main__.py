@@ -12,7 +12,6 @@ import gc
 import logging
 import sys
 
-from kubernetes_asyncio import client
 from prometheus_client import CollectorRegistry
 
 from dispatcher import aggregation, service, workers
@@ -45,9 +44,9 @@ async def serve(config: dispatcher_settings.DispatcherSettings, index: int) -> i
     readiness = probes.Readiness()
     shared = config.workers > 1
     try:
-        async with client.ApiClient(configuration=await kubeapi.configuration()) as api_client:
+        async with kubeapi.KubeApi(await kubeapi.configuration()) as api:
             dispatcher = service.Dispatcher(
-                kubeapi.KubeApi(api_client),
+                api,
                 config,
                 registry=registry,
                 readiness=readiness,

@@ -51,8 +51,9 @@ import dataclasses
 import functools
 import logging
 import math
+import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -83,6 +84,8 @@ MAX_HEADERS = 100
 TIMER_SLACK = 0.001
 """Seconds: a deadline this close counts as reached when the pool's timer fires (the loop's
 timers have millisecond resolution and may fire that much early)."""
+STREAM_BUFFER = 1024 * 1024
+"""Bytes a streamed answer buffers before reading pauses until the reader catches up."""
 JOIN_LIMIT = 64 * 1024
 """Bodies up to this many bytes are joined to the request head and written at once; larger
 ones are written as they are (uvloop keeps a reference, no copy per attempt)."""
@@ -121,20 +124,22 @@ class Endpoint:
 
 
 @functools.lru_cache(maxsize=1024)
-def endpoint(url: str) -> Endpoint | None:
-    """Where and how to POST `url`, or None when this pool does not serve it (https,
-    credentials, characters that need quoting)."""
-    if not url.startswith("http://") or not url.isascii() or " " in url:
+def endpoint(url: str, method: str = "POST", *, tls: bool = False) -> Endpoint | None:
+    """Where and how to send `method` to `url`, or None when a pool does not serve it:
+    credentials, characters that need quoting, or a scheme other than the pool's (`http://`,
+    or `https://` for a pool with `tls`)."""
+    scheme = "https://" if tls else "http://"
+    if not url.startswith(scheme) or not url.isascii() or " " in url:
         return None
     parts = urlsplit(url)
     if parts.username is not None or parts.password is not None or not parts.hostname:
         return None
     try:
-        port = parts.port or 80
+        port = parts.port or (443 if tls else 80)
     except ValueError:
         return None
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    head = f"POST {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n".encode("ascii")
+    head = f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n".encode("ascii")
     return Endpoint(parts.hostname, port, head)
 
 
@@ -144,6 +149,113 @@ class Response:
     headers: CIMultiDict[str]
     body: bytes
     truncated: bool
+
+
+class Stream:
+    """The body of a streamed answer (a Kubernetes watch), read line by line as it arrives.
+
+    Reading is paused while more than `STREAM_BUFFER` bytes wait, so a slow reader holds
+    the peer back instead of growing the buffer; a line longer than `max_line` fails.
+    """
+
+    def __init__(
+        self,
+        connection: _Connection,
+        max_line: int,
+        discard: Callable[[_Connection], None] | None = None,
+    ) -> None:
+        self._connection = connection
+        self._discard = discard
+        self._max_line = max_line
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[None] | None = None
+        self._ended = False
+        self._error: Exception | None = None
+        self._paused = False
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) > STREAM_BUFFER and not self._paused:
+            transport = self._connection.transport
+            if transport is not None:
+                transport.pause_reading()
+                self._paused = True
+        self._wake()
+
+    def end(self, error: Exception | None = None) -> None:
+        if not self._ended:
+            self._ended, self._error = True, error
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _resume(self) -> None:
+        transport = self._connection.transport
+        if self._paused and transport is not None and not self._connection.closed:
+            transport.resume_reading()
+        self._paused = False
+
+    async def readline(self, silence: float | None = None) -> bytes:
+        """The next line with its newline (the last one may lack it); b"" at the end.
+
+        `TimeoutError` when nothing completes a line for `silence` seconds; the connection
+        lost before the end is `ServerDisconnectedError`.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if silence is None else loop.time() + silence
+        start = 0
+        while True:
+            at = self._buffer.find(b"\n", start)
+            if at >= 0:
+                line = bytes(self._buffer[: at + 1])
+                del self._buffer[: at + 1]
+                if len(self._buffer) <= STREAM_BUFFER:
+                    self._resume()
+                return line
+            start = len(self._buffer)
+            if start > self._max_line:
+                self.close()
+                raise ClientPayloadError(f"a streamed line is longer than {self._max_line} bytes")
+            if self._ended:
+                if self._error is not None:
+                    raise self._error
+                rest = bytes(self._buffer)
+                self._buffer.clear()
+                return rest
+            self._resume()  # no whole line yet: more must come in whatever the buffer holds
+            self._waiter = loop.create_future()
+            async with asyncio.timeout_at(deadline):
+                await self._waiter
+
+    async def read(self, limit: int) -> bytes:
+        """The rest of the body, up to `limit` bytes (an error answer's Status)."""
+        parts: list[bytes] = []
+        size = 0
+        while size < limit:
+            line = await self.readline()
+            if not line:
+                break
+            parts.append(line)
+            size += len(line)
+        return b"".join(parts)[:limit]
+
+    def close(self) -> None:
+        """Drop the connection at once (a TLS close would wait for the peer's close_notify,
+        from a peer that may be why the reader gave up)."""
+        self._connection.abort()
+        if self._discard is not None:
+            self._discard(self._connection)
+
+
+def _head(where: Endpoint, headers: Mapping[str, str], body: bytes) -> bytes:
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    if lines.count("\n") != len(headers) or lines.count("\r") != len(headers):
+        raise ClientError("a header name or value contains a line break")
+    encoded = lines.encode("utf-8", "surrogateescape")
+    return where.head + encoded + b"Content-Length: %d\r\n\r\n" % len(body)
 
 
 class _Connection(asyncio.Protocol):
@@ -178,6 +290,8 @@ class _Connection(asyncio.Protocol):
         self._count = 0
         self._chunks: list[bytes] = []
         self._size = 0
+        self.stream: Stream | None = None
+        """Set for a streamed answer: its body goes there, the answer resolves at its head."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -209,6 +323,11 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
     def expire(self, seconds: float) -> None:
         """The answer did not arrive in time: fail the request and close the connection."""
         self._fail(TimeoutError(f"no complete answer within {seconds} s"))
@@ -218,9 +337,11 @@ class _Connection(asyncio.Protocol):
         answer, self._answer = self._answer, None
         if answer is not None and not answer.done():
             answer.set_exception(exc)
+        if self.stream is not None:
+            self.stream.end(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._answer is None:
+        if self._answer is None and (self.stream is None or self._complete):
             self.close()  # bytes nobody asked for: the connection cannot be trusted
             return
         self.received = True
@@ -232,7 +353,7 @@ class _Connection(asyncio.Protocol):
             # (which accumulates a header line across calls) holds much more than they allow.
             view = memoryview(data)
             offset = 0
-            while offset < len(data) and self._answer is not None:
+            while offset < len(data) and (self._answer is not None or self._streaming):
                 end = len(data) if self._identity else offset + LINE_LIMIT
                 self._feed(view[offset:end])
                 offset = end
@@ -250,10 +371,14 @@ class _Connection(asyncio.Protocol):
             self._fail(exc)
             self.close()
 
+    @property
+    def _streaming(self) -> bool:
+        return self.stream is not None and not self._complete
+
     def _feed(self, data: bytes | memoryview) -> None:
         self._progress = False
         self._parser.feed_data(data)
-        if self._answer is None:
+        if self._answer is None and not self._streaming:
             return
         if self._progress:
             self._stalled = 0
@@ -298,9 +423,16 @@ class _Connection(asyncio.Protocol):
         chunked = encoding is not None and encoding.lower().rstrip().endswith("chunked")
         self._identity = not chunked
         self._until_close = not chunked and "Content-Length" not in headers
+        if self.stream is not None:
+            answer, self._answer = self._answer, None
+            if answer is not None and not answer.done():
+                answer.set_result(Response(status, headers, b"", False))
 
     def on_body(self, body: bytes) -> None:
         self._progress = True
+        if self.stream is not None:
+            self.stream.feed(body)
+            return
         room = self._limit - self._size
         if len(body) > room:
             if room > 0:
@@ -328,6 +460,8 @@ class _Connection(asyncio.Protocol):
 
     def _finish(self, *, truncated: bool) -> None:
         self._complete = True
+        if self.stream is not None:
+            self.stream.end()
         if truncated:
             self.reusable = False
         answer, self._answer = self._answer, None
@@ -359,7 +493,11 @@ class Pool:
         connect_timeout: float = CONNECT_TIMEOUT,
         idle_seconds: float = IDLE_SECONDS,
         max_age: float = MAX_AGE_SECONDS,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """`tls`: connections are TLS with this context (the server's name checked against
+        its certificate, IP addresses included): the pool then serves `https://` endpoints."""
+        self._tls = tls
         self._limit = limit_per_host
         self._max_age = max_age
         self._body_limit = body_limit
@@ -383,20 +521,17 @@ class Pool:
         """Idle connections kept for reuse."""
         return sum(len(host.idle) for host in self._hosts.values())
 
-    async def post(
+    async def send(
         self,
         where: Endpoint,
         headers: Mapping[str, str],
         body: bytes,
         attempt_timeout: float | None = None,
     ) -> Response:
-        """POST `body`; raises `ClientError`, or `TimeoutError` when the answer is not complete
-        `attempt_timeout` seconds after the call (waiting for a slot and connecting included)."""
-        lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-        if lines.count("\n") != len(headers) or lines.count("\r") != len(headers):
-            raise ClientError("a header name or value contains a line break")
-        head = lines.encode("utf-8", "surrogateescape") + b"Content-Length: %d\r\n\r\n" % len(body)
-        head = where.head + head
+        """Send `body` as `where` says (method, target, host); raises `ClientError`, or
+        `TimeoutError` when the answer is not complete `attempt_timeout` seconds after the
+        call (waiting for a slot and connecting included)."""
+        head = _head(where, headers, body)
         deadline = math.inf
         if attempt_timeout is not None:
             deadline = asyncio.get_running_loop().time() + attempt_timeout
@@ -461,6 +596,32 @@ class Pool:
             host.users -= 1
             if not host.users and not host.idle and self._hosts.get(key) is host:
                 del self._hosts[key]
+
+    async def stream(
+        self,
+        where: Endpoint,
+        headers: Mapping[str, str],
+        body: bytes = b"",
+        *,
+        head_timeout: float | None = None,
+        max_line: int = 64 * 1024 * 1024,
+    ) -> tuple[Response, Stream]:
+        """Send on a connection of its own; return the answer's head as soon as it arrives
+        (within `head_timeout`, connecting included) and its body as a `Stream`, which the
+        caller must close. Not counted in `limit_per_host`: a stream may last for hours."""
+        head = _head(where, headers, body)
+        deadline = math.inf
+        if head_timeout is not None:
+            deadline = asyncio.get_running_loop().time() + head_timeout
+        connection = await self._connect((where.host, where.port), deadline)
+        stream = connection.stream = Stream(connection, max_line, self._discard)
+        try:
+            response = await self._request(connection, head, body, deadline, head_timeout)
+        except BaseException:
+            self._discard(connection)
+            raise
+        self._busy.pop(connection, None)
+        return response, stream
 
     async def _wait_for_slot(self, host: _Host, deadline: float) -> None:
         waiter = asyncio.get_running_loop().create_future()
@@ -539,7 +700,12 @@ class Pool:
         left = deadline - loop.time()
         try:
             async with asyncio.timeout(min(seconds, left)):
-                _, connection = await loop.create_connection(lambda: _Connection(limit), *key)
+                _, connection = await loop.create_connection(
+                    lambda: _Connection(limit),
+                    *key,
+                    ssl=self._tls,
+                    server_hostname=key[0] if self._tls is not None else None,
+                )
         except TimeoutError as exc:
             if left <= seconds:
                 raise  # the request's own timeout, not the connect timeout
@@ -547,14 +713,18 @@ class Pool:
                 f"Connection timeout to host {key[0]}:{key[1]} after {self._connect_timeout} s"
             ) from exc
         except OSError as exc:
+            tls = "ssl:default" if self._tls is None else "ssl:tls"
             raise ClientConnectorError(
-                f"Cannot connect to host {key[0]}:{key[1]} ssl:default [{exc.strerror or exc}]"
+                f"Cannot connect to host {key[0]}:{key[1]} {tls} [{exc.strerror or exc}]"
             ) from exc
         self._open.add(connection)
         return connection
 
     def _discard(self, connection: _Connection) -> None:
-        connection.close()
+        if self._tls is not None:
+            connection.abort()  # no wait for the peer's close_notify (see Stream.close)
+        else:
+            connection.close()
         self._open.discard(connection)
         self._busy.pop(connection, None)
 
@@ -591,6 +761,9 @@ class Pool:
             self._watch, self._watch_at = None, math.inf
         self._busy.clear()
         for connection in self._open:
-            connection.close()
+            if self._tls is not None:
+                connection.abort()  # see _discard
+            else:
+                connection.close()
         self._open.clear()
         self._hosts.clear()

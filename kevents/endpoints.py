@@ -1,12 +1,23 @@
 """The two ports every component serves besides its own work: Prometheus `/metrics` and the
-kubelet's `/health` + `/readiness` probes, as runner components."""
+kubelet's `/health` + `/readiness` probes, as runner components.
+
+They are `kevents.opserver` servers, so a deployable that needs no aiohttp does not import it
+(see `opserver` for the memory it saves); only a `metrics_app` given as an aiohttp app (the
+dispatcher's summing of its workers' metrics) is served by `kevents.webserver`.
+"""
 
 from __future__ import annotations
 
-from aiohttp import web
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry
 
-from kevents import metrics, probes, webserver
+from kevents import metrics, opserver, probes
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from kevents import webserver
 
 
 def servers(
@@ -19,22 +30,25 @@ def servers(
     probes_host: str = "0.0.0.0",
     metrics_app: web.Application | None = None,
     reuse_port: bool = False,
-) -> list[webserver.WebServer]:
+) -> list[opserver.Server | webserver.WebServer]:
     """The metrics server (`metrics_app`, else the registry's exposition) and the probes
     server; `probes_port=None` when the component answers the probes on its own port.
     `reuse_port`: worker processes share the probes port."""
-    out = [
-        webserver.WebServer(
-            metrics_app if metrics_app is not None else metrics.make_app(registry),
-            host=metrics_host,
-            port=metrics_port,
-            name="metrics",
-        )
-    ]
+    out: list[opserver.Server | webserver.WebServer] = []
+    if metrics_app is not None:
+        from kevents import webserver  # aiohttp: only where an aiohttp app is given
+
+        out.append(webserver.WebServer(
+            metrics_app, host=metrics_host, port=metrics_port, name="metrics"
+        ))  # fmt: skip
+    else:
+        out.append(opserver.Server(
+            metrics.routes(registry), host=metrics_host, port=metrics_port, name="metrics"
+        ))  # fmt: skip
     if probes_port is not None:
         out.append(
-            webserver.WebServer(
-                probes.make_app(readiness),
+            opserver.Server(
+                probes.routes(readiness),
                 host=probes_host,
                 port=probes_port,
                 name="probes",

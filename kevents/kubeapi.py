@@ -1,13 +1,21 @@
-"""The one Kubernetes client of kevents: JSON requests by path on kubernetes-asyncio's `ApiClient`.
+"""The one Kubernetes client of kevents: JSON requests by path over kevents' own HTTP/1.1 pool.
 
 Every component (controller, dispatcher, adapters) talks to the API through this module. The
 controller handles core, apps, authorization, coordination and custom resources alike,
 and refers to kinds it only learns at runtime (a sink `ref` to any Addressable), so it
-speaks raw JSON by path (what client-go's dynamic client does) instead of the generated
-typed models. `ApiClient` still provides TLS, auth and token refresh.
+speaks raw JSON by path (what client-go's dynamic client does) instead of typed models.
+
+The transport is `kevents.connections` (llhttp through httptools, TLS from `ssl`) rather than
+kubernetes-asyncio's `ApiClient` over aiohttp: importing those two costs ~17 MiB of RSS in
+every deployable, more than a third of the ApiServerSource adapter (issue 24), for what is
+here a handful of methods on keep-alive connections. `Config` says where the API server is
+and how to authenticate: in a pod the ServiceAccount's CA and token (the token file is read
+again every minute and after a 401: bound tokens rotate), else a kubeconfig, read by
+kubernetes-asyncio's loader (imported only then: developers' machines and tests).
 
 Objects are read as raw JSON, so they reach sinks exactly as the API server sent them, and
-watches are streamed line by line under the caller's inactivity timeout.
+watches are streamed line by line under the caller's inactivity timeout. A `KubeApi` holds
+connections: close it (`async with`, or `close()`).
 
 Errors (all `errors.KeventsError`; library errors chained with `raise ... from`):
 
@@ -24,26 +32,36 @@ ApiError            a non-2xx answer: status, reason, apiserver message, method,
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
 import os
 import pathlib
+import ssl
+import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit
 
-import aiohttp
-from kubernetes_asyncio import client, config
-
-from kevents import errors
+from kevents import connections, errors
 
 logger = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 
-TOKEN_PATH = pathlib.Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+SERVICE_ACCOUNT = pathlib.Path("/var/run/secrets/kubernetes.io/serviceaccount")
+TOKEN_PATH = SERVICE_ACCOUNT / "token"
+CA_PATH = SERVICE_ACCOUNT / "ca.crt"
+TOKEN_RELOAD_SECONDS = 60.0
+"""A token file is read again after this long: the kubelet rotates bound ServiceAccount
+tokens well before they expire (at 80 % of their life, an hour at least)."""
+BODY_LIMIT = 512 * 1024 * 1024
+"""Bytes of one answer: a list of every object of a large kind fits (etcd keeps objects up to
+1.5 MiB each); a watch's lines are read one at a time."""
+CONNECTIONS = 32
+"""Requests in flight to the API server at once (watches are not counted)."""
 
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -92,16 +110,131 @@ def in_cluster() -> bool:
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and TOKEN_PATH.exists()
 
 
-async def configuration() -> client.Configuration:
-    """In-cluster config when running in a pod, else `$KUBECONFIG` (or ~/.kube/config)."""
-    cfg = client.Configuration()
-    if in_cluster():
-        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-    else:
-        await config.load_kube_config(
-            config_file=os.environ.get("KUBECONFIG"), client_configuration=cfg
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Where the API server is and how to authenticate to it."""
+
+    host: str
+    """Its URL, e.g. https://10.96.0.1:443 (http:// only for test proxies on loopback)."""
+    ca_file: str | None = None
+    ca_data: str | None = None
+    """PEM file, or PEM text, of the CAs its certificate is checked against (neither: the
+    system's)."""
+    cert_file: str | None = None
+    key_file: str | None = None
+    """A client certificate and key, for kubeconfigs that authenticate with one."""
+    token: str | None = None
+    token_file: str | None = None
+    """A bearer token, or the file it is read from (again every `TOKEN_RELOAD_SECONDS`)."""
+    verify: bool = True
+    """False only for a kubeconfig's `insecure-skip-tls-verify`."""
+
+    @classmethod
+    def in_cluster(cls) -> Config:
+        host = os.environ["KUBERNETES_SERVICE_HOST"]
+        port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+        if ":" in host:
+            host = f"[{host}]"  # IPv6
+        return cls(f"https://{host}:{port}", ca_file=str(CA_PATH), token_file=str(TOKEN_PATH))
+
+    @classmethod
+    def of(cls, configuration: Any) -> Config:
+        """From a kubernetes-asyncio `Configuration` (or an `ApiClient`, which carries one),
+        as its kubeconfig loader fills it."""
+        configuration = getattr(configuration, "configuration", configuration)
+        keys: Mapping[str, str] = configuration.api_key or {}
+        token = keys.get("BearerToken") or keys.get("authorization")
+        if token:
+            prefix = (configuration.api_key_prefix or {}).get("BearerToken")
+            token = f"{prefix} {token}" if prefix else token
+            token = token.removeprefix("Bearer ").strip()
+        return cls(
+            host=str(configuration.host),
+            ca_file=configuration.ssl_ca_cert,
+            cert_file=configuration.cert_file,
+            key_file=configuration.key_file,
+            token=token or None,
+            verify=bool(configuration.verify_ssl),
         )
-    return cfg
+
+    def tls(self) -> ssl.SSLContext | None:
+        """The TLS context for `host`, None for a plain http one."""
+        if not self.host.startswith("https://"):
+            return None
+        context = ssl.create_default_context(cafile=self.ca_file, cadata=self.ca_data)
+        if not self.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if self.cert_file:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
+def from_kubeconfig(path: pathlib.Path) -> Config | None:
+    """The current context of the kubeconfig at `path` when it names its credentials plainly
+    (files, a token, a token file, the CA inline or as a file); None when it needs
+    kubernetes-asyncio's loader (client certificates inline, exec and auth-provider
+    plugins, basic auth). The common case reads it without importing that loader, which
+    brings aiohttp and ~14 MiB with it (a component run out of a cluster, the benches)."""
+    text = path.read_text()
+    try:
+        doc = json.loads(text)  # kubeconfigs written by tools are often JSON
+    except ValueError:
+        import yaml
+
+        doc = yaml.safe_load(text)
+    if not isinstance(doc, dict):
+        raise errors.ConfigError([f"{path}: not a kubeconfig"])
+
+    def named(section: str, name: object) -> dict[str, Any]:
+        for entry in doc.get(section) or []:
+            if isinstance(entry, dict) and entry.get("name") == name:
+                found = entry.get(section.rstrip("s"))
+                return found if isinstance(found, dict) else {}
+        raise errors.ConfigError([f"{path}: no {section.rstrip('s')} named {name!r}"])
+
+    context = named("contexts", doc.get("current-context"))
+    cluster = named("clusters", context.get("cluster"))
+    user = named("users", context.get("user")) if context.get("user") else {}
+    plain = {"client-certificate", "client-key", "token", "tokenFile"}
+    if set(user) - plain:
+        return None
+    if "server" not in cluster:
+        raise errors.ConfigError([f"{path}: cluster {context.get('cluster')!r} has no server"])
+
+    def local(name: str | None) -> str | None:
+        return None if name is None else str(path.parent / os.path.expanduser(name))
+
+    ca_data = cluster.get("certificate-authority-data")
+    return Config(
+        host=str(cluster["server"]).rstrip("/"),
+        ca_file=local(cluster.get("certificate-authority")),
+        ca_data=base64.b64decode(ca_data).decode() if ca_data else None,
+        cert_file=local(user.get("client-certificate")),
+        key_file=local(user.get("client-key")),
+        token=user.get("token"),
+        token_file=local(user.get("tokenFile")),
+        verify=not cluster.get("insecure-skip-tls-verify", False),
+    )
+
+
+def _kubeconfig_path() -> pathlib.Path:
+    return pathlib.Path(os.environ.get("KUBECONFIG") or "~/.kube/config").expanduser()
+
+
+async def configuration() -> Config:
+    """In-cluster config when running in a pod, else `$KUBECONFIG` (or ~/.kube/config)."""
+    if in_cluster():
+        return Config.in_cluster()
+    path = _kubeconfig_path()
+    plain = from_kubeconfig(path)
+    if plain is not None:
+        return plain
+    from kubernetes_asyncio import client, config
+
+    cfg = client.Configuration()
+    await config.load_kube_config(config_file=str(path), client_configuration=cfg)
+    return Config.of(cfg)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,16 +260,72 @@ class Resource:
         return base
 
 
-class KubeApi:
-    """JSON requests by path over an authenticated `ApiClient`."""
+class _Token:
+    """The bearer token: fixed, or read from its file again once a minute (or when refused)."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
-        self.api_client = api_client
+    def __init__(self, config: Config) -> None:
+        self._fixed = config.token
+        self._file = config.token_file
+        self._value: str | None = None
+        self._read_at = -TOKEN_RELOAD_SECONDS
+
+    def header(self) -> str | None:
+        if self._file is None:
+            return f"Bearer {self._fixed}" if self._fixed else None
+        if time.monotonic() - self._read_at >= TOKEN_RELOAD_SECONDS:
+            self.reload()
+        return f"Bearer {self._value}" if self._value else None
+
+    def reload(self) -> bool:
+        """Read the file now; True when the token changed (worth a second try after a 401)."""
+        if self._file is None:
+            return False
+        before = self._value
+        try:
+            self._value = pathlib.Path(self._file).read_text().strip()
+        except OSError as exc:
+            logger.warning("Cannot read the API token from %s: %s.", self._file, exc)
+        self._read_at = time.monotonic()
+        return self._value != before
+
+
+class KubeApi:
+    """JSON requests by path to the API server `config` names (kubernetes-asyncio's
+    `ApiClient` is taken for its configuration: tests and tools build one from a kubeconfig).
+
+    Connections are opened in the running loop on first use; `close()` them."""
+
+    def __init__(self, config: Config | Any) -> None:
+        self.config = config if isinstance(config, Config) else Config.of(config)
+        base = urlsplit(self.config.host)
+        self._base = f"{base.scheme}://{base.netloc}"
+        self._tls = self.config.host.startswith("https://")
+        self._token = _Token(self.config)
+        self._pool: connections.Pool | None = None
 
     @property
     def host(self) -> str:
         """The apiserver URL this client talks to (e.g. https://10.96.0.1:443)."""
-        return str(self.api_client.configuration.host)
+        return self.config.host
+
+    def _connections(self) -> connections.Pool:
+        if self._pool is None:
+            self._pool = connections.Pool(
+                limit_per_host=CONNECTIONS, body_limit=BODY_LIMIT, tls=self.config.tls(),
+                max_age=float("inf"),
+            )  # fmt: skip
+        return self._pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    async def __aenter__(self) -> KubeApi:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     async def request(
         self,
@@ -148,16 +337,26 @@ class KubeApi:
         content_type: str = "application/json",
         request_timeout: float = 30.0,
     ) -> Json:
-        try:
-            response = await self._send(method, path, body, query, content_type, request_timeout)
-            async with response:
-                data = await _read(response, method, path)
-        except TimeoutError as exc:  # a slow apiserver is transient, like a lost connection
-            message = f"no answer within {request_timeout:g} s"
-            raise Unreachable(0, "Timeout", message, method, path) from exc
+        where = self._endpoint(method, path, query)
+        data = b"" if body is None else json.dumps(body).encode()
+        for attempt in (1, 2):
+            headers = self._headers(content_type if body is not None else None)
+            try:
+                response = await self._connections().send(where, headers, data, request_timeout)
+            except TimeoutError as exc:  # a slow apiserver is transient, like a lost connection
+                message = f"no answer within {request_timeout:g} s"
+                raise Unreachable(0, "Timeout", message, method, path) from exc
+            except connections.ClientError as exc:
+                raise Unreachable(0, type(exc).__name__, str(exc), method, path) from exc
+            if response.status == 401 and attempt == 1 and self._token.reload():
+                continue  # the token rotated under us: once more with the new one
+            break
+        if response.truncated:
+            message = f"answer larger than {BODY_LIMIT} bytes"
+            raise ApiError(response.status, "TooLarge", message, method, path)
         if not 200 <= response.status < 300:
-            raise _error(response.status, data, method, path)
-        return cast(Json, json.loads(data)) if data else {}
+            raise _error(response.status, response.body, method, path)
+        return cast(Json, json.loads(response.body)) if response.body else {}
 
     async def stream(
         self, path: str, query: Sequence[tuple[str, str]], *, read_timeout: float
@@ -167,17 +366,27 @@ class KubeApi:
         The silence raises `TimeoutError` (a watch's inactivity watchdog); a connection lost
         mid-stream raises `Unreachable`, a line that is not JSON `ApiError`.
         """
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout)
-        response = await self._send("GET", path, None, query, "application/json", timeout)
+        where = self._endpoint("GET", path, query)
         try:
+            response, body = await self._connections().stream(
+                where, self._headers(None), head_timeout=30.0
+            )
+        except TimeoutError as exc:
+            raise Unreachable(0, "Timeout", "no answer within 30 s", "WATCH", path) from exc
+        except connections.ClientError as exc:
+            raise Unreachable(0, type(exc).__name__, str(exc), "WATCH", path) from exc
+        try:
+            if response.status == 401:
+                self._token.reload()  # the next watch goes with the rotated token
             if not 200 <= response.status < 300:
-                raise _error(response.status, await _read(response, "WATCH", path), "WATCH", path)
+                data = await _read(body, "WATCH", path)
+                raise _error(response.status, data, "WATCH", path)
             while True:
                 try:
-                    line = await response.content.readline()
+                    line = await body.readline(read_timeout)
                 except TimeoutError:
                     raise
-                except (aiohttp.ClientError, OSError) as exc:
+                except connections.ClientError as exc:
                     raise Unreachable(0, type(exc).__name__, str(exc), "WATCH", path) from exc
                 if not line:
                     return  # the server ended the watch (its timeoutSeconds)
@@ -189,15 +398,27 @@ class KubeApi:
                         raise ApiError(status, "InvalidJSON", str(exc), "WATCH", path) from exc
                     yield cast(Json, doc)
         finally:
-            # A watch is left unfinished (cancelled, closed early, watchdog): close its
-            # connection now rather than hand a half-read one back to the pool. Abort it:
-            # a TLS close would wait up to 30 s (asyncio's ssl_shutdown_timeout) for the
-            # peer's close_notify, keeping the socket open, from a peer that may be the
-            # reason we gave up (watchdog), or past the event loop's end (shutdown).
-            connection = response.connection
-            if connection is not None and connection.transport is not None:
-                connection.transport.abort()
-            response.close()
+            # A watch left unfinished (cancelled, closed early, watchdog) or finished: its
+            # connection is dropped at once, never handed back half-read.
+            body.close()
+
+    def _endpoint(
+        self, method: str, path: str, query: Sequence[tuple[str, str]]
+    ) -> connections.Endpoint:
+        url = self._base + path + (f"?{urlencode(list(query))}" if query else "")
+        where = connections.endpoint(url, method, tls=self._tls)
+        if where is None:
+            raise ApiError(0, "InvalidURL", f"cannot request {url}", method, path)
+        return where
+
+    def _headers(self, content_type: str | None) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": "kevents"}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        authorization = self._token.header()
+        if authorization is not None:
+            headers["Authorization"] = authorization
+        return headers
 
     async def watch(
         self, path: str, query: Sequence[tuple[str, str]], *, read_timeout: float
@@ -266,39 +487,13 @@ class KubeApi:
             content_type=APPLY_PATCH,
         )
 
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        body: object,
-        query: Sequence[tuple[str, str]],
-        content_type: str,
-        request_timeout: float | aiohttp.ClientTimeout,
-    ) -> aiohttp.ClientResponse:
-        headers = {"Accept": "application/json", "Content-Type": content_type}
-        try:
-            response = await self.api_client.call_api(
-                path,
-                method,
-                query_params=list(query),
-                header_params=headers,
-                body=body,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _request_timeout=request_timeout,
-            )
-        except aiohttp.ClientError as exc:
-            raise Unreachable(0, type(exc).__name__, str(exc), method, path) from exc
-        return cast(aiohttp.ClientResponse, response)
 
-
-async def _read(response: aiohttp.ClientResponse, method: str, path: str) -> bytes:
-    """The whole body; a connection lost while reading it is `Unreachable`."""
+async def _read(body: connections.Stream, method: str, path: str) -> bytes:
+    """An error answer's whole body (a Status); a connection lost while reading it is
+    `Unreachable`."""
     try:
-        return await response.read()
-    except TimeoutError:
-        raise
-    except (aiohttp.ClientError, OSError) as exc:
+        return await body.read(64 * 1024)
+    except connections.ClientError as exc:
         raise Unreachable(0, type(exc).__name__, str(exc), method, path) from exc
 
 

@@ -1,8 +1,9 @@
 """kubernetes_asyncio without its generated API and model classes until one is used.
 
-kevents talks to the API server through `kevents.kubeapi` with raw JSON: it needs only
-kubernetes_asyncio's `Configuration`, `ApiClient.call_api(..., _preload_content=False)`,
-`rest` and the config loaders. Importing the package, though, runs its `__init__`s, which
+kevents talks to the API server through `kevents.kubeapi` on its own transport: in a pod it
+imports nothing of kubernetes_asyncio; out of a cluster it reads the kubeconfig with
+kubernetes_asyncio's loader into a `Configuration` (tests and tools also use its typed
+clients). Importing the package, though, runs its `__init__`s, which
 import every generated `*Api` class and every model (~1,200 modules): 38 MiB of RSS in each
 deployable, a third of the dispatcher's (measured with `python -X importtime` and VmRSS after
 import; issue 24). Likewise `kubernetes_asyncio.config` imports the kubeconfig loader (YAML,

@@ -11,16 +11,19 @@ Two families exist side by side:
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import exposition as exposition_module
-from prometheus_client import registry as prom_registry
 from prometheus_client.metrics_core import Metric
 
-from kevents import delivery
+from kevents import delivery, opserver
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 DURATION_BUCKETS = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0,
@@ -160,9 +163,6 @@ class HTTPServerMetrics:
         )
 
 
-METRICS_REGISTRY = web.AppKey("metrics_registry", prom_registry.CollectorRegistry)
-
-
 KNATIVE_COUNTERS = ("event_count", "retry_event_count")
 """Knative's counter names, exported as counters under exactly these names (its OpenCensus
 exporter did so: `# TYPE event_count counter`, sample `event_count`), so dashboards and
@@ -181,17 +181,28 @@ def exposition(registry: CollectorRegistry) -> bytes:
     return body
 
 
-async def _serve_metrics(request: web.Request) -> web.Response:
-    registry = request.app[METRICS_REGISTRY]
-    body = exposition(registry)
-    return web.Response(body=body, headers={"Content-Type": exposition_module.CONTENT_TYPE_LATEST})
+def answer(registry: CollectorRegistry) -> opserver.Answer:
+    """The `/metrics` answer: `exposition(registry)`, typed as prometheus_client types it."""
+    return opserver.Answer(200, exposition(registry), exposition_module.CONTENT_TYPE_LATEST)
+
+
+def routes(registry: CollectorRegistry) -> dict[str, opserver.Route]:
+    """`/metrics` for `registry` (served by `kevents.endpoints`)."""
+    return {"/metrics": functools.partial(answer, registry)}
 
 
 def make_app(registry: CollectorRegistry) -> web.Application:
-    """An aiohttp app serving `registry` at `/metrics` (Prometheus text format 0.0.4)."""
+    """An aiohttp app serving `registry` at `/metrics`, for the deployables that serve
+    aiohttp apps anyway (the dispatcher's workers, the display); aiohttp is imported here
+    only: `kevents.endpoints` serves `routes()` without it."""
+    from aiohttp import web
+
+    async def serve(request: web.Request) -> web.Response:
+        served = answer(registry)
+        return web.Response(body=served.body, headers={"Content-Type": served.content_type})
+
     app = web.Application()
-    app[METRICS_REGISTRY] = registry
-    app.router.add_get("/metrics", _serve_metrics)
+    app.router.add_get("/metrics", serve)
     return app
 
 

@@ -7,9 +7,10 @@ stops (the runner marks not-ready at shutdown so traffic moves away before drain
 
 from __future__ import annotations
 
+import functools
 import logging
 
-from aiohttp import web
+from kevents import opserver
 
 logger = logging.getLogger(__name__)
 
@@ -42,24 +43,16 @@ class Readiness:
         self._reason = reason
 
 
-READINESS = web.AppKey("readiness", Readiness)
+def _health() -> opserver.Answer:
+    return opserver.Answer(200, b"ok")
 
 
-async def _health(request: web.Request) -> web.Response:
-    return web.Response(text="ok")
-
-
-async def _readiness(request: web.Request) -> web.Response:
-    readiness = request.app[READINESS]
+def _readiness(readiness: Readiness) -> opserver.Answer:
     if readiness.ready:
-        return web.Response(text="ready")
-    return web.Response(status=503, text=f"not ready: {readiness.reason}")
+        return opserver.Answer(200, b"ready")
+    return opserver.Answer(503, f"not ready: {readiness.reason}".encode())
 
 
-def make_app(readiness: Readiness) -> web.Application:
-    """An aiohttp app serving `/health` and `/readiness` for `readiness`."""
-    app = web.Application()
-    app[READINESS] = readiness
-    app.router.add_get("/health", _health)
-    app.router.add_get("/readiness", _readiness)
-    return app
+def routes(readiness: Readiness) -> dict[str, opserver.Route]:
+    """`/health` and `/readiness` for `readiness` (served by `kevents.endpoints`)."""
+    return {"/health": _health, "/readiness": functools.partial(_readiness, readiness)}

@@ -4,7 +4,8 @@ Plain `http://` sinks go over `kevents.connections` (the lean pool); https (TLS 
 system trust plus K_CA_CERTS) and URLs with credentials over one `aiohttp.ClientSession`,
 made with its TLS context on the first such request: the system's CA bundle (144
 certificates here) costs 0.5-1.3 MiB of RSS in every process that loads it, and most sinks
-in a cluster are plain http (a bad K_CA_CERTS is still refused at construction).
+in a cluster are plain http (a bad K_CA_CERTS is still refused at construction). aiohttp
+itself is imported then too (~13.5 MiB of RSS, see `kevents.opserver`).
 `post()` never raises for HTTP or network failures: the `Attempt` carries the status or the
 error in words.
 
@@ -21,10 +22,12 @@ import dataclasses
 import io
 import ssl
 from collections.abc import Mapping
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from kevents import connections, errors
+
+if TYPE_CHECKING:
+    import aiohttp
 
 DEFAULT_ATTEMPT_TIMEOUT = 60.0
 """Seconds per attempt when the delivery sets no timeout (see the module docstring)."""
@@ -82,6 +85,8 @@ class Transport:
         self._opened = True
 
     def _https(self) -> aiohttp.ClientSession:
+        import aiohttp  # here only: a process sending to plain-http sinks never loads it
+
         self._opened = True
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
@@ -112,33 +117,52 @@ class Transport:
         where = connections.endpoint(url)
         try:
             if where is not None:
-                answer = await self._pool.post(where, headers, body, attempt_timeout)
+                answer = await self._pool.send(where, headers, body, attempt_timeout)
                 outcome.status = answer.status
                 outcome.headers = answer.headers
                 outcome.body, outcome.truncated = answer.body, answer.truncated
             else:
-                skip = () if "content-type" in headers else ("Content-Type",)
-                async with self._https().post(
-                    url,
-                    # aiohttp warns about (and copies) large bytes bodies; a fresh stream per
-                    # attempt sends the same bytes without either.
-                    data=io.BytesIO(body) if len(body) > LARGE_BODY else body,
-                    headers=headers,
-                    skip_auto_headers=skip,
-                    timeout=aiohttp.ClientTimeout(
-                        total=attempt_timeout, sock_connect=self._connect_timeout
-                    ),
-                ) as response:
-                    outcome.status = response.status
-                    outcome.headers = response.headers
-                    outcome.body, outcome.truncated = await self._read_body(response)
+                await self._post_https(url, body, headers, attempt_timeout, outcome)
         except TimeoutError:
             outcome.error = f"no response within {attempt_timeout} s"
-        except (aiohttp.ClientError, connections.ClientError) as exc:  # connect timeouts too
+        except connections.ClientError as exc:  # connect timeouts too
             outcome.error = f"{type(exc).__name__}: {exc}"
         if outcome.error is None and outcome.status is not None and not 200 <= outcome.status < 300:
             outcome.error = f"status {outcome.status}"
         return outcome
+
+    async def _post_https(
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        attempt_timeout: float,
+        outcome: Attempt,
+    ) -> None:
+        """`post()` over aiohttp: its `ClientError`s become `outcome.error`; its timeouts
+        (`TimeoutError`s as well as `ClientError`s) are left to `post()`, as for the pool."""
+        import aiohttp
+
+        skip = () if "content-type" in headers else ("Content-Type",)
+        try:
+            async with self._https().post(
+                url,
+                # aiohttp warns about (and copies) large bytes bodies; a fresh stream per
+                # attempt sends the same bytes without either.
+                data=io.BytesIO(body) if len(body) > LARGE_BODY else body,
+                headers=headers,
+                skip_auto_headers=skip,
+                timeout=aiohttp.ClientTimeout(
+                    total=attempt_timeout, sock_connect=self._connect_timeout
+                ),
+            ) as response:
+                outcome.status = response.status
+                outcome.headers = response.headers
+                outcome.body, outcome.truncated = await self._read_body(response)
+        except TimeoutError:
+            raise
+        except aiohttp.ClientError as exc:
+            outcome.error = f"{type(exc).__name__}: {exc}"
 
     async def _read_body(self, response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
         chunks: list[bytes] = []

@@ -2,6 +2,9 @@
 
 - `no_leaked_tasks` (autouse): an async test that leaves tasks running fails; TLS
   connections its code closed are let finish their goodbye before the loop ends.
+- `kube_clients_closed` (autouse): the `kevents.kubeapi.KubeApi`s a test built (from the
+  `api_client` fixture, most of them) are closed at its end, as the fixture closes the
+  kubernetes-asyncio client they were built from.
 - After each integration test, a garbage collection: a socket or transport the test left
   open is reported (ResourceWarning, an error) against that test, not against whichever later
   test the collector happens to run in.
@@ -25,6 +28,8 @@ from typing import Any
 import hypothesis
 import pytest
 
+from kevents import kubeapi
+
 hypothesis.settings.register_profile("kevents", deadline=None)
 hypothesis.settings.load_profile("kevents")
 
@@ -37,6 +42,21 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
     pytest's unraisable-exception check of the teardown phase."""
     if "integration" in item.path.parts:
         gc.collect()
+
+
+@pytest.fixture(autouse=True)
+async def kube_clients_closed(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    made: list[kubeapi.KubeApi] = []
+    init = kubeapi.KubeApi.__init__
+
+    def recording(self: kubeapi.KubeApi, config: Any) -> None:
+        init(self, config)
+        made.append(self)
+
+    monkeypatch.setattr(kubeapi.KubeApi, "__init__", recording)
+    yield
+    for api in made:
+        await api.close()
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,6 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from kubernetes_asyncio import client
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
@@ -42,8 +41,8 @@ async def serve_plane(
     registry = CollectorRegistry()
     readiness = probes.Readiness()
     try:
-        async with client.ApiClient(configuration=await kubeapi.configuration()) as api_client:
-            plane = make(kubeapi.KubeApi(api_client), registry, readiness, provider)
+        async with kubeapi.KubeApi(await kubeapi.configuration()) as api:
+            plane = make(api, registry, readiness, provider)
             run = runner.Runner(
                 [
                     *endpoints.servers(

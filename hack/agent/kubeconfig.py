@@ -2,7 +2,7 @@
 kubeconfig.
 
 The agent authenticates as `system:node:<name>` with the client certificate its kubeconfig
-names; kubernetes-asyncio loads it (TLS, CA, client certificate), and every request, error
+names; kubernetes-asyncio's loader reads it (TLS, CA, client certificate), and every request, error
 and watch then goes through the one client and watch loop of `kevents`, so the agent meets
 the same error tree (NotFound, Conflict, Gone, Forbidden, Unreachable) as the product.
 """
@@ -25,8 +25,8 @@ async def connect(path: pathlib.Path) -> AsyncIterator[kubeapi.KubeApi]:
     """A client for the apiserver and user of the kubeconfig's current context."""
     cfg = client.Configuration()
     await config.load_kube_config(config_file=str(path), client_configuration=cfg)
-    async with client.ApiClient(configuration=cfg) as api_client:
-        yield kubeapi.KubeApi(api_client)
+    async with kubeapi.KubeApi(kubeapi.Config.of(cfg)) as api:
+        yield api
 
 
 def server(path: pathlib.Path) -> str:

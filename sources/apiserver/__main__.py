@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from kubernetes_asyncio import client
 from prometheus_client import CollectorRegistry
 
 from kevents import endpoints, errors, kubeapi, logs, probes, runner, settings, tracing
@@ -24,8 +23,7 @@ async def main() -> int:
     provider = tracing.make_provider(adapter_settings.tracing_config, service_name=SERVICE)
     registry = CollectorRegistry()
     readiness = probes.Readiness()
-    async with client.ApiClient(configuration=await kubeapi.configuration()) as api_client:
-        api = kubeapi.KubeApi(api_client)
+    async with kubeapi.KubeApi(await kubeapi.configuration()) as api:
         try:
             kinds = await adapter.discover(api, source.resources)
         except errors.ConfigError as err:

@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import logging
 
-from kubernetes_asyncio import client
 from prometheus_client import CollectorRegistry
 
 from kevents import (
@@ -53,8 +52,7 @@ async def main() -> int:
         ),
         tracer_provider=provider,
     )
-    async with client.ApiClient(configuration=await kubeapi.configuration()) as api_client:
-        api = kubeapi.KubeApi(api_client)
+    async with kubeapi.KubeApi(await kubeapi.configuration()) as api:
         elector = (
             leadership.LeaderElector(
                 api,

@@ -71,7 +71,7 @@ async def post(url: str, pool: connections.Pool | None = None) -> connections.Re
     assert where is not None
     own = pool or connections.Pool(limit_per_host=4, body_limit=16)
     try:
-        return await own.post(where, {"ce-id": "1", "Prefer": "reply"}, b'{"a": 1}')
+        return await own.send(where, {"ce-id": "1", "Prefer": "reply"}, b'{"a": 1}')
     finally:
         if pool is None:
             own.close()
@@ -145,7 +145,7 @@ async def test_errors_are_client_errors(serve: Serve) -> None:
     where = connections.endpoint(garbage.url)
     assert where is not None
     with pytest.raises(connections.ClientError, match="line break"):
-        await connections.Pool(limit_per_host=1, body_limit=1).post(where, {"a": "b\r\nc: d"}, b"")
+        await connections.Pool(limit_per_host=1, body_limit=1).send(where, {"a": "b\r\nc: d"}, b"")
 
 
 @pytest.mark.parametrize(

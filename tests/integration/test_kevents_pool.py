@@ -88,7 +88,7 @@ def event(number: int = 1) -> cloudevent.CloudEvent:
 async def post(pool: connections.Pool, url: str) -> connections.Response:
     where = connections.endpoint(url)
     assert where is not None
-    return await pool.post(where, {"ce-id": "1"}, b"{}")
+    return await pool.send(where, {"ce-id": "1"}, b"{}")
 
 
 async def test_a_server_closing_after_each_answer_loses_nothing_with_retry_0(
@@ -204,7 +204,7 @@ async def test_requests_queued_behind_a_silent_subscriber_fail_each_at_its_own_t
 
         async def post_within(name: str, seconds: float) -> None:
             with pytest.raises(TimeoutError):
-                await pool.post(where, {"ce-id": name}, b"{}", seconds)
+                await pool.send(where, {"ce-id": name}, b"{}", seconds)
             failed.append(name)
 
         try:

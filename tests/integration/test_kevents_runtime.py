@@ -14,8 +14,10 @@ from prometheus_client import CollectorRegistry
 
 from kevents import (
     cloudevent,
+    endpoints,
     errors,
     metrics,
+    opserver,
     probes,
     retries,
     runner,
@@ -64,8 +66,8 @@ async def test_metrics_endpoint_serves_sender_counters(http: aiohttp.ClientSessi
     sender_metrics = metrics.SenderMetrics(registry, namespace="default", name="ping")
     sink = CountingSink()
     sink_server = sink.server()
-    metrics_server = webserver.WebServer(
-        metrics.make_app(registry), host=HOST, port=0, name="metrics"
+    (metrics_server,) = endpoints.servers(
+        registry, probes.Readiness(), metrics_host=HOST, metrics_port=0, probes_port=None
     )
     async with asyncio.TaskGroup() as group:
         tasks = [group.create_task(sink_server.run()), group.create_task(metrics_server.run())]
@@ -85,11 +87,14 @@ async def test_metrics_endpoint_serves_sender_counters(http: aiohttp.ClientSessi
     assert "kevents_delivery_duration_seconds_bucket" in text
 
 
+@pytest.mark.parametrize("server", ["endpoints", "aiohttp-app"])
 async def test_knative_named_metrics_are_counters_promtool_can_read(
-    http: aiohttp.ClientSession,
+    http: aiohttp.ClientSession, server: str
 ) -> None:
     """`event_count` and `retry_event_count` are counters under Knative's exact names, in a
-    scrape promtool parses; its only findings are the naming lints on those two names."""
+    scrape promtool parses; its only findings are the naming lints on those two names. Both
+    ways of serving the exposition: `endpoints` (every deployable) and the aiohttp app (the
+    dispatcher's workers, the display)."""
     registry = CollectorRegistry()
     sender_metrics = metrics.SenderMetrics(registry, namespace="default", name="ping")
     answers = [503, 202]
@@ -101,7 +106,11 @@ async def test_knative_named_metrics_are_counters_promtool_can_read(
     app = web.Application()
     app.router.add_post("/", flaky)
     sink_server = webserver.WebServer(app, host=HOST, port=0, name="sink")
-    metrics_server = webserver.WebServer(metrics.make_app(registry), host=HOST, port=0)
+    metrics_server: opserver.Server | webserver.WebServer
+    if server == "endpoints":
+        metrics_server = opserver.Server(metrics.routes(registry), host=HOST, port=0)
+    else:
+        metrics_server = webserver.WebServer(metrics.make_app(registry), host=HOST, port=0)
     policy = retries.RetryPolicy(retry=1, backoff_delay=0.01)
     async with asyncio.TaskGroup() as group:
         tasks = [group.create_task(sink_server.run()), group.create_task(metrics_server.run())]
@@ -136,7 +145,10 @@ async def test_knative_named_metrics_are_counters_promtool_can_read(
 
 async def test_readiness_flips_and_health_stays_up(http: aiohttp.ClientSession) -> None:
     readiness = probes.Readiness()
-    server = webserver.WebServer(probes.make_app(readiness), host=HOST, port=0, name="probes")
+    (_, server) = endpoints.servers(
+        CollectorRegistry(), readiness, metrics_host=HOST, metrics_port=0,
+        probes_host=HOST, probes_port=0,
+    )  # fmt: skip
     async with asyncio.TaskGroup() as group:
         task = group.create_task(server.run())
         await server.wait_started()
@@ -199,8 +211,9 @@ async def test_runner_drains_in_flight_events_and_stops_in_reverse(
     sink = CountingSink()
     sink.hold.clear()  # deliveries stay in flight until released
     sink_server = sink.server()
-    probes_server = webserver.WebServer(probes.make_app(readiness), host=HOST, port=0)
-    metrics_server = webserver.WebServer(metrics.make_app(registry), host=HOST, port=0)
+    metrics_server, probes_server = endpoints.servers(
+        registry, readiness, metrics_host=HOST, metrics_port=0, probes_host=HOST, probes_port=0
+    )
     event_sender = sender.Sender(sender_metrics=sender_metrics)
     async with asyncio.TaskGroup() as group:
         sink_task = group.create_task(sink_server.run())
