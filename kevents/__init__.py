@@ -11,11 +11,13 @@ Modules (import the module, not its names):
 - `sender`: `Sender` (retries, tracing, metrics over `transport`), `Clock`, `EventSender`.
 - `transport`: one HTTP attempt (default timeouts): the `connections` pool for http, aiohttp
   for https.
-- `connections`: `Pool` of keep-alive HTTP/1.1 connections, answers parsed by llhttp
-  (httptools) within limits, idle connections reaped.
+- `connections`: `Pool` of keep-alive HTTP/1.1 connections (plain or TLS), answers parsed by
+  llhttp (httptools) within limits, idle connections reaped, `Stream`ed bodies for watches.
+- `kubeapi`: the one Kubernetes client (`KubeApi`, `Config`) on `connections`.
 - `sendqueue`: `SendQueue`, a bounded queue with workers, backpressure and drain.
-- `metrics`: `SenderMetrics` on a registry passed in, `/metrics` app.
-- `probes`: `Readiness` and the `/health` + `/readiness` app.
+- `metrics`: `SenderMetrics` on a registry passed in, the `/metrics` answer.
+- `probes`: `Readiness` and the `/health` + `/readiness` answers.
+- `opserver`: the small bounded HTTP server of the metrics and probes ports (`endpoints`).
 - `webserver`: `WebServer`, an aiohttp app as a runner component.
 - `tracing`: `TracingConfig`, `make_provider`, W3C + B3 `inject`/`extract`.
 - `logs`: JSON/text logging setup with context fields and trace ids.

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -123,9 +124,10 @@ class Config:
     cert_file: str | None = None
     key_file: str | None = None
     """A client certificate and key, for kubeconfigs that authenticate with one."""
-    token: str | None = None
+    token: str | None = dataclasses.field(default=None, repr=False)  # never in a log line
     token_file: str | None = None
-    """A bearer token, or the file it is read from (again every `TOKEN_RELOAD_SECONDS`)."""
+    """A bearer token, or the file it is read from (again every `TOKEN_RELOAD_SECONDS`).
+    A kubeconfig's exec or auth-provider plugin gives its token once, at start."""
     verify: bool = True
     """False only for a kubeconfig's `insecure-skip-tls-verify`."""
 
@@ -222,18 +224,20 @@ def _kubeconfig_path() -> pathlib.Path:
     return pathlib.Path(os.environ.get("KUBECONFIG") or "~/.kube/config").expanduser()
 
 
-async def configuration() -> Config:
-    """In-cluster config when running in a pod, else `$KUBECONFIG` (or ~/.kube/config)."""
-    if in_cluster():
-        return Config.in_cluster()
-    path = _kubeconfig_path()
-    plain = from_kubeconfig(path)
+async def configuration(kubeconfig: pathlib.Path | None = None) -> Config:
+    """The current context of `kubeconfig` when given; else the in-cluster config when
+    running in a pod, else `$KUBECONFIG`'s (or ~/.kube/config's)."""
+    if kubeconfig is None:
+        if in_cluster():
+            return Config.in_cluster()
+        kubeconfig = _kubeconfig_path()
+    plain = from_kubeconfig(kubeconfig)
     if plain is not None:
         return plain
     from kubernetes_asyncio import client, config
 
     cfg = client.Configuration()
-    await config.load_kube_config(config_file=str(path), client_configuration=cfg)
+    await config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
     return Config.of(cfg)
 
 

@@ -294,9 +294,44 @@ class _Connection(asyncio.Protocol):
         self._arm(self._server.idle_timeout, "did not read its answer")
 
 
-class Server:
-    """`routes` served over HTTP/1.1 as a runner component; port 0 picks a free port,
-    `port` tells which one after `wait_started()`."""
+class Listener:
+    """What the runner and callers see of any of our servers: its name and host, the port it
+    bound (port 0 picks a free one; `port` tells which after `wait_started()`), its URL."""
+
+    scheme = "http"
+
+    def __init__(self, *, host: str, port: int, name: str, reuse_port: bool) -> None:
+        self.host = host
+        self.name = name
+        self._requested_port = port
+        self._reuse_port = reuse_port
+        self._bound_port: int | None = None
+        self._started = asyncio.Event()
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0); only valid once started."""
+        if self._bound_port is None:
+            raise RuntimeError(f"{self.name} server has not started")
+        return self._bound_port
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    async def wait_started(self) -> None:
+        await self._started.wait()
+
+    def _serving(self, port: int) -> None:
+        self._bound_port = port
+        logger.info(
+            "Serving %s on %s:%d.", self.name, self.host, port, extra={"component": self.name}
+        )
+        self._started.set()
+
+
+class Server(Listener):
+    """`routes` served over HTTP/1.1 as a runner component."""
 
     def __init__(
         self,
@@ -310,31 +345,12 @@ class Server:
         idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
         """`reuse_port`: processes share the port (the dispatcher's workers, probes)."""
+        super().__init__(host=host, port=port, name=name, reuse_port=reuse_port)
         self.routes = dict(routes)
-        self.host = host
-        self.name = name
         self.header_timeout = header_timeout
         self.idle_timeout = idle_timeout
         self.connections: set[_Connection] = set()
-        self._requested_port = port
-        self._reuse_port = reuse_port
-        self._bound_port: int | None = None
-        self._started = asyncio.Event()
         self._gone: asyncio.Future[None] | None = None
-
-    @property
-    def port(self) -> int:
-        """The bound port (useful with port 0); only valid once started."""
-        if self._bound_port is None:
-            raise RuntimeError(f"{self.name} server has not started")
-        return self._bound_port
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    async def wait_started(self) -> None:
-        await self._started.wait()
 
     async def run(self) -> None:
         """Serve until cancelled, then close the listener and every connection."""
@@ -346,12 +362,7 @@ class Server:
             reuse_port=self._reuse_port or None,
         )
         try:
-            self._bound_port = int(server.sockets[0].getsockname()[1])
-            logger.info(
-                "Serving %s on %s:%d.", self.name, self.host, self._bound_port,
-                extra={"component": self.name},
-            )  # fmt: skip
-            self._started.set()
+            self._serving(int(server.sockets[0].getsockname()[1]))
             await asyncio.Event().wait()  # until cancelled
         finally:
             server.close()

@@ -1,8 +1,9 @@
 """An aiohttp application (or low-level `web.Server`) served as a runner component.
 
-Used for the metrics and probes ports, and by receivers (GitHub webhook; the channel ingress
-as a low-level server, `async def run()`).
-Port 0 picks a free port; `port` tells which one after `wait_started()`.
+Used by the servers that need aiohttp's: receivers and ingresses (GitHub webhook; the channel
+ingress as a low-level server), the controller's webhooks, the dispatcher's summed metrics of
+its workers. The plain metrics and probes ports are `kevents.opserver`'s.
+Port 0 picks a free port; `port` tells which one after `wait_started()` (`opserver.Listener`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import ssl
 
 from aiohttp import web
 
+from kevents import opserver
+
 logger = logging.getLogger(__name__)
 
 
-class WebServer:
+class WebServer(opserver.Listener):
     def __init__(
         self,
         app: web.Application | web.Server,
@@ -30,30 +33,11 @@ class WebServer:
     ) -> None:
         """`ssl_context` serves HTTPS (the controller's admission webhook); the context may
         be given a new certificate while serving: new connections use it."""
+        super().__init__(host=host, port=port, name=name, reuse_port=reuse_port)
         self.app = app
-        self.host = host
-        self.name = name
-        self._requested_port = port
+        self.scheme = "https" if ssl_context is not None else "http"
         self._shutdown_timeout = shutdown_timeout
-        self._reuse_port = reuse_port
         self._ssl_context = ssl_context
-        self._bound_port: int | None = None
-        self._started = asyncio.Event()
-
-    @property
-    def port(self) -> int:
-        """The bound port (useful with port 0); only valid once started."""
-        if self._bound_port is None:
-            raise RuntimeError(f"{self.name} server has not started")
-        return self._bound_port
-
-    @property
-    def url(self) -> str:
-        scheme = "https" if self._ssl_context is not None else "http"
-        return f"{scheme}://{self.host}:{self.port}"
-
-    async def wait_started(self) -> None:
-        await self._started.wait()
 
     async def run(self) -> None:
         """Serve until cancelled, then close listeners and in-flight requests."""
@@ -79,12 +63,7 @@ class WebServer:
                 ssl_context=self._ssl_context,
             )
             await site.start()
-            self._bound_port = int(runner.addresses[0][1])
-            logger.info(
-                "Serving %s on %s:%d.", self.name, self.host, self._bound_port,
-                extra={"component": self.name},
-            )  # fmt: skip
-            self._started.set()
+            self._serving(int(runner.addresses[0][1]))
             await asyncio.Event().wait()  # until cancelled
         finally:
             await asyncio.shield(runner.cleanup())

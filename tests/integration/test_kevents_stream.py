@@ -51,6 +51,13 @@ async def streaming() -> AsyncIterator[Callable[[Talk], Coroutine[Any, Any, str]
         await server.wait_closed()
 
 
+@pytest.fixture
+async def pool() -> AsyncIterator[connections.Pool]:
+    made = connections.Pool(limit_per_host=1, body_limit=16)
+    yield made
+    made.close()
+
+
 async def opened(
     url: str, pool: connections.Pool, **kwargs: Any
 ) -> tuple[connections.Response, connections.Stream]:
@@ -59,7 +66,9 @@ async def opened(
     return await pool.stream(where, {"Accept": "application/json"}, head_timeout=5, **kwargs)
 
 
-async def test_lines_arrive_as_they_are_sent_and_the_end_is_an_empty_read(streaming: Any) -> None:
+async def test_lines_arrive_as_they_are_sent_and_the_end_is_an_empty_read(
+    streaming: Any, pool: connections.Pool
+) -> None:
     sent = asyncio.Event()
 
     async def talk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -69,74 +78,64 @@ async def test_lines_arrive_as_they_are_sent_and_the_end_is_an_empty_read(stream
         writer.write(chunk(b'"MODIFIED"}\n') + chunk(b'{"type":"DELETED"}\n') + b"0\r\n\r\n")
         await writer.drain()
 
-    pool = connections.Pool(limit_per_host=1, body_limit=16)
-    try:
-        response, body = await opened(await streaming(talk), pool)
-        assert response.status == 200
-        assert response.headers["Content-Type"] == "application/json"
-        # the first line is read before the server sends the rest (a watch is not buffered)
-        assert await body.readline(5) == b'{"type":"ADDED"}\n'
-        sent.set()
-        assert await body.readline(5) == b'{"type":"MODIFIED"}\n'
-        assert await body.readline(5) == b'{"type":"DELETED"}\n'
-        assert await body.readline(5) == b""
-        body.close()
-    finally:
-        pool.close()
+    response, body = await opened(await streaming(talk), pool)
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "application/json"
+    # the first line is read before the server sends the rest (a watch is not buffered)
+    assert await body.readline(5) == b'{"type":"ADDED"}\n'
+    sent.set()
+    assert await body.readline(5) == b'{"type":"MODIFIED"}\n'
+    assert await body.readline(5) == b'{"type":"DELETED"}\n'
+    assert await body.readline(5) == b""
+    body.close()
 
 
-async def test_silence_longer_than_the_bound_is_a_timeout(streaming: Any) -> None:
+async def test_silence_longer_than_the_bound_is_a_timeout(
+    streaming: Any, pool: connections.Pool
+) -> None:
     async def talk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(CHUNKED_HEAD + chunk(b'{"half":'))
         await writer.drain()
         await asyncio.Event().wait()  # silent from here on
 
-    pool = connections.Pool(limit_per_host=1, body_limit=16)
-    try:
-        _, body = await opened(await streaming(talk), pool)
-        with pytest.raises(TimeoutError):
-            await body.readline(0.2)
-        body.close()
-    finally:
-        pool.close()
+    _, body = await opened(await streaming(talk), pool)
+    with pytest.raises(TimeoutError):
+        await body.readline(0.2)
+    body.close()
 
 
-async def test_a_connection_cut_mid_stream_is_a_disconnect_not_an_end(streaming: Any) -> None:
+async def test_a_connection_cut_mid_stream_is_a_disconnect_not_an_end(
+    streaming: Any, pool: connections.Pool
+) -> None:
     async def talk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(CHUNKED_HEAD + chunk(b'{"type":"ADDED"}\n{"cut'))
         await writer.drain()
         writer.transport.abort()
 
-    pool = connections.Pool(limit_per_host=1, body_limit=16)
-    try:
-        _, body = await opened(await streaming(talk), pool)
-        assert await body.readline(5) == b'{"type":"ADDED"}\n'
-        with pytest.raises(connections.ServerDisconnectedError):
-            await body.readline(5)
-        body.close()
-    finally:
-        pool.close()
+    _, body = await opened(await streaming(talk), pool)
+    assert await body.readline(5) == b'{"type":"ADDED"}\n'
+    with pytest.raises(connections.ServerDisconnectedError):
+        await body.readline(5)
+    body.close()
 
 
-async def test_a_line_that_never_ends_fails_at_its_bound(streaming: Any) -> None:
+async def test_a_line_that_never_ends_fails_at_its_bound(
+    streaming: Any, pool: connections.Pool
+) -> None:
     async def talk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(CHUNKED_HEAD)
         while True:  # an endless line, as fast as the reader takes it
             writer.write(chunk(b"x" * 4096))
             await writer.drain()
 
-    pool = connections.Pool(limit_per_host=1, body_limit=16)
-    try:
-        _, body = await opened(await streaming(talk), pool, max_line=64 * 1024)
-        with pytest.raises(connections.ClientPayloadError, match="longer than 65536"):
-            await body.readline(5)
-        body.close()
-    finally:
-        pool.close()
+    _, body = await opened(await streaming(talk), pool, max_line=64 * 1024)
+    with pytest.raises(connections.ClientPayloadError, match="longer than 65536"):
+        await body.readline(5)
+    body.close()
 
 
 async def test_a_reader_that_falls_behind_pauses_the_peer_and_loses_nothing(
-    streaming: Any,
+    streaming: Any, pool: connections.Pool
 ) -> None:
     lines = [b'{"n":%d,"pad":"%s"}\n' % (n, b"p" * 1000) for n in range(20000)]  # ~20 MB
     finished = asyncio.Event()
@@ -150,25 +149,21 @@ async def test_a_reader_that_falls_behind_pauses_the_peer_and_loses_nothing(
         await writer.drain()
         finished.set()
 
-    pool = connections.Pool(limit_per_host=1, body_limit=16)
-    try:
-        _, body = await opened(await streaming(talk), pool)
-        first = await body.readline(5)
-        # the reader waits: the server gets far less than the whole body out
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(finished.wait(), 0.5)
-        received = [first]
-        while line := await body.readline(5):
-            received.append(line)
-        assert received == lines
-        assert finished.is_set()
-        body.close()
-    finally:
-        pool.close()
+    _, body = await opened(await streaming(talk), pool)
+    first = await body.readline(5)
+    # the reader waits: the server gets far less than the whole body out
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(finished.wait(), 0.5)
+    received = [first]
+    while line := await body.readline(5):
+        received.append(line)
+    assert received == lines
+    assert finished.is_set()
+    body.close()
 
 
 async def test_an_error_answer_is_read_whole_and_a_head_that_never_comes_times_out(
-    streaming: Any,
+    streaming: Any, pool: connections.Pool
 ) -> None:
     status = b'{"kind":"Status","code":403,"reason":"Forbidden"}'
 
@@ -181,15 +176,11 @@ async def test_an_error_answer_is_read_whole_and_a_head_that_never_comes_times_o
     async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await asyncio.Event().wait()
 
-    pool = connections.Pool(limit_per_host=1, body_limit=16)
-    try:
-        response, body = await opened(await streaming(refuse), pool)
-        assert response.status == 403
-        assert await body.read(64 * 1024) == status
-        body.close()
-        where = connections.endpoint(await streaming(mute), "GET")
-        assert where is not None
-        with pytest.raises(TimeoutError):
-            await pool.stream(where, {}, head_timeout=0.3)
-    finally:
-        pool.close()
+    response, body = await opened(await streaming(refuse), pool)
+    assert response.status == 403
+    assert await body.read(64 * 1024) == status
+    body.close()
+    where = connections.endpoint(await streaming(mute), "GET")
+    assert where is not None
+    with pytest.raises(TimeoutError):
+        await pool.stream(where, {}, head_timeout=0.3)

@@ -85,3 +85,15 @@ def test_a_context_naming_a_missing_cluster_is_a_config_error(tmp_path: pathlib.
                     '{"cluster": "gone"}}], "clusters": []}')  # fmt: skip
     with pytest.raises(errors.ConfigError, match="no cluster named 'gone'"):
         kubeapi.from_kubeconfig(path)
+
+
+def test_a_token_never_shows_in_the_config_as_logged(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "config"
+    path.write_text(
+        '{"current-context": "c", "contexts": [{"name": "c", "context": {"cluster": "k",'
+        ' "user": "u"}}], "clusters": [{"name": "k", "cluster": {"server": "https://k"}}],'
+        ' "users": [{"name": "u", "user": {"token": "s3cr3t-t0ken"}}]}'
+    )
+    config = kubeapi.from_kubeconfig(path)
+    assert config is not None and config.token == "s3cr3t-t0ken"
+    assert "s3cr3t" not in repr(config) and "s3cr3t" not in str(config)
