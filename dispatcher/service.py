@@ -78,9 +78,7 @@ class Dispatcher:
                 filter_tracer=filter_provider.get_tracer("kevents.broker.filter")
                 if filter_provider is not None and tracing.records(filter_provider)
                 else None,
-                trigger_sender=self.sender.traced_by(filter_provider)
-                if broker_tracer_providers is not None
-                else None,
+                trigger_sender=self.sender.traced_by(filter_provider),
             ),
             self.metrics,
             queue_size=config.queue_size,

@@ -162,7 +162,7 @@ class Stream:
         self,
         connection: _Connection,
         max_line: int,
-        discard: Callable[[_Connection], None] | None = None,
+        discard: Callable[[_Connection], None],
     ) -> None:
         self._connection = connection
         self._discard = discard
@@ -246,8 +246,7 @@ class Stream:
         """Drop the connection at once (a TLS close would wait for the peer's close_notify,
         from a peer that may be why the reader gave up)."""
         self._connection.abort()
-        if self._discard is not None:
-            self._discard(self._connection)
+        self._discard(self._connection)  # the pool forgets it
 
 
 def _head(where: Endpoint, headers: Mapping[str, str], body: bytes) -> bytes:
